@@ -1,0 +1,47 @@
+"""Errors raised by the search layer.
+
+Hierarchy::
+
+    SearchError
+    ├── SpecError          a study spec breaks a rule or a server limit (carries field errors)
+    └── WorkerError        a worker cannot run (bad device, unusable storage)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SearchError(Exception):
+    """Base class of every error raised by ``cellsearch.search``."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of a study spec.
+
+    Attributes:
+        loc: Path of the field, e.g. ``("space", "hidden_size", "high")``.
+        msg: What is wrong, in words a user can act on.
+        type: A short machine-readable kind, e.g. ``"limit_exceeded"``.
+    """
+
+    loc: tuple[str | int, ...]
+    msg: str
+    type: str = "value_error"
+
+    def as_dict(self) -> dict[str, object]:
+        """Return the shape FastAPI uses for validation errors."""
+        return {"loc": list(self.loc), "msg": self.msg, "type": self.type}
+
+
+class SpecError(SearchError):
+    """A study spec is invalid; ``errors`` names each field and reason."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors))
+
+
+class WorkerError(SearchError):
+    """A worker cannot start or continue (e.g. an unavailable device)."""

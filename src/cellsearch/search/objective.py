@@ -1,0 +1,196 @@
+"""One trial: sample a configuration, build the model, train it, tell Optuna.
+
+Outcomes and how they are recorded (``failure_kind`` is a trial user attribute):
+
+========================  ===========  ===============  ==========================
+what happened             state        failure_kind     counts toward ``n_trials``
+========================  ===========  ===============  ==========================
+trained to the end        COMPLETE     -                yes
+pruned                    PRUNED       -                yes
+loss became NaN or inf    FAIL         ``diverged``     yes (an outcome of the model)
+exception while training  FAIL         ``error``        yes
+stopped (pause, SIGTERM)  FAIL         ``interrupted``  no: its parameters are requeued
+worker died (heartbeat)   FAIL         ``stale``        no: its parameters are requeued
+========================  ===========  ===============  ==========================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+import torch
+
+import cellsearch
+from cellsearch.models import SequenceModel, count_parameters
+from cellsearch.search.samplers import trial_seed
+from cellsearch.search.space import TrialConfig, suggest_config
+from cellsearch.search.spec import StudySpec
+from cellsearch.search.tasks import TaskData
+from cellsearch.search.trainer import EpochResult, TrainConfig, TrainingDiverged, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+COUNTED_FAILURES = ("diverged", "error")
+REQUEUED_FAILURES = ("interrupted", "stale")
+
+Outcome = Literal["complete", "pruned", "diverged", "error", "interrupted"]
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What :func:`run_trial` did with a trial."""
+
+    number: int
+    outcome: Outcome
+    value: float | None = None
+    reason: str | None = None
+
+
+def is_counted(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished trial uses one unit of the study's ``n_trials`` budget."""
+    state = trial.state
+    if state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+        return True
+    return (
+        state == optuna.trial.TrialState.FAIL
+        and trial.user_attrs.get("failure_kind") in COUNTED_FAILURES
+    )
+
+
+def requeue(study: optuna.Study, params: dict[str, Any], number: int, reason: str) -> None:
+    """Enqueue the parameters of trial ``number`` again so that a worker re-runs them."""
+    study.enqueue_trial(
+        params, user_attrs={"retry_of": number, "retry_reason": reason}, skip_if_exists=False
+    )
+
+
+def run_trial(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    spec: StudySpec,
+    data: TaskData,
+    device: torch.device,
+    should_continue: Callable[[], bool],
+) -> TrialOutcome:
+    """Train one trial of ``study`` to an outcome and tell Optuna.
+
+    Args:
+        study: The Optuna study the trial belongs to.
+        trial: A trial returned by ``study.ask()``.
+        spec: The study spec.
+        data: The task's tensors.
+        device: Where to train.
+        should_continue: Called after every epoch; ``False`` interrupts the trial
+            (pause, cancel, SIGTERM), which is then requeued unless cancelled.
+    """
+    config = suggest_config(
+        trial, spec, input_size=data.input_size, output_size=data.output_size
+    )
+    seed = trial_seed(spec.seed, 1_000_000 + trial.number)
+    torch.manual_seed(seed)
+    model = SequenceModel(
+        cell=config.cell_type,
+        input_size=data.input_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        dropout=config.dropout,
+        output_size=data.output_size,
+        head=data.head,
+        cell_options=config.cell_options,
+    )
+    _set_attrs(trial, _static_attrs(config, model, device, seed))
+    interrupted = False
+
+    def on_epoch(epoch: EpochResult) -> bool:
+        nonlocal interrupted
+        trial.report(_objective_value(spec, epoch.val_loss, epoch.val_metric), epoch.epoch)
+        if trial.should_prune():
+            return False
+        if not should_continue():
+            interrupted = True
+            return False
+        return True
+
+    try:
+        result = train(model.to(device), data, _train_config(spec, config, seed), device, on_epoch)
+    except TrainingDiverged as exc:
+        return _fail(study, trial, "diverged", str(exc))
+    except Exception as exc:  # a bug or an out-of-memory is this trial's outcome
+        log.warning("trial %d failed: %s", trial.number, traceback.format_exc())
+        return _fail(study, trial, "error", f"{type(exc).__name__}: {exc}")
+    _set_attrs(trial, _result_attrs(result, data))
+    if interrupted:
+        return _fail(study, trial, "interrupted", "stopped by the worker (pause, cancel or exit)")
+    if result.stop_reason == "stopped":  # the pruner asked to stop
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        return TrialOutcome(trial.number, "pruned")
+    value = _objective_value(spec, result.best_val_loss, result.best_val_metric)
+    study.tell(trial, value)
+    return TrialOutcome(trial.number, "complete", value=value)
+
+
+def _objective_value(spec: StudySpec, val_loss: float, val_metric: float) -> float:
+    return val_loss if spec.objective.metric == "val_loss" else val_metric
+
+
+def _train_config(spec: StudySpec, config: TrialConfig, seed: int) -> TrainConfig:
+    return TrainConfig(
+        learning_rate=config.learning_rate,
+        batch_size=config.batch_size,
+        max_epochs=spec.budget.max_epochs,
+        optimizer=config.optimizer,  # type: ignore[arg-type]  # validated by the spec
+        weight_decay=config.weight_decay,
+        grad_clip=config.grad_clip or None,
+        max_seconds=spec.budget.max_trial_seconds,
+        seed=seed,
+    )
+
+
+def _static_attrs(
+    config: TrialConfig, model: torch.nn.Module, device: torch.device, seed: int
+) -> dict[str, Any]:
+    return {
+        "cell_type": config.cell_type,
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "cell_options": config.cell_options,
+        "param_count": count_parameters(model),
+        "device": str(device),
+        "seed": seed,
+        "torch_version": torch.__version__,
+        "cellsearch_version": cellsearch.__version__,
+    }
+
+
+def _result_attrs(result: TrainResult, data: TaskData) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "seconds": result.seconds,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "epochs_run": result.epochs_run,
+        "samples_per_second": result.samples_per_second,
+        "best_epoch": result.best_epoch,
+        "best_val_loss": result.best_val_loss,
+        "test_loss": result.test_loss,
+        "test_metric": result.test_metric,
+        "test_metric_name": data.metric,
+        "stop_reason": result.stop_reason,
+    }
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in attrs.items()}
+
+
+def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, reason: str) -> TrialOutcome:
+    trial.set_user_attr("failure_kind", kind)
+    trial.set_user_attr("failure_reason", reason)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return TrialOutcome(trial.number, kind, reason=reason)  # type: ignore[arg-type]

@@ -1,0 +1,70 @@
+"""Optuna samplers and pruners named by a study spec.
+
+Samplers are not persisted by Optuna, so each worker rebuilds the sampler for each
+trial from the spec. The seed mixes the study seed with the trial's claim index, so
+concurrent workers do not draw identical random streams while a study stays
+reproducible for a given order of claims.
+"""
+
+from __future__ import annotations
+
+import random
+
+import optuna
+
+from cellsearch.search.spec import StudySpec
+
+
+def trial_seed(study_seed: int, index: int) -> int:
+    """A 31-bit seed derived from the study seed and a per-trial index."""
+    return random.Random(study_seed * 1_000_003 + index).getrandbits(31)
+
+
+def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
+    """The sampler for the trial with claim ``index`` (0-based) of ``spec``."""
+    seed = trial_seed(spec.seed, index)
+    base: optuna.samplers.BaseSampler
+    if spec.sampler == "tpe":
+        # group=True lets TPE model the conditional (per-cell) parameters jointly;
+        # constant_liar keeps concurrent workers from piling onto one point.
+        base = optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True
+        )
+    elif spec.sampler == "random":
+        base = optuna.samplers.RandomSampler(seed=seed)
+    elif spec.sampler == "gp":
+        base = optuna.samplers.GPSampler(seed=seed)
+    else:  # qmc: the sequence position comes from the trial number; one seed per study
+        base = optuna.samplers.QMCSampler(seed=spec.seed, scramble=True)
+    cells = spec.cell_types
+    if spec.allocation == "balanced" and len(cells) > 1:
+        return optuna.samplers.PartialFixedSampler(
+            {"cell_type": balanced_cell(cells, spec.seed, index)}, base
+        )
+    return base
+
+
+def balanced_cell(cells: list[str], seed: int, index: int) -> str:
+    """The cell type of claim ``index`` under balanced allocation.
+
+    Claims are dealt in rounds of ``len(cells)``; each round visits every cell once in
+    an order shuffled by the study seed and the round number, so after any number of
+    claims the per-cell counts differ by at most one and no cell always goes first.
+    """
+    round_number, position = divmod(index, len(cells))
+    order = list(cells)
+    random.Random(seed * 7919 + round_number).shuffle(order)
+    return order[position]
+
+
+def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The pruner named by ``spec.pruner``, sized to the epoch budget."""
+    if spec.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=spec.budget.max_epochs, reduction_factor=3
+        )
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if spec.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()

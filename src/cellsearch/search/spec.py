@@ -1,0 +1,346 @@
+"""The study spec: what a user submits (JSON or YAML), validated by pydantic.
+
+Every search-space parameter is fixed (a scalar), a choice list, or a range
+``{low, high, log}``. Cell-specific parameters are written ``<cell>.<option>``
+(for example ``lstm.forget_bias``) and are sampled only in trials of that cell.
+Server-side limits are checked separately by :func:`check_limits` so that the
+same spec model serves the published JSON Schema and every deployment's limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from cellsearch.models import CELLS
+from cellsearch.search.errors import FieldError, SpecError
+from cellsearch.search.tasks import TaskSpec
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IntRange(_Strict):
+    """An integer range; ``log`` samples on a log scale."""
+
+    low: int = Field(ge=0)
+    high: int = Field(ge=0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class FloatRange(_Strict):
+    """A real range; ``log`` samples on a log scale (both bounds must then be > 0)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"low ({low}) must not exceed high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"a log range needs low > 0, got {low}")
+
+
+IntParam = int | list[int] | IntRange
+FloatParam = float | list[float] | FloatRange
+ChoiceParam = str | list[str]
+
+
+def upper_bound(param: IntParam | FloatParam) -> float:
+    """The largest value a parameter can take."""
+    if isinstance(param, IntRange | FloatRange):
+        return param.high
+    if isinstance(param, list):
+        return max(param)
+    return param
+
+
+def lower_bound(param: IntParam | FloatParam) -> float:
+    """The smallest value a parameter can take."""
+    if isinstance(param, IntRange | FloatRange):
+        return param.low
+    if isinstance(param, list):
+        return min(param)
+    return param
+
+
+def choices(param: ChoiceParam) -> list[str]:
+    """The values of a categorical parameter (a scalar is a one-element list)."""
+    return list(param) if isinstance(param, list) else [param]
+
+
+class SearchSpace(_Strict):
+    """Hyperparameters searched for every trial, plus per-cell options."""
+
+    cell_type: ChoiceParam = Field(
+        default_factory=lambda: ["lstm", "gru", "rnn_tanh"],
+        description="Registry names of the recurrent cells to compare (GET /cells).",
+    )
+    hidden_size: IntParam = Field(
+        default_factory=lambda: IntRange(low=16, high=256, log=True),
+        description="Hidden units per layer. Ignored (solved per cell) when param_budget is set.",
+    )
+    num_layers: IntParam = Field(default=1, description="Stacked recurrent layers.")
+    learning_rate: FloatParam = Field(
+        default_factory=lambda: FloatRange(low=1e-4, high=1e-1, log=True),
+        description="Optimizer learning rate.",
+    )
+    batch_size: IntParam = Field(default_factory=lambda: [32, 64, 128])
+    dropout: FloatParam = Field(default=0.0, description="Dropout between stacked layers.")
+    optimizer: ChoiceParam = Field(default="adam", description=f"One of {', '.join(OPTIMIZERS)}.")
+    weight_decay: FloatParam = 0.0
+    grad_clip: FloatParam = Field(default=1.0, description="Gradient-norm clip; 0 disables it.")
+    cell_options: dict[str, dict[str, FloatParam]] = Field(
+        default_factory=dict,
+        description="Per-cell parameters; in a spec write them as '<cell>.<option>' keys.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_dotted(cls, data: Any) -> Any:
+        """Move ``<cell>.<option>`` keys into ``cell_options``."""
+        if not isinstance(data, dict):
+            return data
+        out: dict[str, Any] = {}
+        options: dict[str, dict[str, Any]] = {
+            k: dict(v) for k, v in (data.get("cell_options") or {}).items()
+        }
+        for key, value in data.items():
+            if key == "cell_options":
+                continue
+            if "." in key:
+                cell, _, option = key.partition(".")
+                options.setdefault(cell, {})[option] = value
+            else:
+                out[key] = value
+        if options:
+            out["cell_options"] = options
+        return out
+
+    @field_validator("cell_type")
+    @classmethod
+    def _known_cells(cls, value: ChoiceParam) -> ChoiceParam:
+        cells = choices(value)
+        if not cells:
+            raise ValueError("give at least one cell type")
+        unknown = [c for c in cells if c not in CELLS]
+        if unknown:
+            raise ValueError(
+                f"unknown cell type {', '.join(map(repr, unknown))}; "
+                f"valid names: {', '.join(CELLS)}"
+            )
+        if len(set(cells)) != len(cells):
+            raise ValueError("each cell type may be listed once")
+        return value
+
+    @field_validator("optimizer")
+    @classmethod
+    def _known_optimizers(cls, value: ChoiceParam) -> ChoiceParam:
+        bad = [o for o in choices(value) if o not in OPTIMIZERS]
+        if bad or not choices(value):
+            raise ValueError(f"unknown optimizer {bad}; valid: {', '.join(OPTIMIZERS)}")
+        return value
+
+    @field_validator("hidden_size", "num_layers", "batch_size")
+    @classmethod
+    def _positive_int(cls, value: IntParam) -> IntParam:
+        _non_empty(value)
+        if lower_bound(value) < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _positive(cls, value: FloatParam) -> FloatParam:
+        _non_empty(value)
+        if lower_bound(value) <= 0:
+            raise ValueError("must be > 0")
+        return value
+
+    @field_validator("dropout")
+    @classmethod
+    def _fraction(cls, value: FloatParam) -> FloatParam:
+        _non_empty(value)
+        if not 0 <= lower_bound(value) <= upper_bound(value) < 1:
+            raise ValueError("must lie in [0, 1)")
+        return value
+
+    @field_validator("weight_decay", "grad_clip")
+    @classmethod
+    def _non_negative(cls, value: FloatParam) -> FloatParam:
+        _non_empty(value)
+        if lower_bound(value) < 0:
+            raise ValueError("must be >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _known_options(self) -> SearchSpace:
+        cells = choices(self.cell_type)
+        for cell, opts in self.cell_options.items():
+            if cell not in cells:
+                raise ValueError(
+                    f"{cell}.*: options given for cell {cell!r}, which is not in cell_type"
+                )
+            valid = [o.name for o in CELLS[cell].options]
+            for name in opts:
+                if name not in valid:
+                    raise ValueError(
+                        f"{cell}.{name}: unknown option of {cell}; "
+                        f"valid: {', '.join(valid) or 'none'}"
+                    )
+        return self
+
+
+def _non_empty(value: IntParam | FloatParam) -> None:
+    if isinstance(value, list) and not value:
+        raise ValueError("a choice list must not be empty")
+
+
+class Objective(_Strict):
+    """What the search optimises: the validation loss, or the task's own metric."""
+
+    metric: Literal["val_loss", "val_metric"] = "val_loss"
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Objective:
+        if self.metric == "val_loss" and self.direction != "minimize":
+            raise ValueError("direction: val_loss can only be minimized")
+        return self
+
+
+class Budget(_Strict):
+    """How much work the study may do."""
+
+    n_trials: int = Field(ge=1, description="Finished trials the study runs, exactly.")
+    max_epochs: int = Field(default=20, ge=1, description="Epochs per trial at most.")
+    max_trial_seconds: float | None = Field(
+        default=None, gt=0, description="Wall-clock limit of one trial; it stops after the epoch."
+    )
+
+
+class StudySpec(_Strict):
+    """A study: a task, a search space and a budget."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique name: a-z, 0-9 and '-'.")
+    description: str = Field(default="", max_length=2000)
+    task: TaskSpec
+    space: SearchSpace = Field(default_factory=SearchSpace)
+    param_budget: int | None = Field(
+        default=None,
+        ge=10,
+        description="Solve the hidden size per cell so every cell has about this many parameters.",
+    )
+    allocation: Literal["balanced", "adaptive"] = Field(
+        default="balanced",
+        description="balanced: equal trials per cell type; adaptive: the sampler chooses.",
+    )
+    objective: Objective = Field(default_factory=Objective)
+    budget: Budget
+    sampler: Literal["tpe", "random", "gp", "qmc"] = "tpe"
+    pruner: Literal["hyperband", "median", "successive_halving", "none"] = "hyperband"
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _budget_or_size(self) -> StudySpec:
+        if self.param_budget is not None and "hidden_size" in self.space.model_fields_set:
+            raise ValueError(
+                "param_budget: give either space.hidden_size or param_budget, not both"
+            )
+        return self
+
+    @property
+    def cell_types(self) -> list[str]:
+        """The searched cell types, in the order given."""
+        return choices(self.space.cell_type)
+
+
+@dataclass(frozen=True)
+class SpecLimits:
+    """Server-side bounds on a spec; a deployment sets them (see service settings)."""
+
+    max_hidden_size: int = 1024
+    max_num_layers: int = 4
+    max_epochs: int = 1000
+    max_seq_len: int = 5000
+    max_trials: int = 10000
+    max_dataset_size: int = 1_000_000
+    max_batch_size: int = 4096
+    max_param_budget: int = 50_000_000
+    max_trial_seconds: float = 86400.0
+
+
+def check_limits(spec: StudySpec, limits: SpecLimits) -> list[FieldError]:
+    """Return one error per field of ``spec`` that exceeds ``limits``."""
+    checks: list[tuple[tuple[str, ...], float | None, float, str]] = [
+        (("space", "hidden_size"), upper_bound(spec.space.hidden_size), limits.max_hidden_size,
+         "max_hidden_size"),
+        (("space", "num_layers"), upper_bound(spec.space.num_layers), limits.max_num_layers,
+         "max_num_layers"),
+        (("space", "batch_size"), upper_bound(spec.space.batch_size), limits.max_batch_size,
+         "max_batch_size"),
+        (("budget", "max_epochs"), spec.budget.max_epochs, limits.max_epochs, "max_epochs"),
+        (("budget", "n_trials"), spec.budget.n_trials, limits.max_trials, "max_trials"),
+        (("budget", "max_trial_seconds"), spec.budget.max_trial_seconds,
+         limits.max_trial_seconds, "max_trial_seconds"),
+        (("task", "seq_len"), spec.task.sequence_length(), limits.max_seq_len, "max_seq_len"),
+        (("task",), spec.task.dataset_size(), limits.max_dataset_size, "max_dataset_size"),
+        (("param_budget",), spec.param_budget, limits.max_param_budget, "max_param_budget"),
+    ]  # fmt: skip
+    errors = []
+    for loc, value, limit, setting in checks:
+        if value is not None and value > limit:
+            errors.append(
+                FieldError(
+                    loc=loc,
+                    msg=f"{value:g} exceeds this server's limit {setting}={limit:g}",
+                    type="limit_exceeded",
+                )
+            )
+    return errors
+
+
+def parse_spec(data: Any, limits: SpecLimits | None = None) -> StudySpec:
+    """Validate a spec (a mapping from JSON or YAML) and enforce ``limits``.
+
+    Raises:
+        SpecError: listing every invalid field with its reason.
+    """
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(
+            [
+                FieldError(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), e["type"])
+                for e in exc.errors()
+            ]
+        ) from None
+    errors = check_limits(spec, limits or SpecLimits())
+    if errors:
+        raise SpecError(errors)
+    return spec

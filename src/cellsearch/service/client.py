@@ -1,0 +1,157 @@
+"""The CLI's HTTP client and its terminal rendering (rich)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+FINAL_STATUSES = ("completed", "cancelled")
+
+
+class Api:
+    """A thin client of the REST API; an error response ends the command with its detail."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            _fail(f"cannot reach the API at {self.http.base_url}: {exc}. Is `cellsearch serve` running?")
+        if response.status_code >= 400:
+            _fail(_error_text(response))
+        return response.json() if response.content else None
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/studies", json=spec)  # type: ignore[no-any-return]
+
+    def studies(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/studies", params={"limit": 500})["items"]  # type: ignore[no-any-return]
+
+    def study(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/studies/{name}")  # type: ignore[no-any-return]
+
+    def report(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/studies/{name}/report")  # type: ignore[no-any-return]
+
+    def action(self, name: str, action: str) -> dict[str, Any]:
+        return self._call("POST", f"/studies/{name}/{action}")  # type: ignore[no-any-return]
+
+    def delete(self, name: str) -> None:
+        self._call("DELETE", f"/studies/{name}")
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        return f"HTTP {response.status_code}: {response.text[:500]}"
+    if isinstance(detail, list):  # validation errors: one line per field
+        lines = [
+            f"  {'.'.join(str(p) for p in e.get('loc', []) if p != 'body')}: {e.get('msg')}"
+            for e in detail
+        ]
+        return f"HTTP {response.status_code}: invalid spec\n" + "\n".join(lines)
+    return f"HTTP {response.status_code}: {detail}"
+
+
+def load_spec(path: Path) -> dict[str, Any]:
+    """Read a spec file (YAML, of which JSON is a subset)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        _fail(f"cannot read {path}: {exc}")
+    if not isinstance(data, dict):
+        _fail(f"{path}: a spec must be a mapping (name, task, space, budget...)")
+    return data  # type: ignore[no-any-return]
+
+
+def follow(api: Api, name: str, poll: float = 1.0) -> dict[str, Any]:
+    """Show a progress bar until the study is completed or cancelled."""
+    study = api.study(name)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task(name, total=study["n_trials"], detail="")
+        while True:
+            c = study["counts"]
+            best = study["best_trial"]
+            detail = (
+                f"running {c['running']}  pruned {c['pruned']}  failed {c['failed']}"
+                + (f"  best {best['value']:.4g} ({best['cell_type']})" if best else "")
+            )
+            progress.update(bar, completed=c["finished"], detail=detail)
+            if study["status"] in FINAL_STATUSES:
+                break
+            time.sleep(poll)
+            study = api.study(name)
+    print_study(study)
+    return study
+
+
+def print_studies(studies: list[dict[str, Any]]) -> None:
+    table = Table("name", "status", "task", "cells", "finished", "running", "created")
+    for s in studies:
+        c = s["counts"]
+        table.add_row(s["name"], s["status"], s["task"], ", ".join(s["cell_types"]),
+                      f"{c['finished']}/{s['n_trials']}", str(c["running"]), s["created_at"][:19])  # fmt: skip
+    console.print(table if studies else "no studies yet: `cellsearch submit SPEC.yaml`")
+
+
+def print_study(study: dict[str, Any]) -> None:
+    c = study["counts"]
+    console.print(f"[bold]{study['name']}[/bold]  {study['status']}  task {study['task']}  "
+                  f"{c['finished']}/{study['n_trials']} finished")  # fmt: skip
+    table = Table("complete", "pruned", "failed", "running", "waiting", "requeued")
+    table.add_row(*(str(c[k]) for k in ("complete", "pruned", "failed", "running", "waiting", "requeued")))
+    console.print(table)
+    if c["by_cell"]:
+        console.print("finished per cell: " + ", ".join(f"{k} {v}" for k, v in c["by_cell"].items()))
+    best = study.get("best_trial")
+    if best:
+        params = json.dumps(best["params"], default=str)
+        console.print(f"best: trial {best['number']} value {best['value']:.5g} "
+                      f"({best['cell_type']}, {best['param_count']} params) {params}")  # fmt: skip
+
+
+def print_report(report: dict[str, Any]) -> None:
+    console.print(f"[bold]{report.get('verdict', '')}[/bold]")
+    for warning in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    cells = report.get("cells", {})
+    rows = cells.values() if isinstance(cells, dict) else cells
+    table = Table("cell", "finished", "best", "95% CI", "median", "diverged", "pruned", "params")
+    for cell in rows:
+        ci = cell.get("best_ci") or [None, None]
+        table.add_row(
+            str(cell.get("cell_type")),
+            str(cell.get("n_finished", "")),
+            _num(cell.get("best")),
+            f"[{_num(ci[0])}, {_num(ci[1])}]",
+            _num(cell.get("median")),
+            _num(cell.get("divergence_rate")),
+            _num(cell.get("pruning_rate")),
+            str(cell.get("best_param_count") or ""),
+        )
+    console.print(table)
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

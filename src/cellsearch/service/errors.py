@@ -1,0 +1,29 @@
+"""Errors of the service layer, mapped to HTTP statuses in one handler (api/app.py).
+
+Hierarchy::
+
+    ServiceError
+    ├── NotFound            404: no such study, dataset or worker
+    ├── Conflict            409: a name is taken, or a transition is not allowed
+    └── StorageUnavailable  503: the database cannot be reached
+
+``cellsearch.search.errors.SpecError`` (an invalid spec) maps to 422.
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """Base class of the service's own errors."""
+
+
+class NotFound(ServiceError):
+    """A named resource does not exist."""
+
+
+class Conflict(ServiceError):
+    """The request conflicts with the current state (name taken, bad transition)."""
+
+
+class StorageUnavailable(ServiceError):
+    """The database could not be reached or refused the operation."""

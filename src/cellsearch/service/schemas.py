@@ -1,0 +1,187 @@
+"""Request and response shapes of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import optuna
+from pydantic import BaseModel, Field
+
+from cellsearch.service.studies import TrialCounts, as_json
+from cellsearch.service.tables import StudyRecord, WorkerRecord
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list."""
+
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+
+class Counts(BaseModel):
+    """Trials by state. ``failed`` are model outcomes (diverged, error) and count toward
+    the budget; ``requeued`` were interrupted or stale and were run again."""
+
+    running: int
+    waiting: int
+    complete: int
+    pruned: int
+    failed: int
+    requeued: int
+    finished: int
+    by_cell: dict[str, int] = Field(description="Finished trials per cell type.")
+
+    @classmethod
+    def of(cls, counts: TrialCounts) -> Counts:
+        return cls(**{**counts.__dict__, "finished": counts.finished})
+
+
+class TrialOut(BaseModel):
+    """One trial as the API shows it."""
+
+    number: int
+    state: str
+    value: float | None
+    cell_type: str | None
+    params: dict[str, Any]
+    param_count: int | None = None
+    hidden_size: int | None = None
+    device: str | None = None
+    seconds: float | None = None
+    seconds_per_epoch: float | None = None
+    epochs_run: int | None = None
+    samples_per_second: float | None = None
+    best_epoch: int | None = None
+    test_metric: float | None = None
+    test_metric_name: str | None = None
+    failure_kind: str | None = None
+    failure_reason: str | None = None
+    retry_of: int | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    learning_curve: dict[int, float | None] = Field(
+        default_factory=dict, description="Validation objective reported after each epoch."
+    )
+
+    @classmethod
+    def of(cls, trial: optuna.trial.FrozenTrial) -> TrialOut:
+        attrs = trial.user_attrs
+        return cls(
+            **{k: attrs[k] for k in _TRIAL_ATTRS if k in attrs},
+            number=trial.number,
+            state=trial.state.name.lower(),
+            value=as_json(trial.value) if trial.values else None,
+            cell_type=attrs.get("cell_type", trial.params.get("cell_type")),
+            params=trial.params,
+            started_at=trial.datetime_start,
+            completed_at=trial.datetime_complete,
+            learning_curve={k: as_json(v) for k, v in sorted(trial.intermediate_values.items())},
+        )
+
+
+_TRIAL_ATTRS = (
+    "param_count", "hidden_size", "device", "seconds", "seconds_per_epoch", "epochs_run",
+    "samples_per_second", "best_epoch", "test_metric", "test_metric_name", "failure_kind",
+    "failure_reason", "retry_of",
+)  # fmt: skip
+
+
+class StudyOut(BaseModel):
+    """A study with its progress."""
+
+    name: str
+    status: str
+    task: str
+    cell_types: list[str]
+    n_trials: int
+    counts: Counts
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, record: StudyRecord, counts: TrialCounts) -> StudyOut:
+        cells = record.spec["space"]["cell_type"]
+        return cls(
+            name=record.name,
+            status=record.status,
+            task=record.spec["task"]["kind"],
+            cell_types=cells if isinstance(cells, list) else [cells],
+            n_trials=record.n_trials,
+            counts=Counts.of(counts),
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+
+class StudyDetail(StudyOut):
+    """A study with its spec and best trial."""
+
+    spec: dict[str, Any]
+    best_trial: TrialOut | None
+
+
+class CellOptionOut(BaseModel):
+    name: str
+    description: str
+    default: float | None
+    low: float
+    high: float
+    log: bool
+
+
+class CellOut(BaseModel):
+    """A searchable recurrent cell."""
+
+    name: str
+    title: str
+    description: str
+    reference: str
+    state_layout: list[str]
+    fused: bool
+    options: list[CellOptionOut]
+    param_count_example: int = Field(
+        description="Parameters of one layer with input size 1 and hidden size 64."
+    )
+
+
+class TaskOut(BaseModel):
+    """A built-in task."""
+
+    kind: str
+    title: str
+    description: str
+    baseline: str
+
+
+class WorkerOut(BaseModel):
+    """A worker process seen through its heartbeat."""
+
+    worker_id: str
+    host: str
+    pid: int
+    device: str
+    study_name: str | None
+    trial_number: int | None
+    started_at: datetime
+    last_heartbeat: datetime
+    seconds_since_heartbeat: float
+
+    @classmethod
+    def of(cls, record: WorkerRecord, now: datetime) -> WorkerOut:
+        last = record.last_heartbeat
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=now.tzinfo)
+        return cls(
+            **{k: getattr(record, k) for k in cls.model_fields if hasattr(record, k)},
+            seconds_since_heartbeat=(now - last).total_seconds(),
+        )
+
+
+class Health(BaseModel):
+    status: str
+    detail: str | None = None

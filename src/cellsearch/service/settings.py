@@ -1,0 +1,66 @@
+"""Service settings, read from the environment with the prefix ``CELLSEARCH_``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cellsearch.search.spec import SpecLimits
+
+DEFAULT_DATABASE_URL = "sqlite:///cellsearch.db"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each has a ``CELLSEARCH_<NAME>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="CELLSEARCH_", extra="ignore")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL shared by the API, the workers and optuna-dashboard.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    local_workers: int = Field(default=1, ge=0, description="Workers `serve` starts beside it.")
+    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds the API.")
+    heartbeat_interval: int = Field(default=10, ge=1, description="Seconds between heartbeats.")
+    grace_period: int = Field(
+        default=30, ge=2, description="Seconds without a heartbeat before a trial is stale."
+    )
+    poll_interval: float = Field(default=1.0, gt=0, description="Idle worker's polling period.")
+    torch_threads: int | None = Field(default=None, ge=1, description="Threads per worker.")
+    db_pool_size: int = Field(default=2, ge=1)
+    db_max_overflow: int = Field(default=2, ge=0)
+
+    max_hidden_size: int = 1024
+    max_num_layers: int = 4
+    max_epochs: int = 1000
+    max_seq_len: int = 5000
+    max_trials: int = 10000
+    max_dataset_size: int = 1_000_000
+    max_batch_size: int = 4096
+    max_param_budget: int = 50_000_000
+    max_trial_seconds: float = 86400.0
+
+    @model_validator(mode="after")
+    def _grace_exceeds_interval(self) -> Settings:
+        if self.grace_period <= self.heartbeat_interval:
+            raise ValueError(
+                f"grace_period ({self.grace_period}) must exceed "
+                f"heartbeat_interval ({self.heartbeat_interval})"
+            )
+        return self
+
+    def limits(self) -> SpecLimits:
+        """The spec limits this deployment enforces."""
+        return SpecLimits(
+            **{name: getattr(self, name) for name in SpecLimits.__dataclass_fields__}
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings (cached; tests override the FastAPI dependency)."""
+    return Settings()

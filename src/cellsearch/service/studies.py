@@ -1,0 +1,215 @@
+"""Study operations behind the API and the CLI (keyword-only, no HTTP here)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy.exc import IntegrityError
+
+from cellsearch.search.spec import StudySpec
+from cellsearch.service.db import session_scope
+from cellsearch.service.errors import Conflict, NotFound
+from cellsearch.service.tables import StudyRecord
+
+# action -> (statuses it applies to, resulting status)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "pause": (("running",), "paused"),
+    "resume": (("paused",), "running"),
+    "cancel": (("running", "paused"), "cancelled"),
+}
+
+
+@dataclass
+class TrialCounts:
+    """Trials of one study by state; ``failed`` are model outcomes, ``requeued`` are not."""
+
+    running: int = 0
+    waiting: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    requeued: int = 0
+    by_cell: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        """Trials that used a unit of the budget."""
+        return self.complete + self.pruned + self.failed
+
+
+def create_study(
+    *, engine: Engine, storage: optuna.storages.RDBStorage, spec: StudySpec
+) -> StudyRecord:
+    """Create the Optuna study and the service's record, or neither.
+
+    Raises:
+        Conflict: a study (ours or a bare Optuna one) already has the name.
+    """
+    with session_scope(engine) as session:
+        if StudyRecord.find(session, spec.name) is not None:
+            raise Conflict(f"study {spec.name!r} already exists")
+    try:
+        study = optuna.create_study(
+            study_name=spec.name, storage=storage, direction=spec.objective.direction
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        raise Conflict(f"an Optuna study named {spec.name!r} already exists") from None
+    study.set_user_attr("cellsearch_spec", spec.model_dump(mode="json"))
+    try:
+        with session_scope(engine) as session:
+            record = StudyRecord(
+                name=spec.name,
+                optuna_study_name=spec.name,
+                spec=spec.model_dump(mode="json"),
+                status="running",
+                n_trials=spec.budget.n_trials,
+                claimed=0,
+            )
+            session.add(record)
+    except Exception as exc:
+        optuna.delete_study(study_name=spec.name, storage=storage)  # leave nothing behind
+        if isinstance(exc.__cause__, IntegrityError):
+            raise Conflict(f"study {spec.name!r} already exists") from None
+        raise
+    return record
+
+
+def get_study(*, engine: Engine, name: str) -> StudyRecord:
+    """The study record called ``name`` (NotFound otherwise)."""
+    with session_scope(engine) as session:
+        return StudyRecord.find_or_raise(session, name)
+
+
+def list_studies(*, engine: Engine, offset: int, limit: int) -> tuple[list[StudyRecord], int]:
+    """A page of studies, newest first, and the total count."""
+    with session_scope(engine) as session:
+        total = session.scalar(select(func.count()).select_from(StudyRecord)) or 0
+        rows = session.scalars(
+            select(StudyRecord).order_by(StudyRecord.id.desc()).offset(offset).limit(limit)
+        )
+        return list(rows), total
+
+
+def change_status(*, engine: Engine, name: str, action: str) -> StudyRecord:
+    """Pause, resume or cancel a study.
+
+    Raises:
+        NotFound: no such study.
+        Conflict: the action does not apply to the study's current status.
+    """
+    allowed, target = TRANSITIONS[action]
+    with session_scope(engine) as session:
+        record = StudyRecord.find_or_raise(session, name, for_update=True)
+        if record.status not in allowed:
+            raise Conflict(f"cannot {action} study {name!r}: it is {record.status}")
+        record.status = target
+        return record
+
+
+def delete_study(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> None:
+    """Delete the study record, then its Optuna study and trials."""
+    with session_scope(engine) as session:
+        record = StudyRecord.find_or_raise(session, name)
+        optuna_name = record.optuna_study_name
+        session.delete(record)
+    try:
+        optuna.delete_study(study_name=optuna_name, storage=storage)
+    except KeyError:
+        pass  # already gone: the record was all that was left
+
+
+# Optuna's schema is read (never written) here with one grouped query, so that a page
+# of studies costs two queries however many trials they hold.
+_COUNTS_SQL = text(
+    """
+    SELECT s.study_name, t.state, k.value_json AS failure_kind, c.value_json AS cell,
+           COUNT(*) AS n
+    FROM trials t
+    JOIN studies s ON s.study_id = t.study_id
+    LEFT JOIN trial_user_attributes k ON k.trial_id = t.trial_id AND k.key = 'failure_kind'
+    LEFT JOIN trial_user_attributes c ON c.trial_id = t.trial_id AND c.key = 'cell_type'
+    WHERE s.study_name IN :names
+    GROUP BY s.study_name, t.state, k.value_json, c.value_json
+    """
+).bindparams(bindparam("names", expanding=True))
+
+
+def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCounts]:
+    """Trial counts by state (and finished trials by cell) for each named study."""
+    counts = {name: TrialCounts() for name in names}
+    if not names:
+        return counts
+    with session_scope(engine) as session:
+        rows = session.execute(_COUNTS_SQL, {"names": list(names)}).all()
+    by_cell: dict[str, Counter[str]] = {name: Counter() for name in names}
+    for study_name, state, failure_kind, cell, n in rows:
+        c = counts[study_name]
+        kind = str(failure_kind or "").strip('"')
+        _add(c, str(state), kind, n)
+        if str(state) in ("COMPLETE", "PRUNED") or (str(state) == "FAIL" and kind in _COUNTED):
+            by_cell[study_name][str(cell or "").strip('"')] += n
+    for name in names:
+        counts[name].by_cell = dict(sorted(by_cell[name].items()))
+    return counts
+
+
+_COUNTED = ("diverged", "error")
+
+
+def _add(c: TrialCounts, state: str, failure_kind: str, n: int) -> None:
+    if state == "FAIL":
+        if failure_kind in _COUNTED:
+            c.failed += n
+        else:
+            c.requeued += n
+    elif state in ("RUNNING", "WAITING", "COMPLETE", "PRUNED"):
+        setattr(c, state.lower(), getattr(c, state.lower()) + n)
+
+
+def best_trial(
+    *, storage: optuna.storages.RDBStorage, name: str
+) -> optuna.trial.FrozenTrial | None:
+    """The study's best completed trial, if any."""
+    study = optuna.load_study(study_name=name, storage=storage)
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def list_trials(
+    *,
+    storage: optuna.storages.RDBStorage,
+    name: str,
+    states: Sequence[optuna.trial.TrialState] | None,
+    cell_type: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[optuna.trial.FrozenTrial], int]:
+    """A page of a study's trials (by number), filtered by state and cell type."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise NotFound(f"study {name!r} not found") from None
+    trials = study.get_trials(deepcopy=False, states=tuple(states) if states else None)
+    if cell_type is not None:
+        trials = [t for t in trials if t.user_attrs.get("cell_type") == cell_type]
+    return trials[offset : offset + limit], len(trials)
+
+
+def spec_of(record: StudyRecord) -> StudySpec:
+    """The validated spec stored with a study."""
+    return StudySpec.model_validate(record.spec)
+
+
+def as_json(value: Any) -> Any:
+    """Replace non-finite floats (JSON cannot carry them) with ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

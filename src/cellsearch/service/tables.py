@@ -1,0 +1,95 @@
+"""The service's own tables (never Optuna's), migrated by Alembic.
+
+Names are prefixed ``cellsearch_`` so that they cannot collide with Optuna's tables
+(``studies``, ``trials``...) in the shared database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, MetaData, String, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from cellsearch.service.errors import NotFound
+
+STUDY_STATUSES = ("running", "paused", "cancelled", "completed")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the service's metadata."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class StudyRecord(Base):
+    """A submitted study: its spec, lifecycle status and budget ledger.
+
+    ``claimed`` counts the budget units in use: trials finished or running. A worker
+    increments it atomically before asking Optuna for a trial, and a requeued trial
+    gives its unit back, so ``claimed`` never exceeds ``n_trials``.
+    """
+
+    __tablename__ = "cellsearch_studies"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    optuna_study_name: Mapped[str] = mapped_column(String(512))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    n_trials: Mapped[int] = mapped_column(Integer)
+    claimed: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    last_claim_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @classmethod
+    def find(cls, session: Session, name: str) -> StudyRecord | None:
+        """The study called ``name``, or ``None``."""
+        return session.scalars(select(cls).where(cls.name == name)).one_or_none()
+
+    @classmethod
+    def find_or_raise(cls, session: Session, name: str, *, for_update: bool = False) -> StudyRecord:
+        """The study called ``name``.
+
+        Raises:
+            NotFound: no study has that name.
+        """
+        query = select(cls).where(cls.name == name)
+        if for_update:
+            query = query.with_for_update()
+        record = session.scalars(query).one_or_none()
+        if record is None:
+            raise NotFound(f"study {name!r} not found")
+        return record
+
+
+class WorkerRecord(Base):
+    """A worker process seen through its heartbeats."""
+
+    __tablename__ = "cellsearch_workers"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(32))
+    study_name: Mapped[str | None] = mapped_column(String(64))
+    trial_number: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,93 @@
+"""Shared fixtures: databases (SQLite and a real PostgreSQL), settings, the API client."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import make_url
+
+POSTGRES_ENV = "CELLSEARCH_TEST_POSTGRES_URL"
+
+
+def postgres_admin_url() -> str | None:
+    """The server URL for PostgreSQL tests; under CI=true its absence is a failure."""
+    url = os.environ.get(POSTGRES_ENV)
+    if url:
+        return url
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{POSTGRES_ENV} is not set: PostgreSQL tests must run in CI")
+    return None
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip(f"no PostgreSQL: set {POSTGRES_ENV} to run this test")
+    import psycopg
+
+    base = make_url(admin)
+    name = f"cellsearch_test_{uuid.uuid4().hex[:12]}"
+    conninfo = base.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        _dispose_cached_engines()
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> Iterator[str]:
+    """A SQLite file in the test's temporary folder."""
+    yield f"sqlite:///{tmp_path}/cellsearch.db"
+    _dispose_cached_engines()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each storage test runs on SQLite and on PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def _dispose_cached_engines() -> None:
+    from cellsearch.service.db import dispose_all
+
+    dispose_all()
+
+
+@pytest.fixture
+def settings(db_url: str):  # type: ignore[no-untyped-def]
+    """Settings for tests: fast heartbeats and polling."""
+    from cellsearch.service.settings import Settings
+
+    return Settings(database_url=db_url, heartbeat_interval=1, grace_period=3, poll_interval=0.05)
+
+
+@pytest.fixture
+def migrated(settings):  # type: ignore[no-untyped-def]
+    """The test database with both schemas in place."""
+    from cellsearch.service.migrate import upgrade
+
+    upgrade(settings)
+    return settings
+
+
+@pytest.fixture
+def api(migrated):  # type: ignore[no-untyped-def]
+    """A TestClient of the app on the migrated test database."""
+    from fastapi.testclient import TestClient
+
+    from cellsearch.service.api.app import create_app
+    from cellsearch.service.settings import get_settings
+
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: migrated
+    with TestClient(app) as client:
+        yield client

@@ -1,0 +1,210 @@
+"""Every REST endpoint and every error path, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pytest
+from fastapi.testclient import TestClient
+
+from cellsearch.models import CELLS
+from cellsearch.search.tasks import TASKS
+from tests.search.test_spec import spec_data
+
+V1 = "/api/v1"
+
+
+def create(api: TestClient, **overrides: Any) -> dict[str, Any]:
+    response = api.post(f"{V1}/studies", json=spec_data(**overrides))
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_create_then_get_and_list(api: TestClient) -> None:
+    created = create(api)
+    assert created["name"] == "adding-t20"
+    assert created["status"] == "running"
+    assert created["counts"]["finished"] == 0
+    assert created["best_trial"] is None
+    assert created["spec"]["space"]["cell_type"] == ["lstm", "gru", "rnn_tanh"]
+
+    got = api.get(f"{V1}/studies/adding-t20").json()
+    assert got["spec"] == created["spec"]
+    create(api, name="second")
+    page = api.get(f"{V1}/studies", params={"limit": 1}).json()
+    assert page["total"] == 2
+    assert [s["name"] for s in page["items"]] == ["second"]
+    page = api.get(f"{V1}/studies", params={"limit": 1, "offset": 1}).json()
+    assert [s["name"] for s in page["items"]] == ["adding-t20"]
+
+
+def test_invalid_spec_is_422_naming_the_field_and_stores_nothing(
+    api: TestClient, migrated: Any
+) -> None:
+    bad = spec_data(space={"cell_type": ["lstm", "tcn"]})
+    response = api.post(f"{V1}/studies", json=bad)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert any(
+        "cell_type" in d["loc"] and "valid names: " + ", ".join(CELLS) in d["msg"] for d in detail
+    ), detail
+    assert api.get(f"{V1}/studies").json()["total"] == 0
+    assert optuna.get_all_study_names(migrated.database_url) == []
+
+
+def test_limit_violation_is_422_naming_limit(api: TestClient, migrated: Any) -> None:
+    response = api.post(f"{V1}/studies", json=spec_data(space={"hidden_size": 5000}))
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "space", "hidden_size"]
+    assert "max_hidden_size=1024" in error["msg"]
+    assert optuna.get_all_study_names(migrated.database_url) == []
+
+
+def test_duplicate_name_is_409_and_keeps_the_first(api: TestClient, migrated: Any) -> None:
+    create(api, seed=1)
+    response = api.post(f"{V1}/studies", json=spec_data(seed=2))
+    assert response.status_code == 409
+    assert "already exists" in response.json()["detail"]
+    assert api.get(f"{V1}/studies/adding-t20").json()["spec"]["seed"] == 1
+
+
+def test_bare_optuna_study_with_the_name_is_409(api: TestClient, migrated: Any) -> None:
+    optuna.create_study(study_name="adding-t20", storage=migrated.database_url)
+    response = api.post(f"{V1}/studies", json=spec_data())
+    assert response.status_code == 409
+    assert api.get(f"{V1}/studies").json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/studies/nope"),
+        ("get", "/studies/nope/trials"),
+        ("post", "/studies/nope/pause"),
+        ("delete", "/studies/nope"),
+        ("get", "/studies/nope/report"),
+    ],
+)
+def test_unknown_study_is_404(api: TestClient, method: str, path: str) -> None:
+    response = api.request(method.upper(), f"{V1}{path}")
+    assert response.status_code == 404
+    assert "'nope' not found" in response.json()["detail"]
+
+
+def test_lifecycle_transitions(api: TestClient) -> None:
+    create(api)
+    assert api.post(f"{V1}/studies/adding-t20/pause").json()["status"] == "paused"
+    assert api.post(f"{V1}/studies/adding-t20/pause").status_code == 409
+    assert api.post(f"{V1}/studies/adding-t20/resume").json()["status"] == "running"
+    assert api.post(f"{V1}/studies/adding-t20/cancel").json()["status"] == "cancelled"
+    response = api.post(f"{V1}/studies/adding-t20/resume")
+    assert response.status_code == 409
+    assert "it is cancelled" in response.json()["detail"]
+    assert api.post(f"{V1}/studies/adding-t20/explode").status_code == 422
+
+
+def test_delete_removes_both_records(api: TestClient, migrated: Any) -> None:
+    create(api)
+    assert api.delete(f"{V1}/studies/adding-t20").status_code == 204
+    assert api.get(f"{V1}/studies/adding-t20").status_code == 404
+    assert optuna.get_all_study_names(migrated.database_url) == []
+
+
+def _add_trials(url: str) -> None:
+    study = optuna.load_study(study_name="adding-t20", storage=url)
+    dist = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
+    for i, (cell, state) in enumerate(
+        [("lstm", "COMPLETE"), ("gru", "COMPLETE"), ("gru", "PRUNED"), ("lstm", "FAIL")]
+    ):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"cell_type": cell},
+                distributions={"cell_type": dist},
+                value=0.1 * (i + 1) if state == "COMPLETE" else None,
+                state=optuna.trial.TrialState[state],
+                intermediate_values={1: 0.5, 2: 0.1 * (i + 1)},
+                user_attrs={"cell_type": cell, "param_count": 100 + i}
+                | ({"failure_kind": "diverged", "failure_reason": "nan"} if state == "FAIL" else {}),
+            )
+        )
+
+
+def test_trials_filter_paginate_and_counts(api: TestClient, migrated: Any) -> None:
+    create(api, space={"cell_type": ["lstm", "gru"]})
+    _add_trials(migrated.database_url)
+    all_trials = api.get(f"{V1}/studies/adding-t20/trials").json()
+    assert all_trials["total"] == 4
+    assert [t["number"] for t in all_trials["items"]] == [0, 1, 2, 3]
+    first = all_trials["items"][0]
+    assert (first["cell_type"], first["param_count"], first["value"]) == ("lstm", 100, 0.1)
+    assert first["learning_curve"] == {"1": 0.5, "2": 0.1}
+    failed = all_trials["items"][3]
+    assert (failed["state"], failed["failure_kind"]) == ("fail", "diverged")
+
+    gru = api.get(f"{V1}/studies/adding-t20/trials", params={"cell_type": "gru"}).json()
+    assert [t["number"] for t in gru["items"]] == [1, 2]
+    done = api.get(
+        f"{V1}/studies/adding-t20/trials", params=[("state", "complete"), ("state", "pruned")]
+    ).json()
+    assert [t["number"] for t in done["items"]] == [0, 1, 2]
+    page = api.get(f"{V1}/studies/adding-t20/trials", params={"limit": 2, "offset": 2}).json()
+    assert ([t["number"] for t in page["items"]], page["total"]) == ([2, 3], 4)
+
+    detail = api.get(f"{V1}/studies/adding-t20").json()
+    counts = detail["counts"]
+    assert (counts["complete"], counts["pruned"], counts["failed"], counts["finished"]) == (
+        2, 1, 1, 4,
+    )  # fmt: skip
+    assert counts["by_cell"] == {"gru": 2, "lstm": 2}
+    assert detail["best_trial"]["number"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "text"),
+    [({"cell_type": "tcn"}, "valid names"), ({"state": "exploded"}, "running"),
+     ({"limit": 0}, "greater than or equal"), ({"offset": -1}, "greater than or equal")],
+)  # fmt: skip
+def test_trials_bad_query_is_422(api: TestClient, params: dict[str, Any], text: str) -> None:
+    create(api)
+    response = api.get(f"{V1}/studies/adding-t20/trials", params=params)
+    assert response.status_code == 422
+    assert text in response.text
+
+
+def test_cells_and_tasks_catalog(api: TestClient) -> None:
+    cells = api.get(f"{V1}/cells").json()
+    assert [c["name"] for c in cells] == list(CELLS)
+    lstm = cells[0]
+    assert lstm["fused"] is True and lstm["state_layout"] == ["h", "c"]
+    assert lstm["param_count_example"] == 4 * (64 * 1 + 64 * 64 + 2 * 64)
+    tasks = api.get(f"{V1}/tasks").json()
+    assert [t["kind"] for t in tasks] == list(TASKS)
+    assert "1/6" in tasks[0]["baseline"]
+    schema = api.get(f"{V1}/spec-schema").json()
+    assert "task" in schema["properties"]
+
+
+def test_health_ready_and_docs(api: TestClient) -> None:
+    assert api.get(f"{V1}/healthz").json() == {"status": "ok", "detail": None}
+    assert api.get(f"{V1}/readyz").json()["status"] == "ready"
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert f"{V1}/studies/{{name}}/trials" in paths
+
+
+def test_readyz_reports_missing_migrations(sqlite_url: str) -> None:
+    from cellsearch.service.api.app import create_app
+    from cellsearch.service.settings import Settings, get_settings
+
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: Settings(database_url=sqlite_url)
+    with TestClient(app) as client:
+        response = client.get(f"{V1}/readyz")
+    assert response.status_code == 503
+    assert "migrations not current" in response.json()["detail"]
+
+
+def test_workers_list_is_empty_without_workers(api: TestClient) -> None:
+    assert api.get(f"{V1}/workers").json() == []
