@@ -1,0 +1,259 @@
+"""The comparison report: does the cell type matter, which one wins, how sure are we?
+
+:func:`build_report` turns a study's trials into a JSON-serialisable dict (no
+NaN or infinity: missing numbers are ``None``). Sections:
+
+- ``study``: name, direction, metric, budget, allocation, status, counts by state,
+  ``partial`` (True unless the service marked the study completed).
+- ``verdict``: one sentence; "No detectable difference at this budget" when no
+  corrected test rejects.
+- ``warnings`` (things that change how to read the numbers) and ``notes``.
+- ``cells``: one summary per cell type (see :mod:`cellsearch.search.report_cells`).
+- ``comparison``: pairwise best-of-n probabilities and Holm-corrected tests (see
+  :mod:`cellsearch.search.report_compare`), or None with fewer than two cell
+  types with completed trials.
+- ``importance``: overall and per cell type (see
+  :mod:`cellsearch.search.report_importance`).
+- ``allocation``: which cell type each trial used, by trial number and by
+  completion order.
+- ``environment``: versions, devices and seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+import cellsearch
+from cellsearch.search import report_cells, report_compare, report_importance
+
+SCHEMA_VERSION = 1
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What the report needs to know about a study besides its trials."""
+
+    study_name: str
+    direction: Literal["minimize", "maximize"]
+    metric: str
+    n_trials: int
+    cell_types: tuple[str, ...]
+    allocation: Literal["balanced", "adaptive"]
+    seed: int
+    status: str
+    baseline: float | None = None
+    baseline_description: str | None = None
+
+
+def build_report(
+    trials: Sequence[FrozenTrial],
+    context: ReportContext,
+    *,
+    n_bootstrap: int = 1000,
+    importance: bool = True,
+) -> dict[str, Any]:
+    """Build the comparison report of a study.
+
+    Args:
+        trials: The study's trials in any state.
+        context: Study facts that are not stored on the trials.
+        n_bootstrap: Bootstrap replicates for each best-value interval.
+        importance: False to skip hyperparameter importance (the slowest part).
+
+    Returns:
+        The report as a JSON-serialisable dict (see the module docstring).
+    """
+    maximize = context.direction == "maximize"
+    groups, unknown = _group(trials, context.cell_types)
+    budget = max(1, context.n_trials // max(1, len(groups)))
+    cells = [
+        report_cells.summarise_cell(
+            cell,
+            group,
+            maximize=maximize,
+            budget=budget,
+            n_bootstrap=n_bootstrap,
+            seed=[context.seed, index],
+        )
+        for index, (cell, group) in enumerate(groups.items())
+    ]
+    scores = {cell: report_cells.completed_values(g)[1] for cell, g in groups.items()}
+    scores = {cell: s for cell, s in scores.items() if s.size}
+    comparison = None
+    if len(scores) >= 2:
+        comparison = report_compare.compare_cells(scores, maximize=maximize, budget=budget)
+    n_finished = sum(t.state in _FINISHED for t in trials)
+    lead = report_compare.leader(cells, maximize)
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "study": _study_section(trials, context, n_finished),
+        "verdict": report_compare.verdict(
+            comparison, lead=lead, compared=list(scores), n_finished=n_finished
+        ),
+        "leader": lead if comparison is not None else None,
+        "warnings": _warnings(context, n_finished),
+        "notes": _notes(groups, unknown, cells, comparison),
+        "cells": cells,
+        "comparison": comparison,
+        "importance": None,
+        "allocation": _allocation(trials),
+        "environment": _environment(trials, context, n_bootstrap),
+    }
+    if importance:
+        report["importance"] = _importance(groups, maximize, context.seed)
+    return _json_safe(report)
+
+
+def _group(
+    trials: Sequence[FrozenTrial], cell_types: tuple[str, ...]
+) -> tuple[dict[str, list[FrozenTrial]], list[FrozenTrial]]:
+    """Trials per cell type (searched types first, in order), and those without one."""
+    groups: dict[str, list[FrozenTrial]] = {cell: [] for cell in cell_types}
+    unknown: list[FrozenTrial] = []
+    for trial in trials:
+        cell = report_cells.cell_of(trial)
+        if cell is None:
+            unknown.append(trial)
+        else:
+            groups.setdefault(cell, []).append(trial)
+    return groups, unknown
+
+
+def _study_section(
+    trials: Sequence[FrozenTrial], context: ReportContext, n_finished: int
+) -> dict[str, Any]:
+    section = asdict(context)
+    section["cell_types"] = list(context.cell_types)
+    section.update(
+        counts=report_cells.state_counts(trials),
+        n_finished=n_finished,
+        partial=context.status != "completed",
+    )
+    return section
+
+
+def _warnings(context: ReportContext, n_finished: int) -> list[str]:
+    out: list[str] = []
+    if context.status != "completed":
+        out.append(
+            f"Partial results: the study is {context.status}; {n_finished} of "
+            f"{context.n_trials} planned trials have finished. Numbers will change."
+        )
+    if context.allocation == "adaptive":
+        out.append(
+            "Allocation is adaptive: the sampler chose the cell types, so per-cell samples "
+            "are unequal in size and biased toward regions the sampler favoured. Per-cell "
+            "statistics and the comparison are not those of an equal, independent search."
+        )
+    return out
+
+
+def _notes(
+    groups: dict[str, list[FrozenTrial]],
+    unknown: list[FrozenTrial],
+    cells: list[dict[str, Any]],
+    comparison: dict[str, Any] | None,
+) -> list[str]:
+    out = [
+        "Best value, median, confidence interval and expected best-of-n use completed "
+        "trials only; pruned trials are reported separately (value at pruning).",
+        "Divergence and pruning rates exclude stale failures (a worker died; not a model outcome).",
+    ]
+    empty = [cell for cell, group in groups.items() if not group]
+    if empty:
+        out.append(f"No trials yet for: {', '.join(empty)}.")
+    if unknown:
+        out.append(f"{len(unknown)} trial(s) carry no cell type and are left out per cell.")
+    if any((c.get("expected_best_at_budget") or {}).get("extrapolated") for c in cells):
+        out.append(
+            "Some cell types have fewer completed trials than the per-cell budget; their "
+            "expected best at the budget is extrapolated from the trials seen."
+        )
+    if comparison is not None:
+        out.append(
+            f"Comparison: {report_compare.TEST_NAME} (alpha {report_compare.ALPHA}); "
+            f"P(A beats B) is for the best of {comparison['n']} trials each."
+        )
+    return out
+
+
+def _allocation(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+    """Cell type of every trial by trial number and by completion order."""
+    ordered = sorted(trials, key=lambda t: t.number)
+    finished = sorted(
+        (t for t in trials if t.datetime_complete is not None),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    rank = {t.number: i + 1 for i, t in enumerate(finished)}
+    by_number: dict[str, list[int]] = {}
+    by_completion: dict[str, list[int]] = {}
+    for trial in ordered:
+        cell = report_cells.cell_of(trial) or "(none)"
+        by_number.setdefault(cell, []).append(trial.number)
+        if trial.number in rank:
+            by_completion.setdefault(cell, []).append(rank[trial.number])
+    for ranks in by_completion.values():
+        ranks.sort()
+    return {"trial_number": by_number, "completion_rank": by_completion}
+
+
+def _environment(
+    trials: Sequence[FrozenTrial], context: ReportContext, n_bootstrap: int
+) -> dict[str, Any]:
+    def seen(key: str) -> list[str]:
+        return sorted({str(t.user_attrs[key]) for t in trials if key in t.user_attrs})
+
+    devices = Counter(str(t.user_attrs["device"]) for t in trials if "device" in t.user_attrs)
+    return {
+        "torch_versions": seen("torch_version"),
+        "cellsearch_versions": seen("cellsearch_version"),
+        "optuna_version": optuna.__version__,
+        "report_cellsearch_version": cellsearch.__version__,
+        "devices": dict(sorted(devices.items())),
+        "study_seed": context.seed,
+        "trial_seeds_recorded": sum("seed" in t.user_attrs for t in trials),
+        "bootstrap": {"replicates": n_bootstrap, "seed": [context.seed, "cell index"]},
+    }
+
+
+def _importance(groups: dict[str, list[FrozenTrial]], maximize: bool, seed: int) -> dict[str, Any]:
+    completed = {cell: report_cells.completed_values(g)[0] for cell, g in groups.items()}
+    everything = [t for done in completed.values() for t in done]
+    everything.sort(key=lambda t: t.number)
+    overall = report_importance.param_importances(everything, maximize=maximize, seed=seed)
+    per_cell = {
+        cell: report_importance.param_importances(
+            done, maximize=maximize, seed=seed, exclude=("cell_type",)
+        )
+        for cell, done in completed.items()
+    }
+    return {
+        "method": report_importance.METHOD,
+        "overall": overall,
+        "cell_type": report_importance.cell_type_rank(overall),
+        "per_cell": per_cell,
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """Recursively replace NaN/inf by None and numpy scalars by Python ones."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value

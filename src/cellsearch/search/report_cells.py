@@ -1,0 +1,202 @@
+"""Per-cell-type part of the comparison report.
+
+Conventions (documented in the report's notes as well):
+
+- Best value, median, bootstrap interval and expected best-of-n use COMPLETE
+  trials with a finite value only. A PRUNED trial's last intermediate value is the
+  value at pruning, measured after fewer epochs, so it is not comparable with a
+  completed trial's value; it is summarised separately under ``pruned``.
+- Divergence and pruning rates are fractions of the trials that ended with a
+  model outcome: COMPLETE, PRUNED, and FAIL except ``failure_kind == "stale"``
+  (a worker that died; the trial was retried elsewhere). A FAIL without a
+  failure kind counts as ``"error"``.
+- The learning curve pools COMPLETE and PRUNED trials; later epochs therefore
+  describe the trials that survived pruning (``n_trials`` says how many).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from optuna.trial import FrozenTrial, TrialState
+
+from cellsearch.search import stats
+
+STATE_KEYS = {
+    TrialState.COMPLETE: "complete",
+    TrialState.PRUNED: "pruned",
+    TrialState.FAIL: "fail",
+    TrialState.RUNNING: "running",
+    TrialState.WAITING: "waiting",
+}
+# Above this many completed trials the expected-best curve is evaluated on a
+# geometric grid of about this many points instead of at every n.
+EVP_MAX_POINTS = 200
+
+
+def cell_of(trial: FrozenTrial) -> str | None:
+    """The cell type of a trial, from its params or its user attributes."""
+    value = trial.params.get("cell_type", trial.user_attrs.get("cell_type"))
+    return None if value is None else str(value)
+
+
+def failure_kind(trial: FrozenTrial) -> str:
+    """``diverged``, ``stale`` or ``error`` for a FAIL trial."""
+    kind = trial.user_attrs.get("failure_kind")
+    return kind if kind in ("diverged", "stale") else "error"
+
+
+def completed_values(trials: Sequence[FrozenTrial]) -> tuple[list[FrozenTrial], np.ndarray]:
+    """COMPLETE trials with a finite value, and those values."""
+    done = [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+    return done, np.fromiter((t.value for t in done), dtype=np.float64, count=len(done))
+
+
+def state_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
+    """Number of trials in each state (every state key present)."""
+    counts = Counter(STATE_KEYS.get(t.state) for t in trials)
+    return {key: counts.get(key, 0) for key in STATE_KEYS.values()}
+
+
+def evp_grid(size: int) -> np.ndarray:
+    """Trial counts at which the expected-best curve is evaluated: 1..size, thinned."""
+    if size <= EVP_MAX_POINTS:
+        return np.arange(1, size + 1)
+    return np.unique(np.geomspace(1, size, EVP_MAX_POINTS).round().astype(np.int64))
+
+
+def _float(x: Any) -> float | None:
+    """A finite float, or None."""
+    if x is None:
+        return None
+    value = float(x)
+    return value if math.isfinite(value) else None
+
+
+def _outcomes(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+    counts = state_counts(trials)
+    kinds = Counter(failure_kind(t) for t in trials if t.state == TrialState.FAIL)
+    failures = {k: kinds.get(k, 0) for k in ("diverged", "stale", "error")}
+    outcomes = counts["complete"] + counts["pruned"] + counts["fail"] - failures["stale"]
+    return {
+        "counts": counts,
+        "failures": failures,
+        "n_model_outcomes": outcomes,
+        "divergence_rate": failures["diverged"] / outcomes if outcomes else None,
+        "pruning_rate": counts["pruned"] / outcomes if outcomes else None,
+    }
+
+
+def _pruned_summary(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+    last = [
+        t.intermediate_values[max(t.intermediate_values)]
+        for t in trials
+        if t.state == TrialState.PRUNED and t.intermediate_values
+    ]
+    finite = [v for v in last if math.isfinite(v)]
+    return {
+        "count": sum(t.state == TrialState.PRUNED for t in trials),
+        "median_value_at_pruning": float(np.median(finite)) if finite else None,
+    }
+
+
+def learning_curve(trials: Sequence[FrozenTrial]) -> dict[str, list[Any]] | None:
+    """Median and inter-quartile band of the intermediate values per epoch."""
+    curves = [
+        t.intermediate_values
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.intermediate_values
+    ]
+    if not curves:
+        return None
+    epochs = sorted({step for curve in curves for step in curve})
+    column = {step: j for j, step in enumerate(epochs)}
+    table = np.full((len(curves), len(epochs)), np.nan)  # (trials, epochs)
+    for i, curve in enumerate(curves):
+        for step, value in curve.items():
+            table[i, column[step]] = value
+    table[~np.isfinite(table)] = np.nan
+    keep = ~np.all(np.isnan(table), axis=0)
+    table = table[:, keep]
+    q25, median, q75 = np.nanpercentile(table, [25, 50, 75], axis=0)
+    return {
+        "epoch": [int(e) for e, k in zip(epochs, keep, strict=True) if k],
+        "median": median.tolist(),
+        "q25": q25.tolist(),
+        "q75": q75.tolist(),
+        "n_trials": np.sum(~np.isnan(table), axis=0).tolist(),
+    }
+
+
+def _best(
+    done: list[FrozenTrial], values: np.ndarray, maximize: bool, n_bootstrap: int, seed: list[int]
+) -> dict[str, Any]:
+    index = int(np.argmax(values) if maximize else np.argmin(values))
+    trial = done[index]
+    low, high = stats.bootstrap_ci(values, maximize=maximize, n_bootstrap=n_bootstrap, seed=seed)
+    attrs = trial.user_attrs
+    return {
+        "value": float(values[index]),
+        "ci_low": low,
+        "ci_high": high,
+        "trial_number": trial.number,
+        "params": {k: v for k, v in trial.params.items()},
+        "param_count": attrs.get("param_count"),
+        "seconds_per_epoch": _float(attrs.get("seconds_per_epoch")),
+        "test_metric": _float(attrs.get("test_metric")),
+        "test_metric_name": attrs.get("test_metric_name"),
+    }
+
+
+def _expected_best(values: np.ndarray, maximize: bool, budget: int) -> dict[str, Any]:
+    grid = evp_grid(values.size)
+    mean, std = stats.expected_max(values, grid, maximize=maximize)
+    at_mean, at_std = stats.expected_max(values, [budget], maximize=maximize)
+    return {
+        "curve": {"n": grid.tolist(), "mean": mean.tolist(), "std": std.tolist()},
+        "at_budget": {
+            "n": budget,
+            "mean": float(at_mean[0]),
+            "std": float(at_std[0]),
+            "extrapolated": budget > values.size,
+        },
+    }
+
+
+def summarise_cell(
+    cell: str,
+    trials: Sequence[FrozenTrial],
+    *,
+    maximize: bool,
+    budget: int,
+    n_bootstrap: int,
+    seed: list[int],
+) -> dict[str, Any]:
+    """Summary of one cell type's trials (see the module docstring for conventions)."""
+    done, values = completed_values(trials)
+    summary: dict[str, Any] = {"cell_type": cell, **_outcomes(trials)}
+    summary["n_completed"] = len(done)
+    summary["pruned"] = _pruned_summary(trials)
+    summary["learning_curve"] = learning_curve(trials)
+    summary["points"] = {
+        "trial_number": [t.number for t in done],
+        "value": values.tolist(),
+        "param_count": [t.user_attrs.get("param_count") for t in done],
+    }
+    if not done:
+        summary.update(best=None, median=None, expected_best=None, expected_best_at_budget=None)
+        return summary
+    summary["best"] = _best(done, values, maximize, n_bootstrap, seed)
+    summary["median"] = float(np.median(values))
+    evp = _expected_best(values, maximize, budget)
+    summary["expected_best"] = evp["curve"]
+    summary["expected_best_at_budget"] = evp["at_budget"]
+    return summary

@@ -1,0 +1,257 @@
+"""Tests of the comparison report built from synthetic FrozenTrials."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from cellsearch.search.report import ReportContext, build_report
+
+CELLS = ("lstm", "gru")
+
+
+def make_trial(
+    number: int,
+    cell: str,
+    value: float | None,
+    *,
+    state: TrialState = TrialState.COMPLETE,
+    lr: float = 0.01,
+    attrs: dict[str, Any] | None = None,
+    curve: dict[int, float] | None = None,
+) -> FrozenTrial:
+    params: dict[str, Any] = {"cell_type": cell, "learning_rate": lr}
+    dists: dict[str, Any] = {
+        "cell_type": CategoricalDistribution((*CELLS, "rnn_tanh")),
+        "learning_rate": FloatDistribution(1e-4, 1e-1, log=True),
+    }
+    if cell == "lstm":
+        params["lstm.forget_bias"] = 0.4 * (number % 5)
+        dists["lstm.forget_bias"] = FloatDistribution(0.0, 2.0)
+    user_attrs = {
+        "cell_type": cell,
+        "param_count": 1000 + number,
+        "device": "cpu",
+        "seconds_per_epoch": 0.5,
+        "torch_version": "2.13.0",
+        "cellsearch_version": "0.1.0",
+        **(attrs or {}),
+    }
+    if curve is None and value is not None:
+        curve = {0: value + 1.0, 1: value + 0.5, 2: value}
+    trial = optuna.trial.create_trial(
+        state=state,
+        value=value if state == TrialState.COMPLETE else None,
+        params=params,
+        distributions=dists,
+        user_attrs=user_attrs,
+        intermediate_values=curve or {},
+    )
+    trial.number = number
+    if state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        trial.datetime_complete = dt.datetime(2025, 1, 1) + dt.timedelta(minutes=100 - number)
+    return trial
+
+
+def make_context(**changes: Any) -> ReportContext:
+    base = ReportContext(
+        study_name="demo",
+        direction="minimize",
+        metric="val_loss",
+        n_trials=60,
+        cell_types=CELLS,
+        allocation="balanced",
+        seed=0,
+        status="completed",
+    )
+    return ReportContext(**{**base.__dict__, **changes})
+
+
+def two_cell_trials(shift: float, per_cell: int = 30, seed: int = 0) -> list[FrozenTrial]:
+    rng = np.random.default_rng(seed)
+    trials = []
+    for i in range(2 * per_cell):
+        cell = CELLS[i % 2]
+        value = float(rng.gamma(2.0, 0.05) + (shift if cell == "lstm" else 0.0))
+        trials.append(make_trial(i, cell, value, lr=float(10 ** rng.uniform(-4, -1))))
+    return trials
+
+
+def cell(report: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in report["cells"] if c["cell_type"] == name)
+
+
+def test_clear_winner_is_named() -> None:
+    report = build_report(two_cell_trials(shift=1.0), make_context(), n_bootstrap=200)
+    assert report["verdict"].startswith("gru is best: better than lstm")
+    assert report["leader"] == "gru"
+    (pair,) = report["comparison"]["pairs"]
+    assert (pair["a"], pair["b"], pair["better"]) == ("gru", "lstm", "gru")
+    assert pair["reject"] and pair["p_adjusted"] < 0.05
+    assert pair["p_best_of_n"] == pytest.approx(1.0) and pair["p_single"] == pytest.approx(1.0)
+    assert report["comparison"]["n"] == 30
+    gru = cell(report, "gru")
+    assert gru["best"]["ci_low"] <= gru["best"]["value"] <= gru["best"]["ci_high"]
+    assert gru["expected_best"]["n"] == list(range(1, 31))
+    assert gru["expected_best"]["mean"][0] == pytest.approx(np.mean(gru["points"]["value"]))
+    assert gru["best"]["value"] == min(gru["points"]["value"])
+
+
+def test_identical_distributions_give_no_detectable_difference() -> None:
+    report = build_report(two_cell_trials(shift=0.0), make_context(), n_bootstrap=100)
+    assert report["verdict"].startswith("No detectable difference at this budget")
+    (pair,) = report["comparison"]["pairs"]
+    assert not pair["reject"] and pair["better"] is None
+    assert 0.0 < pair["p_best_of_n"] < 1.0
+
+
+def test_maximisation_direction() -> None:
+    trials = two_cell_trials(shift=1.0)
+    report = build_report(trials, make_context(direction="maximize"), importance=False)
+    assert report["leader"] == "lstm"
+    lstm = cell(report, "lstm")
+    assert lstm["best"]["value"] == max(lstm["points"]["value"])
+    assert lstm["expected_best"]["mean"][-1] > lstm["expected_best"]["mean"][0]
+
+
+def test_single_cell_type() -> None:
+    trials = [make_trial(i, "lstm", 0.1 * i + 0.1, lr=0.001 * (i + 1)) for i in range(12)]
+    report = build_report(trials, make_context(cell_types=("lstm",)), n_bootstrap=50)
+    assert report["comparison"] is None
+    assert (
+        report["verdict"] == "Only one cell type (lstm) has completed trials: nothing to compare."
+    )
+    assert cell(report, "lstm")["best"]["value"] == pytest.approx(0.1)
+    assert report["importance"]["cell_type"] is None
+    assert "learning_rate" in report["importance"]["per_cell"]["lstm"]["importances"]
+
+
+def test_no_finished_trials() -> None:
+    trials = [make_trial(0, "lstm", None, state=TrialState.RUNNING)]
+    report = build_report(trials, make_context(status="running"))
+    assert report["verdict"] == "No finished trials yet: nothing to compare."
+    assert report["study"]["counts"]["running"] == 1
+    assert all(c["best"] is None and c["divergence_rate"] is None for c in report["cells"])
+    assert any("No trials yet for: gru" in n for n in report["notes"])
+    assert report["importance"]["overall"] is None
+    json.dumps(report, allow_nan=False)
+
+
+def test_all_failed_trials() -> None:
+    trials = [
+        make_trial(i, CELLS[i % 2], None, state=TrialState.FAIL, attrs={"failure_kind": "diverged"})
+        for i in range(6)
+    ]
+    report = build_report(trials, make_context())
+    assert report["verdict"].startswith("No completed trials (6 finished, none completed)")
+    for c in report["cells"]:
+        assert c["divergence_rate"] == 1.0 and c["failures"]["diverged"] == 3
+        assert c["best"] is None and c["learning_curve"] is None
+    json.dumps(report, allow_nan=False)
+
+
+def test_stale_failures_are_not_model_outcomes() -> None:
+    trials = [
+        make_trial(0, "lstm", 0.5),
+        make_trial(1, "lstm", None, state=TrialState.FAIL, attrs={"failure_kind": "stale"}),
+        make_trial(2, "lstm", None, state=TrialState.FAIL, attrs={"failure_kind": "diverged"}),
+        make_trial(3, "lstm", None, state=TrialState.FAIL),
+    ]
+    lstm = cell(build_report(trials, make_context(), importance=False), "lstm")
+    assert lstm["failures"] == {"diverged": 1, "stale": 1, "error": 1}
+    assert lstm["n_model_outcomes"] == 3
+    assert lstm["divergence_rate"] == pytest.approx(1 / 3)
+
+
+def test_pruned_trials_counted_and_excluded_from_best() -> None:
+    trials = [make_trial(i, "gru", 0.5 + 0.01 * i) for i in range(4)]
+    trials += [
+        make_trial(4 + i, "gru", None, state=TrialState.PRUNED, curve={0: 0.01 * (i + 1)})
+        for i in range(2)
+    ]
+    report = build_report(trials, make_context(), importance=False)
+    gru = cell(report, "gru")
+    assert gru["counts"]["pruned"] == 2 and gru["pruning_rate"] == pytest.approx(2 / 6)
+    assert gru["best"]["value"] == pytest.approx(0.5)  # the pruned 0.01 is not a best
+    assert gru["pruned"] == {"count": 2, "median_value_at_pruning": pytest.approx(0.015)}
+    assert gru["learning_curve"]["n_trials"] == [6, 4, 4]
+
+
+def test_learning_curve_median_and_band() -> None:
+    curves = [{0: 1.0, 1: 0.5}, {0: 2.0, 1: float("nan")}, {0: 3.0, 1: 0.7}]
+    trials = [make_trial(i, "gru", 0.4, curve=c) for i, c in enumerate(curves)]
+    curve = cell(build_report(trials, make_context(), importance=False), "gru")["learning_curve"]
+    assert curve["epoch"] == [0, 1]
+    assert curve["median"] == pytest.approx([2.0, 0.6])
+    assert curve["q25"][0] == pytest.approx(1.5) and curve["q75"][0] == pytest.approx(2.5)
+    assert curve["n_trials"] == [3, 2]
+
+
+def test_adaptive_allocation_warns() -> None:
+    report = build_report(two_cell_trials(0.0, 5), make_context(allocation="adaptive"))
+    assert any("adaptive" in w and "biased" in w for w in report["warnings"])
+    balanced = build_report(two_cell_trials(0.0, 5), make_context())
+    assert balanced["warnings"] == []
+
+
+def test_running_study_is_marked_partial() -> None:
+    trials = [*two_cell_trials(0.0, 5), make_trial(10, "gru", None, state=TrialState.RUNNING)]
+    report = build_report(trials, make_context(status="running"), importance=False)
+    assert report["study"]["partial"] is True
+    assert report["warnings"][0].startswith("Partial results: the study is running; 10 of 60")
+    assert build_report(trials, make_context(), importance=False)["study"]["partial"] is False
+
+
+def test_importance_overall_and_per_cell() -> None:
+    report = build_report(two_cell_trials(shift=1.0), make_context(), n_bootstrap=50)
+    overall = report["importance"]["overall"]["importances"]
+    assert sum(overall.values()) == pytest.approx(1.0)
+    assert set(overall) == {"cell_type", "learning_rate", "lstm.forget_bias"}
+    assert report["importance"]["cell_type"]["rank"] == 1  # the shift dominates
+    assert "cell_type" not in report["importance"]["per_cell"]["gru"]["importances"]
+
+
+def test_allocation_and_environment() -> None:
+    trials = [*two_cell_trials(0.0, 3), make_trial(6, "gru", None, state=TrialState.WAITING)]
+    report = build_report(trials, make_context(), importance=False)
+    assert report["allocation"]["trial_number"] == {"lstm": [0, 2, 4], "gru": [1, 3, 5, 6]}
+    # completion time decreases with the number, so the last trial finished first
+    assert report["allocation"]["completion_rank"] == {"lstm": [2, 4, 6], "gru": [1, 3, 5]}
+    env = report["environment"]
+    assert env["torch_versions"] == ["2.13.0"] and env["devices"] == {"cpu": 7}
+    assert env["optuna_version"] == optuna.__version__
+
+
+def test_report_is_strict_json_with_infinite_values() -> None:
+    trials = two_cell_trials(0.0, 4)
+    trials.append(make_trial(8, "gru", float("inf")))
+    trials.append(make_trial(9, "lstm", 0.3, curve={0: float("inf"), 1: 0.3}))
+    report = build_report(trials, make_context(baseline=0.1667, baseline_description="mean"))
+    text = json.dumps(report, allow_nan=False)
+    assert json.loads(text)["study"]["baseline"] == pytest.approx(0.1667)
+    assert cell(report, "gru")["n_completed"] == 4  # the infinite value is left out
+
+
+def test_partial_winner_names_the_undetected_pair() -> None:
+    rng = np.random.default_rng(4)
+    shifts = {"gru": 0.0, "lstm": 0.0, "rnn_tanh": 1.0}
+    trials = [
+        make_trial(i, c, float(rng.gamma(2.0, 0.05) + shifts[c]))
+        for i, c in enumerate(list(shifts) * 25)
+    ]
+    ctx = make_context(cell_types=tuple(shifts), n_trials=75)
+    report = build_report(trials, ctx, n_bootstrap=50, importance=False)
+    lead = report["leader"]
+    assert lead in ("gru", "lstm")
+    other = "lstm" if lead == "gru" else "gru"
+    assert report["verdict"].startswith(
+        f"{lead} leads: better than rnn_tanh; no detectable difference from {other} at this budget"
+    )
+    assert sum(p["reject"] for p in report["comparison"]["pairs"]) == 2
