@@ -1,0 +1,373 @@
+"""Train one model on one task: the inner loop of every trial.
+
+The trainer relies only on ``model(x) -> prediction`` and ``model.parameters()``. Data
+are moved to the training device once; each epoch draws a seeded index permutation and
+slices it into batches (no DataLoader, no per-sample Python). The hot loop keeps the
+batch losses on the device and synchronises once per epoch, when it checks that the
+epoch's loss is finite. Every epoch ends with a validation pass; the test set is
+evaluated only when the validation loss improves, so the reported test metric is the one
+at the best validation epoch (it is never used by the search).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cellsearch.search.errors import SearchError
+from cellsearch.search.tasks import TaskData
+
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
+StopReason = Literal["completed", "stopped", "time_limit"]
+
+_EVAL_STEPS_PER_BATCH = 2**19
+"""Evaluation batches hold at most about this many time steps (sequences x T)."""
+_MAX_EVAL_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training hyperparameters of one trial.
+
+    Attributes:
+        learning_rate: Optimizer step size.
+        batch_size: Training sequences per step (the last batch of an epoch may be smaller).
+        max_epochs: Upper bound on the number of epochs.
+        optimizer: ``adam``, ``adamw`` (decoupled weight decay), ``sgd`` (plain, no
+            momentum) or ``rmsprop``.
+        weight_decay: L2 penalty (decoupled for ``adamw``).
+        grad_clip: Maximum global gradient norm, or None for no clipping.
+        max_seconds: Wall-clock limit; training stops after the epoch that crosses it.
+        seed: Seed of everything random in training (dropout, batch order).
+    """
+
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    optimizer: OptimizerName = "adam"
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    max_seconds: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "learning_rate must be > 0": self.learning_rate > 0,
+            "batch_size must be >= 1": self.batch_size >= 1,
+            "max_epochs must be >= 1": self.max_epochs >= 1,
+            "weight_decay must be >= 0": self.weight_decay >= 0,
+            "grad_clip must be > 0 or None": self.grad_clip is None or self.grad_clip > 0,
+            "max_seconds must be > 0 or None": self.max_seconds is None or self.max_seconds > 0,
+            f"unknown optimizer {self.optimizer!r}": self.optimizer in _OPTIMIZERS,
+        }
+        failed = [message for message, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError("; ".join(failed))
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Measurements after one epoch (``epoch`` is 1-based; ``seconds`` is this epoch's)."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_metric: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of a training run.
+
+    Attributes:
+        best_epoch: Epoch of the lowest validation loss.
+        test_loss: Test loss measured at ``best_epoch``.
+        test_metric: Test metric measured at ``best_epoch``.
+        seconds: Wall-clock time of the whole call (setup, training and evaluation).
+        samples_per_second: Training samples processed per second of training steps
+            (evaluation time excluded).
+        stop_reason: ``completed`` (``max_epochs`` reached), ``stopped`` (``on_epoch``
+            returned False) or ``time_limit`` (``max_seconds`` crossed).
+    """
+
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    best_val_metric: float
+    test_loss: float
+    test_metric: float
+    seconds: float
+    seconds_per_epoch: float
+    samples_per_second: float
+    stop_reason: StopReason
+    history: tuple[EpochResult, ...]
+
+
+class TrainingDiverged(SearchError):
+    """The loss became non-finite (nan or inf); an outcome of the trial, not a bug.
+
+    Attributes:
+        epoch: 1-based epoch in which it happened.
+        reason: Human-readable cause, e.g. ``"train loss is nan at epoch 3, batch 12"``.
+    """
+
+    def __init__(self, epoch: int, reason: str) -> None:
+        super().__init__(reason)
+        self.epoch = epoch
+        self.reason = reason
+
+
+def _adam(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.Adam(
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
+    )
+
+
+def _adamw(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
+    )
+
+
+def _sgd(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _rmsprop(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+_OPTIMIZERS: dict[str, Callable[[Iterable[Tensor], TrainConfig, bool], torch.optim.Optimizer]] = {
+    "adam": _adam,
+    "adamw": _adamw,
+    "sgd": _sgd,
+    "rmsprop": _rmsprop,
+}
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, device: torch.device
+) -> torch.optim.Optimizer:
+    """Build the configured optimizer (fused Adam/AdamW kernels on CUDA)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return _OPTIMIZERS[config.optimizer](params, config, device.type == "cuda")
+
+
+def batch_loss(prediction: Tensor, target: Tensor, loss: str, reduction: str = "mean") -> Tensor:
+    """Loss of a batch; per-step class scores ``(B, T, C)`` are flattened to ``(B*T, C)``."""
+    if loss == "mse":
+        return F.mse_loss(prediction, target, reduction=reduction)
+    scores = prediction.reshape(-1, prediction.shape[-1])  # (B*T, C) or (B, C)
+    return F.cross_entropy(scores, target.reshape(-1), reduction=reduction)
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Inputs and targets of one split, already on the training device."""
+
+    x: Tensor
+    y: Tensor
+
+    @property
+    def size(self) -> int:
+        return self.x.shape[0]
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    loss: float
+    metric: float
+
+
+def _train_epoch(
+    model: nn.Module,
+    train: _Split,
+    data: TaskData,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+) -> Tensor:
+    """Run one epoch of training steps and return the batch losses, still on the device."""
+    model.train()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    perm = torch.randperm(train.size, generator=generator).to(train.x.device)
+    losses = []
+    for start in range(0, train.size, config.batch_size):
+        idx = perm[start : start + config.batch_size]
+        optimizer.zero_grad(set_to_none=True)
+        loss = batch_loss(model(train.x[idx]), train.y[idx], data.loss)
+        loss.backward()
+        if config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        losses.append(loss.detach())
+    return torch.stack(losses)  # (n_batches,)
+
+
+def _epoch_train_loss(batch_losses: Tensor, n: int, batch_size: int, epoch: int) -> float:
+    """Sample-weighted mean of the batch losses; raises if any batch was not finite."""
+    weights = torch.full_like(batch_losses, float(batch_size))
+    weights[-1] = n - batch_size * (len(batch_losses) - 1)
+    value = float((batch_losses * weights).sum() / n)  # the epoch's one synchronisation
+    if not math.isfinite(value):
+        first_bad = int((~torch.isfinite(batch_losses)).nonzero()[0, 0])
+        kind = "nan" if math.isnan(float(batch_losses[first_bad])) else "inf"
+        message = f"train loss is {kind} at epoch {epoch}, batch {first_bad + 1}"
+        raise TrainingDiverged(epoch, message)
+    return value
+
+
+def _eval_batch_size(split: _Split, batch_size: int) -> int:
+    steps = max(1, split.x.shape[1])
+    return max(batch_size, min(_MAX_EVAL_BATCH, _EVAL_STEPS_PER_BATCH // steps))
+
+
+@torch.inference_mode()
+def _evaluate(model: nn.Module, split: _Split, data: TaskData, batch_size: int) -> _Evaluation:
+    """Mean loss and metric of the model on a split (eval mode, large batches)."""
+    model.eval()
+    loss_sum = torch.zeros((), device=split.x.device)
+    correct = torch.zeros((), device=split.x.device)
+    step = _eval_batch_size(split, batch_size)
+    for start in range(0, split.size, step):
+        prediction = model(split.x[start : start + step])
+        target = split.y[start : start + step]
+        loss_sum += batch_loss(prediction, target, data.loss, reduction="sum")
+        if data.metric == "accuracy":
+            correct += (prediction.argmax(dim=-1) == target).sum()
+    total_loss, total_correct = torch.stack([loss_sum, correct]).tolist()
+    loss = total_loss / split.y.numel()
+    metric = total_correct / split.y.numel() if data.metric == "accuracy" else loss
+    return _Evaluation(loss=loss, metric=metric)
+
+
+class _Best:
+    """Tracks the best validation epoch and the test evaluation taken there."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.val = _Evaluation(loss=math.inf, metric=math.nan)
+        self.test = _Evaluation(loss=math.nan, metric=math.nan)
+
+    def improves(self, val: _Evaluation) -> bool:
+        return val.loss < self.val.loss
+
+
+def _move_splits(data: TaskData, device: torch.device) -> dict[str, _Split]:
+    """Move the task's tensors to the training device, once."""
+    return {
+        "train": _Split(data.x_train.to(device), data.y_train.to(device)),
+        "val": _Split(data.x_val.to(device), data.y_val.to(device)),
+        "test": _Split(data.x_test.to(device), data.y_test.to(device)),
+    }
+
+
+def _validate(
+    model: nn.Module,
+    splits: dict[str, _Split],
+    data: TaskData,
+    batch_size: int,
+    best: _Best,
+    epoch: int,
+) -> _Evaluation:
+    """Evaluate on the validation set; on improvement, also on the test set."""
+    val = _evaluate(model, splits["val"], data, batch_size)
+    if not math.isfinite(val.loss):
+        raise TrainingDiverged(epoch, f"val loss is {val.loss} at epoch {epoch}")
+    if best.improves(val):
+        best.epoch, best.val = epoch, val
+        best.test = _evaluate(model, splits["test"], data, batch_size)
+    return val
+
+
+def _stop_reason(
+    result: EpochResult,
+    config: TrainConfig,
+    on_epoch: Callable[[EpochResult], bool] | None,
+    elapsed: float,
+) -> StopReason | None:
+    """Why training stops after this epoch, or None to go on."""
+    if on_epoch is not None and not on_epoch(result):
+        return "stopped"
+    if result.epoch >= config.max_epochs:
+        return "completed"
+    if config.max_seconds is not None and elapsed >= config.max_seconds:
+        return "time_limit"
+    return None
+
+
+def train(
+    model: nn.Module,
+    data: TaskData,
+    config: TrainConfig,
+    device: torch.device | str = "cpu",
+    on_epoch: Callable[[EpochResult], bool] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data`` and evaluate it after every epoch.
+
+    The model is moved to ``device``; the caller seeds its initialisation. Training is
+    seeded by ``config.seed`` (``torch.manual_seed`` and the batch-order generator), so a
+    run on CPU is reproducible.
+
+    Args:
+        model: Any module mapping a batch ``(B, T, I)`` to predictions shaped like the
+            task's targets (``(B, out)`` or ``(B, T, out)``).
+        data: The task's tensors and loss/metric definitions.
+        config: Training hyperparameters.
+        device: Where to train (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+        on_epoch: Called after every epoch, the last included; returning False stops
+            training with stop reason ``"stopped"`` (pruning, shutdown, pause).
+
+    Returns:
+        The run's summary and per-epoch history.
+
+    Raises:
+        TrainingDiverged: The training or validation loss became nan or inf.
+    """
+    run_start = time.perf_counter()
+    device = torch.device(device)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.to(device)
+    splits = _move_splits(data, device)
+    optimizer = make_optimizer(model, config, device)
+    best = _Best()
+    history: list[EpochResult] = []
+    train_seconds = 0.0
+    stop_reason: StopReason = "completed"
+    for epoch in range(1, config.max_epochs + 1):
+        epoch_start = time.perf_counter()
+        batch_losses = _train_epoch(model, splits["train"], data, config, optimizer, generator)
+        train_loss = _epoch_train_loss(batch_losses, splits["train"].size, config.batch_size, epoch)
+        train_seconds += time.perf_counter() - epoch_start
+        val = _validate(model, splits, data, config.batch_size, best, epoch)  # synchronises
+        result = EpochResult(
+            epoch, train_loss, val.loss, val.metric, time.perf_counter() - epoch_start
+        )
+        history.append(result)
+        stop = _stop_reason(result, config, on_epoch, time.perf_counter() - run_start)
+        if stop is not None:
+            stop_reason = stop
+            break
+    seconds = time.perf_counter() - run_start
+    return TrainResult(
+        epochs_run=len(history),
+        best_epoch=best.epoch,
+        best_val_loss=best.val.loss,
+        best_val_metric=best.val.metric,
+        test_loss=best.test.loss,
+        test_metric=best.test.metric,
+        seconds=seconds,
+        seconds_per_epoch=seconds / len(history),
+        samples_per_second=splits["train"].size * len(history) / max(train_seconds, 1e-9),
+        stop_reason=stop_reason,
+        history=tuple(history),
+    )
