@@ -163,9 +163,10 @@ def test_stale_failures_are_not_model_outcomes() -> None:
         make_trial(1, "lstm", None, state=TrialState.FAIL, attrs={"failure_kind": "stale"}),
         make_trial(2, "lstm", None, state=TrialState.FAIL, attrs={"failure_kind": "diverged"}),
         make_trial(3, "lstm", None, state=TrialState.FAIL),
+        make_trial(4, "lstm", None, state=TrialState.FAIL, attrs={"failure_kind": "interrupted"}),
     ]
     lstm = cell(build_report(trials, make_context(), importance=False), "lstm")
-    assert lstm["failures"] == {"diverged": 1, "stale": 1, "error": 1}
+    assert lstm["failures"] == {"diverged": 1, "error": 1, "interrupted": 1, "stale": 1}
     assert lstm["n_model_outcomes"] == 3
     assert lstm["divergence_rate"] == pytest.approx(1 / 3)
 

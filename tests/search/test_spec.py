@@ -116,4 +116,6 @@ def test_limits_are_configurable() -> None:
     data = spec_data(space={"hidden_size": 64})
     parse_spec(data)
     errors = errors_of(data, SpecLimits(max_hidden_size=32))
-    assert errors == [(("space", "hidden_size"), "64 exceeds this server's limit max_hidden_size=32")]
+    assert errors == [
+        (("space", "hidden_size"), "64 exceeds this server's limit max_hidden_size=32")
+    ]

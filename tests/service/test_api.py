@@ -126,7 +126,9 @@ def _add_trials(url: str) -> None:
                 state=optuna.trial.TrialState[state],
                 intermediate_values={1: 0.5, 2: 0.1 * (i + 1)},
                 user_attrs={"cell_type": cell, "param_count": 100 + i}
-                | ({"failure_kind": "diverged", "failure_reason": "nan"} if state == "FAIL" else {}),
+                | (
+                    {"failure_kind": "diverged", "failure_reason": "nan"} if state == "FAIL" else {}
+                ),
             )
         )
 
@@ -208,3 +210,20 @@ def test_readyz_reports_missing_migrations(sqlite_url: str) -> None:
 
 def test_workers_list_is_empty_without_workers(api: TestClient) -> None:
     assert api.get(f"{V1}/workers").json() == []
+
+
+def test_report_json_and_page(api: TestClient, migrated: Any) -> None:
+    create(api, space={"cell_type": ["lstm", "gru"]})
+    _add_trials(migrated.database_url)
+    report = api.get(f"{V1}/studies/adding-t20/report").json()
+    cells = {c["cell_type"]: c for c in report["cells"]}
+    assert set(cells) == {"lstm", "gru"}
+    assert cells["lstm"]["best"]["value"] == 0.1
+    assert report["study"]["baseline"] == pytest.approx(1 / 6)
+    assert report["warnings"]  # a running study is marked partial
+    page = api.get(f"{V1}/studies/adding-t20/report.html")
+    assert page.status_code == 200 and "adding-t20" in page.text
+    assert '<script src="/api/v1/assets/plotly.min.js"' in page.text
+    js = api.get(f"{V1}/assets/plotly.min.js")
+    assert js.status_code == 200 and "plotly" in js.text[:2000].lower()
+    assert "max-age" in js.headers["cache-control"]

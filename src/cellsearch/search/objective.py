@@ -36,9 +36,6 @@ from cellsearch.search.trainer import EpochResult, TrainConfig, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
-COUNTED_FAILURES = ("diverged", "error")
-REQUEUED_FAILURES = ("interrupted", "stale")
-
 Outcome = Literal["complete", "pruned", "diverged", "error", "interrupted"]
 
 
@@ -50,17 +47,6 @@ class TrialOutcome:
     outcome: Outcome
     value: float | None = None
     reason: str | None = None
-
-
-def is_counted(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a finished trial uses one unit of the study's ``n_trials`` budget."""
-    state = trial.state
-    if state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
-        return True
-    return (
-        state == optuna.trial.TrialState.FAIL
-        and trial.user_attrs.get("failure_kind") in COUNTED_FAILURES
-    )
 
 
 def requeue(study: optuna.Study, params: dict[str, Any], number: int, reason: str) -> None:
@@ -89,9 +75,7 @@ def run_trial(
         should_continue: Called after every epoch; ``False`` interrupts the trial
             (pause, cancel, SIGTERM), which is then requeued unless cancelled.
     """
-    config = suggest_config(
-        trial, spec, input_size=data.input_size, output_size=data.output_size
-    )
+    config = suggest_config(trial, spec, input_size=data.input_size, output_size=data.output_size)
     seed = trial_seed(spec.seed, 1_000_000 + trial.number)
     torch.manual_seed(seed)
     model = SequenceModel(
@@ -181,7 +165,9 @@ def _result_attrs(result: TrainResult, data: TaskData) -> dict[str, Any]:
         "test_metric_name": data.metric,
         "stop_reason": result.stop_reason,
     }
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in attrs.items()}
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in attrs.items()
+    }
 
 
 def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:

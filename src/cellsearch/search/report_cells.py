@@ -7,9 +7,10 @@ Conventions (documented in the report's notes as well):
   value at pruning, measured after fewer epochs, so it is not comparable with a
   completed trial's value; it is summarised separately under ``pruned``.
 - Divergence and pruning rates are fractions of the trials that ended with a
-  model outcome: COMPLETE, PRUNED, and FAIL except ``failure_kind == "stale"``
-  (a worker that died; the trial was retried elsewhere). A FAIL without a
-  failure kind counts as ``"error"``.
+  model outcome: COMPLETE, PRUNED, and FAIL except the requeued kinds
+  (``stale``: the worker died; ``interrupted``: paused or stopped), whose trials were
+  run again (see ``cellsearch.search.outcomes``). A FAIL without a failure kind
+  counts as ``"error"``.
 - The learning curve pools COMPLETE and PRUNED trials; later epochs therefore
   describe the trials that survived pruning (``n_trials`` says how many).
 """
@@ -25,6 +26,7 @@ import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
 from cellsearch.search import stats
+from cellsearch.search.outcomes import COUNTED_FAILURES, REQUEUED_FAILURES, failure_kind
 
 STATE_KEYS = {
     TrialState.COMPLETE: "complete",
@@ -42,12 +44,6 @@ def cell_of(trial: FrozenTrial) -> str | None:
     """The cell type of a trial, from its params or its user attributes."""
     value = trial.params.get("cell_type", trial.user_attrs.get("cell_type"))
     return None if value is None else str(value)
-
-
-def failure_kind(trial: FrozenTrial) -> str:
-    """``diverged``, ``stale`` or ``error`` for a FAIL trial."""
-    kind = trial.user_attrs.get("failure_kind")
-    return kind if kind in ("diverged", "stale") else "error"
 
 
 def completed_values(trials: Sequence[FrozenTrial]) -> tuple[list[FrozenTrial], np.ndarray]:
@@ -84,8 +80,9 @@ def _float(x: Any) -> float | None:
 def _outcomes(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
     counts = state_counts(trials)
     kinds = Counter(failure_kind(t) for t in trials if t.state == TrialState.FAIL)
-    failures = {k: kinds.get(k, 0) for k in ("diverged", "stale", "error")}
-    outcomes = counts["complete"] + counts["pruned"] + counts["fail"] - failures["stale"]
+    failures = {k: kinds.get(k, 0) for k in COUNTED_FAILURES + REQUEUED_FAILURES}
+    requeued = sum(failures[k] for k in REQUEUED_FAILURES)
+    outcomes = counts["complete"] + counts["pruned"] + counts["fail"] - requeued
     return {
         "counts": counts,
         "failures": failures,

@@ -9,6 +9,7 @@ reproducible for a given order of claims.
 from __future__ import annotations
 
 import random
+import warnings
 
 import optuna
 
@@ -22,6 +23,12 @@ def trial_seed(study_seed: int, index: int) -> int:
 
 def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     """The sampler for the trial with claim ``index`` (0-based) of ``spec``."""
+    with warnings.catch_warnings():  # group= and PartialFixedSampler are "experimental"
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _make_sampler(spec, index)
+
+
+def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     seed = trial_seed(spec.seed, index)
     base: optuna.samplers.BaseSampler
     if spec.sampler == "tpe":

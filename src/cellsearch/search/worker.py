@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import uuid
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ import optuna
 import torch
 
 from cellsearch.search.errors import WorkerError
-from cellsearch.search.objective import TrialOutcome, is_counted, requeue, run_trial
+from cellsearch.search.objective import TrialOutcome, requeue, run_trial
+from cellsearch.search.outcomes import is_counted
 from cellsearch.search.samplers import make_pruner, make_sampler
 from cellsearch.search.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
@@ -179,9 +181,13 @@ class Worker:
             sampler=make_sampler(spec, claim.index),
             pruner=make_pruner(spec),
         )
-        trial = study.ask()
+        with warnings.catch_warnings():  # we record heartbeats ourselves (see _Heartbeat)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            trial = study.ask()
         self.storage.record_heartbeat(trial._trial_id)
-        info = WorkerInfo(**{**self.info.__dict__, "study_name": name, "trial_number": trial.number})
+        info = WorkerInfo(
+            **{**self.info.__dict__, "study_name": name, "trial_number": trial.number}
+        )
         with _Heartbeat(self.storage, trial._trial_id, lambda: self.queue.beat(info)):
             outcome = run_trial(
                 study,
@@ -254,7 +260,9 @@ class Worker:
 class _Heartbeat:
     """A thread that records the trial's heartbeat (and the worker's) periodically."""
 
-    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int, beat: Callable[[], None]):
+    def __init__(
+        self, storage: optuna.storages.RDBStorage, trial_id: int, beat: Callable[[], None]
+    ):
         self._storage = storage
         self._trial_id = trial_id
         self._beat = beat

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,7 +42,10 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @app.command()
@@ -81,8 +86,22 @@ def serve(
         f"cellsearch API on http://{settings.host}:{settings.port} (docs at /docs), "
         f"{n} local worker(s), database {_redact(settings.database_url)}"
     )
+    app = create_app()
+    serve_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        # uvicorn re-raises SIGTERM after its graceful shutdown, so code after
+        # uvicorn.run() would never run: the workers are stopped here instead.
+        try:
+            async with serve_lifespan(a) as state:
+                yield state
+        finally:
+            stop_workers(procs, timeout=settings.grace_period)
+
+    app.router.lifespan_context = lifespan
     try:
-        uvicorn.run(create_app(), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     finally:
         stop_workers(procs, timeout=settings.grace_period)
 

@@ -29,25 +29,25 @@ class Api:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            _fail(f"cannot reach the API at {self.http.base_url}: {exc}. Is `cellsearch serve` running?")
+            _fail(f"cannot reach the API at {self.http.base_url}: {exc}. Is the service up?")
         if response.status_code >= 400:
             _fail(_error_text(response))
         return response.json() if response.content else None
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return self._call("POST", "/studies", json=spec)  # type: ignore[no-any-return]
+        return self._call("POST", "/studies", json=spec)
 
     def studies(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/studies", params={"limit": 500})["items"]  # type: ignore[no-any-return]
+        return self._call("GET", "/studies", params={"limit": 500})["items"]
 
     def study(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/studies/{name}")  # type: ignore[no-any-return]
+        return self._call("GET", f"/studies/{name}")
 
     def report(self, name: str) -> dict[str, Any]:
-        return self._call("GET", f"/studies/{name}/report")  # type: ignore[no-any-return]
+        return self._call("GET", f"/studies/{name}/report")
 
     def action(self, name: str, action: str) -> dict[str, Any]:
-        return self._call("POST", f"/studies/{name}/{action}")  # type: ignore[no-any-return]
+        return self._call("POST", f"/studies/{name}/{action}")
 
     def delete(self, name: str) -> None:
         self._call("DELETE", f"/studies/{name}")
@@ -80,7 +80,7 @@ def load_spec(path: Path) -> dict[str, Any]:
         _fail(f"cannot read {path}: {exc}")
     if not isinstance(data, dict):
         _fail(f"{path}: a spec must be a mapping (name, task, space, budget...)")
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def follow(api: Api, name: str, poll: float = 1.0) -> dict[str, Any]:
@@ -93,9 +93,8 @@ def follow(api: Api, name: str, poll: float = 1.0) -> dict[str, Any]:
         while True:
             c = study["counts"]
             best = study["best_trial"]
-            detail = (
-                f"running {c['running']}  pruned {c['pruned']}  failed {c['failed']}"
-                + (f"  best {best['value']:.4g} ({best['cell_type']})" if best else "")
+            detail = f"running {c['running']}  pruned {c['pruned']}  failed {c['failed']}" + (
+                f"  best {best['value']:.4g} ({best['cell_type']})" if best else ""
             )
             progress.update(bar, completed=c["finished"], detail=detail)
             if study["status"] in FINAL_STATUSES:
@@ -110,8 +109,17 @@ def print_studies(studies: list[dict[str, Any]]) -> None:
     table = Table("name", "status", "task", "cells", "finished", "running", "created")
     for s in studies:
         c = s["counts"]
-        table.add_row(s["name"], s["status"], s["task"], ", ".join(s["cell_types"]),
-                      f"{c['finished']}/{s['n_trials']}", str(c["running"]), s["created_at"][:19])  # fmt: skip
+        progress = f"{c['finished']}/{s['n_trials']}"
+        cells = ", ".join(s["cell_types"])
+        table.add_row(
+            s["name"],
+            s["status"],
+            s["task"],
+            cells,
+            progress,
+            str(c["running"]),
+            s["created_at"][:19],
+        )
     console.print(table if studies else "no studies yet: `cellsearch submit SPEC.yaml`")
 
 
@@ -120,10 +128,14 @@ def print_study(study: dict[str, Any]) -> None:
     console.print(f"[bold]{study['name']}[/bold]  {study['status']}  task {study['task']}  "
                   f"{c['finished']}/{study['n_trials']} finished")  # fmt: skip
     table = Table("complete", "pruned", "failed", "running", "waiting", "requeued")
-    table.add_row(*(str(c[k]) for k in ("complete", "pruned", "failed", "running", "waiting", "requeued")))
+    table.add_row(
+        *(str(c[k]) for k in ("complete", "pruned", "failed", "running", "waiting", "requeued"))
+    )
     console.print(table)
     if c["by_cell"]:
-        console.print("finished per cell: " + ", ".join(f"{k} {v}" for k, v in c["by_cell"].items()))
+        console.print(
+            "finished per cell: " + ", ".join(f"{k} {v}" for k, v in c["by_cell"].items())
+        )
     best = study.get("best_trial")
     if best:
         params = json.dumps(best["params"], default=str)
@@ -132,23 +144,26 @@ def print_study(study: dict[str, Any]) -> None:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    console.print(f"[bold]{report.get('verdict', '')}[/bold]")
+    """The verdict, warnings and one row per cell type."""
+    console.print(f"[bold]{report['verdict']}[/bold]")
     for warning in report.get("warnings", []):
         console.print(f"[yellow]warning:[/yellow] {warning}")
-    cells = report.get("cells", {})
-    rows = cells.values() if isinstance(cells, dict) else cells
-    table = Table("cell", "finished", "best", "95% CI", "median", "diverged", "pruned", "params")
-    for cell in rows:
-        ci = cell.get("best_ci") or [None, None]
+    table = Table("cell", "completed", "best", "95% CI", "median", "expected best-of-n",
+                  "diverged", "pruned", "params", "s/epoch")  # fmt: skip
+    for cell in report["cells"]:
+        best = cell.get("best") or {}
+        evp = cell.get("expected_best_at_budget") or {}
         table.add_row(
-            str(cell.get("cell_type")),
-            str(cell.get("n_finished", "")),
-            _num(cell.get("best")),
-            f"[{_num(ci[0])}, {_num(ci[1])}]",
+            cell["cell_type"],
+            str(cell["n_completed"]),
+            _num(best.get("value")),
+            f"[{_num(best.get('ci_low'))}, {_num(best.get('ci_high'))}]",
             _num(cell.get("median")),
+            f"{_num(evp.get('mean'))} (n={evp.get('n', '-')})",
             _num(cell.get("divergence_rate")),
             _num(cell.get("pruning_rate")),
-            str(cell.get("best_param_count") or ""),
+            _num(best.get("param_count")),
+            _num(best.get("seconds_per_epoch")),
         )
     console.print(table)
 

@@ -6,6 +6,7 @@ One database, two owners: Optuna creates and migrates its own tables through
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -93,6 +94,7 @@ def optuna_storage(settings: Settings) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage on the settings' database (one per process and URL)."""
     key = (settings.database_url, settings.heartbeat_interval, settings.grace_period)
     if key not in _storages:
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
         _storages[key] = optuna.storages.RDBStorage(
             settings.database_url,
             engine_kwargs=engine_kwargs(settings.database_url, settings),

@@ -32,9 +32,7 @@ class SqlStudyQueue:
 
     def active_studies(self) -> list[str]:
         with session_scope(self.engine) as session:
-            rows = session.scalars(
-                select(StudyRecord.name).where(StudyRecord.status == "running")
-            )
+            rows = session.scalars(select(StudyRecord.name).where(StudyRecord.status == "running"))
             return list(rows)
 
     def claim(self) -> Claim | None:
@@ -123,7 +121,9 @@ class SqlStudyQueue:
         }
         with session_scope(self.engine) as session:
             updated = session.execute(
-                update(WorkerRecord).where(WorkerRecord.worker_id == info.worker_id).values(**values)
+                update(WorkerRecord)
+                .where(WorkerRecord.worker_id == info.worker_id)
+                .values(**values)
             )
             if updated.rowcount:  # type: ignore[attr-defined]
                 return

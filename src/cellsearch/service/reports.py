@@ -15,7 +15,9 @@ from cellsearch.service.studies import get_study, spec_of
 PLOTLY_URL = "/api/v1/assets/plotly.min.js"
 
 
-def study_report(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> dict[str, Any]:
+def study_report(
+    *, engine: Engine, storage: optuna.storages.RDBStorage, name: str
+) -> dict[str, Any]:
     """Build the report of study ``name`` from its trials."""
     record = get_study(engine=engine, name=name)
     spec = spec_of(record)
@@ -38,4 +40,6 @@ def study_report(*, engine: Engine, storage: optuna.storages.RDBStorage, name: s
 
 def study_report_html(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> str:
     """The report of study ``name`` as an HTML page."""
-    return render_report_html(study_report(engine=engine, storage=storage, name=name), plotly_js=PLOTLY_URL)
+    return render_report_html(
+        study_report(engine=engine, storage=storage, name=name), plotly_js=PLOTLY_URL
+    )

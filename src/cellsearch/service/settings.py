@@ -24,7 +24,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     local_workers: int = Field(default=1, ge=0, description="Workers `serve` starts beside it.")
-    api_url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds the API.")
+    api_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where the CLI finds the API."
+    )
     heartbeat_interval: int = Field(default=10, ge=1, description="Seconds between heartbeats.")
     grace_period: int = Field(
         default=30, ge=2, description="Seconds without a heartbeat before a trial is stale."
@@ -55,9 +57,7 @@ class Settings(BaseSettings):
 
     def limits(self) -> SpecLimits:
         """The spec limits this deployment enforces."""
-        return SpecLimits(
-            **{name: getattr(self, name) for name in SpecLimits.__dataclass_fields__}
-        )
+        return SpecLimits(**{name: getattr(self, name) for name in SpecLimits.__dataclass_fields__})
 
 
 @lru_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ import optuna
 from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from cellsearch.search.outcomes import COUNTED_FAILURES
 from cellsearch.search.spec import StudySpec
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound
@@ -118,10 +120,8 @@ def delete_study(*, engine: Engine, storage: optuna.storages.RDBStorage, name: s
         record = StudyRecord.find_or_raise(session, name)
         optuna_name = record.optuna_study_name
         session.delete(record)
-    try:
+    with contextlib.suppress(KeyError):  # already gone: the record was all that was left
         optuna.delete_study(study_name=optuna_name, storage=storage)
-    except KeyError:
-        pass  # already gone: the record was all that was left
 
 
 # Optuna's schema is read (never written) here with one grouped query, so that a page
@@ -152,19 +152,18 @@ def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCoun
         c = counts[study_name]
         kind = str(failure_kind or "").strip('"')
         _add(c, str(state), kind, n)
-        if str(state) in ("COMPLETE", "PRUNED") or (str(state) == "FAIL" and kind in _COUNTED):
+        if str(state) in ("COMPLETE", "PRUNED") or (
+            str(state) == "FAIL" and kind in COUNTED_FAILURES
+        ):
             by_cell[study_name][str(cell or "").strip('"')] += n
     for name in names:
         counts[name].by_cell = dict(sorted(by_cell[name].items()))
     return counts
 
 
-_COUNTED = ("diverged", "error")
-
-
 def _add(c: TrialCounts, state: str, failure_kind: str, n: int) -> None:
     if state == "FAIL":
-        if failure_kind in _COUNTED:
+        if failure_kind in COUNTED_FAILURES:
             c.failed += n
         else:
             c.requeued += n

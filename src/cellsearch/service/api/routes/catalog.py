@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import plotly
 from fastapi import APIRouter
+from fastapi.responses import FileResponse
 
 from cellsearch.models import CELLS
 from cellsearch.search.spec import StudySpec
@@ -12,6 +15,7 @@ from cellsearch.search.task_specs import TASKS
 from cellsearch.service.schemas import CellOptionOut, CellOut, TaskOut
 
 router = APIRouter(tags=["catalog"])
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 @router.get("/cells", response_model=list[CellOut])
@@ -41,6 +45,14 @@ def list_tasks() -> list[TaskOut]:
         )
         for t in TASKS.values()
     ]
+
+
+@router.get("/assets/plotly.min.js", include_in_schema=False)
+def plotly_js() -> FileResponse:
+    """plotly.js from the installed plotly package, for the report pages."""
+    return FileResponse(
+        PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @router.get("/spec-schema")
