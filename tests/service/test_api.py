@@ -227,3 +227,17 @@ def test_report_json_and_page(api: TestClient, migrated: Any) -> None:
     js = api.get(f"{V1}/assets/plotly.min.js")
     assert js.status_code == 200 and "plotly" in js.text[:2000].lower()
     assert "max-age" in js.headers["cache-control"]
+
+
+def test_api_process_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cellsearch.service.api.app, cellsearch.service.cli\n"
+        "from cellsearch.models import CELLS\n"
+        "CELLS['lstm'].param_count(1, 8, 1)\n"
+        "assert 'torch' not in sys.modules, 'torch imported by the API'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -76,9 +76,12 @@ def service(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     )  # fmt: skip
     try:
         wait_for(f"{url}/api/v1/readyz")
+        deadline = time.monotonic() + 90
+        while len(pids) < 2 and time.monotonic() < deadline:  # both local workers beat
+            time.sleep(0.3)
+            pids = [w["pid"] for w in httpx.get(f"{url}/api/v1/workers").json()]
+        assert len(pids) == 2, "serve did not start two workers"
         yield url
-        pids += [w["pid"] for w in httpx.get(f"{url}/api/v1/workers").json()]
-        assert len(pids) == 2  # both local workers sent heartbeats
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -12,16 +12,38 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from cellsearch.models.errors import ModelError, StateError, UnknownCellError, UnknownOptionError
-from cellsearch.models.layers import RecurrentStack
 from cellsearch.models.registry import CELLS, get_cell
-from cellsearch.models.sequence import (
-    SequenceModel,
-    count_parameters,
-    model_param_count,
-    solve_hidden_size,
-)
 from cellsearch.models.spec import CellOption, CellSpec
+
+if TYPE_CHECKING:
+    from cellsearch.models.layers import RecurrentStack
+    from cellsearch.models.sequence import (
+        SequenceModel,
+        count_parameters,
+        model_param_count,
+        solve_hidden_size,
+    )
+
+# Names whose modules import torch, loaded on first use so that the registry (and the
+# API process that serves it) stays free of torch.
+_LAZY = {
+    "RecurrentStack": "layers",
+    "SequenceModel": "sequence",
+    "count_parameters": "sequence",
+    "model_param_count": "sequence",
+    "solve_hidden_size": "sequence",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"cellsearch.models.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'cellsearch.models' has no attribute {name!r}")
+
 
 __all__ = [
     "CELLS",

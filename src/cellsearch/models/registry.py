@@ -6,17 +6,8 @@ place in cellsearch that knows which cells exist.
 
 from __future__ import annotations
 
-from cellsearch.models.custom import CIFGCell, IndRNNCell, MGUCell, PeepholeLSTMCell
 from cellsearch.models.errors import UnknownCellError
-from cellsearch.models.minimal import MinGRUCell, MinLSTMCell
-from cellsearch.models.spec import (
-    FORGET_BIAS,
-    RECURRENT_MAX,
-    CellSpec,
-    ParamCounts,
-    custom_factory,
-    fused_factory,
-)
+from cellsearch.models.spec import FORGET_BIAS, RECURRENT_MAX, CellSpec, ParamCounts, custom, fused
 
 __all__ = ["CELLS", "get_cell"]
 
@@ -35,7 +26,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=4, recurrent=4, vector=8),
-        factory=fused_factory("lstm"),
+        factory=fused("lstm"),
     ),
     "gru": CellSpec(
         name="gru",
@@ -50,7 +41,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(),
         counts=ParamCounts(input=3, recurrent=3, vector=6),
-        factory=fused_factory("gru"),
+        factory=fused("gru"),
     ),
     "rnn_tanh": CellSpec(
         name="rnn_tanh",
@@ -62,7 +53,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(),
         counts=ParamCounts(input=1, recurrent=1, vector=2),
-        factory=fused_factory("rnn_tanh"),
+        factory=fused("rnn_tanh"),
     ),
     "rnn_relu": CellSpec(
         name="rnn_relu",
@@ -74,7 +65,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(),
         counts=ParamCounts(input=1, recurrent=1, vector=2),
-        factory=fused_factory("rnn_relu"),
+        factory=fused("rnn_relu"),
     ),
     "lstm_peephole": CellSpec(
         name="lstm_peephole",
@@ -87,7 +78,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=4, recurrent=4, vector=7),
-        factory=custom_factory(PeepholeLSTMCell, _HC),
+        factory=custom("custom:PeepholeLSTMCell", _HC),
     ),
     "cifg": CellSpec(
         name="cifg",
@@ -99,7 +90,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=3, recurrent=3, vector=3),
-        factory=custom_factory(CIFGCell, _HC),
+        factory=custom("custom:CIFGCell", _HC),
     ),
     "mgu": CellSpec(
         name="mgu",
@@ -111,7 +102,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(),
         counts=ParamCounts(input=2, recurrent=2, vector=2),
-        factory=custom_factory(MGUCell, _H),
+        factory=custom("custom:MGUCell", _H),
     ),
     "indrnn": CellSpec(
         name="indrnn",
@@ -123,7 +114,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(RECURRENT_MAX,),
         counts=ParamCounts(input=1, recurrent=0, vector=2),
-        factory=custom_factory(IndRNNCell, _H),
+        factory=custom("custom:IndRNNCell", _H),
     ),
     "mingru": CellSpec(
         name="mingru",
@@ -137,7 +128,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(),
         counts=ParamCounts(input=2, recurrent=0, vector=2),
-        factory=custom_factory(MinGRUCell, _H),
+        factory=custom("minimal:MinGRUCell", _H),
     ),
     "minlstm": CellSpec(
         name="minlstm",
@@ -150,7 +141,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=3, recurrent=0, vector=3),
-        factory=custom_factory(MinLSTMCell, _H),
+        factory=custom("minimal:MinLSTMCell", _H),
     ),
 }
 

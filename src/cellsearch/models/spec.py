@@ -1,4 +1,4 @@
-"""Cell specs: the frozen description of one cell type and the factories behind them.
+"""Cell specs: the frozen description of one cell type (importable without torch).
 
 Everything that depends on which cell is used (constructor, state layout, options,
 parameter count) lives in a :class:`CellSpec`; the registry in
@@ -7,14 +7,15 @@ parameter count) lives in a :class:`CellSpec`; the registry in
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from cellsearch.models.errors import UnknownOptionError
-from cellsearch.models.gru import GRUStack
-from cellsearch.models.layers import CellStack, FusedStack, RecurrentCell, RecurrentStack
+
+if TYPE_CHECKING:  # torch is imported only when a model is built
+    from cellsearch.models.layers import RecurrentStack
 
 __all__ = [
     "FORGET_BIAS",
@@ -22,12 +23,12 @@ __all__ = [
     "CellOption",
     "CellSpec",
     "ParamCounts",
-    "custom_factory",
-    "fused_factory",
+    "custom",
+    "fused",
 ]
 
 # build(input_size, hidden_size, num_layers, dropout, options) -> stack
-StackFactory = Callable[[int, int, int, float, Mapping[str, float | None]], RecurrentStack]
+StackFactory = Callable[[int, int, int, float, Mapping[str, float | None]], "RecurrentStack"]
 
 
 @dataclass(frozen=True)
@@ -124,53 +125,26 @@ class CellSpec:
         return self.factory(input_size, hidden_size, num_layers, dropout, resolved)
 
 
-def fused_factory(kind: str) -> StackFactory:
-    """Factory for a fused torch RNN: kind is "lstm", "gru", "rnn_tanh" or "rnn_relu"."""
+def fused(kind: str) -> StackFactory:
+    """Factory of a fused torch RNN ("lstm", "gru", "rnn_tanh", "rnn_relu"), loaded lazily."""
 
-    def build(
-        input_size: int,
-        hidden: int,
-        layers: int,
-        dropout: float,
-        options: Mapping[str, float | None],
-    ) -> RecurrentStack:
-        kwargs = {"num_layers": layers, "dropout": dropout, "batch_first": True}
-        if kind == "gru":
-            return GRUStack(nn.GRU(input_size, hidden, **kwargs))
-        if kind == "lstm":
-            lstm = nn.LSTM(input_size, hidden, **kwargs)
-            _set_fused_forget_bias(lstm, options.get("forget_bias"))
-            return FusedStack(lstm, ("h", "c"))
-        rnn = nn.RNN(input_size, hidden, nonlinearity=kind.removeprefix("rnn_"), **kwargs)
-        return FusedStack(rnn, ("h",))
+    def build(*args: Any) -> RecurrentStack:
+        from cellsearch.models.factories import fused_factory
+
+        return fused_factory(kind)(*args)
 
     return build
 
 
-def _set_fused_forget_bias(lstm: nn.LSTM, value: float | None) -> None:
-    """Forget slice of bias_ih to ``value`` and of bias_hh to 0, in every layer."""
-    if value is None:
-        return
-    hidden = lstm.hidden_size
-    for layer in range(lstm.num_layers):
-        getattr(lstm, f"bias_ih_l{layer}").data[hidden : 2 * hidden].fill_(value)
-        getattr(lstm, f"bias_hh_l{layer}").data[hidden : 2 * hidden].zero_()
+def custom(cell: str, state_layout: tuple[str, ...]) -> StackFactory:
+    """Factory of a stack of custom cells, ``cell`` naming "module:Class", loaded lazily."""
 
+    def build(*args: Any) -> RecurrentStack:
+        from cellsearch.models.factories import custom_factory
 
-def custom_factory(
-    cell: Callable[..., RecurrentCell], state_layout: tuple[str, ...]
-) -> StackFactory:
-    """Factory for a stack of custom cells; options go to every layer's constructor."""
-
-    def build(
-        input_size: int,
-        hidden: int,
-        layers: int,
-        dropout: float,
-        options: Mapping[str, float | None],
-    ) -> RecurrentStack:
-        sizes = [input_size] + [hidden] * (layers - 1)
-        return CellStack([cell(size, hidden, **options) for size in sizes], state_layout, dropout)
+        module, _, name = cell.partition(":")
+        cls = getattr(importlib.import_module(f"cellsearch.models.{module}"), name)
+        return custom_factory(cls, state_layout)(*args)
 
     return build
 
