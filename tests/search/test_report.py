@@ -256,3 +256,13 @@ def test_partial_winner_names_the_undetected_pair() -> None:
         f"{lead} leads: better than rnn_tanh; no detectable difference from {other} at this budget"
     )
     assert sum(p["reject"] for p in report["comparison"]["pairs"]) == 2
+
+
+def test_untestable_comparison_does_not_claim_no_difference() -> None:
+    # heavy pruning leaves two completed trials per cell: nothing can be tested, and the
+    # verdict must say so rather than "no detectable difference"
+    trials = [make_trial(i, c, v) for i, (c, v) in enumerate(
+        [("lstm", 0.17), ("lstm", 0.18), ("gru", 0.001), ("gru", 0.002)])]  # fmt: skip
+    report = build_report(trials, make_context(cell_types=("lstm", "gru")), importance=False)
+    assert report["verdict"].startswith("Not enough completed trials to test")
+    assert "gru leads" in report["verdict"]

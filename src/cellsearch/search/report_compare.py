@@ -120,7 +120,7 @@ def verdict(
     method = f"{n} trials per cell type; {TEST_NAME}, alpha {ALPHA}"
     if not any(p["p_value"] is not None for p in pairs):
         return (
-            f"{NO_DIFFERENCE}: too few completed trials to test "
+            "Not enough completed trials to test for a difference "
             f"(need {MIN_TEST_SIZE} per cell type); {lead} leads on expected best-of-{n}."
         )
     detected = [p for p in pairs if p["reject"]]
