@@ -90,7 +90,10 @@ def test_invalid_top_level_fields(overrides: dict[str, Any], loc: tuple[str, ...
 
 
 def test_param_budget_excludes_an_explicit_hidden_size() -> None:
-    parse_spec(spec_data(param_budget=5000))
+    spec = parse_spec(spec_data(param_budget=5000))
+    stored = spec.to_json()
+    assert "hidden_size" not in stored["space"]
+    assert StudySpec.model_validate(stored) == spec  # a worker can reload it
     errors = errors_of(spec_data(param_budget=5000, space={"hidden_size": 32}))
     assert any("not both" in msg for _, msg in errors)
 

@@ -181,6 +181,7 @@ def test_cells_and_tasks_catalog(api: TestClient) -> None:
     lstm = cells[0]
     assert lstm["fused"] is True and lstm["state_layout"] == ["h", "c"]
     assert lstm["param_count_example"] == 4 * (64 * 1 + 64 * 64 + 2 * 64)
+    assert lstm["param_formula"].startswith("4·H·I + 4·H·H + 8·H per layer")
     tasks = api.get(f"{V1}/tasks").json()
     assert [t["kind"] for t in tasks] == list(TASKS)
     assert "1/6" in tasks[0]["baseline"]

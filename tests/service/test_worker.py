@@ -195,3 +195,20 @@ def test_worker_registry_heartbeat(migrated: Any) -> None:
     with session_scope(engine_for(migrated)) as session:
         (row,) = session.scalars(select(WorkerRecord)).all()
         assert (row.worker_id, row.device) == (worker.info.worker_id, "cpu")
+
+
+def test_param_budget_gives_every_cell_about_the_same_size(migrated: Any) -> None:
+    study = make_study(
+        migrated,
+        space={"cell_type": ["lstm", "gru", "rnn_tanh", "mgu"]},
+        param_budget=3000,
+        budget={"n_trials": 4, "max_epochs": 1},
+    )
+    worker, _ = make_worker(migrated)
+    assert drain(worker) == 4
+    sizes = {t.params["cell_type"]: t.user_attrs["param_count"] for t in study.trials}
+    assert set(sizes) == {"lstm", "gru", "rnn_tanh", "mgu"}
+    assert all(abs(n - 3000) <= 0.05 * 3000 for n in sizes.values()), sizes
+    hidden = {t.params["cell_type"]: t.user_attrs["hidden_size"] for t in study.trials}
+    assert hidden["rnn_tanh"] > hidden["gru"] > hidden["lstm"]  # solved per cell
+    assert all("hidden_size" not in t.params for t in study.trials)

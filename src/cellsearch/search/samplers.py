@@ -13,6 +13,7 @@ import warnings
 
 import optuna
 
+from cellsearch.search.allocation import CellConditionedSampler, balanced_cell
 from cellsearch.search.spec import StudySpec
 
 
@@ -23,7 +24,7 @@ def trial_seed(study_seed: int, index: int) -> int:
 
 def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     """The sampler for the trial with claim ``index`` (0-based) of ``spec``."""
-    with warnings.catch_warnings():  # group= and PartialFixedSampler are "experimental"
+    with warnings.catch_warnings():  # TPE's group= is "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return _make_sampler(spec, index)
 
@@ -45,23 +46,8 @@ def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
         base = optuna.samplers.QMCSampler(seed=spec.seed, scramble=True)
     cells = spec.cell_types
     if spec.allocation == "balanced" and len(cells) > 1:
-        return optuna.samplers.PartialFixedSampler(
-            {"cell_type": balanced_cell(cells, spec.seed, index)}, base
-        )
+        return CellConditionedSampler(balanced_cell(cells, spec.seed, index), base)
     return base
-
-
-def balanced_cell(cells: list[str], seed: int, index: int) -> str:
-    """The cell type of claim ``index`` under balanced allocation.
-
-    Claims are dealt in rounds of ``len(cells)``; each round visits every cell once in
-    an order shuffled by the study seed and the round number, so after any number of
-    claims the per-cell counts differ by at most one and no cell always goes first.
-    """
-    round_number, position = divmod(index, len(cells))
-    order = list(cells)
-    random.Random(seed * 7919 + round_number).shuffle(order)
-    return order[position]
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:

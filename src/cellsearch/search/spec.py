@@ -266,13 +266,21 @@ class StudySpec(_Strict):
     pruner: Literal["hyperband", "median", "successive_halving", "none"] = "hyperband"
     seed: int = Field(default=0, ge=0)
 
-    @model_validator(mode="after")
-    def _budget_or_size(self) -> StudySpec:
-        if self.param_budget is not None and "hidden_size" in self.space.model_fields_set:
-            raise ValueError(
-                "param_budget: give either space.hidden_size or param_budget, not both"
-            )
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _budget_or_size(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("param_budget") is not None:
+            space = data.get("space")
+            if isinstance(space, dict) and "hidden_size" in space:
+                raise ValueError(
+                    "param_budget: give either space.hidden_size or param_budget, not both"
+                )
+        return data
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec as stored: JSON types, and no hidden size when it is solved per cell."""
+        exclude = {"space": {"hidden_size"}} if self.param_budget is not None else None
+        return self.model_dump(mode="json", exclude=exclude)
 
     @property
     def cell_types(self) -> list[str]:

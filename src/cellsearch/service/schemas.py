@@ -144,6 +144,9 @@ class CellOut(BaseModel):
     state_layout: list[str]
     fused: bool
     options: list[CellOptionOut]
+    param_formula: str = Field(
+        description="Exact parameter count of one layer (I inputs, H hidden units)."
+    )
     param_count_example: int = Field(
         description="Parameters of one layer with input size 1 and hidden size 64."
     )

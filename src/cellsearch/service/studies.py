@@ -62,13 +62,13 @@ def create_study(
         )
     except optuna.exceptions.DuplicatedStudyError:
         raise Conflict(f"an Optuna study named {spec.name!r} already exists") from None
-    study.set_user_attr("cellsearch_spec", spec.model_dump(mode="json"))
+    study.set_user_attr("cellsearch_spec", spec.to_json())
     try:
         with session_scope(engine) as session:
             record = StudyRecord(
                 name=spec.name,
                 optuna_study_name=spec.name,
-                spec=spec.model_dump(mode="json"),
+                spec=spec.to_json(),
                 status="running",
                 n_trials=spec.budget.n_trials,
                 claimed=0,

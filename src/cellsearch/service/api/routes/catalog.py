@@ -30,6 +30,10 @@ def list_cells() -> list[CellOut]:
             state_layout=list(c.state_layout),
             fused=c.fused,
             options=[CellOptionOut(**o.__dict__) for o in c.options],
+            param_formula=(
+                f"{c.counts.input}·H·I + {c.counts.recurrent}·H·H + {c.counts.vector}·H per "
+                "layer (I: input size of the layer; layers after the first read I = H)"
+            ),
             param_count_example=c.param_count(1, 64, 1),
         )
         for c in CELLS.values()

@@ -1,0 +1,121 @@
+"""Balanced allocation of trials to cell types, and per-cell conditioning of the sampler.
+
+Under ``allocation: balanced`` the worker fixes the cell type of each claim (dealt in
+rounds, see :func:`balanced_cell`) and :class:`CellConditionedSampler` lets the base
+sampler (TPE, GP, random...) choose the other hyperparameters from the history of that
+cell type only: an LSTM trial's learning rate is proposed from earlier LSTM trials, not
+from the GRU trials that happen to share the parameter name. Each cell type thus gets its
+own search, and the comparison between cell types compares equally tuned searches.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Container, Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
+
+CELL_PARAM = "cell_type"
+
+
+def balanced_cell(cells: list[str], seed: int, index: int) -> str:
+    """The cell type of claim ``index`` under balanced allocation.
+
+    Claims are dealt in rounds of ``len(cells)``; each round visits every cell once in
+    an order shuffled by the study seed and the round number, so after any number of
+    claims the per-cell counts differ by at most one and no cell always goes first.
+    """
+    round_number, position = divmod(index, len(cells))
+    order = list(cells)
+    random.Random(seed * 7919 + round_number).shuffle(order)
+    return order[position]
+
+
+class _CellView:
+    """A read-only view of a study that shows only the trials of one cell type."""
+
+    def __init__(self, study: optuna.Study, cell: str) -> None:
+        self._study = study
+        self._cell = cell
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        return [t for t in trials if t.params.get(CELL_PARAM) == self._cell]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return self._get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+class CellConditionedSampler(BaseSampler):
+    """Fix ``cell_type`` and sample everything else from that cell's own history.
+
+    Args:
+        cell: The cell type of the trial being sampled.
+        base_sampler: The sampler that proposes the other parameters; it sees a view of
+            the study restricted to trials whose ``cell_type`` is ``cell``.
+    """
+
+    def __init__(self, cell: str, base_sampler: BaseSampler) -> None:
+        self.cell = cell
+        self.base = base_sampler
+
+    def _view(self, study: optuna.Study) -> optuna.Study:
+        return _CellView(study, self.cell)  # type: ignore[return-value]
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        space = self.base.infer_relative_search_space(self._view(study), trial)
+        space.pop(CELL_PARAM, None)
+        return space
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self.base.sample_relative(self._view(study), trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if param_name == CELL_PARAM:
+            return self.cell
+        return self.base.sample_independent(
+            self._view(study), trial, param_name, param_distribution
+        )
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(self._view(study), trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self.base.after_trial(self._view(study), trial, state, values)
