@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from cellsearch.search.spec import SpecLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///cellsearch.db"
+_LIMITS = SpecLimits()
 
 
 class Settings(BaseSettings):
@@ -36,15 +37,16 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=2, ge=1)
     db_max_overflow: int = Field(default=2, ge=0)
 
-    max_hidden_size: int = 1024
-    max_num_layers: int = 4
-    max_epochs: int = 1000
-    max_seq_len: int = 5000
-    max_trials: int = 10000
-    max_dataset_size: int = 1_000_000
-    max_batch_size: int = 4096
-    max_param_budget: int = 50_000_000
-    max_trial_seconds: float = 86400.0
+    # input limits; their defaults live in one place, SpecLimits
+    max_hidden_size: int = _LIMITS.max_hidden_size
+    max_num_layers: int = _LIMITS.max_num_layers
+    max_epochs: int = _LIMITS.max_epochs
+    max_seq_len: int = _LIMITS.max_seq_len
+    max_trials: int = _LIMITS.max_trials
+    max_dataset_size: int = _LIMITS.max_dataset_size
+    max_batch_size: int = _LIMITS.max_batch_size
+    max_param_budget: int = _LIMITS.max_param_budget
+    max_trial_seconds: float = _LIMITS.max_trial_seconds
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> Settings:
