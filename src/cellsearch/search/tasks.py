@@ -124,14 +124,23 @@ TaskSpec = Annotated[AddingTask | CopyTask | DigitsTask, Field(discriminator="ki
 class TaskData:
     """Tensors of one task instance and what the trainer needs to know about them.
 
-    Inputs are float32 ``(N, T, I)``. Targets are float32 ``(N, 1)`` for regression,
-    int64 ``(N,)`` for last-step classification and int64 ``(N, T)`` for per-step
-    classification.
+    Inputs are float32 ``(N, T, I)``. Targets are float32 ``(N, O)`` for regression,
+    int64 ``(N,)`` for last-step classification, int64 ``(N, T)`` for per-step
+    classification, float32 ``(N, T, O)`` for per-step regression (``mse``) and per-step
+    binary targets (``bce``, e.g. piano rolls).
 
     Attributes:
+        loss: ``mse`` (mean over target elements), ``cross_entropy`` (mean over targets)
+            or ``bce`` (Bernoulli negative log-likelihood summed over the ``O`` outputs of a
+            step, averaged over steps).
         baseline: Validation loss of the trivial predictor described by
             ``baseline_description``; a model that does not beat it learned nothing.
         chance_metric: Test metric of a guess, where meaningful (digits: 0.1 accuracy).
+        lengths_train: Valid steps of each training sequence, int64 ``(N,)`` in
+            ``[1, T]``, or None when every sequence has all ``T`` steps. Inputs and
+            per-step targets are zero-padded past a sequence's length.
+        lengths_val: As ``lengths_train``, for the validation split.
+        lengths_test: As ``lengths_train``, for the test split.
     """
 
     x_train: Tensor
@@ -143,12 +152,15 @@ class TaskData:
     input_size: int
     output_size: int
     head: Literal["last", "per_step"]
-    loss: Literal["mse", "cross_entropy"]
+    loss: Literal["mse", "cross_entropy", "bce"]
     metric: str
     metric_direction: Literal["minimize", "maximize"]
     baseline: float
     baseline_description: str
     chance_metric: float | None
+    lengths_train: Tensor | None = None
+    lengths_val: Tensor | None = None
+    lengths_test: Tensor | None = None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,17 @@
 """Train one model on one task: the inner loop of every trial.
 
-The trainer relies only on ``model(x) -> prediction`` and ``model.parameters()``. Data
-are moved to the training device once; each epoch draws a seeded index permutation and
-slices it into batches (no DataLoader, no per-sample Python). The hot loop keeps the
+The trainer relies only on ``model(x) -> prediction`` (``model(x, lengths)`` when the
+task has variable-length sequences) and ``model.parameters()``. Data are moved to the
+training device once; each epoch draws a seeded index permutation and slices it into
+batches (no DataLoader, no per-sample Python). The hot loop keeps the
 batch losses on the device and synchronises once per epoch, when it checks that the
 epoch's loss is finite. Every epoch ends with a validation pass; the test set is
 evaluated only when the validation loss improves, so the reported test metric is the one
 at the best validation epoch (it is never used by the search).
+
+Variable-length sequences are zero-padded at the end, never packed. The model gathers
+the last valid step itself; per-step losses and metrics are masked past each sequence's
+length, so that a padded batch scores exactly what its sequences score one by one.
 """
 
 from __future__ import annotations
@@ -161,20 +166,86 @@ def make_optimizer(
     return _OPTIMIZERS[config.optimizer](params, config, device.type == "cuda")
 
 
-def batch_loss(prediction: Tensor, target: Tensor, loss: str, reduction: str = "mean") -> Tensor:
-    """Loss of a batch; per-step class scores ``(B, T, C)`` are flattened to ``(B*T, C)``."""
+def _unreduced_loss(prediction: Tensor, target: Tensor, loss: str) -> Tensor:
+    """Loss per unit: per element for mse, per target for cross_entropy, per step for bce."""
     if loss == "mse":
-        return F.mse_loss(prediction, target, reduction=reduction)
+        return F.mse_loss(prediction, target, reduction="none")  # like target
+    if loss == "bce":
+        nll = F.binary_cross_entropy_with_logits(prediction, target, reduction="none")
+        return nll.sum(dim=-1)  # (B, T): summed over the O outputs of a step
     scores = prediction.reshape(-1, prediction.shape[-1])  # (B*T, C) or (B, C)
-    return F.cross_entropy(scores, target.reshape(-1), reduction=reduction)
+    return F.cross_entropy(scores, target.reshape(-1), reduction="none").reshape(target.shape)
+
+
+def loss_units(target: Tensor, loss: str, mask: Tensor | None = None) -> Tensor:
+    """Number of units a mean loss divides by (valid steps only when ``mask`` is given).
+
+    A unit is one target element for ``mse``, one target for ``cross_entropy`` and one
+    step for ``bce`` (whose loss sums the step's outputs).
+    """
+    per_step = target.shape[-1] if loss == "bce" else 1
+    if mask is None:
+        return torch.tensor(target.numel() // per_step)
+    elements_per_step = target.numel() // (mask.numel() * per_step)
+    return mask.sum() * elements_per_step
+
+
+def batch_loss(
+    prediction: Tensor,
+    target: Tensor,
+    loss: str,
+    reduction: str = "mean",
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Loss of a batch, averaged over its units (see :func:`loss_units`) or summed.
+
+    Args:
+        prediction: ``(B, O)`` for a last-step head, ``(B, T, O)`` for a per-step head.
+        target: Shaped as documented on :class:`~cellsearch.search.tasks.TaskData`.
+        loss: ``mse``, ``cross_entropy`` or ``bce``.
+        reduction: ``mean`` or ``sum``.
+        mask: ``(B, T)``, True on the valid steps of per-step targets; None means all.
+    """
+    if mask is None and loss == "mse":
+        return F.mse_loss(prediction, target, reduction=reduction)
+    if mask is None and loss == "cross_entropy":
+        scores = prediction.reshape(-1, prediction.shape[-1])  # (B*T, C) or (B, C)
+        return F.cross_entropy(scores, target.reshape(-1), reduction=reduction)
+    values = _unreduced_loss(prediction, target, loss)
+    if mask is not None:
+        mask = mask.reshape(mask.shape + (1,) * (values.dim() - mask.dim()))
+        values = torch.where(mask, values, 0.0)  # not a product: padding may hold inf
+    total = values.sum()
+    if reduction == "sum":
+        return total
+    return total / loss_units(target, loss, mask).to(total.device)
 
 
 @dataclass(frozen=True)
 class _Split:
-    """Inputs and targets of one split, already on the training device."""
+    """Inputs and targets of one split, already on the training device.
+
+    Attributes:
+        lengths: Valid steps per sequence ``(N,)``, or None for fixed length.
+        mask: ``(N, T)`` valid steps of per-step targets, or None when every step counts.
+        units: Loss units of the whole split (the divisor of its mean loss).
+    """
 
     x: Tensor
     y: Tensor
+    lengths: Tensor | None = None
+    mask: Tensor | None = None
+    units: float = 0.0
+
+    def predict(self, model: nn.Module, idx: Tensor | slice) -> Tensor:
+        """The model's predictions for the sequences ``idx`` of this split."""
+        if self.lengths is None:
+            return model(self.x[idx])
+        return model(self.x[idx], self.lengths[idx])
+
+    def batch_mask(self, idx: Tensor | slice) -> Tensor | None:
+        """The step mask of the sequences ``idx``, or None."""
+        return None if self.mask is None else self.mask[idx]
 
     @property
     def size(self) -> int:
@@ -203,7 +274,8 @@ def _train_epoch(
     for start in range(0, train.size, config.batch_size):
         idx = perm[start : start + config.batch_size]
         optimizer.zero_grad(set_to_none=True)
-        loss = batch_loss(model(train.x[idx]), train.y[idx], data.loss)
+        prediction = train.predict(model, idx)
+        loss = batch_loss(prediction, train.y[idx], data.loss, mask=train.batch_mask(idx))
         loss.backward()
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -238,14 +310,16 @@ def _evaluate(model: nn.Module, split: _Split, data: TaskData, batch_size: int) 
     correct = torch.zeros((), device=split.x.device)
     step = _eval_batch_size(split, batch_size)
     for start in range(0, split.size, step):
-        prediction = model(split.x[start : start + step])
-        target = split.y[start : start + step]
-        loss_sum += batch_loss(prediction, target, data.loss, reduction="sum")
+        rows = slice(start, start + step)
+        prediction = split.predict(model, rows)
+        target, mask = split.y[rows], split.batch_mask(rows)
+        loss_sum += batch_loss(prediction, target, data.loss, reduction="sum", mask=mask)
         if data.metric == "accuracy":
-            correct += (prediction.argmax(dim=-1) == target).sum()
+            hits = prediction.argmax(dim=-1) == target  # (B,) or (B, T)
+            correct += (hits if mask is None else hits & mask).sum()
     total_loss, total_correct = torch.stack([loss_sum, correct]).tolist()
-    loss = total_loss / split.y.numel()
-    metric = total_correct / split.y.numel() if data.metric == "accuracy" else loss
+    loss = total_loss / split.units
+    metric = total_correct / split.units if data.metric == "accuracy" else loss
     return _Evaluation(loss=loss, metric=metric)
 
 
@@ -261,12 +335,24 @@ class _Best:
         return val.loss < self.val.loss
 
 
+def _move_split(
+    x: Tensor, y: Tensor, lengths: Tensor | None, data: TaskData, device: torch.device
+) -> _Split:
+    x, y = x.to(device), y.to(device)
+    mask = None
+    if lengths is not None:
+        lengths = lengths.to(device)
+        if data.head == "per_step":
+            mask = torch.arange(x.shape[1], device=device) < lengths[:, None]  # (N, T)
+    return _Split(x, y, lengths, mask, float(loss_units(y, data.loss, mask)))
+
+
 def _move_splits(data: TaskData, device: torch.device) -> dict[str, _Split]:
     """Move the task's tensors to the training device, once."""
     return {
-        "train": _Split(data.x_train.to(device), data.y_train.to(device)),
-        "val": _Split(data.x_val.to(device), data.y_val.to(device)),
-        "test": _Split(data.x_test.to(device), data.y_test.to(device)),
+        "train": _move_split(data.x_train, data.y_train, data.lengths_train, data, device),
+        "val": _move_split(data.x_val, data.y_val, data.lengths_val, data, device),
+        "test": _move_split(data.x_test, data.y_test, data.lengths_test, data, device),
     }
 
 
@@ -319,7 +405,8 @@ def train(
 
     Args:
         model: Any module mapping a batch ``(B, T, I)`` to predictions shaped like the
-            task's targets (``(B, out)`` or ``(B, T, out)``).
+            task's targets (``(B, out)`` or ``(B, T, out)``); called as
+            ``model(x, lengths)`` when the task has variable-length sequences.
         data: The task's tensors and loss/metric definitions.
         config: Training hyperparameters.
         device: Where to train (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
