@@ -6,8 +6,9 @@ Run from the repository root::
     python benchmarks/cells.py --device cuda
 
 Repetitions are interleaved across cells (machines are noisy) and medians reported.
-A second table times minGRU/minLSTM's log-space parallel scan against their own
-sequential loop at several sequence lengths.
+A second table times minGRU/minLSTM's log-space parallel scan and their linear
+recurrence with a hand-written backward against their own sequential loop at several
+sequence lengths.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from cellsearch.models import CELLS, get_cell
-from cellsearch.models.layers import RecurrentCell
-from cellsearch.models.minimal import MinGRUCell, MinLSTMCell
+from cellsearch.models.custom import PeepholeLSTMCell
+from cellsearch.models.layers import CellStack, RecurrentCell
+from cellsearch.models.minimal import MinGRUCell, MinLSTMCell, ScanMode
 
 Job = Callable[[], Tensor]
+MODES: tuple[ScanMode, ...] = ("scan", "recurrence", "sequential")
 
 
 def _sync(device: torch.device) -> None:
@@ -47,7 +50,11 @@ def time_jobs(jobs: dict[str, Job], repeats: int, device: torch.device) -> dict[
 
 
 def cell_jobs(batch: int, steps: int, hidden: int, device: torch.device) -> dict[str, Job]:
-    """One job per registered cell, plus torch's fused nn.GRU for comparison."""
+    """One job per registered cell, plus the paths they replace on CPU, for comparison.
+
+    "gru (nn.GRU kernel)" is torch's fused GRU; "lstm_peephole (autograd)" the peephole
+    LSTM's per-step autograd form (:meth:`RecurrentCell.run`).
+    """
     x = torch.randn(batch, steps, hidden, device=device)
     jobs: dict[str, Job] = {}
     for name in CELLS:
@@ -55,16 +62,22 @@ def cell_jobs(batch: int, steps: int, hidden: int, device: torch.device) -> dict
         jobs[name] = lambda stack=stack: stack(x)[0]  # type: ignore[misc]
     fused_gru = nn.GRU(hidden, hidden, batch_first=True).to(device)
     jobs["gru (nn.GRU kernel)"] = lambda: fused_gru(x)[0]
+    peephole = get_cell("lstm_peephole").build(hidden, hidden).to(device)
+    assert isinstance(peephole, CellStack)
+    cell = peephole.cells[0]
+    assert isinstance(cell, PeepholeLSTMCell)
+    h0 = torch.zeros(batch, hidden, device=device)
+    jobs["lstm_peephole (autograd)"] = lambda: RecurrentCell.run(cell, x, (h0, h0))[0]
     return jobs
 
 
 def scan_jobs(batch: int, steps: int, hidden: int, device: torch.device) -> dict[str, Job]:
-    """minGRU/minLSTM over one sequence length, scan and sequential loop."""
+    """minGRU/minLSTM over one sequence length: scan, recurrence and sequential loop."""
     x = torch.randn(batch, steps, hidden, device=device)
     h0 = torch.zeros(batch, hidden, device=device)
     jobs: dict[str, Job] = {}
     for cell_type in (MinGRUCell, MinLSTMCell):
-        for mode in ("scan", "sequential"):
+        for mode in MODES:
             cell: RecurrentCell = cell_type(hidden, hidden, mode=mode).to(device)
             key = f"{cell_type.__name__} {mode}"
             jobs[key] = lambda cell=cell: cell.run(x, (h0,))[0]  # type: ignore[misc]
@@ -93,13 +106,19 @@ def main() -> None:
     print("\n| cell | ms | x fused LSTM |\n|---|---:|---:|")
     for name, seconds in times.items():
         print(f"| {name} | {seconds * 1e3:.1f} | {seconds / base:.2f} |")
-    print("\n| T | cell | scan ms | sequential ms | sequential / scan |\n|---:|---|---:|---:|---:|")
+    print(
+        "\n| T | cell | scan ms | recurrence ms | sequential ms | sequential / scan "
+        "| sequential / recurrence |\n|---:|---|---:|---:|---:|---:|---:|"
+    )
     for steps in args.scan_steps:
         jobs = scan_jobs(args.batch, steps, args.hidden, device)
         scan = time_jobs(jobs, args.scan_repeats, device)
         for cell_type in ("MinGRUCell", "MinLSTMCell"):
-            s, q = scan[f"{cell_type} scan"], scan[f"{cell_type} sequential"]
-            print(f"| {steps} | {cell_type} | {s * 1e3:.1f} | {q * 1e3:.1f} | {q / s:.2f} |")
+            s, r, q = (scan[f"{cell_type} {mode}"] for mode in MODES)
+            print(
+                f"| {steps} | {cell_type} | {s * 1e3:.1f} | {r * 1e3:.1f} | {q * 1e3:.1f} "
+                f"| {q / s:.2f} | {q / r:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""minGRU / minLSTM: the log-space parallel scan against the sequential reference."""
+"""minGRU / minLSTM: the log-space scan and the linear recurrence against the sequential loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import pytest
 import torch
 from torch import Tensor
 
-from cellsearch.models.minimal import MinGRUCell, MinLSTMCell, g, log_g, log_space_scan
+from cellsearch.models import minimal
+from cellsearch.models.minimal import (
+    MinGRUCell,
+    MinimalRecurrence,
+    MinLSTMCell,
+    g,
+    log_g,
+    log_space_scan,
+)
 
 CELL_TYPES = [MinGRUCell, MinLSTMCell]
 INPUT, HIDDEN = 3, 4
@@ -22,15 +30,16 @@ def _run(cell: MinGRUCell | MinLSTMCell, mode: str, x: Tensor, h0: Tensor) -> Te
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 @pytest.mark.parametrize("steps", [1, 100, 2000])
 @pytest.mark.parametrize("h0_sign", [0.0, 1.0, -1.0])
-def test_scan_equals_sequential(cell_type: type, steps: int, h0_sign: float) -> None:
+@pytest.mark.parametrize("mode", ["scan", "recurrence"])
+def test_scan_equals_sequential(cell_type: type, steps: int, h0_sign: float, mode: str) -> None:
     torch.manual_seed(steps)
     cell = cell_type(INPUT, HIDDEN).double()
     x = torch.randn(2, steps, INPUT, dtype=torch.float64, requires_grad=True)
     h0 = (h0_sign * torch.rand(2, HIDDEN, dtype=torch.float64)).requires_grad_()
     weight = torch.randn(2, steps, HIDDEN, dtype=torch.float64)  # a non-trivial loss
     results = []
-    for mode in ("scan", "sequential"):
-        out = _run(cell, mode, x, h0)
+    for form in (mode, "sequential"):
+        out = _run(cell, form, x, h0)
         grads = torch.autograd.grad((out * weight).sum(), [x, h0, *cell.parameters()])
         results.append((out, grads))
     (out_s, grads_s), (out_q, grads_q) = results
@@ -40,14 +49,53 @@ def test_scan_equals_sequential(cell_type: type, steps: int, h0_sign: float) -> 
 
 
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
-def test_scan_in_float32_stays_close(cell_type: type) -> None:
+@pytest.mark.parametrize("mode", ["scan", "recurrence"])
+def test_scan_in_float32_stays_close(cell_type: type, mode: str) -> None:
     torch.manual_seed(0)
     cell = cell_type(INPUT, HIDDEN)
     x = torch.randn(2, 300, INPUT)
     h0 = torch.rand(2, HIDDEN)
     torch.testing.assert_close(
-        _run(cell, "scan", x, h0), _run(cell, "sequential", x, h0), atol=1e-4, rtol=1e-3
+        _run(cell, mode, x, h0), _run(cell, "sequential", x, h0), atol=1e-4, rtol=1e-3
     )
+
+
+@pytest.mark.parametrize("cell_type", CELL_TYPES)
+@pytest.mark.parametrize("mode", ["scan", "recurrence"])
+def test_float32_stable_over_2000_steps(cell_type: type, mode: str) -> None:
+    """Strong decay and large inputs over T=2000 in float32: no 0, inf or NaN anywhere."""
+    torch.manual_seed(3)
+    cell = cell_type(INPUT, HIDDEN)
+    with torch.no_grad():
+        cell.weight_ih.mul_(8.0)  # gates saturate: a_t near 0 or 1, b_t tiny or large
+    x = torch.randn(2, 2000, INPUT, requires_grad=True)
+    h0 = torch.zeros(2, HIDDEN)
+    out = _run(cell, mode, x, h0)
+    grads = torch.autograd.grad(out[:, ::100].sum(), [x, *cell.parameters()])
+    assert bool((out > 0).all()) and bool(torch.isfinite(out).all())
+    assert all(bool(torch.isfinite(grad).all()) for grad in grads)
+    expected = _run(cell, "sequential", x, h0)
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("cell_type", CELL_TYPES)
+def test_recurrence_gradcheck_across_chunks(
+    monkeypatch: pytest.MonkeyPatch, cell_type: type
+) -> None:
+    monkeypatch.setattr(minimal, "CHUNK_STEPS", 3)  # 8 steps: chunks of 3, 3 and 2
+    torch.manual_seed(0)
+    gx = torch.randn(8, 2, cell_type.gates * 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda gx, h0: MinimalRecurrence.apply(gx, h0, cell_type), (gx, h0)
+    )
+    # and the same function as the step-by-step recurrence
+    a, b = cell_type.recurrence_coefficients(gx.detach())
+    h, expected = h0.detach(), []
+    for t in range(8):
+        h = a[t] * h + b[t]
+        expected.append(h)
+    torch.testing.assert_close(MinimalRecurrence.apply(gx, h0, cell_type), torch.stack(expected))
 
 
 def test_log_space_scan_solves_the_recurrence() -> None:
@@ -74,12 +122,24 @@ def test_g_is_positive_continuous_and_log_g_matches() -> None:
     torch.testing.assert_close(log_g(x), g(x).log())
 
 
-def test_auto_mode_picks_loop_on_cpu() -> None:
+def test_auto_mode_picks_recurrence_on_cpu() -> None:
     cell = MinGRUCell(INPUT, HIDDEN)
+    for steps in (1, 100, 4096):
+        assert cell.form(torch.zeros(1, steps, INPUT)) == "recurrence"
     assert not cell.use_scan(torch.zeros(1, 4096, INPUT))
     assert cell.use_scan(torch.zeros(1, 4, INPUT, device="meta"))
     cell.mode = "scan"
     assert cell.use_scan(torch.zeros(1, 4, INPUT))
+
+
+@pytest.mark.parametrize("cell_type", CELL_TYPES)
+def test_recurrence_without_grad(cell_type: type) -> None:
+    torch.manual_seed(0)
+    cell = cell_type(INPUT, HIDDEN)
+    x, h0 = torch.randn(2, 50, INPUT), torch.randn(2, HIDDEN)
+    with torch.no_grad():
+        got = _run(cell, "recurrence", x, h0)
+    torch.testing.assert_close(got, _run(cell, "sequential", x, h0), atol=1e-5, rtol=1e-5)
 
 
 def test_minlstm_normalised_gates_sum_to_one() -> None:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cellsearch.models.layers import RecurrentCell, State
+from cellsearch.models.peephole import PeepholeRecurrence
 
 __all__ = ["CIFGCell", "GRUCell", "IndRNNCell", "LSTMCell", "MGUCell", "PeepholeLSTMCell"]
 
@@ -76,7 +77,8 @@ class PeepholeLSTMCell(_GatedCell):
     """LSTM with diagonal peepholes (Gers & Schmidhuber 2000), gates i, f, g, o.
 
     i = sigma(.. + p_i c), f = sigma(.. + p_f c), o = sigma(.. + p_o c') with c' the new cell.
-    ``peephole`` is (3, H): rows p_i, p_f, p_o.
+    ``peephole`` is (3, H): rows p_i, p_f, p_o. Training on CPU runs through the
+    hand-written :class:`~cellsearch.models.peephole.PeepholeRecurrence`.
     """
 
     state_size = 2
@@ -98,6 +100,33 @@ class PeepholeLSTMCell(_GatedCell):
         c = torch.addcmul(f * c, i, torch.tanh(gates[:, 2]))
         o = torch.sigmoid(torch.addcmul(gates[:, 3], self.peephole[2], c))
         return o * torch.tanh(c), c
+
+    def use_recurrence(self, x: Tensor, state: State) -> bool:
+        """Whether ``run`` takes :class:`PeepholeRecurrence`: CPU training only."""
+        return (
+            x.device.type == "cpu"
+            and torch.is_grad_enabled()
+            and (
+                x.requires_grad
+                or any(s.requires_grad for s in state)
+                or any(p.requires_grad for p in self.parameters())
+            )
+        )
+
+    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """Run the cell; on CPU with gradients, through the hand-written recurrence.
+
+        Elsewhere (CUDA, ``torch.no_grad()``) this is the autograd form of
+        :meth:`RecurrentCell.run`, which is also the reference the tests compare against.
+        """
+        if not self.use_recurrence(x, state):
+            return super().run(x, state)
+        h0, c0 = state  # (B, H) each
+        gx = F.linear(x.transpose(0, 1), self.weight_ih, self.bias)  # (T, B, 4H)
+        out, c = PeepholeRecurrence.apply(
+            gx.contiguous(), h0.contiguous(), c0.contiguous(), self.weight_hh, self.peephole
+        )  # (T, B, H), (B, H)
+        return out.transpose(0, 1), (out[-1], c)  # (B, T, H)
 
 
 class CIFGCell(_GatedCell):

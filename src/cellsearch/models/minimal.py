@@ -14,30 +14,51 @@ holds for a zero or negative h_0 (the default zero state, or a state set by the 
 The candidate passes through g(x) = x + 0.5 (x >= 0), sigmoid(x) (x < 0), which keeps
 b_t positive; as in the authors' code, g is used by the sequential form too, so the two
 forms compute the same function. The sequential form (``step`` / ``run_sequential``) is
-the reference. With ``mode="auto"``, ``run`` takes the scan on accelerators and the loop
-on CPU, where the loop measured faster at every length tried; ``mode="scan"`` forces the
-scan. The two agree to rounding (tests/models/test_minimal.py).
+the reference.
+
+On CPU the log-space scan loses to the loop at every length tried (``logcumsumexp`` alone
+costs more than the whole loop; benchmarks/CELLS.md). What wins there is a third form,
+``mode="recurrence"``: the coefficients a_t, b_t of every step computed at once, then
+:class:`LinearRecurrence`, whose forward is one fused multiply-add per step without an
+autograd graph and whose backward is the reverse recurrence
+
+    g_t = dL/dh_t + a_{t+1} g_{t+1},   dL/db_t = g_t,   dL/da_t = g_t h_{t-1},
+
+also one op per step. It works in linear space, exactly like the sequential form, so it is
+stable at any length. With ``mode="auto"``, ``run`` takes the recurrence on CPU and the
+scan on accelerators. All three forms agree to rounding (tests/models/test_minimal.py).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from cellsearch.models.layers import RecurrentCell, State
 
-__all__ = ["MinGRUCell", "MinLSTMCell", "g", "log_g", "log_space_scan"]
+__all__ = [
+    "MinGRUCell",
+    "MinLSTMCell",
+    "MinimalRecurrence",
+    "g",
+    "log_g",
+    "log_space_scan",
+]
 
-ScanMode = Literal["auto", "scan", "sequential"]
+ScanMode = Literal["auto", "scan", "recurrence", "sequential"]
 
 # ``mode="auto"`` uses the scan on accelerators from this many steps on. On CPU it never
 # does: benchmarks/cells.py on a 2-core CPU (torch 2.13, B=64, H=64) measured the scan
-# 2x to 6x slower than the sequential loop at T = 100, 512 and 1024 (logcumsumexp and
-# its backward dominate; see benchmarks/CELLS.md).
+# 2x to 7x slower than the sequential loop at T = 100, 512 and 1024 (logcumsumexp and
+# its backward dominate; see benchmarks/CELLS.md). On CPU ``auto`` takes the recurrence
+# at every length: it measured faster than the loop from T = 1 on.
 SCAN_MIN_STEPS = 2
+# Steps per chunk of MinimalRecurrence: (CHUNK_STEPS, B, H) temporaries stay cache sized.
+CHUNK_STEPS = 64
 
 
 def g(x: Tensor) -> Tensor:
@@ -68,6 +89,92 @@ def log_space_scan(log_a: Tensor, log_b: Tensor, h0: Tensor | None = None) -> Te
     return h
 
 
+class _Gates(Protocol):
+    """What :class:`MinimalRecurrence` needs from a cell: its gates, without a graph."""
+
+    @staticmethod
+    def recurrence_coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
+        """a_t and b_t from the input projections (C, B, G), each (C, B, H)."""
+
+    @staticmethod
+    def recurrence_input_grad(gx: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor) -> None:
+        """Write dL/dgx (C, B, G) into ``out``, given dL/db_t (C, B, H) and h_{t-1}."""
+
+
+class MinimalRecurrence(torch.autograd.Function):
+    """h_t = a_t h_{t-1} + b_t with a_t, b_t computed from gx by the cell's gates.
+
+    Time is processed in chunks of :data:`CHUNK_STEPS` steps: the gates of a chunk are
+    computed at once (no graph) and the chunk's steps then take one fused multiply-add
+    each. The backward recomputes a chunk's gates, runs the reverse recurrence
+    g_t = dL/dh_t + a_{t+1} g_{t+1} over it (dL/db_t = g_t, dL/da_t = g_t h_{t-1}) and
+    turns that into dL/dgx by the cell's hand-written gate derivatives. Chunks keep the
+    temporaries small enough to stay in cache and to be recycled by the allocator.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gx: Tensor, h0: Tensor, gates: type[_Gates]) -> Tensor:
+        """Run the recurrence.
+
+        Args:
+            ctx: Autograd context.
+            gx: Input projections, (T, B, G), time major.
+            h0: Initial state, (B, H), any sign.
+            gates: The cell class, providing its gate functions.
+
+        Returns:
+            h_1 .. h_T, (T, B, H).
+        """
+        steps, batch = gx.shape[:2]
+        hs = gx.new_empty(steps + 1, batch, h0.shape[-1])  # h_0 .. h_T
+        hs[0] = h0
+        for start in range(0, steps, CHUNK_STEPS):
+            a, b = gates.recurrence_coefficients(gx[start : start + CHUNK_STEPS])  # (C, B, H)
+            for j in range(a.shape[0]):
+                torch.addcmul(b[j], a[j], hs[start + j], out=hs[start + j + 1])
+        ctx.gates = gates
+        ctx.save_for_backward(gx, hs)
+        return hs[1:]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor, None]:
+        """Chunks in reverse: gates recomputed, reverse recurrence, gate derivatives."""
+        gx, hs = ctx.saved_tensors
+        gates: type[_Gates] = ctx.gates
+        steps = gx.shape[0]
+        grad_gx = torch.empty_like(gx)  # (T, B, G)
+        grad_b = hs.new_empty(min(steps, CHUNK_STEPS), *hs.shape[1:])  # g of one chunk
+        carry = torch.zeros_like(hs[0])  # a_{t+1} g_{t+1} entering the chunk's last step
+        for start in reversed(range(0, steps, CHUNK_STEPS)):
+            stop = min(start + CHUNK_STEPS, steps)
+            a, _ = gates.recurrence_coefficients(gx[start:stop])  # (C, B, H)
+            g_chunk = grad_b[: stop - start]
+            torch.add(grad_out[stop - 1], carry, out=g_chunk[-1])
+            for j in range(stop - start - 2, -1, -1):
+                torch.addcmul(grad_out[start + j], a[j + 1], g_chunk[j + 1], out=g_chunk[j])
+            carry = a[0] * g_chunk[0]
+            gates.recurrence_input_grad(
+                gx[start:stop], g_chunk, hs[start:stop], grad_gx[start:stop]
+            )
+        return grad_gx, carry, None
+
+
+def _g_no_graph(x: Tensor) -> Tensor:
+    """g(x) as relu(x) + sigma(min(x, 0)): the same values as :func:`g` without a mask.
+
+    On CPU ``torch.where`` with a boolean mask measured 10x slower than these passes.
+    """
+    return torch.sigmoid(x.clamp(max=0.0)).add_(torch.relu(x))
+
+
+def _g_and_slope(x: Tensor) -> tuple[Tensor, Tensor]:
+    """g(x) and g'(x) (1 for x >= 0, sigma'(x) otherwise), without a graph or a mask."""
+    sig = torch.sigmoid(x.clamp(max=0.0))  # 0.5 where x >= 0
+    slope = torch.ge(x, 0.0).to(x.dtype).mul_(0.75).addcmul_(sig, 1 - sig)  # 0.75 + 0.25
+    return torch.relu(x).add_(sig), slope
+
+
 class _MinimalCell(RecurrentCell):
     """Shared parts: one input Linear, the scan/loop choice, h as the only state."""
 
@@ -87,15 +194,27 @@ class _MinimalCell(RecurrentCell):
         """log a_t and log b_t of the linear recurrence, each (B, T, H)."""
         raise NotImplementedError
 
-    def use_scan(self, x: Tensor) -> bool:
-        """Whether ``run`` takes the parallel scan for this input."""
+    def form(self, x: Tensor) -> ScanMode:
+        """The form ``run`` takes for this input: "scan", "recurrence" or "sequential"."""
         if self.mode != "auto":
-            return self.mode == "scan"
-        return x.device.type != "cpu" and x.shape[1] >= SCAN_MIN_STEPS
+            return self.mode
+        if x.device.type == "cpu":
+            return "recurrence"
+        return "scan" if x.shape[1] >= SCAN_MIN_STEPS else "sequential"
+
+    def use_scan(self, x: Tensor) -> bool:
+        """Whether ``run`` takes the log-space parallel scan for this input."""
+        return self.form(x) == "scan"
 
     def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        if not self.use_scan(x):
+        form = self.form(x)
+        if form == "sequential":
             return self.run_sequential(x, state)
+        if form == "recurrence":
+            gx = F.linear(x.transpose(0, 1), self.weight_ih, self.bias)  # (T, B, G)
+            out = MinimalRecurrence.apply(gx.contiguous(), state[0].contiguous(), type(self))
+            out = out.transpose(0, 1)  # (B, T, H)
+            return out, (out[:, -1],)
         log_a, log_b = self.coefficients(self.project(x))
         h = log_space_scan(log_a, log_b, state[0])  # (B, T, H)
         return h, (h[:, -1],)
@@ -111,7 +230,8 @@ class MinGRUCell(_MinimalCell):
     Args:
         input_size: Features per input step.
         hidden_size: Features of the state.
-        mode: "auto" (scan off CPU), "scan" or "sequential".
+        mode: "auto" (recurrence on CPU, scan elsewhere), "scan", "recurrence" or
+            "sequential".
     """
 
     gates = 2
@@ -124,6 +244,23 @@ class MinGRUCell(_MinimalCell):
         k, candidate = gx.chunk(2, -1)  # (B, T, H) each
         return -F.softplus(k), -F.softplus(-k) + log_g(candidate)
 
+    @staticmethod
+    def recurrence_coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
+        """a = 1 - z and b = z g(h~), each (C, B, H), from gx (C, B, 2H)."""
+        k, candidate = gx.chunk(2, -1)  # (C, B, H) each
+        z = torch.sigmoid(k)
+        return 1 - z, z * _g_no_graph(candidate)
+
+    @staticmethod
+    def recurrence_input_grad(gx: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor) -> None:
+        """dL/dk = z (1 - z) g_t (g(h~) - h_{t-1}), dL/dh~ = g_t z g'(h~), into ``out``."""
+        k, candidate = gx.chunk(2, -1)  # (C, B, H) each
+        z = torch.sigmoid(k)
+        value, slope = _g_and_slope(candidate)
+        z_grad = z * grad_b
+        torch.mul(z_grad - z_grad * z, value - h_prev, out=out[..., : k.shape[-1]])
+        torch.mul(z_grad, slope, out=out[..., k.shape[-1] :])
+
 
 class MinLSTMCell(_MinimalCell):
     """minLSTM: f' = f / (f + i), i' = i / (f + i), h' = f' h + i' g(h~).
@@ -133,7 +270,8 @@ class MinLSTMCell(_MinimalCell):
     Args:
         input_size: Features per input step.
         hidden_size: Features of the state.
-        mode: "auto" (scan off CPU), "scan" or "sequential".
+        mode: "auto" (recurrence on CPU, scan elsewhere), "scan", "recurrence" or
+            "sequential".
         forget_bias: Initial bias of f~; None keeps the uniform initialisation.
     """
 
@@ -161,3 +299,28 @@ class MinLSTMCell(_MinimalCell):
         f_pre, i_pre, candidate = gx.chunk(3, -1)  # (B, T, H) each
         diff = F.softplus(-f_pre) - F.softplus(-i_pre)
         return -F.softplus(diff), -F.softplus(-diff) + log_g(candidate)
+
+    @staticmethod
+    def recurrence_coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
+        """a = f' and b = (1 - f') g(h~), each (C, B, H), from gx (C, B, 3H)."""
+        f_pre, i_pre, candidate = gx.chunk(3, -1)  # (C, B, H) each
+        # f' = f / (f + i) = sigma(s), s = log f - log i: no 0 / 0 when both underflow
+        f_norm = torch.sigmoid(F.softplus(-i_pre) - F.softplus(-f_pre))
+        return f_norm, (1 - f_norm) * _g_no_graph(candidate)
+
+    @staticmethod
+    def recurrence_input_grad(gx: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor) -> None:
+        """Gate derivatives into ``out`` (C, B, 3H), given g_t = dL/db_t and h_{t-1}.
+
+        dL/ds = f' (1 - f') g_t (h_{t-1} - g(h~)); ds/df~ = sigma(-f~), ds/di~ = -sigma(-i~);
+        dL/dh~ = g_t (1 - f') g'(h~).
+        """
+        f_pre, i_pre, candidate = gx.chunk(3, -1)  # (C, B, H) each
+        hidden = f_pre.shape[-1]
+        f_norm = torch.sigmoid(F.softplus(-i_pre) - F.softplus(-f_pre))
+        value, slope = _g_and_slope(candidate)
+        i_grad = grad_b - grad_b * f_norm  # g_t (1 - f')
+        grad_s = i_grad * f_norm * (h_prev - value)
+        torch.mul(grad_s, torch.sigmoid(-f_pre), out=out[..., :hidden])
+        torch.mul(grad_s, torch.sigmoid(-i_pre), out=out[..., hidden : 2 * hidden]).neg_()
+        torch.mul(i_grad, slope, out=out[..., 2 * hidden :])
