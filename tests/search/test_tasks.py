@@ -91,8 +91,21 @@ def test_specs_import_without_torch() -> None:
 
 
 def test_task_infos_cover_every_kind() -> None:
-    assert set(TASKS) == {"adding", "copy", "digits"}
+    kinds = {"adding", "copy", "digits", "ucr", "forecast", "chorales", "dataset"}
+    assert set(TASKS) == kinds
     assert all(info.kind == kind and info.description for kind, info in TASKS.items())
+    union = TypeAdapter(TaskSpec).json_schema()["$defs"]
+    assert {
+        d["properties"]["kind"]["const"]
+        for d in union.values()
+        if "kind" in d.get("properties", {})
+    } == kinds
+
+
+def test_task_specs_import_without_torch() -> None:
+    code = "import sys, cellsearch.search.task_specs; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 # --- shapes, dtypes, determinism ---------------------------------------------------------

@@ -1,10 +1,14 @@
 """Built-in tasks: pydantic specs and seeded, in-memory data generation.
 
-Three tasks ship with cellsearch (see REFERENCES.md for their definitions):
+Three synthetic tasks ship with cellsearch (see REFERENCES.md for their definitions):
 
 - ``adding``: the adding problem, a regression on the sum of two marked values.
 - ``copy``: the copy-memory problem of Arjovsky et al. (2016), per-step classification.
 - ``digits``: scikit-learn's 8x8 digits read row by row or pixel by pixel.
+
+Real data come from bundled data sets (``ucr``, ``forecast``, ``chorales``; see
+:mod:`cellsearch.search.datasets`) and from user uploads (``dataset``; see
+:mod:`cellsearch.search.uploads`).
 
 Every generator is vectorised and deterministic: the same spec and seed give identical
 tensors, a different seed gives different data. Each split draws from its own random
@@ -15,12 +19,24 @@ stream, so the validation and test sets of a synthetic task do not change when o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cellsearch.search.datasets import (
+    ChoralesTask,
+    ForecastTask,
+    UcrTask,
+    prepare_chorales,
+    prepare_forecast,
+    prepare_ucr,
+)
+from cellsearch.search.sequences import Prepared, prepare_upload
+from cellsearch.search.uploads import DatasetError, parse_upload
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -116,8 +132,48 @@ class DigitsTask(BaseModel):
         return DIGITS_N_IMAGES
 
 
-TaskSpec = Annotated[AddingTask | CopyTask | DigitsTask, Field(discriminator="kind")]
+class DatasetTask(BaseModel):
+    """A data set uploaded by the user (``POST /datasets``), referenced by its id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["dataset"] = Field(description="Task identifier.")
+    dataset_id: str = Field(min_length=1, max_length=64, description="Id of the uploaded data set.")
+    task: Literal["classification", "regression", "per_step", "forecasting"] | None = Field(
+        None, description="Task kind; None: inferred from the data where unambiguous."
+    )
+    val_fraction: float = Field(
+        0.15, ge=0.01, lt=1.0, description="Share held out for validation (seeded split)."
+    )
+    test_fraction: float = Field(
+        0.15, ge=0.01, lt=1.0, description="Share held out for testing (seeded split)."
+    )
+    window: int = Field(16, ge=1, le=4096, description="Forecasting: input steps per window.")
+    horizon: int = Field(1, ge=1, le=512, description="Forecasting: future steps predicted.")
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> DatasetTask:
+        if self.val_fraction + self.test_fraction > 0.9:
+            raise ValueError("val_fraction + test_fraction must be at most 0.9")
+        return self
+
+    def sequence_length(self) -> int:
+        """Return 0: unknown until the data are read (limits are checked at upload)."""
+        return 0
+
+    def dataset_size(self) -> int:
+        """Return 0: unknown until the data are read (limits are checked at upload)."""
+        return 0
+
+
+AnyTask = AddingTask | CopyTask | DigitsTask | UcrTask | ForecastTask | ChoralesTask | DatasetTask
+"""Every task spec model."""
+
+TaskSpec = Annotated[AnyTask, Field(discriminator="kind")]
 """The task part of a study spec, discriminated on ``kind``."""
+
+DatasetResolver = Callable[[str], tuple[bytes, str]]
+"""Maps an uploaded data set's id to its content and format (``npz`` or ``csv``)."""
 
 
 @dataclass(frozen=True)
@@ -206,24 +262,116 @@ TASKS: dict[str, TaskInfo] = {
         ),
         baseline_description="uniform prediction over 10 classes (cross-entropy ln 10)",
     ),
+    "ucr": TaskInfo(
+        kind="ucr",
+        title="UCR/UEA classification",
+        description=(
+            "Time-series classification archives shipped inside the aeon wheel: "
+            "JapaneseVowels (12 features, lengths 7-29, 9 classes, 270/370), BasicMotions "
+            "(6 features, T=100, 4 classes, 40/40), GunPoint (T=150, 2 classes, 50/150), "
+            "ItalyPowerDemand (T=24, 2 classes, 67/1029) and ArrowHead (T=251, 3 classes, "
+            "36/175). The archive's train/test split; a seeded stratified validation set "
+            "carved from train; features standardised with training statistics; "
+            "classified from the last valid step. Needs the 'datasets' extra."
+        ),
+        baseline_description=(
+            "uniform prediction over K classes (cross-entropy ln K); chance metric: test "
+            "accuracy of the training majority class"
+        ),
+    ),
+    "forecast": TaskInfo(
+        kind="forecast",
+        title="Series forecasting",
+        description=(
+            "Monthly airline passengers 1949-1960 (144 points, aeon) or yearly sunspot "
+            "numbers 1700-2008 (309 points, statsmodels). A window of `window` values "
+            "predicts the next `horizon` values (MSE on standardised values). "
+            "Chronological split: train, then validation, then test; standardisation "
+            "fitted on the training part. Needs the 'datasets' extra."
+        ),
+        baseline_description="persistence: repeat the last observed value (MSE)",
+    ),
+    "chorales": TaskInfo(
+        kind="chorales",
+        title="Bach chorales (polyphonic music)",
+        description=(
+            "The Bach chorales of music21's corpus as 88-key piano rolls sampled at "
+            "quarter notes, the source of the JSB Chorales benchmark (Chung et al. 2014). "
+            "At every step the model predicts the keys of the next step; scored as the "
+            "Bernoulli negative log-likelihood summed over keys, per step. Pieces are split "
+            "by seed; processed rolls are cached on first use. Needs the 'datasets' extra."
+        ),
+        baseline_description=(
+            "predict each key's training frequency at every step (per-step Bernoulli NLL)"
+        ),
+    ),
+    "dataset": TaskInfo(
+        kind="dataset",
+        title="Uploaded data set",
+        description=(
+            "Sequences uploaded as NPZ or CSV (POST /datasets): classification from the "
+            "last valid step, regression, per-step targets or forecasting windows. Seeded "
+            "splits (stratified for classification); standardisation fitted on train."
+        ),
+        baseline_description=(
+            "classification: uniform prediction (ln K); regression: the training mean; "
+            "per-step: the training class frequencies; forecasting: persistence"
+        ),
+    ),
 }
 
 
-def build_task(spec: AddingTask | CopyTask | DigitsTask, seed: int) -> TaskData:
-    """Generate the data of a task, deterministically from ``seed``.
+def build_task(
+    spec: AnyTask, seed: int, *, resolve_dataset: DatasetResolver | None = None
+) -> TaskData:
+    """Generate or load the data of a task, deterministically from ``seed``.
 
     Args:
         spec: The validated task spec.
-        seed: Seed of the data (independent of the training seed).
+        seed: Seed of the data (independent of the training seed): synthetic draws and
+            the seeded splits of real data (a chronological split ignores it).
+        resolve_dataset: Reads an uploaded data set by id; needed for ``dataset`` tasks.
 
     Returns:
         The train, validation and test tensors with the task's metadata.
+
+    Raises:
+        DatasetError: A bundled data set's package is missing, or an upload is invalid.
     """
     if isinstance(spec, AddingTask):
         return _build_adding(spec, seed)
     if isinstance(spec, CopyTask):
         return _build_copy(spec, seed)
-    return _build_digits(spec, seed)
+    if isinstance(spec, DigitsTask):
+        return _build_digits(spec, seed)
+    return _from_prepared(_prepare(spec, seed, resolve_dataset))
+
+
+def _prepare(
+    spec: UcrTask | ForecastTask | ChoralesTask | DatasetTask,
+    seed: int,
+    resolve_dataset: DatasetResolver | None,
+) -> Prepared:
+    if isinstance(spec, UcrTask):
+        return prepare_ucr(spec, seed)
+    if isinstance(spec, ForecastTask):
+        return prepare_forecast(spec)
+    if isinstance(spec, ChoralesTask):
+        return prepare_chorales(spec, seed)
+    if resolve_dataset is None:
+        raise DatasetError(f"dataset {spec.dataset_id!r}: no dataset resolver was given")
+    content, fmt = resolve_dataset(spec.dataset_id)
+    if fmt not in ("npz", "csv"):
+        raise DatasetError(f"dataset {spec.dataset_id!r} has unknown format {fmt!r}")
+    dataset = parse_upload(content, fmt, kind=spec.task, max_bytes=max(len(content), 1))  # type: ignore[arg-type]
+    return prepare_upload(
+        dataset,
+        val_fraction=spec.val_fraction,
+        test_fraction=spec.test_fraction,
+        window=spec.window,
+        horizon=spec.horizon,
+        seed=seed,
+    )
 
 
 _Arrays = tuple[np.ndarray, np.ndarray]
@@ -243,6 +391,40 @@ def _task_data(splits: dict[str, _Arrays], **meta: Any) -> TaskData:
         for array in splits[split]
     )
     return TaskData(x_train, y_train, x_val, y_val, x_test, y_test, **meta)
+
+
+def _from_prepared(prepared: Prepared) -> TaskData:
+    """Turn prepared numpy splits into a :class:`TaskData` (torch imported here)."""
+    import torch
+
+    def tensor(array: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+    def lengths(split: str) -> Tensor | None:
+        array = prepared.splits[split].lengths
+        return None if array is None else tensor(array)
+
+    train, val, test = (prepared.splits[s] for s in _SPLITS)
+    return TaskData(
+        x_train=tensor(train.x),
+        y_train=tensor(train.y),
+        x_val=tensor(val.x),
+        y_val=tensor(val.y),
+        x_test=tensor(test.x),
+        y_test=tensor(test.y),
+        input_size=prepared.input_size,
+        output_size=prepared.output_size,
+        head=prepared.head,
+        loss=prepared.loss,
+        metric=prepared.metric,
+        metric_direction=prepared.metric_direction,
+        baseline=prepared.baseline,
+        baseline_description=prepared.baseline_description,
+        chance_metric=prepared.chance_metric,
+        lengths_train=lengths("train"),
+        lengths_val=lengths("val"),
+        lengths_test=lengths("test"),
+    )
 
 
 def _split_rng(kind: str, seed: int, split: str) -> np.random.Generator:

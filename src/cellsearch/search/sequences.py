@@ -1,0 +1,272 @@
+"""Padding, seeded splits, standardisation and forecasting windows (numpy only).
+
+Everything here turns sequences into :class:`Prepared` arrays: the three splits plus
+what the trainer needs to know about them. ``tasks.build_task`` turns those into
+tensors. Two rules hold throughout: splits are fixed by a seed (stratified by class for
+classification), and standardisation statistics are fitted on the training split only.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from cellsearch.search.uploads import DatasetError, SequenceDataset
+
+SPLITS = ("train", "val", "test")
+_MIN_SCALE = 1e-8
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One split: inputs ``(N, T, F)`` float32, targets, lengths ``(N,)`` int64 or None."""
+
+    x: np.ndarray
+    y: np.ndarray
+    lengths: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The three splits of a task as numpy arrays, with the fields of ``TaskData``."""
+
+    splits: dict[str, SplitArrays]
+    input_size: int
+    output_size: int
+    head: Literal["last", "per_step"]
+    loss: Literal["mse", "cross_entropy", "bce"]
+    metric: str
+    metric_direction: Literal["minimize", "maximize"]
+    baseline: float
+    baseline_description: str
+    chance_metric: float | None = None
+
+
+def pad(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack ``(L_i, F)`` sequences into zero-padded ``(N, T, F)`` and lengths ``(N,)``."""
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    out = np.zeros((len(sequences), int(lengths.max()), sequences[0].shape[1]), np.float32)
+    for i, s in enumerate(sequences):
+        out[i, : len(s)] = s
+    return out, lengths
+
+
+def valid_mask(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """``(N, T)`` boolean mask of the valid steps."""
+    return np.arange(steps) < lengths[:, None]
+
+
+def seeded_split(
+    n: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    labels: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Split ``range(n)`` into sorted train, val and test indices, stratified by ``labels``.
+
+    Within each class (or the whole set) the members are shuffled by ``seed`` and placed
+    at evenly spaced quantiles; those below ``test_fraction`` go to test, the next
+    ``val_fraction`` to validation, the rest to training. Each split therefore holds
+    about its fraction of every class, and the split depends only on the seed.
+    """
+    rng = np.random.default_rng(seed)
+    groups = np.zeros(n, dtype=np.int64) if labels is None else np.asarray(labels)
+    quantile = np.empty(n)
+    for group in np.unique(groups):
+        members = np.flatnonzero(groups == group)
+        shuffled = members[rng.permutation(len(members))]
+        quantile[shuffled] = (np.arange(len(members)) + 0.5) / len(members)
+    test = quantile < test_fraction
+    val = ~test & (quantile < test_fraction + val_fraction)
+    return {
+        "train": np.flatnonzero(~test & ~val),
+        "val": np.flatnonzero(val),
+        "test": np.flatnonzero(test),
+    }
+
+
+def require_nonempty(parts: dict[str, np.ndarray], what: str) -> None:
+    """Raise a :class:`DatasetError` naming the first empty split."""
+    for name in SPLITS:
+        if len(parts[name]) == 0:
+            raise DatasetError(
+                f"{what}: the {name} split is empty; use more data or other fractions"
+            )
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """Per-feature ``(x - mean) / scale``, fitted on valid steps of the training split."""
+
+    mean: np.ndarray  # (F,)
+    scale: np.ndarray  # (F,)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, lengths: np.ndarray | None = None) -> Standardizer:
+        """Fit on ``x`` of shape ``(N, T, F)`` (or ``(N, F)``), valid steps only."""
+        if lengths is None or x.ndim == 2:
+            values = x.reshape(-1, x.shape[-1])
+        else:
+            values = x[valid_mask(lengths, x.shape[1])]
+        values = values.astype(np.float64)
+        std = values.std(axis=0)
+        return cls(values.mean(axis=0), np.where(std > _MIN_SCALE, std, 1.0))
+
+    def transform(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+        """Standardise ``x``, keeping the padding past each length at zero."""
+        out = ((x - self.mean) / self.scale).astype(np.float32)
+        if lengths is not None and x.ndim == 3:
+            out[~valid_mask(lengths, x.shape[1])] = 0.0
+        return out
+
+
+def prepare_sequences(ds: SequenceDataset, parts: dict[str, np.ndarray]) -> Prepared:
+    """Standardise and package a classification, regression or per-step data set.
+
+    Args:
+        ds: The sequences, with targets.
+        parts: Indices of the train, val and test sequences in ``ds``.
+    """
+    assert ds.y is not None
+    variable = bool((ds.lengths != ds.x.shape[1]).any())
+    scaler = Standardizer.fit(ds.x[parts["train"]], ds.lengths[parts["train"]])
+    x = scaler.transform(ds.x, ds.lengths)
+    y = ds.y
+    if ds.kind == "regression":
+        y = y[:, None] if y.ndim == 1 else y
+        y = Standardizer.fit(y[parts["train"]]).transform(y)
+    elif ds.kind == "per_step" and ds.n_classes is None:
+        y = y[..., None]  # (N, T, 1)
+        y = Standardizer.fit(y[parts["train"]], ds.lengths[parts["train"]]).transform(y, ds.lengths)
+    splits = {
+        name: SplitArrays(x[idx], y[idx], ds.lengths[idx] if variable else None)
+        for name, idx in parts.items()
+    }
+    return _package(ds, splits, x.shape[2])
+
+
+def _package(ds: SequenceDataset, splits: dict[str, SplitArrays], features: int) -> Prepared:
+    train, val, test = (splits[s] for s in SPLITS)
+    head: Literal["last", "per_step"] = "per_step" if ds.kind == "per_step" else "last"
+    if ds.n_classes is None:  # regression, last step or per step, on standardised targets
+        return Prepared(
+            splits, features, train.y.shape[-1], head, "mse", "mse", "minimize",
+            baseline=_masked_mean(val.y**2, val.lengths if head == "per_step" else None),
+            baseline_description="predict the training mean (MSE on standardised targets)",
+        )  # fmt: skip
+    k = ds.n_classes
+    if head == "last":
+        majority = np.bincount(train.y, minlength=k).argmax()
+        return Prepared(
+            splits, features, k, head, "cross_entropy", "accuracy", "maximize",
+            baseline=math.log(k),
+            baseline_description=f"uniform prediction over {k} classes (cross-entropy ln {k})",
+            chance_metric=float(np.mean(test.y == majority)),
+        )  # fmt: skip
+    labels = train.y[_mask_of(train)]
+    prior = np.maximum(np.bincount(labels, minlength=k) / labels.size, 1e-12)
+    return Prepared(
+        splits, features, k, head, "cross_entropy", "accuracy", "maximize",
+        baseline=float(-np.log(prior[val.y[_mask_of(val)]]).mean()),
+        baseline_description="predict the training class frequencies at every step",
+        chance_metric=float(np.mean(val.y[_mask_of(val)] == prior.argmax())),
+    )  # fmt: skip
+
+
+def _mask_of(split: SplitArrays) -> np.ndarray:
+    if split.lengths is None:
+        return np.ones(split.y.shape[:2], dtype=bool)
+    return valid_mask(split.lengths, split.y.shape[1])
+
+
+def _masked_mean(values: np.ndarray, lengths: np.ndarray | None) -> float:
+    if lengths is None:
+        return float(values.mean())
+    return float(values[valid_mask(lengths, values.shape[1])].mean())
+
+
+def forecast_windows(
+    series: list[np.ndarray],
+    window: int,
+    horizon: int,
+    val_fraction: float,
+    test_fraction: float,
+) -> Prepared:
+    """Windows of ``window`` steps that predict the next ``horizon`` steps of every feature.
+
+    Each series ``(L, F)`` is cut in time: its first ``1 - val - test`` share is training
+    data, then validation, then test. A window belongs to the split that holds all its
+    targets (inputs may reach back into earlier data, which is observed history); windows
+    whose targets straddle a boundary are dropped. Standardisation is fitted on the
+    training parts. Targets are flattened to ``(N, horizon * F)``.
+
+    Raises:
+        DatasetError: A split receives no window.
+    """
+    bounds = [_time_bounds(len(s), val_fraction, test_fraction) for s in series]
+    scaler = Standardizer.fit(
+        np.concatenate([s[: b[0]] for s, b in zip(series, bounds, strict=True)])
+    )
+    pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in SPLITS}
+    for s, (train_end, val_end) in zip(series, bounds, strict=True):
+        z = scaler.transform(s)
+        if len(z) < window + horizon:
+            continue
+        views = np.lib.stride_tricks.sliding_window_view(z, window + horizon, axis=0)
+        views = np.moveaxis(views, -1, 1)  # (M, window + horizon, F)
+        first = np.arange(len(views)) + window  # index of the first target of each window
+        last = first + horizon - 1
+        chosen = {
+            "train": last < train_end,
+            "val": (first >= train_end) & (last < val_end),
+            "test": first >= val_end,
+        }
+        for name, keep in chosen.items():
+            pieces[name].append((views[keep, :window], views[keep, window:]))
+    splits = {}
+    for name in SPLITS:
+        x = np.concatenate([p[0] for p in pieces[name]]) if pieces[name] else np.empty(0)
+        if x.size == 0:
+            raise DatasetError(
+                f"window={window} and horizon={horizon} leave no {name} windows in series of "
+                f"length {max(len(s) for s in series)}; use a shorter window or horizon"
+            )
+        y = np.concatenate([p[1] for p in pieces[name]])  # (N, horizon, F)
+        splits[name] = SplitArrays(x.astype(np.float32), y.reshape(len(y), -1), None)
+    features = series[0].shape[1]
+    val = splits["val"]
+    persistence = np.repeat(val.x[:, -1:, :], horizon, axis=1).reshape(len(val.x), -1)
+    return Prepared(
+        splits, features, horizon * features, "last", "mse", "mse", "minimize",
+        baseline=float(np.mean((val.y - persistence) ** 2)),
+        baseline_description="persistence: repeat the last observed value (MSE on "
+        "standardised values, measured on the validation windows)",
+    )  # fmt: skip
+
+
+def _time_bounds(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """End of the training part and of the validation part of a series of length ``n``."""
+    return round(n * (1 - val_fraction - test_fraction)), round(n * (1 - test_fraction))
+
+
+def prepare_upload(
+    ds: SequenceDataset,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    window: int,
+    horizon: int,
+    seed: int,
+) -> Prepared:
+    """Split and standardise an uploaded data set by its kind."""
+    if ds.kind == "forecasting":
+        series = [ds.x[i, :length] for i, length in enumerate(ds.lengths)]
+        return forecast_windows(series, window, horizon, val_fraction, test_fraction)
+    labels = ds.y if ds.kind == "classification" else None
+    parts = seeded_split(len(ds.x), val_fraction, test_fraction, seed, labels)
+    require_nonempty(parts, f"{len(ds.x)} sequences")
+    return prepare_sequences(ds, parts)
