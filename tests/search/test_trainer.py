@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -253,3 +255,46 @@ def test_trains_on_cuda() -> None:
     config = TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=2)
     result = train(_gru(data, 16), data, config, device="cuda")
     assert result.epochs_run == 2 and result.samples_per_second > 0
+
+
+# --- per-step binary targets -------------------------------------------------------------
+
+
+class ConstantLogits(nn.Module):
+    """Per-step logits of zero (p = 0.5 for every output), plus a trainable no-op."""
+
+    def __init__(self, outputs: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+        self.outputs = outputs
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return torch.zeros(*x.shape[:2], self.outputs) + 0.0 * self.weight  # (B, T, O)
+
+
+def _binary_task(lengths: Tensor | None) -> TaskData:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 2, (12, 6, 5), generator=g).float()
+    return TaskData(
+        x, x, x, x, x, x,
+        input_size=5, output_size=5, head="per_step", loss="bce", metric="nll",
+        metric_direction="minimize", baseline=1.0, baseline_description="",
+        chance_metric=None, lengths_train=lengths, lengths_val=lengths, lengths_test=lengths,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("lengths", [None, torch.tensor([1, 6, 3, 2, 6, 5] * 2)])
+def test_bce_loss_is_summed_over_outputs_and_averaged_over_steps(lengths: Tensor | None) -> None:
+    config = TrainConfig(learning_rate=1e-3, batch_size=5, max_epochs=1)
+    result = train(ConstantLogits(5), _binary_task(lengths), config)
+    expected = 5 * math.log(2)  # every step: five Bernoulli(0.5) guesses
+    assert result.history[0].train_loss == pytest.approx(expected, rel=1e-6)
+    assert result.best_val_loss == pytest.approx(expected, rel=1e-6)
+
+
+def test_variable_length_per_step_task_learns() -> None:
+    data = _binary_task(torch.tensor([1, 6, 3, 2, 6, 5] * 2))
+    torch.manual_seed(0)
+    model = SequenceModel("gru", 5, 16, output_size=5, head="per_step")
+    result = train(model, data, TrainConfig(learning_rate=3e-2, batch_size=4, max_epochs=15))
+    assert result.best_val_loss < 0.5 * 5 * math.log(2)  # copying the input is learnable

@@ -265,30 +265,47 @@ def _train_epoch(
     config: TrainConfig,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
-) -> Tensor:
-    """Run one epoch of training steps and return the batch losses, still on the device."""
+) -> tuple[Tensor, Tensor | None]:
+    """Run one epoch of training steps.
+
+    Returns:
+        The batch losses and, for masked per-step targets, each batch's valid steps (the
+        weight of its mean loss); both still on the device.
+    """
     model.train()
     params = [p for group in optimizer.param_groups for p in group["params"]]
     perm = torch.randperm(train.size, generator=generator).to(train.x.device)
-    losses = []
+    losses, steps = [], []
     for start in range(0, train.size, config.batch_size):
         idx = perm[start : start + config.batch_size]
         optimizer.zero_grad(set_to_none=True)
         prediction = train.predict(model, idx)
-        loss = batch_loss(prediction, train.y[idx], data.loss, mask=train.batch_mask(idx))
+        mask = train.batch_mask(idx)
+        loss = batch_loss(prediction, train.y[idx], data.loss, mask=mask)
+        if mask is not None:
+            steps.append(mask.sum())
         loss.backward()
         if config.grad_clip is not None:
             nn.utils.clip_grad_norm_(params, config.grad_clip)
         optimizer.step()
         losses.append(loss.detach())
-    return torch.stack(losses)  # (n_batches,)
+    return torch.stack(losses), torch.stack(steps) if steps else None  # (n_batches,)
 
 
-def _epoch_train_loss(batch_losses: Tensor, n: int, batch_size: int, epoch: int) -> float:
-    """Sample-weighted mean of the batch losses; raises if any batch was not finite."""
-    weights = torch.full_like(batch_losses, float(batch_size))
-    weights[-1] = n - batch_size * (len(batch_losses) - 1)
-    value = float((batch_losses * weights).sum() / n)  # the epoch's one synchronisation
+def _epoch_train_loss(
+    batch_losses: Tensor, n: int, batch_size: int, epoch: int, steps: Tensor | None = None
+) -> float:
+    """Weighted mean of the batch losses; raises if any batch was not finite.
+
+    Batches weigh by their sequences, or by their valid steps when ``steps`` is given
+    (masked per-step targets), so that the epoch's loss is the mean over the split.
+    """
+    if steps is None:
+        weights = torch.full_like(batch_losses, float(batch_size))
+        weights[-1] = n - batch_size * (len(batch_losses) - 1)
+    else:
+        weights = steps.to(batch_losses.dtype)
+    value = float((batch_losses * weights).sum() / weights.sum())  # the one synchronisation
     if not math.isfinite(value):
         first_bad = int((~torch.isfinite(batch_losses)).nonzero()[0, 0])
         kind = "nan" if math.isnan(float(batch_losses[first_bad])) else "inf"
@@ -432,8 +449,12 @@ def train(
     stop_reason: StopReason = "completed"
     for epoch in range(1, config.max_epochs + 1):
         epoch_start = time.perf_counter()
-        batch_losses = _train_epoch(model, splits["train"], data, config, optimizer, generator)
-        train_loss = _epoch_train_loss(batch_losses, splits["train"].size, config.batch_size, epoch)
+        batch_losses, steps = _train_epoch(
+            model, splits["train"], data, config, optimizer, generator
+        )
+        train_loss = _epoch_train_loss(
+            batch_losses, splits["train"].size, config.batch_size, epoch, steps
+        )
         train_seconds += time.perf_counter() - epoch_start
         val = _validate(model, splits, data, config.batch_size, best, epoch)  # synchronises
         result = EpochResult(

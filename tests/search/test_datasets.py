@@ -1,0 +1,300 @@
+"""Bundled data sets: UCR/UEA archives, forecasting series and Bach chorales."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from pydantic import TypeAdapter, ValidationError
+
+from cellsearch.models import SequenceModel
+from cellsearch.search import datasets
+from cellsearch.search.datasets import (
+    CHORALES_N_PIECES,
+    UCR_DATASETS,
+    ChoralesTask,
+    ForecastTask,
+    UcrTask,
+    load_series,
+    load_ucr,
+)
+from cellsearch.search.task_specs import baseline_of
+from cellsearch.search.tasks import TaskData, TaskSpec, build_task
+from cellsearch.search.trainer import TrainConfig, train
+from cellsearch.search.uploads import DatasetError
+
+HAVE_AEON = importlib.util.find_spec("aeon") is not None
+HAVE_STATSMODELS = importlib.util.find_spec("statsmodels") is not None
+HAVE_MUSIC21 = importlib.util.find_spec("music21") is not None
+needs_aeon = pytest.mark.skipif(not HAVE_AEON, reason="needs the 'datasets' extra (aeon)")
+needs_music21 = pytest.mark.skipif(not HAVE_MUSIC21, reason="needs the 'datasets' extra (music21)")
+
+
+def _rows(x: torch.Tensor) -> set[bytes]:
+    return {row.numpy().tobytes() for row in x}
+
+
+# --- specs -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "cls"),
+    [
+        ({"kind": "ucr", "name": "JapaneseVowels"}, UcrTask),
+        ({"kind": "forecast", "name": "sunspots", "window": 20, "horizon": 3}, ForecastTask),
+        ({"kind": "chorales", "max_pieces": 10}, ChoralesTask),
+    ],
+)
+def test_bundled_specs_are_part_of_the_task_union(payload: dict[str, object], cls: type) -> None:
+    assert isinstance(TypeAdapter(TaskSpec).validate_python(payload), cls)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"kind": "ucr", "name": "MNIST"},
+        {"kind": "ucr", "name": "GunPoint", "extra": 1},
+        {"kind": "forecast", "name": "airline", "window": 0},
+        {"kind": "forecast", "name": "airline", "window": 120},  # leaves no training window
+        {"kind": "forecast", "name": "lynx"},
+        {"kind": "chorales", "max_pieces": 2},
+    ],
+)
+def test_invalid_bundled_specs(payload: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        TypeAdapter(TaskSpec).validate_python(payload)
+
+
+def test_spec_limits_are_known_without_loading_data() -> None:
+    vowels = UcrTask(kind="ucr", name="JapaneseVowels")
+    assert (vowels.sequence_length(), vowels.dataset_size()) == (29, 640)
+    airline = ForecastTask(kind="forecast", name="airline", window=12, horizon=1)
+    assert (airline.sequence_length(), airline.dataset_size()) == (12, 132)
+    chorales = ChoralesTask(kind="chorales", max_pieces=5)
+    assert chorales.dataset_size() == 5 and chorales.sequence_length() > 100
+    assert ChoralesTask(kind="chorales").dataset_size() == CHORALES_N_PIECES
+    schema = TypeAdapter(TaskSpec).json_schema()["$defs"]
+    for name in ("UcrTask", "ForecastTask", "ChoralesTask", "DatasetTask"):
+        assert schema[name]["additionalProperties"] is False
+        assert all("description" in f for f in schema[name]["properties"].values())
+
+
+def test_baselines_without_data() -> None:
+    assert baseline_of(UcrTask(kind="ucr", name="JapaneseVowels")).value == pytest.approx(
+        math.log(9)
+    )
+    assert baseline_of(ChoralesTask(kind="chorales")).value is None
+
+
+def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        datasets.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("aeon", "statsmodels", "music21") else real(name, *a),
+    )
+    for spec in (
+        UcrTask(kind="ucr", name="GunPoint"),
+        ForecastTask(kind="forecast", name="sunspots"),
+        ChoralesTask(kind="chorales", max_pieces=3),
+    ):
+        with pytest.raises(DatasetError, match=r"pip install 'cellsearch\[datasets\]'"):
+            build_task(spec, 0)
+    assert baseline_of(ForecastTask(kind="forecast", name="airline")).value is None
+
+
+# --- UCR/UEA -----------------------------------------------------------------------------
+
+
+@needs_aeon
+@pytest.mark.parametrize("name", sorted(UCR_DATASETS))
+def test_ucr_shapes_classes_and_splits(name: str) -> None:
+    info = UCR_DATASETS[name]
+    archive = load_ucr(name)
+    assert (len(archive["train"][0]), len(archive["test"][0])) == (info.n_train, info.n_test)
+    for split in ("train", "test"):
+        series, labels = archive[split]
+        assert sorted(set(labels.tolist())) == list(range(info.n_classes))
+        assert {s.shape[1] for s in series} == {info.n_features}
+    lengths = {len(s) for split in archive.values() for s in split[0]}
+    assert max(lengths) == info.max_length and (len(lengths) > 1) == info.variable_length
+
+    data = build_task(UcrTask(kind="ucr", name=name), seed=0)
+    assert len(data.x_train) + len(data.x_val) == info.n_train
+    assert len(data.x_test) == info.n_test
+    assert data.x_train.shape[1:] == (info.max_length, info.n_features)
+    assert (data.output_size, data.head, data.loss) == (info.n_classes, "last", "cross_entropy")
+    assert (data.lengths_train is not None) == info.variable_length
+    assert torch.equal(data.y_test, torch.from_numpy(archive["test"][1]))  # archive's own test
+    assert set(data.y_val.tolist()) == set(range(info.n_classes)) or len(data.y_val) < 10
+    assert data.baseline == pytest.approx(math.log(info.n_classes))
+    assert data.chance_metric is not None and 0 < data.chance_metric < 1
+
+
+@needs_aeon
+def test_japanese_vowels_is_variable_length_with_nine_balanced_training_classes() -> None:
+    data = build_task(UcrTask(kind="ucr", name="JapaneseVowels"), seed=0)
+    assert data.lengths_train is not None and data.lengths_test is not None
+    assert int(data.lengths_test.min()) == 7 and int(data.lengths_test.max()) == 29
+    train_counts = torch.bincount(torch.cat([data.y_train, data.y_val]), minlength=9)
+    assert train_counts.tolist() == [30] * 9
+    val_counts = torch.bincount(data.y_val, minlength=9)
+    assert val_counts.tolist() == [6] * 9  # stratified: 20% of each class
+    for x, lengths in ((data.x_train, data.lengths_train), (data.x_test, data.lengths_test)):
+        padding = torch.arange(29) >= lengths[:, None]
+        assert float(x[padding].abs().max()) == 0.0
+
+
+@needs_aeon
+@pytest.mark.parametrize("name", ["JapaneseVowels", "ItalyPowerDemand"])
+def test_ucr_no_test_sequence_in_train_and_seeded_validation(name: str) -> None:
+    data = build_task(UcrTask(kind="ucr", name=name), seed=0)
+    assert not _rows(data.x_test) & _rows(data.x_train)
+    assert not _rows(data.x_val) & _rows(data.x_train)
+    again, other = (build_task(UcrTask(kind="ucr", name=name), seed=s) for s in (0, 1))
+    assert torch.equal(data.x_val, again.x_val) and torch.equal(data.x_test, again.x_test)
+    assert not torch.equal(data.x_val, other.x_val)
+    assert torch.equal(data.y_test, other.y_test)  # the archive's test set never moves
+
+
+@needs_aeon
+def test_ucr_standardisation_uses_training_statistics() -> None:
+    data = build_task(UcrTask(kind="ucr", name="JapaneseVowels"), seed=0)
+    assert data.lengths_train is not None and data.lengths_test is not None
+    train_steps = data.x_train[torch.arange(29) < data.lengths_train[:, None]]
+    torch.testing.assert_close(train_steps.mean(0), torch.zeros(12), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        train_steps.std(0, unbiased=False), torch.ones(12), atol=1e-4, rtol=0
+    )
+    test_steps = data.x_test[torch.arange(29) < data.lengths_test[:, None]]
+    assert float(test_steps.mean(0).abs().max()) > 1e-3  # fitted on train, not on test
+
+
+@needs_aeon
+def test_gru_beats_the_baseline_on_japanese_vowels() -> None:
+    data = build_task(UcrTask(kind="ucr", name="JapaneseVowels"), seed=0)
+    torch.manual_seed(0)
+    model = SequenceModel("gru", data.input_size, 32, output_size=data.output_size)
+    config = TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=5)
+    result = train(model, data, config)
+    assert data.chance_metric is not None
+    assert result.best_val_loss < 0.5 * data.baseline
+    assert result.test_metric > 0.8 > data.chance_metric
+
+
+@needs_aeon
+def test_variable_length_training_is_deterministic() -> None:
+    data = build_task(UcrTask(kind="ucr", name="JapaneseVowels"), seed=0)
+
+    def run(seed: int) -> list[float]:
+        torch.manual_seed(0)
+        model = SequenceModel("lstm", data.input_size, 8, output_size=data.output_size)
+        config = TrainConfig(learning_rate=1e-2, batch_size=64, max_epochs=2, seed=seed)
+        return [e.val_loss for e in train(model, data, config).history]
+
+    assert run(3) == run(3) != run(4)
+
+
+# --- forecasting -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "length"),
+    [
+        pytest.param("airline", 144, marks=needs_aeon),
+        pytest.param(
+            "sunspots",
+            309,
+            marks=pytest.mark.skipif(not HAVE_STATSMODELS, reason="needs statsmodels"),
+        ),
+    ],
+)
+@pytest.mark.parametrize("horizon", [1, 4])
+def test_forecast_windows_are_chronological(name: str, length: int, horizon: int) -> None:
+    series = load_series(name)
+    assert series.shape == (length, 1)
+    spec = ForecastTask(kind="forecast", name=name, window=10, horizon=horizon)
+    data = build_task(spec, seed=0)
+    assert data.x_train.shape[1:] == (10, 1) and data.y_train.shape[1:] == (horizon,)
+    assert (data.head, data.loss, data.output_size, data.lengths_train) == (
+        "last", "mse", horizon, None,
+    )  # fmt: skip
+    train_end = round(length * 0.7)
+    train_part = series[:train_end, 0]
+    mean, std = train_part.mean(), train_part.std()
+    z = torch.from_numpy(((series[:, 0] - mean) / std).astype(np.float32))
+    # The next-step targets of the training windows are the series, in order, up to the cut.
+    torch.testing.assert_close(data.y_train[:, 0], z[10 : train_end - horizon + 1])
+    val_end = round(length * 0.85)
+    torch.testing.assert_close(data.y_val[:, 0], z[train_end : val_end - horizon + 1])
+    torch.testing.assert_close(data.y_test[:, 0], z[val_end : length - horizon + 1])
+    persistence = data.x_val[:, -1, :].repeat(1, horizon)  # (N, horizon)
+    assert data.baseline == pytest.approx(float(((data.y_val - persistence) ** 2).mean()), rel=1e-5)
+    assert baseline_of(spec).value == pytest.approx(data.baseline)
+    assert build_task(spec, seed=5).x_val.equal(data.x_val)  # time decides, not the seed
+
+
+@needs_aeon
+def test_gru_beats_persistence_on_airline() -> None:
+    spec = ForecastTask(kind="forecast", name="airline", window=12, horizon=1)
+    data = build_task(spec, seed=0)
+    torch.manual_seed(0)
+    model = SequenceModel("gru", 1, 32, output_size=1)
+    result = train(model, data, TrainConfig(learning_rate=1e-2, batch_size=16, max_epochs=25))
+    assert result.best_val_loss < data.baseline
+
+
+# --- chorales ----------------------------------------------------------------------------
+
+
+def _chorales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pieces: int = 6) -> TaskData:
+    monkeypatch.setenv("CELLSEARCH_CACHE_DIR", str(tmp_path))
+    return build_task(ChoralesTask(kind="chorales", max_pieces=pieces), seed=0)
+
+
+@needs_music21
+def test_chorales_piano_rolls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _chorales(tmp_path, monkeypatch)
+    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 6
+    assert min(len(data.x_train), len(data.x_val), len(data.x_test)) >= 1
+    assert data.x_train.shape[2] == 88 and data.y_train.shape == data.x_train.shape
+    assert (data.head, data.loss, data.output_size) == ("per_step", "bce", 88)
+    assert set(torch.unique(data.x_train).tolist()) == {0.0, 1.0}
+    assert data.lengths_train is not None
+    for x, y, n in zip(data.x_train, data.y_train, data.lengths_train, strict=True):
+        assert torch.equal(x[1:n], y[: n - 1])  # the target is the next step
+        assert float(x[n:].abs().sum() + y[n:].abs().sum()) == 0.0
+        keys = x[:n].sum(1)
+        assert float(keys.max()) <= 4 and float(keys.mean()) > 2.5  # four voices, some rests
+    assert 1.0 < data.baseline < 30.0
+
+
+@needs_music21
+def test_chorales_cache_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = _chorales(tmp_path, monkeypatch, pieces=4)
+    cached = list((tmp_path / "chorales").glob("*.npz"))
+    assert len(cached) == 1
+
+    def no_parsing(path: Path) -> np.ndarray:
+        raise AssertionError("the cache was not used")
+
+    monkeypatch.setattr(datasets, "piano_roll", no_parsing)
+    again = _chorales(tmp_path, monkeypatch, pieces=4)
+    assert torch.equal(first.x_train, again.x_train) and first.baseline == again.baseline
+    with pytest.raises(AssertionError, match="cache was not used"):
+        _chorales(tmp_path, monkeypatch, pieces=3)  # other pieces, other key
+
+
+@needs_music21
+def test_chorale_training_beats_the_frequency_baseline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = _chorales(tmp_path, monkeypatch, pieces=20)
+    torch.manual_seed(0)
+    model = SequenceModel("gru", 88, 32, output_size=88, head="per_step")
+    result = train(model, data, TrainConfig(learning_rate=2e-2, batch_size=1, max_epochs=10))
+    assert result.best_val_loss < data.baseline
