@@ -17,9 +17,25 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cellsearch.models.layers import RecurrentCell, State
-from cellsearch.models.peephole import PeepholeRecurrence
+from cellsearch.models.lstm_family import CIFGRecurrence, PeepholeRecurrence
 
 __all__ = ["CIFGCell", "GRUCell", "IndRNNCell", "LSTMCell", "MGUCell", "PeepholeLSTMCell"]
+
+
+def trains_on_cpu(cell: nn.Module, x: Tensor, state: State) -> bool:
+    """Whether a run needs gradients on CPU: where the hand-written recurrences are used.
+
+    On CUDA and under ``torch.no_grad()`` the cells keep their autograd form.
+    """
+    return (
+        x.device.type == "cpu"
+        and torch.is_grad_enabled()
+        and (
+            x.requires_grad
+            or any(s.requires_grad for s in state)
+            or any(p.requires_grad for p in cell.parameters())
+        )
+    )
 
 
 class _GatedCell(RecurrentCell):
@@ -78,7 +94,7 @@ class PeepholeLSTMCell(_GatedCell):
 
     i = sigma(.. + p_i c), f = sigma(.. + p_f c), o = sigma(.. + p_o c') with c' the new cell.
     ``peephole`` is (3, H): rows p_i, p_f, p_o. Training on CPU runs through the
-    hand-written :class:`~cellsearch.models.peephole.PeepholeRecurrence`.
+    hand-written :class:`~cellsearch.models.lstm_family.PeepholeRecurrence`.
     """
 
     state_size = 2
@@ -103,15 +119,7 @@ class PeepholeLSTMCell(_GatedCell):
 
     def use_recurrence(self, x: Tensor, state: State) -> bool:
         """Whether ``run`` takes :class:`PeepholeRecurrence`: CPU training only."""
-        return (
-            x.device.type == "cpu"
-            and torch.is_grad_enabled()
-            and (
-                x.requires_grad
-                or any(s.requires_grad for s in state)
-                or any(p.requires_grad for p in self.parameters())
-            )
-        )
+        return trains_on_cpu(self, x, state)
 
     def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """Run the cell; on CPU with gradients, through the hand-written recurrence.
@@ -132,7 +140,8 @@ class PeepholeLSTMCell(_GatedCell):
 class CIFGCell(_GatedCell):
     """Coupled input-forget gate LSTM (Greff et al. 2017), gates f, g, o; i = 1 - f.
 
-    c' = f c + (1 - f) tanh(g);  h' = o tanh(c').
+    c' = f c + (1 - f) tanh(g);  h' = o tanh(c'). Training on CPU runs through the
+    hand-written :class:`~cellsearch.models.lstm_family.CIFGRecurrence`.
     """
 
     state_size = 2
@@ -152,6 +161,21 @@ class CIFGCell(_GatedCell):
         g = torch.tanh(gates[:, self.hidden_size : 2 * self.hidden_size])
         c = torch.lerp(g, c, f)  # f c + (1 - f) g
         return o * torch.tanh(c), c
+
+    def use_recurrence(self, x: Tensor, state: State) -> bool:
+        """Whether ``run`` takes :class:`CIFGRecurrence`: CPU training only."""
+        return trains_on_cpu(self, x, state)
+
+    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """Run the cell; on CPU with gradients, through the hand-written recurrence."""
+        if not self.use_recurrence(x, state):
+            return super().run(x, state)
+        h0, c0 = state  # (B, H) each
+        gx = F.linear(x.transpose(0, 1), self.weight_ih, self.bias)  # (T, B, 3H)
+        out, c = CIFGRecurrence.apply(
+            gx.contiguous(), h0.contiguous(), c0.contiguous(), self.weight_hh
+        )  # (T, B, H), (B, H)
+        return out.transpose(0, 1), (out[-1], c)  # (B, T, H)
 
 
 class MGUCell(_GatedCell):

@@ -97,8 +97,10 @@ class _Gates(Protocol):
         """a_t and b_t from the input projections (C, B, G), each (C, B, H)."""
 
     @staticmethod
-    def recurrence_input_grad(gx: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor) -> None:
-        """Write dL/dgx (C, B, G) into ``out``, given dL/db_t (C, B, H) and h_{t-1}."""
+    def recurrence_input_grad(
+        gx: Tensor, a: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor
+    ) -> None:
+        """Write dL/dgx (C, B, G) into ``out``, given a_t, dL/db_t and h_{t-1} (C, B, H)."""
 
 
 class MinimalRecurrence(torch.autograd.Function):
@@ -107,9 +109,10 @@ class MinimalRecurrence(torch.autograd.Function):
     Time is processed in chunks of :data:`CHUNK_STEPS` steps: the gates of a chunk are
     computed at once (no graph) and the chunk's steps then take one fused multiply-add
     each. The backward recomputes a chunk's gates, runs the reverse recurrence
-    g_t = dL/dh_t + a_{t+1} g_{t+1} over it (dL/db_t = g_t, dL/da_t = g_t h_{t-1}) and
-    turns that into dL/dgx by the cell's hand-written gate derivatives. Chunks keep the
-    temporaries small enough to stay in cache and to be recycled by the allocator.
+    g_t = dL/dh_t + a_{t+1} g_{t+1} over it with the a_t saved by the forward
+    (dL/db_t = g_t, dL/da_t = g_t h_{t-1}) and turns that into dL/dgx by the cell's
+    hand-written gate derivatives. Chunks keep the temporaries small enough to stay in
+    cache and to be recycled by the allocator.
     """
 
     @staticmethod
@@ -128,19 +131,21 @@ class MinimalRecurrence(torch.autograd.Function):
         steps, batch = gx.shape[:2]
         hs = gx.new_empty(steps + 1, batch, h0.shape[-1])  # h_0 .. h_T
         hs[0] = h0
+        decay = gx.new_empty(steps, batch, h0.shape[-1])  # a_1 .. a_T
         for start in range(0, steps, CHUNK_STEPS):
             a, b = gates.recurrence_coefficients(gx[start : start + CHUNK_STEPS])  # (C, B, H)
+            decay[start : start + a.shape[0]] = a
             for j in range(a.shape[0]):
                 torch.addcmul(b[j], a[j], hs[start + j], out=hs[start + j + 1])
         ctx.gates = gates
-        ctx.save_for_backward(gx, hs)
+        ctx.save_for_backward(gx, hs, decay)
         return hs[1:]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor, None]:
-        """Chunks in reverse: gates recomputed, reverse recurrence, gate derivatives."""
-        gx, hs = ctx.saved_tensors
+        """Chunks in reverse: reverse recurrence, then the gate derivatives of the chunk."""
+        gx, hs, decay = ctx.saved_tensors
         gates: type[_Gates] = ctx.gates
         steps = gx.shape[0]
         grad_gx = torch.empty_like(gx)  # (T, B, G)
@@ -148,14 +153,14 @@ class MinimalRecurrence(torch.autograd.Function):
         carry = torch.zeros_like(hs[0])  # a_{t+1} g_{t+1} entering the chunk's last step
         for start in reversed(range(0, steps, CHUNK_STEPS)):
             stop = min(start + CHUNK_STEPS, steps)
-            a, _ = gates.recurrence_coefficients(gx[start:stop])  # (C, B, H)
+            a = decay[start:stop]  # (C, B, H)
             g_chunk = grad_b[: stop - start]
             torch.add(grad_out[stop - 1], carry, out=g_chunk[-1])
             for j in range(stop - start - 2, -1, -1):
                 torch.addcmul(grad_out[start + j], a[j + 1], g_chunk[j + 1], out=g_chunk[j])
             carry = a[0] * g_chunk[0]
             gates.recurrence_input_grad(
-                gx[start:stop], g_chunk, hs[start:stop], grad_gx[start:stop]
+                gx[start:stop], a, g_chunk, hs[start:stop], grad_gx[start:stop]
             )
         return grad_gx, carry, None
 
@@ -252,10 +257,12 @@ class MinGRUCell(_MinimalCell):
         return 1 - z, z * _g_no_graph(candidate)
 
     @staticmethod
-    def recurrence_input_grad(gx: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor) -> None:
+    def recurrence_input_grad(
+        gx: Tensor, a: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor
+    ) -> None:
         """dL/dk = z (1 - z) g_t (g(h~) - h_{t-1}), dL/dh~ = g_t z g'(h~), into ``out``."""
         k, candidate = gx.chunk(2, -1)  # (C, B, H) each
-        z = torch.sigmoid(k)
+        z = 1 - a
         value, slope = _g_and_slope(candidate)
         z_grad = z * grad_b
         torch.mul(z_grad - z_grad * z, value - h_prev, out=out[..., : k.shape[-1]])
@@ -309,15 +316,16 @@ class MinLSTMCell(_MinimalCell):
         return f_norm, (1 - f_norm) * _g_no_graph(candidate)
 
     @staticmethod
-    def recurrence_input_grad(gx: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor) -> None:
+    def recurrence_input_grad(
+        gx: Tensor, a: Tensor, grad_b: Tensor, h_prev: Tensor, out: Tensor
+    ) -> None:
         """Gate derivatives into ``out`` (C, B, 3H), given g_t = dL/db_t and h_{t-1}.
 
         dL/ds = f' (1 - f') g_t (h_{t-1} - g(h~)); ds/df~ = sigma(-f~), ds/di~ = -sigma(-i~);
         dL/dh~ = g_t (1 - f') g'(h~).
         """
         f_pre, i_pre, candidate = gx.chunk(3, -1)  # (C, B, H) each
-        hidden = f_pre.shape[-1]
-        f_norm = torch.sigmoid(F.softplus(-i_pre) - F.softplus(-f_pre))
+        hidden, f_norm = f_pre.shape[-1], a
         value, slope = _g_and_slope(candidate)
         i_grad = grad_b - grad_b * f_norm  # g_t (1 - f')
         grad_s = i_grad * f_norm * (h_prev - value)

@@ -1,31 +1,38 @@
-"""A faster CPU training path for the peephole LSTM (``lstm_peephole``).
+"""Faster CPU training paths for the peephole LSTM and the CIFG LSTM.
 
-Written through autograd, one step of the peephole LSTM is about ten small ops, each
-recorded in the graph and replayed one by one in the backward; at B=64, H=64 that graph
-overhead dominates and the cell ran at about 4x fused nn.LSTM on CPU (benchmarks/CELLS.md).
-:class:`PeepholeRecurrence` replaces it, as :mod:`cellsearch.models.gru` does for the GRU:
-the forward loop runs without a graph and keeps the activations; the backward
-precomputes, vectorised over time, every coefficient that does not depend on the
-incoming gradient, so that the reverse loop is five small ops per step; the recurrent
-weight and peephole gradients are one reduction over all steps each.
+Written through autograd, one step of these cells is several small ops, each recorded in
+the graph and replayed one by one in the backward; at B=64, H=64 that overhead dominates
+(the peephole LSTM ran at about 4x fused nn.LSTM on CPU, benchmarks/CELLS.md).
+:class:`PeepholeRecurrence` and :class:`CIFGRecurrence` replace it, as
+:mod:`cellsearch.models.gru` does for the GRU: the forward loop runs without a graph and
+keeps the activations; the backward precomputes, vectorised over time and written into
+one buffer, every coefficient that does not depend on the incoming gradient, so that the
+reverse loop is five small ops per step; the recurrent weight (and peephole) gradients
+are one reduction over all steps each. ``gx`` holds W x_t + b of every step, time major.
 
-Equations (gates i, f, g, o; ``gx`` holds W x_t + b of every step)::
+Peephole LSTM (gates i, f, g, o)::
 
     a   = gx_t + W_hh h_{t-1}
     i   = sigma(a_i + p_i c_{t-1});  f = sigma(a_f + p_f c_{t-1});  g = tanh(a_g)
     c_t = f c_{t-1} + i g
     o   = sigma(a_o + p_o c_t);      h_t = o tanh(c_t)
 
-Backward, with dh the total gradient reaching h_t and dc the one reaching c_t from t+1::
-
+    backward, dh the total gradient reaching h_t, dc the one reaching c_t from t+1:
     da_o = dh tanh(c_t) o (1 - o)
     dc   = dc + dh o (1 - tanh(c_t)^2) + da_o p_o
     da_i = dc g i (1 - i);  da_f = dc c_{t-1} f (1 - f);  da_g = dc i (1 - g^2)
     dc_{t-1} = dc f + da_i p_i + da_f p_f;  dh_{t-1} = W_hh^T da + dL/dh_{t-1}
 
+CIFG (gates f, g, o; i = 1 - f)::
+
+    c_t = f c_{t-1} + (1 - f) g;  h_t = o tanh(c_t)
+
+    da_o = dh tanh(c_t) o (1 - o);  dc = dc + dh o (1 - tanh(c_t)^2)
+    da_f = dc (c_{t-1} - g) f (1 - f);  da_g = dc (1 - f) (1 - g^2);  dc_{t-1} = dc f
+
 Used on CPU only and only when a gradient is needed (see
-:meth:`cellsearch.models.custom.PeepholeLSTMCell.run`); tests/models/test_peephole.py
-checks it against the autograd form.
+:func:`cellsearch.models.custom.trains_on_cpu`); tests/models/test_lstm_family.py checks
+both against the cells' autograd form.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["PeepholeRecurrence"]
+__all__ = ["CIFGRecurrence", "PeepholeRecurrence"]
 
 
 class PeepholeRecurrence(torch.autograd.Function):
@@ -125,3 +132,75 @@ class PeepholeRecurrence(torch.autograd.Function):
         torch.mul(grad_a[:, :, 3], c_new, out=coef[:, :, 2])
         grad_p = coef[:, :, :3].sum((0, 1))  # (3, H)
         return grad_gx, grad_h, grad_c, grad_w, grad_p
+
+
+class CIFGRecurrence(torch.autograd.Function):
+    """The CIFG LSTM recurrence given precomputed input projections (time major)."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, gx: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Run the recurrence.
+
+        Args:
+            ctx: Autograd context.
+            gx: Input projections W_ih x + b, (T, B, 3H), gates f, g, o.
+            h0: Initial hidden state, (B, H).
+            c0: Initial cell state, (B, H).
+            w_hh: Recurrent weight, (3H, H).
+
+        Returns:
+            Hidden states of every step (T, B, H) and the final cell state (B, H).
+        """
+        steps, batch, gates = gx.shape
+        hidden = gates // 3
+        hs = gx.new_empty(steps + 1, batch, hidden)  # h_0 .. h_T
+        cs = gx.new_empty(steps + 1, batch, hidden)  # c_0 .. c_T
+        hs[0] = h0
+        cs[0] = c0
+        acts = gx.new_empty(steps, batch, 3, hidden)  # f, g, o after their nonlinearity
+        tanh_c = gx.new_empty(steps, batch, hidden)  # tanh(c_t)
+        w_t = w_hh.t()
+        for t in range(steps):
+            act = acts[t]  # (B, 3, H)
+            torch.addmm(gx[t], hs[t], w_t, out=act.view(batch, gates))
+            f, g, o = act[:, 0].sigmoid_(), act[:, 1].tanh_(), act[:, 2].sigmoid_()
+            c = torch.lerp(g, cs[t], f, out=cs[t + 1])  # f c + (1 - f) g
+            torch.mul(o, torch.tanh(c, out=tanh_c[t]), out=hs[t + 1])
+        ctx.save_for_backward(hs, cs, acts, tanh_c, w_hh)
+        return hs[1:], cs[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(
+        ctx: Any, grad_out: Tensor | None, grad_c_last: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Reverse loop of five ops per step; everything else is vectorised over T."""
+        hs, cs, acts, tanh_c, w_hh = ctx.saved_tensors
+        steps, batch, _, hidden = acts.shape
+        if grad_out is None:
+            grad_out = torch.zeros_like(hs[1:])
+        f, g, o = acts.unbind(2)  # (T, B, H) each
+        coef = acts.new_empty(steps, batch, 4, hidden)  # (T, B, 4, H)
+        to_a = coef[:, :, :3]  # dc -> da_f, da_g and dh -> da_o
+        to_a_f, to_a_g, to_a_o = to_a.unbind(2)
+        to_c = coef[:, :, 3]  # dh -> dc
+        torch.addcmul(acts, acts, acts, value=-1, out=to_a)  # sigma' = s - s^2 for f, o
+        to_a_f.mul_(cs[:-1] - g)
+        torch.mul(g, g, out=to_a_g).neg_().add_(1).mul_(1 - f)  # (1 - f) (1 - g^2)
+        to_a_o.mul_(tanh_c)
+        torch.addcmul(o, hs[1:], tanh_c, value=-1, out=to_c)  # o (1 - tanh(c)^2)
+        grad_a = acts.new_empty(steps, batch, 3, hidden)  # dL/da, (T, B, 3, H)
+        grad_c = torch.zeros_like(cs[0]) if grad_c_last is None else grad_c_last.clone()
+        grad_h = grad_out[-1]
+        for t in range(steps - 1, -1, -1):
+            grad_c = grad_c.addcmul_(grad_h, to_c[t])
+            torch.mul(to_a[t, :, :2], grad_c.unsqueeze(1), out=grad_a[t, :, :2])
+            torch.mul(to_a_o[t], grad_h, out=grad_a[t, :, 2])
+            grad_c = grad_c.mul_(f[t])
+            flat = grad_a[t].view(batch, 3 * hidden)
+            grad_h = torch.addmm(grad_out[t - 1], flat, w_hh) if t > 0 else flat @ w_hh
+        grad_gx = grad_a.view(steps, batch, 3 * hidden)
+        grad_w = grad_gx.reshape(steps * batch, 3 * hidden).t() @ hs[:-1].reshape(-1, hidden)
+        return grad_gx, grad_h, grad_c, grad_w

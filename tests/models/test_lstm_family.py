@@ -1,4 +1,4 @@
-"""The peephole LSTM's CPU training path (PeepholeRecurrence) against its autograd form."""
+"""The CPU training paths of lstm_peephole and cifg against the cells' autograd form."""
 
 from __future__ import annotations
 
@@ -7,20 +7,22 @@ import torch
 from torch import Tensor
 
 from cellsearch.models import get_cell
-from cellsearch.models.custom import PeepholeLSTMCell
+from cellsearch.models.custom import CIFGCell, PeepholeLSTMCell
 from cellsearch.models.layers import CellStack
 
 INPUT, HIDDEN, BATCH = 5, 7, 3
+CELLS = {"lstm_peephole": PeepholeLSTMCell, "cifg": CIFGCell}
 
 
-def _stack(num_layers: int, dtype: torch.dtype) -> CellStack:
+def _stack(name: str, num_layers: int, dtype: torch.dtype) -> CellStack:
     torch.manual_seed(num_layers)
-    stack = get_cell("lstm_peephole").build(INPUT, HIDDEN, num_layers, forget_bias=1.0)
+    stack = get_cell(name).build(INPUT, HIDDEN, num_layers, forget_bias=1.0)
     assert isinstance(stack, CellStack)
     stack = stack.to(dtype)
     with torch.no_grad():  # peepholes away from their small init so they matter
         for cell in stack.cells:
-            cell.peephole.mul_(3.0)
+            if isinstance(cell, PeepholeLSTMCell):
+                cell.peephole.mul_(3.0)
     return stack
 
 
@@ -34,18 +36,20 @@ def _forward_backward(
     return [out, h_n, c_n], torch.autograd.grad(loss, inputs)
 
 
+@pytest.mark.parametrize("name", CELLS)
 @pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 @pytest.mark.parametrize(("num_layers", "steps"), [(1, 1), (1, 17), (3, 40)])
 @pytest.mark.parametrize("with_state", [False, True])
 def test_recurrence_matches_autograd_form(
     monkeypatch: pytest.MonkeyPatch,
+    name: str,
     dtype: torch.dtype,
     tol: float,
     num_layers: int,
     steps: int,
     with_state: bool,
 ) -> None:
-    stack = _stack(num_layers, dtype)
+    stack = _stack(name, num_layers, dtype)
     torch.manual_seed(100 + steps)
     x = torch.randn(BATCH, steps, INPUT, dtype=dtype, requires_grad=True)
     state = None
@@ -56,7 +60,7 @@ def test_recurrence_matches_autograd_form(
         state = (h0, c0)
     assert stack.cells[0].use_recurrence(x, (x[:, 0],))
     fast = _forward_backward(stack, x, state)
-    monkeypatch.setattr(PeepholeLSTMCell, "use_recurrence", lambda *_: False)
+    monkeypatch.setattr(CELLS[name], "use_recurrence", lambda *_: False)
     reference = _forward_backward(stack, x, state)
     for got, expected in zip([*fast[0], *fast[1]], [*reference[0], *reference[1]], strict=True):
         # relative to the tensor's scale: float32 sums over T * B terms differ by rounding
@@ -64,16 +68,18 @@ def test_recurrence_matches_autograd_form(
         assert (got - expected).abs().max().item() <= tol * scale
 
 
-def test_recurrence_handles_unused_outputs() -> None:
-    stack = _stack(1, torch.float64)
+@pytest.mark.parametrize("name", CELLS)
+def test_recurrence_handles_unused_outputs(name: str) -> None:
+    stack = _stack(name, 1, torch.float64)
     x = torch.randn(BATCH, 6, INPUT, dtype=torch.float64)
     _, (_, c_n) = stack(x)  # only the final cell state feeds the loss
     c_n.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in stack.parameters())
 
 
-def test_autograd_form_without_grad() -> None:
-    stack = _stack(2, torch.float32)
+@pytest.mark.parametrize("name", CELLS)
+def test_autograd_form_without_grad(name: str) -> None:
+    stack = _stack(name, 2, torch.float32)
     x = torch.randn(BATCH, 9, INPUT)
     with torch.no_grad():
         assert not stack.cells[0].use_recurrence(x, (x[:, 0],))
