@@ -61,6 +61,7 @@ def test_bundled_specs_are_part_of_the_task_union(payload: dict[str, object], cl
         {"kind": "forecast", "name": "airline", "window": 0},
         {"kind": "forecast", "name": "airline", "window": 120},  # leaves no training window
         {"kind": "forecast", "name": "lynx"},
+        {"kind": "forecast", "name": "airline", "horizon": 20, "val_fraction": 0.1},
         {"kind": "chorales", "max_pieces": 2},
     ],
 )

@@ -119,7 +119,9 @@ class ForecastTask(BaseModel):
     def _windows_fit(self) -> ForecastTask:
         n = SERIES_LENGTHS[self.name]
         train_end = round(n * (1 - self.val_fraction - self.test_fraction))
-        if self.window + self.horizon > train_end or self.horizon > round(n * self.test_fraction):
+        val_end = round(n * (1 - self.test_fraction))
+        short = min(val_end - train_end, n - val_end) < self.horizon
+        if self.window + self.horizon > train_end or short:
             raise ValueError(
                 f"window + horizon = {self.window + self.horizon} does not fit the {n} points "
                 f"of {self.name} with these fractions"
