@@ -41,7 +41,14 @@ import numpy as np
 
 from cellsearch.search.errors import SearchError
 
-__all__ = ["KINDS", "DatasetError", "SequenceDataset", "parse_upload", "summarize"]
+__all__ = [
+    "KINDS",
+    "DatasetError",
+    "SequenceDataset",
+    "parse_upload",
+    "summarize",
+    "validate_arrays",
+]
 
 TaskKind = Literal["classification", "regression", "per_step", "forecasting"]
 KINDS: tuple[TaskKind, ...] = ("classification", "regression", "per_step", "forecasting")
@@ -280,10 +287,10 @@ def validate_arrays(
     x = _check_x(x)
     lengths = _check_lengths(lengths, x.shape[0], x.shape[1])
     valid = np.arange(x.shape[1]) < lengths[:, None]  # (N, T)
-    x = np.where(valid[..., None], x, 0.0)
+    x = np.where(valid[..., None], x, np.float32(0.0))
     _check_finite("x", x)
     task = _infer_kind(y, x.shape[1], kind)
-    x = x[:, : int(lengths.max())].astype(np.float32)
+    x = np.ascontiguousarray(x[:, : int(lengths.max())])
     if task == "forecasting":
         if y is not None:
             raise DatasetError("a forecasting data set takes no y: targets are the series itself")
@@ -305,7 +312,7 @@ def _check_x(x: np.ndarray) -> np.ndarray:
         raise DatasetError(f"x must have shape (N, T, F) or (N, T); got shape {x.shape}")
     if 0 in x.shape:
         raise DatasetError(f"empty data: x has shape {x.shape}")
-    return x.astype(np.float64)
+    return x.astype(np.float32, copy=False)  # what the model reads; beyond float32 is inf
 
 
 def _check_lengths(lengths: np.ndarray | None, n: int, steps: int) -> np.ndarray:
