@@ -124,7 +124,8 @@ def test_g_is_positive_continuous_and_log_g_matches() -> None:
 
 def test_auto_mode_picks_recurrence_on_cpu() -> None:
     cell = MinGRUCell(INPUT, HIDDEN)
-    for steps in (1, 100, 4096):
+    assert cell.form(torch.zeros(1, 1, INPUT)) == "sequential"
+    for steps in (minimal.RECURRENCE_MIN_STEPS, 100, 4096):
         assert cell.form(torch.zeros(1, steps, INPUT)) == "recurrence"
     assert not cell.use_scan(torch.zeros(1, 4096, INPUT))
     assert cell.use_scan(torch.zeros(1, 4, INPUT, device="meta"))

@@ -16,17 +16,19 @@ b_t positive; as in the authors' code, g is used by the sequential form too, so 
 forms compute the same function. The sequential form (``step`` / ``run_sequential``) is
 the reference.
 
-On CPU the log-space scan loses to the loop at every length tried (``logcumsumexp`` alone
-costs more than the whole loop; benchmarks/CELLS.md). What wins there is a third form,
-``mode="recurrence"``: the coefficients a_t, b_t of every step computed at once, then
-:class:`LinearRecurrence`, whose forward is one fused multiply-add per step without an
-autograd graph and whose backward is the reverse recurrence
+On CPU the log-space scan loses to the loop at every length tried (``logcumsumexp``
+alone costs more than the whole loop; benchmarks/CELLS.md). What wins there is a third
+form, ``mode="recurrence"`` (:class:`MinimalRecurrence`): time in chunks of
+:data:`CHUNK_STEPS` steps, the gates of a chunk computed at once without a graph, then
+one fused multiply-add per step; the backward is the reverse recurrence
 
     g_t = dL/dh_t + a_{t+1} g_{t+1},   dL/db_t = g_t,   dL/da_t = g_t h_{t-1},
 
-also one op per step. It works in linear space, exactly like the sequential form, so it is
-stable at any length. With ``mode="auto"``, ``run`` takes the recurrence on CPU and the
-scan on accelerators. All three forms agree to rounding (tests/models/test_minimal.py).
+also one op per step, followed by the hand-written gate derivatives of the chunk. It
+works in linear space, exactly like the sequential form, so it is stable at any length.
+With ``mode="auto"``, ``run`` takes the recurrence on CPU (the loop for fewer than
+:data:`RECURRENCE_MIN_STEPS` steps) and the scan on accelerators. All three forms agree
+to rounding (tests/models/test_minimal.py).
 """
 
 from __future__ import annotations
@@ -54,9 +56,12 @@ ScanMode = Literal["auto", "scan", "recurrence", "sequential"]
 # ``mode="auto"`` uses the scan on accelerators from this many steps on. On CPU it never
 # does: benchmarks/cells.py on a 2-core CPU (torch 2.13, B=64, H=64) measured the scan
 # 2x to 7x slower than the sequential loop at T = 100, 512 and 1024 (logcumsumexp and
-# its backward dominate; see benchmarks/CELLS.md). On CPU ``auto`` takes the recurrence
-# at every length: it measured faster than the loop from T = 1 on.
+# its backward dominate; see benchmarks/CELLS.md).
 SCAN_MIN_STEPS = 2
+# On CPU ``auto`` takes the recurrence from this many steps on and the loop below: at
+# B=64, H=64 the recurrence measured slower at T = 1 and 2 (its fixed cost), even at
+# T = 4 and faster from T = 8 on, by more the longer the sequence.
+RECURRENCE_MIN_STEPS = 8
 # Steps per chunk of MinimalRecurrence: (CHUNK_STEPS, B, H) temporaries stay cache sized.
 CHUNK_STEPS = 64
 
@@ -204,7 +209,7 @@ class _MinimalCell(RecurrentCell):
         if self.mode != "auto":
             return self.mode
         if x.device.type == "cpu":
-            return "recurrence"
+            return "recurrence" if x.shape[1] >= RECURRENCE_MIN_STEPS else "sequential"
         return "scan" if x.shape[1] >= SCAN_MIN_STEPS else "sequential"
 
     def use_scan(self, x: Tensor) -> bool:
@@ -235,8 +240,8 @@ class MinGRUCell(_MinimalCell):
     Args:
         input_size: Features per input step.
         hidden_size: Features of the state.
-        mode: "auto" (recurrence on CPU, scan elsewhere), "scan", "recurrence" or
-            "sequential".
+        mode: "auto" (recurrence on CPU from RECURRENCE_MIN_STEPS steps, scan
+            elsewhere), "scan", "recurrence" or "sequential".
     """
 
     gates = 2
@@ -277,8 +282,8 @@ class MinLSTMCell(_MinimalCell):
     Args:
         input_size: Features per input step.
         hidden_size: Features of the state.
-        mode: "auto" (recurrence on CPU, scan elsewhere), "scan", "recurrence" or
-            "sequential".
+        mode: "auto" (recurrence on CPU from RECURRENCE_MIN_STEPS steps, scan
+            elsewhere), "scan", "recurrence" or "sequential".
         forget_bias: Initial bias of f~; None keeps the uniform initialisation.
     """
 
@@ -310,10 +315,11 @@ class MinLSTMCell(_MinimalCell):
     @staticmethod
     def recurrence_coefficients(gx: Tensor) -> tuple[Tensor, Tensor]:
         """a = f' and b = (1 - f') g(h~), each (C, B, H), from gx (C, B, 3H)."""
-        f_pre, i_pre, candidate = gx.chunk(3, -1)  # (C, B, H) each
+        hidden = gx.shape[-1] // 3
         # f' = f / (f + i) = sigma(s), s = log f - log i: no 0 / 0 when both underflow
-        f_norm = torch.sigmoid(F.softplus(-i_pre) - F.softplus(-f_pre))
-        return f_norm, (1 - f_norm) * _g_no_graph(candidate)
+        soft = F.softplus(-gx[..., : 2 * hidden])  # -log f, -log i: (C, B, 2H)
+        f_norm = torch.sigmoid(soft[..., hidden:] - soft[..., :hidden])
+        return f_norm, (1 - f_norm) * _g_no_graph(gx[..., 2 * hidden :])
 
     @staticmethod
     def recurrence_input_grad(
@@ -324,11 +330,13 @@ class MinLSTMCell(_MinimalCell):
         dL/ds = f' (1 - f') g_t (h_{t-1} - g(h~)); ds/df~ = sigma(-f~), ds/di~ = -sigma(-i~);
         dL/dh~ = g_t (1 - f') g'(h~).
         """
-        f_pre, i_pre, candidate = gx.chunk(3, -1)  # (C, B, H) each
-        hidden, f_norm = f_pre.shape[-1], a
-        value, slope = _g_and_slope(candidate)
-        i_grad = grad_b - grad_b * f_norm  # g_t (1 - f')
-        grad_s = i_grad * f_norm * (h_prev - value)
-        torch.mul(grad_s, torch.sigmoid(-f_pre), out=out[..., :hidden])
-        torch.mul(grad_s, torch.sigmoid(-i_pre), out=out[..., hidden : 2 * hidden]).neg_()
+        steps, batch, hidden = a.shape
+        value, slope = _g_and_slope(gx[..., 2 * hidden :])
+        i_grad = grad_b - grad_b * a  # g_t (1 - f')
+        grad_s = i_grad * a * (h_prev - value)  # (C, B, H)
+        # ds/df~ = sigma(-f~), ds/di~ = -sigma(-i~), both at once: (C, B, 2, H)
+        sig = torch.sigmoid(-gx[..., : 2 * hidden]).view(steps, batch, 2, hidden)
+        sig[:, :, 1].neg_()
+        gates = out[..., : 2 * hidden].view(steps, batch, 2, hidden)
+        torch.mul(sig, grad_s.unsqueeze(2), out=gates)
         torch.mul(i_grad, slope, out=out[..., 2 * hidden :])
