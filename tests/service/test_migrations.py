@@ -31,7 +31,12 @@ def test_fresh_database_gets_both_schemas(migrated: Any) -> None:
     engine = engine_for(migrated)
     tables = set(inspect(engine).get_table_names())
     assert tables >= OPTUNA_TABLES
-    assert {"cellsearch_studies", "cellsearch_workers", VERSION_TABLE} <= tables
+    assert {
+        "cellsearch_studies",
+        "cellsearch_workers",
+        "cellsearch_datasets",
+        VERSION_TABLE,
+    } <= tables
     assert current_revision(engine) == head_revision()
 
 
@@ -72,5 +77,5 @@ def test_downgrade_touches_only_our_tables(migrated: Any) -> None:
         command.downgrade(config, "base")
     tables = set(inspect(engine).get_table_names())
     assert tables >= OPTUNA_TABLES
-    assert not {"cellsearch_studies", "cellsearch_workers"} & tables
+    assert not {"cellsearch_studies", "cellsearch_workers", "cellsearch_datasets"} & tables
     assert current_revision(engine) is None

@@ -80,6 +80,9 @@ class StudyQueue(Protocol):
     def settle(self, study_name: str, count_finished: Callable[[], int]) -> None:
         """Mark the study completed once every unit is used, or reclaim lost units."""
 
+    def dataset(self, dataset_id: str) -> tuple[bytes, str]:
+        """The content and format (``npz`` or ``csv``) of an uploaded data set."""
+
     def beat(self, info: WorkerInfo) -> None:
         """Record that this worker is alive (the worker registry)."""
 
@@ -247,7 +250,7 @@ class Worker:
 
     def _task_data(self, name: str, spec: StudySpec) -> TaskData:
         if name not in self._data:
-            self._data[name] = build_task(spec.task, spec.seed)
+            self._data[name] = build_task(spec.task, spec.seed, resolve_dataset=self.queue.dataset)
             while len(self._data) > 4:
                 self._data.popitem(last=False)
         self._data.move_to_end(name)

@@ -237,6 +237,38 @@ def delete(
     typer.echo(f"deleted {name}")
 
 
+dataset_app = typer.Typer(help="Upload, list and delete data sets (NPZ or long-format CSV).")
+app.add_typer(dataset_app, name="dataset")
+
+
+@dataset_app.command("upload")
+def dataset_upload(
+    path: Annotated[Path, typer.Argument(help="An .npz or .csv file.", exists=True)],
+    name: Annotated[str, typer.Option(help="A unique name.")],
+    kind: Annotated[
+        str | None, typer.Option(help="classification, regression, per_step or forecasting.")
+    ] = None,
+    api_url: ApiUrl = None,
+) -> None:
+    """Validate and store a data set; a study refers to it by the printed id."""
+    record = client.Api(_settings(api_url=api_url).api_url).upload_dataset(path, name, kind)
+    typer.echo(f"uploaded {record['name']}: id {record['id']} ({record['kind']}, "
+               f"{record['n_sequences']} sequences)")  # fmt: skip
+
+
+@dataset_app.command("list")
+def dataset_list(api_url: ApiUrl = None) -> None:
+    """List the uploaded data sets."""
+    client.print_datasets(client.Api(_settings(api_url=api_url).api_url).datasets())
+
+
+@dataset_app.command("delete")
+def dataset_delete(dataset_id: str, api_url: ApiUrl = None) -> None:
+    """Delete a data set that no study uses."""
+    client.Api(_settings(api_url=api_url).api_url).delete_dataset(dataset_id)
+    typer.echo(f"deleted {dataset_id}")
+
+
 def _redact(url: str) -> str:
     """Hide a password in a database URL."""
     from sqlalchemy.engine import make_url

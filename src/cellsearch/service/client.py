@@ -52,6 +52,20 @@ class Api:
     def delete(self, name: str) -> None:
         self._call("DELETE", f"/studies/{name}")
 
+    def upload_dataset(self, path: Path, name: str, kind: str | None) -> dict[str, Any]:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            _fail(f"cannot read {path}: {exc}")
+        data = {"name": name} | ({"kind": kind} if kind else {})
+        return self._call("POST", "/datasets", files={"file": (path.name, content)}, data=data)
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/datasets")
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        self._call("DELETE", f"/datasets/{dataset_id}")
+
 
 def _fail(message: str) -> None:
     err_console.print(f"[red]error:[/red] {message}", highlight=False)
@@ -141,6 +155,14 @@ def print_study(study: dict[str, Any]) -> None:
         params = json.dumps(best["params"], default=str)
         console.print(f"best: trial {best['number']} value {best['value']:.5g} "
                       f"({best['cell_type']}, {best['param_count']} params) {params}")  # fmt: skip
+
+
+def print_datasets(datasets: list[dict[str, Any]]) -> None:
+    table = Table("id", "name", "kind", "sequences", "max length", "features", "classes", "bytes")
+    for d in datasets:
+        table.add_row(d["id"], d["name"], d["kind"], str(d["n_sequences"]), str(d["max_length"]),
+                      str(d["n_features"]), _num(d["n_classes"]), str(d["size_bytes"]))  # fmt: skip
+    console.print(table if datasets else "no datasets yet: `cellsearch dataset upload FILE`")
 
 
 def print_report(report: dict[str, Any]) -> None:

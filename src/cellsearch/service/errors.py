@@ -5,9 +5,11 @@ Hierarchy::
     ServiceError
     ├── NotFound            404: no such study, dataset or worker
     ├── Conflict            409: a name is taken, or a transition is not allowed
+    ├── PayloadTooLarge     413: an upload over the size limit
     └── StorageUnavailable  503: the database cannot be reached
 
-``cellsearch.search.errors.SpecError`` (an invalid spec) maps to 422.
+``cellsearch.search.errors.SpecError`` (an invalid spec) and
+``cellsearch.search.uploads.DatasetError`` (an invalid upload) map to 422.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     """The request conflicts with the current state (name taken, bad transition)."""
+
+
+class PayloadTooLarge(ServiceError):
+    """An upload exceeds the configured size limit."""
 
 
 class StorageUnavailable(ServiceError):

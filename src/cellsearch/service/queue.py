@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.spec import StudySpec
 from cellsearch.search.worker import Claim, WorkerInfo
+from cellsearch.service.datasets import dataset_content
 from cellsearch.service.db import session_scope
 from cellsearch.service.tables import StudyRecord, WorkerRecord, utcnow
 
@@ -109,6 +110,9 @@ class SqlStudyQueue:
                 session.execute(
                     ledger.where(StudyRecord.claimed == record.claimed).values(claimed=finished)
                 )
+
+    def dataset(self, dataset_id: str) -> tuple[bytes, str]:
+        return dataset_content(engine=self.engine, dataset_id=dataset_id)
 
     def beat(self, info: WorkerInfo) -> None:
         values = {

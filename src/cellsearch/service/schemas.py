@@ -185,6 +185,22 @@ class WorkerOut(BaseModel):
         )
 
 
+class DatasetOut(BaseModel):
+    """An uploaded data set (without its content)."""
+
+    id: str
+    name: str
+    format: str
+    kind: str
+    sha256: str
+    size_bytes: int
+    n_sequences: int
+    max_length: int
+    n_features: int
+    n_classes: int | None
+    created_at: datetime
+
+
 class Health(BaseModel):
     status: str
     detail: str | None = None

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, description="Threads per worker.")
     db_pool_size: int = Field(default=2, ge=1)
     db_max_overflow: int = Field(default=2, ge=0)
+    max_upload_bytes: int = Field(default=100_000_000, ge=1, description="Largest dataset upload.")
 
     # input limits; their defaults live in one place, SpecLimits
     max_hidden_size: int = _LIMITS.max_hidden_size

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, MetaData, String, select
+from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cellsearch.service.errors import NotFound
@@ -93,3 +93,34 @@ class WorkerRecord(Base):
     trial_number: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_heartbeat: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetRecord(Base):
+    """An uploaded data set, stored in the database so that every worker can read it."""
+
+    __tablename__ = "cellsearch_datasets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    format: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    n_sequences: Mapped[int] = mapped_column(Integer)
+    max_length: Mapped[int] = mapped_column(Integer)
+    n_features: Mapped[int] = mapped_column(Integer)
+    n_classes: Mapped[int | None] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @classmethod
+    def find_or_raise(cls, session: Session, dataset_id: str) -> DatasetRecord:
+        """The data set with ``dataset_id``.
+
+        Raises:
+            NotFound: no data set has that id.
+        """
+        record = session.get(cls, dataset_id)
+        if record is None:
+            raise NotFound(f"dataset {dataset_id!r} not found")
+        return record

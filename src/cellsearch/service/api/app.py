@@ -9,8 +9,15 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 import cellsearch
 from cellsearch.search.errors import SpecError
-from cellsearch.service.api.routes import catalog, health, studies, workers
-from cellsearch.service.errors import Conflict, NotFound, ServiceError, StorageUnavailable
+from cellsearch.search.uploads import DatasetError
+from cellsearch.service.api.routes import catalog, datasets, health, studies, workers
+from cellsearch.service.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ServiceError,
+    StorageUnavailable,
+)
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -19,6 +26,7 @@ PREFIX = "/api/v1"
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
     (Conflict, 409),
+    (PayloadTooLarge, 413),
     (StorageUnavailable, 503),
     (ServiceError, 500),
 )
@@ -32,13 +40,17 @@ def create_app() -> FastAPI:
         description="Hyperparameter search in which the recurrent cell type is a hyperparameter.",
         docs_url="/docs",
     )
-    for router in (studies.router, catalog.router, health.router, workers.router):
+    for router in (studies.router, datasets.router, catalog.router, health.router, workers.router):
         app.include_router(router, prefix=PREFIX)
 
     @app.exception_handler(SpecError)
     async def _invalid_spec(_request: Request, exc: SpecError) -> JSONResponse:
         detail = [{**e.as_dict(), "loc": ["body", *e.loc]} for e in exc.errors]
         return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(DatasetError)
+    async def _invalid_dataset(_request: Request, exc: DatasetError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(exc)})
 
     @app.exception_handler(ServiceError)
     async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:

@@ -19,6 +19,7 @@ from cellsearch.service.api.deps import (
     SettingsDep,
     StorageDep,
 )
+from cellsearch.service.datasets import check_dataset_task
 from cellsearch.service.reports import study_report, study_report_html
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
 
@@ -34,7 +35,10 @@ def create_study(
 
     422 names each invalid field (including this server's limits); 409 if the name is taken.
     """
-    errors = check_limits(spec, settings.limits())
+    limits = settings.limits()
+    errors = check_limits(spec, limits) + check_dataset_task(
+        engine=engine, spec=spec, limits=limits
+    )
     if errors:
         raise SpecError(errors)
     record = ops.create_study(engine=engine, storage=storage, spec=spec)
