@@ -76,15 +76,19 @@ class PeepholeRecurrence(torch.autograd.Function):
         tanh_c = gx.new_empty(steps, batch, hidden)  # tanh(c_t)
         w_t = w_hh.t()
         p_if, p_o = peephole[:2], peephole[2]  # (2, H), (H,)
+        # per-step views made once (unbind), not by indexing inside the loop
+        gx_, hs_, cs_, tanh_c_ = gx.unbind(0), hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        c_prev_ = cs[:-1].unsqueeze(2).unbind(0)  # (B, 1, H) each
+        act_ = acts.view(steps, batch, gates).unbind(0)  # (B, 4H) each
+        i_f_ = acts[:, :, :2].unbind(0)  # (B, 2, H) each
+        i_, f_, g_, o_ = (acts[:, :, k].unbind(0) for k in range(4))  # (B, H) each
         for t in range(steps):
-            act = acts[t]  # (B, 4, H)
-            torch.addmm(gx[t], hs[t], w_t, out=act.view(batch, gates))
-            i_f = act[:, :2]  # (B, 2, H)
-            i_f.addcmul_(p_if, cs[t].unsqueeze(1)).sigmoid_()
-            g = act[:, 2].tanh_()
-            c = torch.mul(act[:, 1], cs[t], out=cs[t + 1]).addcmul_(act[:, 0], g)
-            o = act[:, 3].addcmul_(p_o, c).sigmoid_()
-            torch.mul(o, torch.tanh(c, out=tanh_c[t]), out=hs[t + 1])
+            torch.addmm(gx_[t], hs_[t], w_t, out=act_[t])
+            i_f_[t].addcmul_(p_if, c_prev_[t]).sigmoid_()
+            g = g_[t].tanh_()
+            c = torch.mul(f_[t], cs_[t], out=cs_[t + 1]).addcmul_(i_[t], g)
+            o = o_[t].addcmul_(p_o, c).sigmoid_()
+            torch.mul(o, torch.tanh(c, out=tanh_c_[t]), out=hs_[t + 1])
         ctx.save_for_backward(hs, cs, acts, tanh_c, w_hh, peephole)
         return hs[1:], cs[-1].clone()
 
@@ -118,13 +122,16 @@ class PeepholeRecurrence(torch.autograd.Function):
         grad_a = acts.new_empty(steps, batch, 4, hidden)  # dL/da, (T, B, 4, H)
         grad_c = torch.zeros_like(cs[0]) if grad_c_last is None else grad_c_last.clone()
         grad_h = grad_out[-1]
+        to_c_, to_c_prev_, to_a_o_ = to_c.unbind(0), to_c_prev.unbind(0), to_a_o.unbind(0)
+        to_a3_, grad_a3_ = to_a[:, :, :3].unbind(0), grad_a[:, :, :3].unbind(0)
+        grad_a_o_, grad_out_ = grad_a[:, :, 3].unbind(0), grad_out.unbind(0)
+        flat_ = grad_a.view(steps, batch, 4 * hidden).unbind(0)
         for t in range(steps - 1, -1, -1):
-            grad_c = grad_c.addcmul_(grad_h, to_c[t])
-            torch.mul(to_a[t, :, :3], grad_c.unsqueeze(1), out=grad_a[t, :, :3])
-            torch.mul(to_a_o[t], grad_h, out=grad_a[t, :, 3])
-            grad_c = grad_c.mul_(to_c_prev[t])
-            flat = grad_a[t].view(batch, 4 * hidden)
-            grad_h = torch.addmm(grad_out[t - 1], flat, w_hh) if t > 0 else flat @ w_hh
+            grad_c = grad_c.addcmul_(grad_h, to_c_[t])
+            torch.mul(to_a3_[t], grad_c.unsqueeze(1), out=grad_a3_[t])
+            torch.mul(to_a_o_[t], grad_h, out=grad_a_o_[t])
+            grad_c = grad_c.mul_(to_c_prev_[t])
+            grad_h = torch.addmm(grad_out_[t - 1], flat_[t], w_hh) if t > 0 else flat_[t] @ w_hh
         grad_gx = grad_a.view(steps, batch, 4 * hidden)
         grad_w = grad_gx.reshape(steps * batch, 4 * hidden).t() @ hs[:-1].reshape(-1, hidden)
         # peephole gradients: products written into the spent coefficient buffer
@@ -162,12 +169,14 @@ class CIFGRecurrence(torch.autograd.Function):
         acts = gx.new_empty(steps, batch, 3, hidden)  # f, g, o after their nonlinearity
         tanh_c = gx.new_empty(steps, batch, hidden)  # tanh(c_t)
         w_t = w_hh.t()
+        gx_, hs_, cs_, tanh_c_ = gx.unbind(0), hs.unbind(0), cs.unbind(0), tanh_c.unbind(0)
+        act_ = acts.view(steps, batch, gates).unbind(0)  # (B, 3H) each
+        f_, g_, o_ = (acts[:, :, k].unbind(0) for k in range(3))  # (B, H) each
         for t in range(steps):
-            act = acts[t]  # (B, 3, H)
-            torch.addmm(gx[t], hs[t], w_t, out=act.view(batch, gates))
-            f, g, o = act[:, 0].sigmoid_(), act[:, 1].tanh_(), act[:, 2].sigmoid_()
-            c = torch.lerp(g, cs[t], f, out=cs[t + 1])  # f c + (1 - f) g
-            torch.mul(o, torch.tanh(c, out=tanh_c[t]), out=hs[t + 1])
+            torch.addmm(gx_[t], hs_[t], w_t, out=act_[t])
+            f, g, o = f_[t].sigmoid_(), g_[t].tanh_(), o_[t].sigmoid_()
+            c = torch.lerp(g, cs_[t], f, out=cs_[t + 1])  # f c + (1 - f) g
+            torch.mul(o, torch.tanh(c, out=tanh_c_[t]), out=hs_[t + 1])
         ctx.save_for_backward(hs, cs, acts, tanh_c, w_hh)
         return hs[1:], cs[-1].clone()
 
@@ -194,13 +203,16 @@ class CIFGRecurrence(torch.autograd.Function):
         grad_a = acts.new_empty(steps, batch, 3, hidden)  # dL/da, (T, B, 3, H)
         grad_c = torch.zeros_like(cs[0]) if grad_c_last is None else grad_c_last.clone()
         grad_h = grad_out[-1]
+        to_c_, f_, to_a_o_ = to_c.unbind(0), f.unbind(0), to_a_o.unbind(0)
+        to_a2_, grad_a2_ = to_a[:, :, :2].unbind(0), grad_a[:, :, :2].unbind(0)
+        grad_a_o_, grad_out_ = grad_a[:, :, 2].unbind(0), grad_out.unbind(0)
+        flat_ = grad_a.view(steps, batch, 3 * hidden).unbind(0)
         for t in range(steps - 1, -1, -1):
-            grad_c = grad_c.addcmul_(grad_h, to_c[t])
-            torch.mul(to_a[t, :, :2], grad_c.unsqueeze(1), out=grad_a[t, :, :2])
-            torch.mul(to_a_o[t], grad_h, out=grad_a[t, :, 2])
-            grad_c = grad_c.mul_(f[t])
-            flat = grad_a[t].view(batch, 3 * hidden)
-            grad_h = torch.addmm(grad_out[t - 1], flat, w_hh) if t > 0 else flat @ w_hh
+            grad_c = grad_c.addcmul_(grad_h, to_c_[t])
+            torch.mul(to_a2_[t], grad_c.unsqueeze(1), out=grad_a2_[t])
+            torch.mul(to_a_o_[t], grad_h, out=grad_a_o_[t])
+            grad_c = grad_c.mul_(f_[t])
+            grad_h = torch.addmm(grad_out_[t - 1], flat_[t], w_hh) if t > 0 else flat_[t] @ w_hh
         grad_gx = grad_a.view(steps, batch, 3 * hidden)
         grad_w = grad_gx.reshape(steps * batch, 3 * hidden).t() @ hs[:-1].reshape(-1, hidden)
         return grad_gx, grad_h, grad_c, grad_w
