@@ -16,8 +16,9 @@ b_t positive; as in the authors' code, g is used by the sequential form too, so 
 forms compute the same function. The sequential form (``step`` / ``run_sequential``) is
 the reference.
 
-On CPU the log-space scan loses to the loop at every length tried (``logcumsumexp``
-alone costs more than the whole loop; benchmarks/CELLS.md). What wins there is a third
+On CPU the log-space scan loses to the loop at every length tried (``logcumsumexp``'s
+forward alone costs nearly as much as the loop's forward and backward;
+benchmarks/CELLS.md). What wins there is a third
 form, ``mode="recurrence"`` (:class:`MinimalRecurrence`): time in chunks of
 :data:`CHUNK_STEPS` steps, the gates of a chunk computed at once without a graph, then
 one fused multiply-add per step; the backward is the reverse recurrence
