@@ -121,8 +121,8 @@ CELLS: dict[str, CellSpec] = {
         title="Minimal GRU",
         description="z_t = sigma(Linear_z(x_t)); htilde_t = Linear_h(x_t); h_t = (1 - z_t) * "
         "h_{t-1} + z_t * g(htilde_t), g keeping h positive. Gates ignore h_{t-1}, so a "
-        "sequence is one log-space parallel scan (Heinsen 2023), used off CPU; on CPU the "
-        "sequential loop measured faster.",
+        "sequence is one log-space parallel scan (Heinsen 2023), used off CPU; CPU training "
+        "uses a chunked recurrence with a hand-written backward, which measured faster.",
         reference="Feng et al. 2024",
         state_layout=_H,
         fused=False,
@@ -135,7 +135,8 @@ CELLS: dict[str, CellSpec] = {
         title="Minimal LSTM",
         description="f_t = sigma(Linear_f(x_t)), i_t = sigma(Linear_i(x_t)), htilde_t = "
         "Linear_h(x_t); f' = f / (f + i), i' = i / (f + i); h_t = f' * h_{t-1} + i' * "
-        "g(htilde_t). No cell state; log-space parallel scan off CPU, sequential loop on CPU.",
+        "g(htilde_t). No cell state; log-space parallel scan off CPU, chunked recurrence on "
+        "CPU.",
         reference="Feng et al. 2024",
         state_layout=_H,
         fused=False,
