@@ -396,12 +396,6 @@ def test_connections_stay_within_the_pool_bound(postgres_url: str, cluster: Clus
     assert cluster.stop(workers) == [0, 0, 0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a unit whose release fails after its trial was requeued is never given back: "
-    "the study keeps a WAITING trial that no claim can reach, and settle skips studies "
-    "with waiting trials, so it never completes",
-)
 def test_failed_release_after_requeue_does_not_strand_the_study(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -423,7 +417,8 @@ def test_failed_release_after_requeue_does_not_strand_the_study(
     assert queue.claim() is not None  # the worker that dies mid-trial
     study = optuna.load_study(study_name="strand", storage=optuna_storage(settings))
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna's note on ask with heartbeats
-        dead = study.ask({"cell_type": optuna.distributions.CategoricalDistribution(["lstm"])})
+        cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
+        dead = study.ask({"cell_type": cells})
     optuna_storage(settings).record_heartbeat(dead._trial_id)
     time.sleep(settings.grace_period + 1.5)
 

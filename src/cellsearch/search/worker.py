@@ -38,7 +38,6 @@ from cellsearch.search.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
 
 log = logging.getLogger(__name__)
-_UNFINISHED = (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
 
 
 @dataclass(frozen=True)
@@ -240,7 +239,9 @@ class Worker:
         return True
 
     def _settle(self, study: optuna.Study) -> None:
-        if study.get_trials(deepcopy=False, states=_UNFINISHED):
+        # A WAITING (requeued) trial holds no unit; if its unit was never given back (the
+        # release hit a dead connection) only settle's reclaim can free one for it.
+        if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             return
 
         def count_finished() -> int:

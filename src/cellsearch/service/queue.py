@@ -79,9 +79,10 @@ class SqlStudyQueue:
     def settle(self, study_name: str, count_finished: Callable[[], int]) -> None:
         """Complete a study whose units are all used; reclaim units lost to a crash.
 
-        Called when the study has no running or waiting trial. A unit can be lost when a
-        worker dies between claiming it and asking Optuna for the trial; it is given back
-        once the last claim is older than the grace period.
+        Called when the study has no running trial. A unit can be lost when a worker dies
+        between claiming it and asking Optuna for the trial, or when giving back the unit
+        of a requeued trial fails; ``claimed`` is set back to the finished count once the
+        last claim is older than the grace period (waiting trials hold no unit).
         """
         with session_scope(self.engine) as session:
             record = StudyRecord.find(session, study_name)
