@@ -139,6 +139,7 @@ class Worker:
         )
         self._stop = threading.Event()
         self._data: OrderedDict[str, TaskData] = OrderedDict()
+        self._studies: OrderedDict[str, optuna.Study] = OrderedDict()
         self._last_stale_check = 0.0
 
     def stop(self) -> None:
@@ -177,12 +178,9 @@ class Worker:
         if claim is None:
             return None
         name, spec = claim.study_name, claim.spec
-        study = optuna.load_study(
-            study_name=name,
-            storage=self.storage,
-            sampler=make_sampler(spec, claim.index),
-            pruner=make_pruner(spec),
-        )
+        study = self._study(name)
+        study.sampler = make_sampler(spec, claim.index)
+        study.pruner = make_pruner(spec)
         with warnings.catch_warnings():  # we record heartbeats ourselves (see _Heartbeat)
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             trial = study.ask()
@@ -214,7 +212,7 @@ class Worker:
         self._last_stale_check = time.monotonic()
         recovered = 0
         for name in self.queue.active_studies():
-            study = optuna.load_study(study_name=name, storage=self.storage)
+            study = self._study(name)
             for trial_id in self.storage._get_stale_trial_ids(study._study_id):
                 if self._fail_stale(study, trial_id):
                     recovered += 1
@@ -248,6 +246,28 @@ class Worker:
             return sum(is_counted(t) for t in study.get_trials(deepcopy=False))
 
         self.queue.settle(study.study_name, count_finished)
+
+    def _study(self, name: str) -> optuna.Study:
+        """The Study object for ``name``, kept between trials.
+
+        Keeping it keeps Optuna's per-study trial cache, so ``ask`` reads only the trials
+        that changed instead of the whole study (a new ``load_study`` per claim re-read
+        every trial). A study deleted and created again under the same name gets a new id:
+        the cached object is dropped when the id no longer matches.
+        """
+        study = self._studies.get(name)
+        if study is not None:
+            try:
+                if self.storage.get_study_id_from_name(name) == study._study_id:
+                    self._studies.move_to_end(name)
+                    return study
+            except KeyError:
+                pass
+        study = optuna.load_study(study_name=name, storage=self.storage)
+        self._studies[name] = study
+        while len(self._studies) > 8:
+            self._studies.popitem(last=False)
+        return study
 
     def _task_data(self, name: str, spec: StudySpec) -> TaskData:
         if name not in self._data:
