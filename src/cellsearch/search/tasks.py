@@ -22,7 +22,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -100,28 +100,33 @@ class CopyTask(BaseModel):
         return self.n_train + self.n_val + self.n_test
 
 
-class DigitsTask(BaseModel):
-    """Sequential 8x8 digits (scikit-learn), classified from the last step."""
+class _HeldOutSplits(BaseModel):
+    """Validation and test shares carved from one pool by a seeded (stratified) split."""
 
     model_config = ConfigDict(extra="forbid")
+
+    val_fraction: float = Field(
+        0.15, ge=0.01, lt=1.0, description="Share held out for validation (seeded split)."
+    )
+    test_fraction: float = Field(
+        0.15, ge=0.01, lt=1.0, description="Share held out for testing (seeded split)."
+    )
+
+    @model_validator(mode="after")
+    def _fractions_leave_training_data(self) -> Self:
+        if self.val_fraction + self.test_fraction > 0.9:
+            raise ValueError("val_fraction + test_fraction must be at most 0.9")
+        return self
+
+
+class DigitsTask(_HeldOutSplits):
+    """Sequential 8x8 digits (scikit-learn), classified from the last step."""
 
     kind: Literal["digits"] = Field(description="Task identifier.")
     mode: Literal["rows", "pixels"] = Field(
         "rows",
         description="'rows': T=8 steps of 8 pixels; 'pixels': T=64 steps of 1 pixel.",
     )
-    val_fraction: float = Field(
-        0.15, ge=0.01, lt=1.0, description="Fraction of the images held out for validation."
-    )
-    test_fraction: float = Field(
-        0.15, ge=0.01, lt=1.0, description="Fraction of the images held out for testing."
-    )
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> DigitsTask:
-        if self.val_fraction + self.test_fraction > 0.9:
-            raise ValueError("val_fraction + test_fraction must be at most 0.9")
-        return self
 
     def sequence_length(self) -> int:
         """Return the length T of the model's input sequences (8 or 64)."""
@@ -132,30 +137,16 @@ class DigitsTask(BaseModel):
         return DIGITS_N_IMAGES
 
 
-class DatasetTask(BaseModel):
+class DatasetTask(_HeldOutSplits):
     """A data set uploaded by the user (``POST /datasets``), referenced by its id."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["dataset"] = Field(description="Task identifier.")
     dataset_id: str = Field(min_length=1, max_length=64, description="Id of the uploaded data set.")
     task: Literal["classification", "regression", "per_step", "forecasting"] | None = Field(
         None, description="Task kind; None: inferred from the data where unambiguous."
     )
-    val_fraction: float = Field(
-        0.15, ge=0.01, lt=1.0, description="Share held out for validation (seeded split)."
-    )
-    test_fraction: float = Field(
-        0.15, ge=0.01, lt=1.0, description="Share held out for testing (seeded split)."
-    )
     window: int = Field(16, ge=1, le=4096, description="Forecasting: input steps per window.")
     horizon: int = Field(1, ge=1, le=512, description="Forecasting: future steps predicted.")
-
-    @model_validator(mode="after")
-    def _fractions_leave_training_data(self) -> DatasetTask:
-        if self.val_fraction + self.test_fraction > 0.9:
-            raise ValueError("val_fraction + test_fraction must be at most 0.9")
-        return self
 
     def sequence_length(self) -> int:
         """Return 0: unknown until the data are read (limits are checked at upload)."""
