@@ -2,12 +2,13 @@
 
 1. **Overhead.** A study whose training is as small as the spec allows (adding task with
    ``seq_len`` 2, one training, validation and test sequence, hidden size 1, one epoch, no
-   pruner, random sampler) is run by ``cellsearch worker`` processes; the same number of
-   bare ``study.optimize`` processes run a study on the same database whose objective
-   samples the same parameters (``suggest_config`` with the same spec) and returns a
-   constant. Reported: wall seconds per trial of each and their ratio. The model build and
-   one-sample training that a cellsearch trial still does are timed separately in this
-   process and reported, with the ratio after subtracting them.
+   pruner, random sampler) is run by ``cellsearch worker`` processes, and the same study
+   by the same number of bare ``study.optimize`` processes on the same database, twice:
+   with an objective that trains the same model with the same trainer and reports each
+   epoch (what a plain Optuna script for this trial does; the ratio to it is the
+   orchestration overhead), and with one that only samples the parameters and returns a
+   constant (a floor: Optuna's own cost per trial). Reported: wall seconds per trial of
+   each and the ratios.
 2. **Scaling.** A CPU-bound study (about half a second of training per trial, one torch
    thread per worker) is run on PostgreSQL by 1 and by 2 worker processes. Reported:
    trials per second of each and their ratio, the trials' own training seconds, and the
@@ -274,7 +275,7 @@ def run_cellsearch(db: Database, processes: int, spec: Any, folder: Path) -> flo
         return time_cellsearch(db, spec, procs)
 
 
-def run_bare(db: Database, processes: int, spec: Any, folder: Path) -> float:
+def run_bare(db: Database, processes: int, spec: Any, folder: Path, *, train: bool) -> float:
     """Time ``processes`` bare ``study.optimize`` loops sharing ``spec``'s budget."""
     import optuna
 
@@ -288,7 +289,7 @@ def run_bare(db: Database, processes: int, spec: Any, folder: Path) -> float:
         for i, share in enumerate(shares):
             procs.start([str(Path(__file__).resolve()), "bare-child", "--url", db.url, "--spec",
                          spec.model_dump_json(), "--trials", str(share), "--go", str(go),
-                         "--seed", str(i)])  # fmt: skip
+                         "--seed", str(i), *(["--train"] if train else [])])  # fmt: skip
         ready = [Path(f"{go}.ready{p.pid}") for p in procs.procs]
         done = [Path(f"{go}.done{p.pid}") for p in procs.procs]
 
@@ -311,59 +312,58 @@ def run_bare(db: Database, processes: int, spec: Any, folder: Path) -> float:
     return end - start
 
 
-def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int) -> None:
-    """One bare process: wait for ``go``, run ``study.optimize``, write its end time."""
-    import optuna
+def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train: bool) -> None:
+    """One bare process: wait for ``go``, run ``study.optimize``, write its end time.
 
+    Without ``train`` the objective samples the spec's parameters and returns 0.0. With
+    ``train`` it is what a user would write with plain Optuna for the same trial: sample,
+    build the same model, train it with the same trainer, report every epoch's validation
+    loss and ask the pruner, return the best validation loss.
+    """
+    import optuna
+    import torch
+
+    from cellsearch.models import SequenceModel
     from cellsearch.search.space import suggest_config
     from cellsearch.search.spec import StudySpec
+    from cellsearch.search.tasks import build_task
+    from cellsearch.search.trainer import EpochResult, TrainConfig, warm_up
+    from cellsearch.search.trainer import train as train_model
     from cellsearch.service.db import engine_kwargs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)
     spec = StudySpec.model_validate_json(spec_json)
+    data = build_task(spec.task, spec.seed)
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, _settings(url)))
     study = optuna.load_study(
         study_name=spec.name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=seed)
     )
 
     def objective(trial: optuna.Trial) -> float:
-        suggest_config(trial, spec, input_size=2, output_size=1)
-        return 0.0
+        config = suggest_config(
+            trial, spec, input_size=data.input_size, output_size=data.output_size
+        )
+        if not train:
+            return 0.0
+        model = SequenceModel(config.cell_type, data.input_size, config.hidden_size,
+                              num_layers=config.num_layers, output_size=data.output_size,
+                              head=data.head)  # fmt: skip
 
+        def on_epoch(epoch: EpochResult) -> bool:
+            trial.report(epoch.val_loss, epoch.epoch)
+            return not trial.should_prune()
+
+        settings = TrainConfig(learning_rate=config.learning_rate, batch_size=config.batch_size,
+                               max_epochs=spec.budget.max_epochs)  # fmt: skip
+        return train_model(model, data, settings, "cpu", on_epoch).best_val_loss
+
+    warm_up(torch.device("cpu"))  # as a worker does at start-up
     Path(f"{go}.ready{os.getpid()}").touch()
     while not go.exists():
         time.sleep(0.005)
     study.optimize(objective, n_trials=trials)
     Path(f"{go}.done{os.getpid()}").write_text(repr(time.time()))
-
-
-# --- the residual training cost -----------------------------------------------------------
-
-
-def residual_training_seconds(reps: int = 300) -> float:
-    """Median seconds to build and train one minimal model in this process (1 thread).
-
-    The part of a minimal cellsearch trial that is training, not orchestration: model
-    construction, one epoch on one sequence, validation and test passes.
-    """
-    import torch
-
-    from cellsearch.models import SequenceModel
-    from cellsearch.search.tasks import build_task
-    from cellsearch.search.trainer import TrainConfig, train
-
-    torch.set_num_threads(1)
-    spec = minimal_spec("residual", 1)
-    data = build_task(spec.task, spec.seed)
-    config = TrainConfig(learning_rate=1e-3, batch_size=32, max_epochs=1)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        model = SequenceModel("lstm", data.input_size, 1, output_size=data.output_size,
-                              head=data.head)  # fmt: skip
-        train(model, data, config, "cpu", lambda _epoch: True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def ceiling_child(epochs: int, trials: int) -> None:
@@ -412,30 +412,33 @@ def machine_ceiling(epochs: int, trials: int, reps: int) -> float:
 # --- the two benchmarks -------------------------------------------------------------------
 
 
+SIDES: dict[str, Callable[[Database, int, Any, Path], float]] = {
+    "bare": lambda db, n, spec, folder: run_bare(db, n, spec, folder, train=False),
+    "trained": lambda db, n, spec, folder: run_bare(db, n, spec, folder, train=True),
+    "cellsearch": run_cellsearch,
+}
+
+
 def overhead(
     dbs: list[Database], processes: int, n_trials: int, reps: int, folder: Path
 ) -> list[str]:
-    """Table rows: bare and cellsearch seconds per trial, and the ratio, per database."""
-    residual = residual_training_seconds()
+    """Table rows per database: seconds per trial of each side, and the ratios."""
     rows = []
     for db in dbs:
-        bare: list[float] = []
-        cs: list[float] = []
+        times: dict[str, list[float]] = {side: [] for side in SIDES}
         for rep in range(reps):
-            order = ["bare", "cellsearch"] if rep % 2 == 0 else ["cellsearch", "bare"]
+            order = list(SIDES)[rep % 3 :] + list(SIDES)[: rep % 3]  # rotate the order
             for side in order:
                 name = f"ovh-{side[:4]}-{rep}-{uuid.uuid4().hex[:6]}"
-                spec = minimal_spec(name, n_trials)
-                runner, into = (run_bare, bare) if side == "bare" else (run_cellsearch, cs)
-                into.append(runner(db, processes, spec, folder) / n_trials)
-                print(f"  {db.label} {side} rep {rep}: {into[-1] * 1e3:.1f} ms/trial", flush=True)
-        b, c = statistics.median(bare), statistics.median(cs)
-        adjusted = (c - residual / processes) / b
+                seconds = SIDES[side](db, processes, minimal_spec(name, n_trials), folder)
+                times[side].append(seconds / n_trials)
+                print(f"  {db.label} {side} rep {rep}: {times[side][-1] * 1e3:.1f} ms/trial",
+                      flush=True)  # fmt: skip
+        bare, trained, cs = (statistics.median(times[side]) for side in SIDES)
         rows.append(
-            f"| {db.label} | {processes} | {n_trials} | {b * 1e3:.1f} | {c * 1e3:.1f} "
-            f"| {c / b:.2f}x | {adjusted:.2f}x |"
+            f"| {db.label} | {processes} | {n_trials} | {bare * 1e3:.1f} | {trained * 1e3:.1f} "
+            f"| {cs * 1e3:.1f} | {cs / trained:.2f}x | {cs / bare:.2f}x |"
         )
-    print(f"residual training per minimal trial (1 thread, this process): {residual * 1e3:.2f} ms")
     return rows
 
 
@@ -482,6 +485,7 @@ def main(argv: list[str] | None = None) -> None:
     child.add_argument("--trials", type=int, required=True)
     child.add_argument("--go", type=Path, required=True)
     child.add_argument("--seed", type=int, default=0)
+    child.add_argument("--train", action="store_true")
     spin = sub.add_parser("ceiling-child", help="internal: plain training for the ceiling")
     spin.add_argument("--epochs", type=int, required=True)
     spin.add_argument("--trials", type=int, required=True)
@@ -497,7 +501,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=["overhead", "scaling"], help="run one benchmark")
     args = parser.parse_args(argv)
     if args.command == "bare-child":
-        bare_child(args.url, args.spec, args.trials, args.go, args.seed)
+        bare_child(args.url, args.spec, args.trials, args.go, args.seed, args.train)
         return
     if args.command == "ceiling-child":
         ceiling_child(args.epochs, args.trials)
@@ -520,9 +524,10 @@ def main(argv: list[str] | None = None) -> None:
     if over:
         print("\nOrchestration overhead (minimal trials; medians of "
               f"{args.reps} interleaved runs)\n")  # fmt: skip
-        print("| storage | processes | trials | bare ms/trial | cellsearch ms/trial | ratio "
-              "| ratio, training subtracted |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
+        print("| storage | processes | trials | bare optimize, constant objective ms/trial "
+              "| bare optimize, same training ms/trial | cellsearch ms/trial "
+              "| overhead (vs same training) | vs constant objective |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|")
         print("\n".join(over))
     if scale:
         print(f"\nScaling (CPU-bound trials, 1 torch thread per worker; medians of {args.reps})\n")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -298,3 +300,25 @@ def test_variable_length_per_step_task_learns() -> None:
     model = SequenceModel("gru", 5, 16, output_size=5, head="per_step")
     result = train(model, data, TrainConfig(learning_rate=3e-2, batch_size=4, max_epochs=15))
     assert result.best_val_loss < 0.5 * 5 * math.log(2)  # copying the input is learnable
+
+
+def test_warm_up_leaves_nothing_for_the_first_trial_to_import() -> None:
+    # In a fresh interpreter: after warm_up, a first trial with every optimizer imports no
+    # further torch module (the import behind the first optimizer is over a second).
+    script = """
+import sys, torch
+from cellsearch.models import SequenceModel
+from cellsearch.search.tasks import AddingTask, build_task
+from cellsearch.search.trainer import TrainConfig, train, warm_up
+warm_up(torch.device("cpu"))
+before = {m for m in sys.modules if m.startswith("torch")}
+data = build_task(AddingTask(kind="adding", seq_len=4, n_train=8, n_val=4, n_test=4), 0)
+for name in ("adam", "adamw", "sgd", "rmsprop"):
+    model = SequenceModel("lstm", data.input_size, 4, output_size=data.output_size)
+    train(model, data, TrainConfig(learning_rate=1e-3, batch_size=4, max_epochs=1,
+                                   optimizer=name))
+print(sorted({m for m in sys.modules if m.startswith("torch")} - before))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -195,9 +195,9 @@ def assert_exact_budget(settings: Settings, name: str, n: int) -> list[optuna.tr
 def running_trial_of(settings: Settings, name: str, pid: int) -> optuna.trial.FrozenTrial | None:
     """The trial that the worker with ``pid`` is training now, if any.
 
-    The worker registry names the trial a worker last started; Optuna says whether that
-    trial is still running (it may have finished a moment ago) and whether its parameters
-    are all sampled yet (the registry is written just before they are).
+    The worker registry names a trial the worker started (updated at most about once a
+    second); Optuna says whether that trial is still running (it may have finished a
+    moment ago) and whether its parameters are all sampled yet.
     """
     try:
         with session_scope(engine_for(settings)) as session:
@@ -280,9 +280,11 @@ def test_sigterm_requeues_the_trial_and_gives_the_unit_back(
     (worker,) = cluster.start(sqlite_url)
 
     def second_trial_running() -> optuna.trial.FrozenTrial | None:
-        cluster.assert_alive([worker])
-        trial = running_trial_of(settings, "sigterm", worker.pid)
-        return trial if trial is not None and trial.number >= 1 else None
+        cluster.assert_alive([worker])  # the only worker: any running trial is its own
+        for trial in trials_of(settings, "sigterm"):
+            if trial.number >= 1 and trial.state == RUNNING and trial.params.keys() >= SAMPLED:
+                return trial
+        return None
 
     running = wait_for("the second trial to start", second_trial_running, 60, every=0.05)
     claimed_before = get_study(engine=engine_for(settings), name="sigterm").claimed

@@ -8,15 +8,18 @@ from typing import Any
 import optuna
 import pytest
 import torch
+from sqlalchemy import select
 
 from cellsearch.search import objective
 from cellsearch.search.outcomes import is_counted
+from cellsearch.search.rdb import running_without_heartbeat
 from cellsearch.search.spec import parse_spec
 from cellsearch.search.trainer import TrainingDiverged
-from cellsearch.search.worker import Worker
-from cellsearch.service.db import engine_for, optuna_storage
+from cellsearch.search.worker import REGISTRY_MIN_GAP, Worker
+from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.queue import SqlStudyQueue
-from cellsearch.service.studies import create_study, get_study
+from cellsearch.service.studies import create_study, delete_study, get_study
+from cellsearch.service.tables import WorkerRecord
 from tests.search.test_spec import spec_data
 
 TINY = {
@@ -95,6 +98,104 @@ def test_stale_trial_is_failed_requeued_and_budget_stays_exact(migrated: Any) ->
     (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
     assert retry.params["cell_type"] == dead.params["cell_type"]
     assert retry.params["learning_rate"] == dead.params["learning_rate"]
+
+
+def test_trial_without_any_heartbeat_is_failed_after_the_grace_period(migrated: Any) -> None:
+    # A worker killed between `ask` and its trial's first heartbeat leaves a running trial
+    # that Optuna's own stale check never sees; the worker watches such trials itself.
+    study = make_study(migrated)
+    worker, queue = make_worker(migrated)
+    assert queue.claim() is not None
+    cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
+    dead = study.ask({"cell_type": cells})
+    assert worker.recover_stale(force=True) == 0  # first seen now
+    time.sleep(migrated.grace_period / 2)
+    assert worker.recover_stale(force=True) == 0  # silent, but not yet for the grace period
+    other, _ = make_worker(migrated)
+    assert other.recover_stale(force=True) == 0  # a new observer starts its own clock
+    time.sleep(migrated.grace_period / 2 + 0.5)
+    assert worker.recover_stale(force=True) == 1
+    failed = study.trials[dead.number]
+    assert failed.state == optuna.trial.TrialState.FAIL
+    assert failed.user_attrs["failure_kind"] == "stale"
+    assert drain(worker) == 4
+    assert len(counted(study)) == 4
+    (retry,) = [t for t in counted(study) if t.user_attrs.get("retry_of") == dead.number]
+    assert retry.params["cell_type"] == dead.params["cell_type"]
+
+
+def test_a_trial_that_writes_a_heartbeat_is_not_watched_as_silent(migrated: Any) -> None:
+    study = make_study(migrated)
+    worker, _ = make_worker(migrated)
+    alive = study.ask()
+    assert worker.recover_stale(force=True) == 0
+    for _ in range(4):  # beats faster than the grace period
+        time.sleep(migrated.grace_period / 3)
+        optuna_storage(migrated).record_heartbeat(alive._trial_id)
+        assert worker.recover_stale(force=True) == 0
+    assert study.trials[alive.number].state == optuna.trial.TrialState.RUNNING
+
+
+def test_long_trial_records_its_attributes_and_heartbeat_while_running(
+    migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Static attributes wait for the first heartbeat (one interval), then appear on the
+    # running trial with it; the registry names the trial.
+    study = make_study(migrated, budget={"n_trials": 1, "max_epochs": 2})
+    worker, queue = make_worker(migrated)
+    seen: list[tuple[dict[str, Any], set[int], str | None]] = []
+    real_status = queue.status
+
+    def slow_status(name: str) -> str | None:
+        time.sleep(migrated.heartbeat_interval * 1.6)  # an epoch longer than the interval
+        (running,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        silent = running_without_heartbeat(optuna_storage(migrated), study._study_id)
+        with session_scope(engine_for(migrated)) as session:
+            named = session.scalars(select(WorkerRecord.study_name)).first()
+        seen.append((running.user_attrs, silent, named))
+        return real_status(name)
+
+    monkeypatch.setattr(queue, "status", slow_status)
+    outcome = worker.step()
+    assert outcome is not None and outcome.outcome == "complete"
+    attrs, silent, named = seen[0]
+    assert attrs["cell_type"] in ("lstm", "gru") and attrs["param_count"] > 0
+    assert silent == set() and named == "adding-t20"
+    assert study.trials[0].user_attrs["param_count"] == attrs["param_count"]
+
+
+def test_short_trials_write_the_registry_about_once_a_second(
+    migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_study(migrated, budget={"n_trials": 6, "max_epochs": 1})
+    worker, queue = make_worker(migrated)
+    beats: list[int | None] = []
+    real_beat = queue.beat
+    monkeypatch.setattr(queue, "beat", lambda info: (beats.append(info.trial_number),
+                                                      real_beat(info)))  # fmt: skip
+    started = time.monotonic()
+    assert drain(worker) == 6
+    elapsed = time.monotonic() - started
+    assert beats[0] == 0  # the first trial is named at once
+    assert 1 <= len(beats) <= 2 + elapsed / REGISTRY_MIN_GAP
+
+
+def test_study_made_again_under_the_same_name_gets_its_own_task_and_trials(
+    migrated: Any,
+) -> None:
+    # (SQLite may give the new Optuna study the old one's id.)
+    make_study(migrated, budget={"n_trials": 1, "max_epochs": 1})
+    worker, _ = make_worker(migrated)
+    assert drain(worker) == 1
+    delete_study(engine=engine_for(migrated), storage=optuna_storage(migrated),
+                 name="adding-t20")  # fmt: skip
+    task = {"kind": "adding", "seq_len": 5, "n_train": 16, "n_val": 8, "n_test": 8}
+    again = make_study(migrated, task=task, budget={"n_trials": 2, "max_epochs": 1})
+    worker.recover_stale(force=True)  # looks the study up by name, as a claim does
+    assert drain(worker) == 2
+    assert len(counted(again)) == 2 == len(again.trials)
+    (data,) = [d for key, d in worker._data.items() if '"seq_len":5' in key[0]]
+    assert data.x_train.shape[1] == 5
 
 
 def test_pause_interrupts_after_the_epoch_and_requeues(
@@ -184,11 +285,6 @@ def test_worker_registry_heartbeat(migrated: Any) -> None:
     worker, queue = make_worker(migrated)
     ran = worker.run(max_trials=1)
     assert ran == 1
-    from sqlalchemy import select
-
-    from cellsearch.service.db import session_scope
-    from cellsearch.service.tables import WorkerRecord
-
     with session_scope(engine_for(migrated)) as session:  # retired on a clean exit
         assert session.scalars(select(WorkerRecord)).all() == []
     queue.beat(worker.info)

@@ -28,6 +28,7 @@ import torch
 
 import cellsearch
 from cellsearch.models import SequenceModel, count_parameters
+from cellsearch.search.rdb import record_attrs
 from cellsearch.search.samplers import trial_seed
 from cellsearch.search.space import TrialConfig, suggest_config
 from cellsearch.search.spec import StudySpec
@@ -63,6 +64,8 @@ def run_trial(
     data: TaskData,
     device: torch.device,
     should_continue: Callable[[], bool],
+    *,
+    on_start: Callable[[dict[str, Any]], None] | None = None,
 ) -> TrialOutcome:
     """Train one trial of ``study`` to an outcome and tell Optuna.
 
@@ -74,6 +77,12 @@ def run_trial(
         device: Where to train.
         should_continue: Called after every epoch; ``False`` interrupts the trial
             (pause, cancel, SIGTERM), which is then requeued unless cancelled.
+        on_start: Receives the trial's static attributes (cell type, hidden size,
+            parameter count...) once the model is built, instead of their being written
+            at once; they are written with the trial's outcome in any case. The worker
+            passes them to its heartbeat thread, which writes them with the first
+            heartbeat, so a trial shorter than the heartbeat interval costs one
+            transaction fewer.
     """
     config = suggest_config(trial, spec, input_size=data.input_size, output_size=data.output_size)
     seed = trial_seed(spec.seed, 1_000_000 + trial.number)
@@ -88,7 +97,11 @@ def run_trial(
         head=data.head,
         cell_options=config.cell_options,
     )
-    _set_attrs(trial, _static_attrs(config, model, device, seed))
+    static = _static_attrs(config, model, device, seed)
+    if on_start is None:
+        record_attrs(trial, static)
+    else:
+        on_start(static)
     interrupted = False
 
     def on_epoch(epoch: EpochResult) -> bool:
@@ -104,13 +117,15 @@ def run_trial(
     try:
         result = train(model.to(device), data, _train_config(spec, config, seed), device, on_epoch)
     except TrainingDiverged as exc:
-        return _fail(study, trial, "diverged", str(exc))
+        return _fail(study, trial, "diverged", str(exc), static)
     except Exception as exc:  # a bug or an out-of-memory is this trial's outcome
         log.warning("trial %d failed: %s", trial.number, traceback.format_exc())
-        return _fail(study, trial, "error", f"{type(exc).__name__}: {exc}")
-    _set_attrs(trial, _result_attrs(result, data))
+        return _fail(study, trial, "error", f"{type(exc).__name__}: {exc}", static)
+    attrs = {**static, **_result_attrs(result, data)}
     if interrupted:
-        return _fail(study, trial, "interrupted", "stopped by the worker (pause, cancel or exit)")
+        reason = "stopped by the worker (pause, cancel or exit)"
+        return _fail(study, trial, "interrupted", reason, attrs)
+    record_attrs(trial, attrs)
     if result.stop_reason == "stopped":  # the pruner asked to stop
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         return TrialOutcome(trial.number, "pruned")
@@ -170,31 +185,13 @@ def _result_attrs(result: TrainResult, data: TaskData) -> dict[str, Any]:
     }
 
 
-def _set_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    """Record user attributes of a running trial, in one transaction on an RDB storage.
-
-    ``Trial.set_user_attr`` commits once per attribute, which made recording a trial's
-    twenty-odd attributes most of a short trial's cost. Optuna has no public batch call, so
-    on its RDB storage the rows are written through its own per-attribute helper inside
-    one session; any other storage (or an Optuna without those internals) takes the
-    public path.
-    """
-    storage = getattr(trial.storage, "_backend", trial.storage)
-    write = getattr(storage, "_set_trial_attr_without_commit", None)
-    if not isinstance(storage, optuna.storages.RDBStorage) or write is None:
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    with _create_scoped_session(storage.scoped_session, True) as session:
-        for key, value in attrs.items():
-            write(session, models.TrialUserAttributeModel, trial._trial_id, key, value)
-    trial._cached_frozen_trial.user_attrs.update(attrs)
-
-
-def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, reason: str) -> TrialOutcome:
-    _set_attrs(trial, {"failure_kind": kind, "failure_reason": reason})
+def _fail(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    kind: str,
+    reason: str,
+    attrs: dict[str, Any] | None = None,
+) -> TrialOutcome:
+    record_attrs(trial, {**(attrs or {}), "failure_kind": kind, "failure_reason": reason})
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     return TrialOutcome(trial.number, kind, reason=reason)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ Guarantees (with any number of workers on one database):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -25,7 +26,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import optuna
 import torch
@@ -33,11 +34,13 @@ import torch
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.outcomes import is_counted
+from cellsearch.search.rdb import record_attrs, running_without_heartbeat
 from cellsearch.search.samplers import make_pruner, make_sampler
 from cellsearch.search.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
 
 log = logging.getLogger(__name__)
+REGISTRY_MIN_GAP = 1.0  # seconds: a busy worker updates its registry row about this often
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Claim:
     study_name: str
     spec: StudySpec
     index: int  # 0-based order of the claim within the study
+    incarnation: str  # changes when a study is deleted and made again under its name
 
 
 @dataclass(frozen=True)
@@ -64,8 +68,8 @@ class WorkerInfo:
 class StudyQueue(Protocol):
     """The service's side of the worker loop (lifecycle and budget ledger)."""
 
-    def active_studies(self) -> list[str]:
-        """Names of studies whose status is ``running``."""
+    def active_studies(self) -> list[tuple[str, str]]:
+        """Name and incarnation of every study whose status is ``running``."""
 
     def claim(self) -> Claim | None:
         """Atomically take one unit of some running study's budget, or ``None``."""
@@ -76,8 +80,12 @@ class StudyQueue(Protocol):
     def status(self, study_name: str) -> str | None:
         """The study's lifecycle status, or ``None`` if it no longer exists."""
 
-    def settle(self, study_name: str, count_finished: Callable[[], int]) -> None:
-        """Mark the study completed once every unit is used, or reclaim lost units."""
+    def settle(self, study_name: str, count_finished: Callable[[], int | None]) -> None:
+        """Mark the study completed once every unit is used, or reclaim lost units.
+
+        ``count_finished`` is called only when every unit is claimed; it returns the
+        number of counted trials, or ``None`` while a trial is still running.
+        """
 
     def dataset(self, dataset_id: str) -> tuple[bytes, str]:
         """The content and format (``npz`` or ``csv``) of an uploaded data set."""
@@ -138,9 +146,11 @@ class Worker:
             device=str(device),
         )
         self._stop = threading.Event()
-        self._data: OrderedDict[str, TaskData] = OrderedDict()
-        self._studies: OrderedDict[str, optuna.Study] = OrderedDict()
+        self._data: OrderedDict[tuple[str, int], TaskData] = OrderedDict()
+        self._studies: OrderedDict[str, tuple[optuna.Study, str]] = OrderedDict()
         self._last_stale_check = 0.0
+        self._registry_beat_at = -REGISTRY_MIN_GAP  # when the registry row was last written
+        self._silent_since: dict[int, float] = {}  # running trial id -> first seen without beat
 
     def stop(self) -> None:
         """Ask the loop to end after the current epoch (safe from a signal handler)."""
@@ -163,7 +173,7 @@ class Worker:
                     self._stop.wait(self.poll_interval)
                     continue
                 if outcome is None:
-                    self._beat()
+                    _quietly(self._beat)
                     self._stop.wait(self.poll_interval)
                 else:
                     ran += 1
@@ -178,24 +188,29 @@ class Worker:
         if claim is None:
             return None
         name, spec = claim.study_name, claim.spec
-        study = self._study(name)
+        study = self._study(name, claim.incarnation)
         study.sampler = make_sampler(spec, claim.index)
         study.pruner = make_pruner(spec)
         with warnings.catch_warnings():  # we record heartbeats ourselves (see _Heartbeat)
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             trial = study.ask()
-        self.storage.record_heartbeat(trial._trial_id)
+        # The first heartbeat comes from the heartbeat thread after one interval (a shorter
+        # trial never writes one); a worker that dies before it is caught by recover_stale's
+        # watch on silent trials.
         info = WorkerInfo(
             **{**self.info.__dict__, "study_name": name, "trial_number": trial.number}
         )
-        with _Heartbeat(self.storage, trial._trial_id, lambda: self.queue.beat(info)):
+        delay = max(0.0, self._registry_beat_at + REGISTRY_MIN_GAP - time.monotonic())
+        heartbeat = _Heartbeat(self.storage, trial, lambda: self._beat(info), delay)
+        with heartbeat:
             outcome = run_trial(
                 study,
                 trial,
                 spec,
-                self._task_data(name, spec),
+                self._task_data(spec),
                 self.device,
                 should_continue=lambda: not self.stopping and self.queue.status(name) == "running",
+                on_start=heartbeat.started,
             )
         if outcome.outcome == "interrupted":
             if self.queue.status(name) != "cancelled":
@@ -205,18 +220,35 @@ class Worker:
         return outcome
 
     def recover_stale(self, *, force: bool = False) -> int:
-        """Fail trials whose worker stopped sending heartbeats and requeue them."""
+        """Fail trials whose worker stopped sending heartbeats and requeue them.
+
+        A trial is stale when its last heartbeat is older than the grace period, or when it
+        has run without any heartbeat for longer than the grace period as this worker has
+        watched it (its worker died between ``ask`` and the first heartbeat). The second
+        check uses this worker's own clock only, so clock skew between hosts cannot fail
+        a live trial. Checks run at most once per heartbeat interval.
+        """
         interval = float(self.storage.heartbeat_interval or 0)
-        if not force and time.monotonic() - self._last_stale_check < interval:
+        now = time.monotonic()
+        if not force and now - self._last_stale_check < interval:
             return 0
-        self._last_stale_check = time.monotonic()
+        self._last_stale_check = now
+        grace = float(self.storage.grace_period or 2 * interval)
         recovered = 0
-        for name in self.queue.active_studies():
-            study = self._study(name)
-            for trial_id in self.storage._get_stale_trial_ids(study._study_id):
+        silent_now: dict[int, float] = {}
+        for name, incarnation in self.queue.active_studies():
+            study = self._study(name, incarnation)
+            stale = set(self.storage._get_stale_trial_ids(study._study_id))
+            for trial_id in running_without_heartbeat(self.storage, study._study_id):
+                first_seen = self._silent_since.get(trial_id, now)
+                silent_now[trial_id] = first_seen
+                if now - first_seen > grace:
+                    stale.add(trial_id)
+            for trial_id in sorted(stale):
                 if self._fail_stale(study, trial_id):
                     recovered += 1
             self._settle(study)
+        self._silent_since = silent_now
         return recovered
 
     def _fail_stale(self, study: optuna.Study, trial_id: int) -> bool:
@@ -239,62 +271,74 @@ class Worker:
     def _settle(self, study: optuna.Study) -> None:
         # A WAITING (requeued) trial holds no unit; if its unit was never given back (the
         # release hit a dead connection) only settle's reclaim can free one for it.
-        if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            return
-
-        def count_finished() -> int:
-            return sum(is_counted(t) for t in study.get_trials(deepcopy=False))
+        def count_finished() -> int | None:
+            trials = study.get_trials(deepcopy=False)
+            if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+                return None
+            return sum(is_counted(t) for t in trials)
 
         self.queue.settle(study.study_name, count_finished)
 
-    def _study(self, name: str) -> optuna.Study:
+    def _study(self, name: str, incarnation: str) -> optuna.Study:
         """The Study object for ``name``, kept between trials.
 
         Keeping it keeps Optuna's per-study trial cache, so ``ask`` reads only the trials
         that changed instead of the whole study (a new ``load_study`` per claim re-read
-        every trial). A study deleted and created again under the same name gets a new id:
-        the cached object is dropped when the id no longer matches.
+        every trial). A study deleted and made again under the same name is a new study
+        with a new ``incarnation`` (its Optuna id alone cannot tell: SQLite reuses ids).
         """
-        study = self._studies.get(name)
-        if study is not None:
-            try:
-                if self.storage.get_study_id_from_name(name) == study._study_id:
-                    self._studies.move_to_end(name)
-                    return study
-            except KeyError:
-                pass
+        cached = self._studies.get(name)
+        if cached is not None and cached[1] == incarnation:
+            self._studies.move_to_end(name)
+            return cached[0]
         study = optuna.load_study(study_name=name, storage=self.storage)
-        self._studies[name] = study
+        self._studies[name] = (study, incarnation)
         while len(self._studies) > 8:
             self._studies.popitem(last=False)
         return study
 
-    def _task_data(self, name: str, spec: StudySpec) -> TaskData:
-        if name not in self._data:
-            self._data[name] = build_task(spec.task, spec.seed, resolve_dataset=self.queue.dataset)
+    def _task_data(self, spec: StudySpec) -> TaskData:
+        """The task's tensors, kept per task spec and seed (not per study name: a study
+        made again under the same name may define another task)."""
+        key = (spec.task.model_dump_json(), spec.seed)
+        if key not in self._data:
+            self._data[key] = build_task(spec.task, spec.seed, resolve_dataset=self.queue.dataset)
             while len(self._data) > 4:
                 self._data.popitem(last=False)
-        self._data.move_to_end(name)
-        return self._data[name]
+        self._data.move_to_end(key)
+        return self._data[key]
 
-    def _beat(self) -> None:
-        _quietly(lambda: self.queue.beat(self.info))
+    def _beat(self, info: WorkerInfo | None = None) -> None:
+        self.queue.beat(info or self.info)
+        self._registry_beat_at = time.monotonic()
 
 
 class _Heartbeat:
-    """A thread that records the trial's heartbeat (and the worker's) periodically."""
+    """A thread that records the running trial's heartbeat (and the worker's).
 
-    def __init__(
-        self, storage: optuna.storages.RDBStorage, trial_id: int, beat: Callable[[], None]
-    ):
-        self._storage = storage
-        self._trial_id = trial_id
+    The trial's own heartbeat is first written after one interval, together with its
+    static attributes (see :meth:`started`), then every interval; a trial shorter than the
+    interval writes none here. The worker registry hears of the trial after
+    ``registry_delay`` seconds (zero when the worker's last registry beat is older than
+    :data:`REGISTRY_MIN_GAP`), so a worker running many short trials updates its registry
+    row about once a second, not once a trial.
+    """
+
+    def __init__(self, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
+                 beat: Callable[[], None], registry_delay: float = 0.0) -> None:  # fmt: skip
+        self._interval = float(storage.heartbeat_interval or 1)
+        self._registry_delay = registry_delay
+        self._trial = trial
         self._beat = beat
+        self._pending: dict[str, Any] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cellsearch-heartbeat", daemon=True)
 
+    def started(self, attrs: dict[str, Any]) -> None:
+        """Write ``attrs`` (the trial's static attributes) with the next heartbeat."""
+        self._pending = attrs
+
     def __enter__(self) -> _Heartbeat:
-        self._beat()
         self._thread.start()
         return self
 
@@ -303,10 +347,27 @@ class _Heartbeat:
         self._thread.join()
 
     def _run(self) -> None:
-        interval = float(self._storage.heartbeat_interval or 1)
-        while not self._done.wait(interval):
-            _quietly(lambda: self._storage.record_heartbeat(self._trial_id))
-            _quietly(self._beat)
+        start = time.monotonic()
+        registry_at: float | None = start + self._registry_delay
+        tick_at = start + self._interval
+        while True:
+            now = time.monotonic()
+            if registry_at is not None and now >= registry_at:
+                _quietly(self._beat)
+                registry_at = None
+            if now >= tick_at:
+                _quietly(self._record)
+                _quietly(self._beat)
+                tick_at += self._interval
+            wake = tick_at if registry_at is None else min(registry_at, tick_at)
+            if self._done.wait(max(0.0, wake - time.monotonic())):
+                return
+
+    def _record(self) -> None:
+        attrs, self._pending = self._pending, {}
+        # the trial may have ended (or been failed as stale) while this tick ran
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            record_attrs(self._trial, attrs, heartbeat=True)
 
 
 def _quietly(fn: Callable[[], object]) -> None:

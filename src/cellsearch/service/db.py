@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import optuna
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -66,6 +66,10 @@ def engine_for(settings: Settings) -> Engine:
     return get_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
 
 
+def _unavailable(exc: SQLAlchemyError) -> StorageUnavailable:
+    return StorageUnavailable(f"database error: {exc.__class__.__name__}: {exc}")
+
+
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session that commits on success, rolls back on error, and maps DB errors.
@@ -79,12 +83,29 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
-        raise StorageUnavailable(f"database error: {exc.__class__.__name__}: {exc}") from exc
+        raise _unavailable(exc) from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def connection_scope(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in one transaction, for hot paths that need no ORM objects.
+
+    Several times cheaper per statement than a session; same commit/rollback and error
+    mapping as :func:`session_scope`.
+
+    Raises:
+        StorageUnavailable: for any SQLAlchemy error (connection lost, lock timeout...).
+    """
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except SQLAlchemyError as exc:
+        raise _unavailable(exc) from exc
 
 
 _storages: dict[tuple[str, int, int], optuna.storages.RDBStorage] = {}

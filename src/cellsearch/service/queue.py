@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.spec import StudySpec
 from cellsearch.search.worker import Claim, WorkerInfo
 from cellsearch.service.datasets import dataset_content
-from cellsearch.service.db import session_scope
+from cellsearch.service.db import connection_scope
 from cellsearch.service.tables import StudyRecord, WorkerRecord, utcnow
 
 log = logging.getLogger(__name__)
 _CLAIM_ATTEMPTS = 5
+
+
+def _incarnation(record_id: int, created_at: datetime) -> str:
+    """Tells a study from an earlier one of the same name (SQLite may reuse the id)."""
+    return f"{record_id}@{created_at.isoformat()}"
 
 
 class SqlStudyQueue:
@@ -24,46 +29,52 @@ class SqlStudyQueue:
 
     A claim is one conditional ``UPDATE ... SET claimed = claimed + 1 WHERE claimed <
     n_trials`` (atomic on SQLite and PostgreSQL), so no number of concurrent workers
-    can take more units than the budget holds.
+    can take more units than the budget holds. The hot paths use Core statements: an
+    ORM session costs several times more per statement than the statement itself.
     """
 
     def __init__(self, engine: Engine, *, grace_period: float) -> None:
         self.engine = engine
         self.grace_period = grace_period
 
-    def active_studies(self) -> list[str]:
-        with session_scope(self.engine) as session:
-            rows = session.scalars(select(StudyRecord.name).where(StudyRecord.status == "running"))
-            return list(rows)
+    def active_studies(self) -> list[tuple[str, str]]:
+        query = select(StudyRecord.name, StudyRecord.id, StudyRecord.created_at).where(
+            StudyRecord.status == "running"
+        )
+        with connection_scope(self.engine) as conn:
+            return [(name, _incarnation(i, created)) for name, i, created in conn.execute(query)]
 
     def claim(self) -> Claim | None:
+        runnable = (StudyRecord.status == "running", StudyRecord.claimed < StudyRecord.n_trials)
+        candidate = (
+            select(StudyRecord.id).where(*runnable).order_by(StudyRecord.id).limit(1)
+        ).scalar_subquery()
+        statement = (
+            update(StudyRecord)
+            .where(StudyRecord.id == candidate, *runnable)
+            .values(claimed=StudyRecord.claimed + 1, last_claim_at=utcnow())
+            .returning(
+                StudyRecord.name,
+                StudyRecord.spec,
+                StudyRecord.claimed,
+                StudyRecord.id,
+                StudyRecord.created_at,
+            )
+        )
         for _ in range(_CLAIM_ATTEMPTS):
-            with session_scope(self.engine) as session:
-                candidate = session.scalars(
-                    select(StudyRecord.id)
-                    .where(StudyRecord.status == "running")
-                    .where(StudyRecord.claimed < StudyRecord.n_trials)
-                    .order_by(StudyRecord.id)
-                    .limit(1)
-                ).first()
-                if candidate is None:
-                    return None
-                row = session.execute(
-                    update(StudyRecord)
-                    .where(StudyRecord.id == candidate)
-                    .where(StudyRecord.status == "running")
-                    .where(StudyRecord.claimed < StudyRecord.n_trials)
-                    .values(claimed=StudyRecord.claimed + 1, last_claim_at=utcnow())
-                    .returning(StudyRecord.name, StudyRecord.spec, StudyRecord.claimed)
-                ).first()
+            with connection_scope(self.engine) as conn:
+                row = conn.execute(statement).first()
+                if row is None and conn.scalar(select(candidate)) is None:
+                    return None  # nothing runnable (not a lost race)
             if row is not None:  # another worker may have taken the last unit: retry
-                name, spec, claimed = row
-                return Claim(name, StudySpec.model_validate(spec), claimed - 1)
+                name, spec, claimed, record_id, created_at = row
+                incarnation = _incarnation(record_id, created_at)
+                return Claim(name, StudySpec.model_validate(spec), claimed - 1, incarnation)
         return None
 
     def release(self, study_name: str) -> None:
-        with session_scope(self.engine) as session:
-            session.execute(
+        with connection_scope(self.engine) as conn:
+            conn.execute(
                 update(StudyRecord)
                 .where(StudyRecord.name == study_name)
                 .where(StudyRecord.claimed > 0)
@@ -71,31 +82,37 @@ class SqlStudyQueue:
             )
 
     def status(self, study_name: str) -> str | None:
-        with session_scope(self.engine) as session:
-            return session.scalars(
-                select(StudyRecord.status).where(StudyRecord.name == study_name)
-            ).first()
+        with connection_scope(self.engine) as conn:
+            return conn.scalar(select(StudyRecord.status).where(StudyRecord.name == study_name))
 
-    def settle(self, study_name: str, count_finished: Callable[[], int]) -> None:
+    def settle(self, study_name: str, count_finished: Callable[[], int | None]) -> None:
         """Complete a study whose units are all used; reclaim units lost to a crash.
 
-        Called when the study has no running trial. A unit can be lost when a worker dies
+        Acts only when no trial is running. A unit can be lost when a worker dies
         between claiming it and asking Optuna for the trial, or when giving back the unit
         of a requeued trial fails; ``claimed`` is set back to the finished count once the
         last claim is older than the grace period (waiting trials hold no unit).
         """
-        with session_scope(self.engine) as session:
-            record = StudyRecord.find(session, study_name)
+        ledger = select(
+            StudyRecord.status,
+            StudyRecord.claimed,
+            StudyRecord.n_trials,
+            StudyRecord.last_claim_at,
+        ).where(StudyRecord.name == study_name)
+        with connection_scope(self.engine) as conn:
+            record = conn.execute(ledger).first()
         if record is None or record.status not in ("running", "paused"):
             return
         if record.claimed < record.n_trials:
             return
         finished = count_finished()  # outside a transaction: SQLite must not hold a lock
-        ledger = update(StudyRecord).where(StudyRecord.name == study_name)
-        with session_scope(self.engine) as session:
+        if finished is None:
+            return
+        change = update(StudyRecord).where(StudyRecord.name == study_name)
+        with connection_scope(self.engine) as conn:
             if finished >= record.n_trials:
-                session.execute(
-                    ledger.where(StudyRecord.status.in_(("running", "paused"))).values(
+                conn.execute(
+                    change.where(StudyRecord.status.in_(("running", "paused"))).values(
                         status="completed"
                     )
                 )
@@ -108,8 +125,8 @@ class SqlStudyQueue:
                     "study %s: %d units claimed but %d trials finished; reclaiming",
                     study_name, record.claimed, finished,
                 )  # fmt: skip
-                session.execute(
-                    ledger.where(StudyRecord.claimed == record.claimed).values(claimed=finished)
+                conn.execute(
+                    change.where(StudyRecord.claimed == record.claimed).values(claimed=finished)
                 )
 
     def dataset(self, dataset_id: str) -> tuple[bytes, str]:
@@ -124,21 +141,25 @@ class SqlStudyQueue:
             "trial_number": info.trial_number,
             "last_heartbeat": utcnow(),
         }
-        with session_scope(self.engine) as session:
-            updated = session.execute(
+        with connection_scope(self.engine) as conn:
+            updated = conn.execute(
                 update(WorkerRecord)
                 .where(WorkerRecord.worker_id == info.worker_id)
                 .values(**values)
             )
-            if updated.rowcount:  # type: ignore[attr-defined]
+            if updated.rowcount:
                 return
         try:
-            with session_scope(self.engine) as session:
-                session.add(WorkerRecord(worker_id=info.worker_id, **values))
+            with connection_scope(self.engine) as conn:
+                conn.execute(
+                    insert(WorkerRecord).values(
+                        worker_id=info.worker_id, started_at=utcnow(), **values
+                    )
+                )
         except Exception as exc:  # the heartbeat thread inserted it first
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
 
     def retire(self, worker_id: str) -> None:
-        with session_scope(self.engine) as session:
-            session.execute(delete(WorkerRecord).where(WorkerRecord.worker_id == worker_id))
+        with connection_scope(self.engine) as conn:
+            conn.execute(delete(WorkerRecord).where(WorkerRecord.worker_id == worker_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from cellsearch.search.errors import WorkerError
+from cellsearch.search.trainer import warm_up
 from cellsearch.search.worker import Worker, resolve_device
 from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.migrate import current_revision, head_revision
@@ -27,6 +28,7 @@ def build_worker(settings: Settings, device: str) -> Worker:
         )
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
+    warm_up(resolved)  # one-time costs at start-up, not in the first trial's timing
     return Worker(
         optuna_storage(settings),
         SqlStudyQueue(engine, grace_period=settings.grace_period),

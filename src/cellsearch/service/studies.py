@@ -198,8 +198,14 @@ def list_trials(
         raise NotFound(f"study {name!r} not found") from None
     trials = study.get_trials(deepcopy=False, states=tuple(states) if states else None)
     if cell_type is not None:
-        trials = [t for t in trials if t.user_attrs.get("cell_type") == cell_type]
+        trials = [t for t in trials if _cell_of(t) == cell_type]
     return trials[offset : offset + limit], len(trials)
+
+
+def _cell_of(trial: optuna.trial.FrozenTrial) -> str | None:
+    # a running trial records its attributes late; its cell type is a parameter from the start
+    cell = trial.user_attrs.get("cell_type", trial.params.get("cell_type"))
+    return str(cell) if cell is not None else None
 
 
 def spec_of(record: StudyRecord) -> StudySpec:
