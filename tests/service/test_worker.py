@@ -18,7 +18,7 @@ from cellsearch.search.trainer import TrainingDiverged
 from cellsearch.search.worker import REGISTRY_MIN_GAP, Worker
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.queue import SqlStudyQueue
-from cellsearch.service.studies import create_study, delete_study, get_study
+from cellsearch.service.studies import change_status, create_study, delete_study, get_study
 from cellsearch.service.tables import WorkerRecord
 from tests.search.test_spec import spec_data
 
@@ -217,10 +217,30 @@ def test_pause_interrupts_after_the_epoch_and_requeues(
     assert any(t.user_attrs.get("retry_of") == 0 for t in counted(study))
 
 
+def test_pause_during_the_last_epoch_lets_the_trial_finish(migrated: Any) -> None:
+    # Requeueing a trial that has trained all its epochs would throw finished work away.
+    study = make_study(migrated, budget={"n_trials": 4, "max_epochs": 1})
+    worker, queue = make_worker(migrated)
+    claim = queue.claim
+
+    def claim_then_pause() -> Any:
+        taken = claim()
+        if taken is not None:
+            change_status(engine=engine_for(migrated), name="adding-t20", action="pause")
+        return taken
+
+    queue.claim = claim_then_pause  # type: ignore[method-assign]
+    outcome = worker.step()
+    assert outcome is not None and outcome.outcome == "complete"
+    assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
+    record = get_study(engine=engine_for(migrated), name="adding-t20")
+    assert (record.status, record.claimed) == ("paused", 1)
+    assert worker.step() is None  # and nothing more until resumed
+
+
 def test_cancelled_study_is_not_requeued(migrated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     study = make_study(migrated)
     worker, queue = make_worker(migrated)
-    from cellsearch.service.studies import change_status
 
     def cancel_then_report(name: str) -> str | None:
         if SqlStudyQueue.status(queue, name) == "running":
@@ -257,8 +277,6 @@ def test_model_failures_are_outcomes_that_count(
 
 
 def test_paused_study_is_not_claimed_until_resumed(migrated: Any) -> None:
-    from cellsearch.service.studies import change_status
-
     make_study(migrated)
     worker, _ = make_worker(migrated)
     change_status(engine=engine_for(migrated), name="adding-t20", action="pause")

@@ -75,8 +75,9 @@ def run_trial(
         spec: The study spec.
         data: The task's tensors.
         device: Where to train.
-        should_continue: Called after every epoch; ``False`` interrupts the trial
-            (pause, cancel, SIGTERM), which is then requeued unless cancelled.
+        should_continue: Called after every epoch but the last; ``False`` interrupts the
+            trial (pause, cancel, SIGTERM), which is then requeued unless cancelled. After
+            the last epoch the trial is finished whatever it says.
         on_start: Receives the trial's static attributes (cell type, hidden size,
             parameter count...) once the model is built, instead of their being written
             at once; they are written with the trial's outcome in any case. The worker
@@ -109,6 +110,8 @@ def run_trial(
         trial.report(_objective_value(spec, epoch.val_loss, epoch.val_metric), epoch.epoch)
         if trial.should_prune():
             return False
+        if epoch.epoch >= spec.budget.max_epochs:
+            return True  # the trial is done: finish it rather than requeue finished work
         if not should_continue():
             interrupted = True
             return False

@@ -4,10 +4,11 @@ Optuna commits one transaction per user attribute (``Trial.set_user_attr``) and 
 for each heartbeat, and on its PostgreSQL path looks every attribute up before writing
 it. A trial records about twenty attributes, so on a short trial those round trips were
 most of the worker's cost. :func:`record_attrs` writes a trial's attributes (and, when
-asked, its first heartbeat) as one multi-row ``INSERT ... ON CONFLICT DO UPDATE`` in one
-transaction, with Optuna's own row models and its own check that the trial is still
-running. Optuna has no public batch call; anything other than an ``RDBStorage`` on SQLite
-or PostgreSQL (or an Optuna whose internals moved) takes the public per-attribute path.
+asked, its heartbeat) as one multi-row ``INSERT ... ON CONFLICT DO UPDATE`` in one
+transaction on Optuna's engine, with Optuna's own table definitions and its own check
+that the trial is still running. Optuna has no public batch call; anything other than
+an ``RDBStorage`` on SQLite or PostgreSQL (or an Optuna whose internals moved) takes the
+public per-attribute path.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from typing import Any
 import optuna
 from sqlalchemy import exists, func, select
 
-try:  # Optuna's storage internals: the row models and its session helper
+try:  # Optuna's storage internals: its table definitions
     from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
 except ImportError:  # pragma: no cover - an Optuna that reorganised its storage
     models = None  # type: ignore[assignment]
-    _create_scoped_session = None  # type: ignore[assignment]
 
 _DIALECTS = ("sqlite", "postgresql")
 
@@ -67,9 +66,9 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
     assert isinstance(storage, optuna.storages.RDBStorage)
     dialect = _upsert_module(storage.engine.dialect.name)
     trial_id = trial._trial_id
-    with _create_scoped_session(storage.scoped_session) as session:
+    with storage.engine.begin() as conn:  # Core: no ORM objects are needed here
         trials = models.TrialModel
-        state = session.scalar(
+        state = conn.scalar(
             select(trials.state).where(trials.trial_id == trial_id).with_for_update()
         )
         if state is None:
@@ -82,7 +81,7 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
                 for k, v in attrs.items()
             ]
             insert = dialect.insert(table).values(rows)
-            session.execute(
+            conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=["trial_id", "key"],
                     set_={"value_json": insert.excluded.value_json},
@@ -92,7 +91,7 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
             insert = dialect.insert(models.TrialHeartbeatModel.__table__).values(
                 trial_id=trial_id, heartbeat=func.current_timestamp()
             )
-            session.execute(
+            conn.execute(
                 insert.on_conflict_do_update(
                     index_elements=["trial_id"], set_={"heartbeat": func.current_timestamp()}
                 )
@@ -111,8 +110,8 @@ def running_without_heartbeat(storage: optuna.storages.RDBStorage, study_id: int
     if models is None:  # pragma: no cover - an Optuna that reorganised its storage
         return set()
     trials, beats = models.TrialModel, models.TrialHeartbeatModel
-    with _create_scoped_session(storage.scoped_session) as session:
-        rows = session.scalars(
+    with storage.engine.connect() as conn:
+        rows = conn.scalars(
             select(trials.trial_id)
             .where(trials.study_id == study_id)
             .where(trials.state == optuna.trial.TrialState.RUNNING)

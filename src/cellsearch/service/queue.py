@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +37,7 @@ class SqlStudyQueue:
     def __init__(self, engine: Engine, *, grace_period: float) -> None:
         self.engine = engine
         self.grace_period = grace_period
+        self._specs: dict[str, StudySpec] = {}  # by incarnation, most recent last
 
     def active_studies(self) -> list[tuple[str, str]]:
         query = select(StudyRecord.name, StudyRecord.id, StudyRecord.created_at).where(
@@ -69,8 +71,16 @@ class SqlStudyQueue:
             if row is not None:  # another worker may have taken the last unit: retry
                 name, spec, claimed, record_id, created_at = row
                 incarnation = _incarnation(record_id, created_at)
-                return Claim(name, StudySpec.model_validate(spec), claimed - 1, incarnation)
+                return Claim(name, self._spec(incarnation, spec), claimed - 1, incarnation)
         return None
+
+    def _spec(self, incarnation: str, stored: dict[str, Any]) -> StudySpec:
+        """The validated spec, validated once per study (a spec never changes)."""
+        spec = self._specs.pop(incarnation, None) or StudySpec.model_validate(stored)
+        self._specs[incarnation] = spec
+        while len(self._specs) > 16:
+            del self._specs[next(iter(self._specs))]
+        return spec
 
     def release(self, study_name: str) -> None:
         with connection_scope(self.engine) as conn:
