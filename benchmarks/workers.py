@@ -8,7 +8,9 @@
    epoch (what a plain Optuna script for this trial does; the ratio to it is the
    orchestration overhead), and with one that only samples the parameters and returns a
    constant (a floor: Optuna's own cost per trial). Reported: wall seconds per trial of
-   each and the ratios.
+   each and the ratios, the overhead also as the median (and range) of the ratios taken
+   within each repetition, where the two runs are seconds apart (the machine's load
+   drifts between repetitions).
 2. **Scaling.** A CPU-bound study (about half a second of training per trial, one torch
    thread per worker) is run on PostgreSQL by 1 and by 2 worker processes. Reported:
    trials per second of each and their ratio, the trials' own training seconds, and the
@@ -435,9 +437,11 @@ def overhead(
                 print(f"  {db.label} {side} rep {rep}: {times[side][-1] * 1e3:.1f} ms/trial",
                       flush=True)  # fmt: skip
         bare, trained, cs = (statistics.median(times[side]) for side in SIDES)
+        paired = [c / t for c, t in zip(times["cellsearch"], times["trained"], strict=True)]
         rows.append(
             f"| {db.label} | {processes} | {n_trials} | {bare * 1e3:.1f} | {trained * 1e3:.1f} "
-            f"| {cs * 1e3:.1f} | {cs / trained:.2f}x | {cs / bare:.2f}x |"
+            f"| {cs * 1e3:.1f} | {cs / trained:.2f}x | {statistics.median(paired):.2f}x "
+            f"({min(paired):.2f}-{max(paired):.2f}) | {cs / bare:.2f}x |"
         )
     return rows
 
@@ -526,8 +530,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{args.reps} interleaved runs)\n")  # fmt: skip
         print("| storage | processes | trials | bare optimize, constant objective ms/trial "
               "| bare optimize, same training ms/trial | cellsearch ms/trial "
-              "| overhead (vs same training) | vs constant objective |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
+              "| overhead (vs same training) | same, median of per-repetition ratios (range) "
+              "| vs constant objective |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
         print("\n".join(over))
     if scale:
         print(f"\nScaling (CPU-bound trials, 1 torch thread per worker; medians of {args.reps})\n")

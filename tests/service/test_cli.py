@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -30,10 +31,37 @@ def test_worker_rejects_unknown_devices(sqlite_url: str, device: str) -> None:
     assert "device" in result.output and "auto, cpu, cuda" in result.output
 
 
-def test_worker_refuses_an_unmigrated_database(sqlite_url: str) -> None:
+def test_worker_gives_up_on_an_unmigrated_database(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CELLSEARCH_STARTUP_TIMEOUT", "1")
     result = runner.invoke(app, ["worker", "--database-url", sqlite_url, "--device", "cpu"])
     assert result.exit_code == 2
-    assert "cellsearch migrate" in result.output
+    assert "cellsearch migrate" in result.output and "gave up after 1 s" in result.output
+
+
+def test_worker_gives_up_on_an_unreachable_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELLSEARCH_STARTUP_TIMEOUT", "1")
+    url = "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1"  # discard port
+    result = runner.invoke(app, ["worker", "--database-url", url, "--device", "cpu"])
+    assert result.exit_code == 2
+    assert "the database is unreachable" in result.output
+    assert "gave up after 1 s" in result.output
+
+
+def test_worker_waits_for_the_migration(sqlite_url: str) -> None:
+    from cellsearch.service.migrate import upgrade
+    from cellsearch.service.runner import build_worker
+    from cellsearch.service.settings import Settings
+
+    settings = Settings(database_url=sqlite_url, startup_timeout=30)
+    migrating = threading.Timer(1.0, upgrade, args=(settings,))
+    migrating.start()
+    try:
+        worker = build_worker(settings, "cpu")  # waits, then finds the schema in place
+    finally:
+        migrating.join()
+    assert worker.step() is None  # a working worker with nothing to do
 
 
 @pytest.mark.parametrize(("gpus", "per_gpu"), [("a,b", 1), ("", 1), ("0", 0)])

@@ -444,3 +444,34 @@ def test_failed_release_after_requeue_does_not_strand_the_study(
 
     wait_for("the study to complete", study_done, settings.grace_period + 2, every=0.5)
     assert len([t for t in trials_of(settings, "strand") if is_counted(t)]) == 1
+
+
+@pytest.mark.postgres
+def test_worker_waits_for_a_database_that_comes_up_late(
+    postgres_url: str, cluster: Cluster
+) -> None:
+    # As when PostgreSQL and the migration step start beside the workers: the database
+    # does not exist yet, then exists unmigrated, then is migrated.
+    import psycopg
+
+    settings = settings_for(postgres_url)
+    admin, name = psycopg_conninfo(postgres_url), make_url(postgres_url).database
+    server = make_url(admin).set(database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    (worker,) = cluster.start(postgres_url, CELLSEARCH_STARTUP_TIMEOUT="60")
+    time.sleep(2)
+    cluster.assert_alive([worker])  # waiting, not exited
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    time.sleep(1.5)
+    cluster.assert_alive([worker])
+    upgrade(settings)
+    wait_for("the worker to register", lambda: worker.pid in registered_pids(settings), 60)
+    make_study(settings, "late-pg", 2)
+    wait_completed(settings, "late-pg", cluster, [worker])
+    assert_exact_budget(settings, "late-pg", 2)
+    assert cluster.stop([worker]) == [0]
+    log = cluster.output()
+    assert "the database is unreachable" in log and "is not migrated" in log
+    assert "retrying in" in log

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
+import optuna
 import torch
+from sqlalchemy.exc import OperationalError
 
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.trainer import warm_up
@@ -12,26 +17,62 @@ from cellsearch.service.migrate import current_revision, head_revision
 from cellsearch.service.queue import SqlStudyQueue
 from cellsearch.service.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def build_worker(settings: Settings, device: str) -> Worker:
     """A worker on the settings' database.
 
+    A database that cannot be reached yet, or is not yet migrated (a cluster whose
+    database and migration step start beside the workers), is waited for, for up to
+    ``settings.startup_timeout`` seconds.
+
     Raises:
-        WorkerError: the device is unusable or the database is not migrated.
+        WorkerError: the device is unusable, or the database was still unreachable or
+            not migrated when the start-up timeout ran out.
     """
     resolved = resolve_device(device)
-    engine = engine_for(settings)
-    if current_revision(engine) != head_revision():
-        raise WorkerError(
-            "the database is not migrated to this version: run `cellsearch migrate` "
-            "(or start `cellsearch serve`, which migrates) first"
-        )
+    storage = _wait_for_database(settings)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     warm_up(resolved)  # one-time costs at start-up, not in the first trial's timing
     return Worker(
-        optuna_storage(settings),
-        SqlStudyQueue(engine, grace_period=settings.grace_period),
+        storage,
+        SqlStudyQueue(engine_for(settings), grace_period=settings.grace_period),
         device=resolved,
         poll_interval=settings.poll_interval,
     )
+
+
+def _wait_for_database(settings: Settings) -> optuna.storages.RDBStorage:
+    deadline = time.monotonic() + settings.startup_timeout
+    delay = 0.5
+    while True:
+        try:
+            problem = _database_problem(settings)
+        except (OperationalError, optuna.exceptions.StorageInternalError) as exc:
+            problem = f"the database is unreachable ({_first_line(exc)})"
+        if problem is None:
+            return optuna_storage(settings)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WorkerError(f"{problem}; gave up after {settings.startup_timeout:g} s")
+        log.warning("%s; retrying in %.1f s", problem, min(delay, left))
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, 5.0)
+
+
+def _database_problem(settings: Settings) -> str | None:
+    revision, head = current_revision(engine_for(settings)), head_revision()
+    if revision != head:
+        return (
+            f"the database is not migrated to this version (at {revision or 'nothing'}, "
+            f"needs {head}): run `cellsearch migrate` (or start `cellsearch serve`, which "
+            "migrates)"
+        )
+    optuna_storage(settings)  # Optuna checks its own schema when the storage is made
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=30, ge=2, description="Seconds without a heartbeat before a trial is stale."
     )
     poll_interval: float = Field(default=1.0, gt=0, description="Idle worker's polling period.")
+    startup_timeout: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a starting worker waits for an unreachable or unmigrated database.",
+    )
     torch_threads: int | None = Field(default=None, ge=1, description="Threads per worker.")
     db_pool_size: int = Field(default=2, ge=1)
     db_max_overflow: int = Field(default=2, ge=0)
