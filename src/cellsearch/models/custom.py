@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from cellsearch.models.layers import RecurrentCell, State
 from cellsearch.models.lstm_family import CIFGRecurrence, PeepholeRecurrence
+from cellsearch.models.mgu import MGURecurrence
 
 __all__ = ["CIFGCell", "GRUCell", "IndRNNCell", "LSTMCell", "MGUCell", "PeepholeLSTMCell"]
 
@@ -182,7 +183,8 @@ class MGUCell(_GatedCell):
     """Minimal gated unit (Zhou et al. 2016), gates f, h~.
 
     f = sigma(W_f x + U_f h + b_f);  h~ = tanh(W_h x + U_h (f h) + b_h);  h' = (1 - f) h + f h~.
-    ``weight_hh`` rows: U_f then U_h.
+    ``weight_hh`` rows: U_f then U_h. Training on CPU runs through the hand-written
+    :class:`~cellsearch.models.mgu.MGURecurrence`.
     """
 
     gates = 2
@@ -199,6 +201,19 @@ class MGUCell(_GatedCell):
         f = torch.sigmoid(torch.addmm(gx[:, :hidden], h, u_f.t()))
         candidate = torch.tanh(torch.addmm(gx[:, hidden:], f * h, u_h.t()))
         return (torch.lerp(h, candidate, f),)
+
+    def use_recurrence(self, x: Tensor, state: State) -> bool:
+        """Whether ``run`` takes :class:`MGURecurrence`: CPU training only."""
+        return trains_on_cpu(self, x, state)
+
+    def run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """Run the cell; on CPU with gradients, through the hand-written recurrence."""
+        if not self.use_recurrence(x, state):
+            return super().run(x, state)
+        (h0,) = state  # (B, H)
+        gx = F.linear(x.transpose(0, 1), self.weight_ih, self.bias)  # (T, B, 2H)
+        out = MGURecurrence.apply(gx.contiguous(), h0.contiguous(), self.weight_hh)  # (T, B, H)
+        return out.transpose(0, 1), (out[-1],)  # (B, T, H)
 
 
 class GRUCell(RecurrentCell):
