@@ -9,6 +9,7 @@ import optuna
 import pytest
 import torch
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from cellsearch.search import objective
 from cellsearch.search.outcomes import is_counted
@@ -17,6 +18,7 @@ from cellsearch.search.spec import parse_spec
 from cellsearch.search.trainer import TrainingDiverged
 from cellsearch.search.worker import REGISTRY_MIN_GAP, Worker
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
+from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.queue import SqlStudyQueue
 from cellsearch.service.studies import change_status, create_study, delete_study, get_study
 from cellsearch.service.tables import WorkerRecord
@@ -236,6 +238,94 @@ def test_pause_during_the_last_epoch_lets_the_trial_finish(migrated: Any) -> Non
     record = get_study(engine=engine_for(migrated), name="adding-t20")
     assert (record.status, record.claimed) == ("paused", 1)
     assert worker.step() is None  # and nothing more until resumed
+
+
+def outage(calls: int) -> Any:
+    """A storage method that fails ``calls`` times as if the server were down, then works."""
+    left = [calls]
+
+    def wrap(real: Any) -> Any:
+        def method(*args: Any, **kwargs: Any) -> Any:
+            if left[0] > 0:
+                left[0] -= 1
+                cause = OperationalError("UPDATE", {}, Exception("connection refused"))
+                raise optuna.exceptions.StorageInternalError("commit failed") from cause
+            return real(*args, **kwargs)
+
+        return method
+
+    return wrap
+
+
+def test_trial_rides_out_a_database_outage(migrated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A restart of the database while a trial trains: its reports, lifecycle checks and
+    # outcome are retried; the trial completes, nothing is recorded as a model error.
+    study = make_study(migrated, budget={"n_trials": 1, "max_epochs": 3})
+    worker, queue = make_worker(migrated)
+    cached = optuna.storages._cached_storage._CachedStorage
+    monkeypatch.setattr(cached, "set_trial_intermediate_value",
+                        outage(2)(cached.set_trial_intermediate_value))  # fmt: skip
+    monkeypatch.setattr(cached, "set_trial_state_values",
+                        outage(1)(cached.set_trial_state_values))  # fmt: skip
+    real_status = queue.status
+    down = iter([True])
+
+    def status(name: str) -> str | None:
+        if next(down, False):
+            raise StorageUnavailable("database error") from OperationalError(
+                "SELECT", {}, Exception("the database system is starting up")
+            )
+        return real_status(name)
+
+    monkeypatch.setattr(queue, "status", status)
+    outcome = worker.step()
+    assert outcome is not None and outcome.outcome == "complete"
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [1, 2, 3]
+    assert "failure_kind" not in trial.user_attrs
+
+
+def test_an_outage_longer_than_the_patience_is_not_a_model_error(
+    migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = make_study(migrated, budget={"n_trials": 1, "max_epochs": 2})
+    worker, _ = make_worker(migrated)
+    worker.patience = 0.3
+    cached = optuna.storages._cached_storage._CachedStorage
+    monkeypatch.setattr(cached, "set_trial_intermediate_value",
+                        outage(1000)(cached.set_trial_intermediate_value))  # fmt: skip
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        worker.step()  # the run loop logs it and carries on
+    (trial,) = study.trials
+    assert trial.state == optuna.trial.TrialState.RUNNING  # left to the stale check
+    assert "failure_kind" not in trial.user_attrs
+
+
+def test_trial_failed_as_stale_while_it_trains_is_given_up(
+    migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its heartbeats stopped (a long outage, a frozen host) and another worker failed and
+    # requeued it; the owner then discards its result instead of telling or requeueing.
+    study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 2})
+    worker, queue = make_worker(migrated)
+    other, _ = make_worker(migrated)
+    real_status = queue.status
+
+    def status_after_a_stale_check(name: str) -> str | None:
+        (running,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        assert other._fail_stale(study, running._trial_id)
+        return real_status(name)
+
+    monkeypatch.setattr(queue, "status", status_after_a_stale_check)
+    outcome = worker.step()
+    assert outcome is not None and outcome.outcome == "stale"
+    monkeypatch.setattr(queue, "status", real_status)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert len(waiting) == 1  # requeued once, by the worker that failed it
+    assert drain(worker) == 2
+    assert len(counted(study)) == 2
+    assert get_study(engine=engine_for(migrated), name="adding-t20").status == "completed"
 
 
 def test_cancelled_study_is_not_requeued(migrated: Any, monkeypatch: pytest.MonkeyPatch) -> None:

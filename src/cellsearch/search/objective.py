@@ -16,6 +16,7 @@ worker died (heartbeat)   FAIL         ``stale``        no: its parameters are r
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import traceback
@@ -29,6 +30,7 @@ import torch
 import cellsearch
 from cellsearch.models import SequenceModel, count_parameters
 from cellsearch.search.rdb import record_attrs
+from cellsearch.search.retry import is_transient, retrying
 from cellsearch.search.samplers import trial_seed
 from cellsearch.search.space import TrialConfig, suggest_config
 from cellsearch.search.spec import StudySpec
@@ -37,7 +39,8 @@ from cellsearch.search.trainer import EpochResult, TrainConfig, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["complete", "pruned", "diverged", "error", "interrupted"]
+Outcome = Literal["complete", "pruned", "diverged", "error", "interrupted", "stale"]
+PRUNED = optuna.trial.TrialState.PRUNED
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ def run_trial(
     should_continue: Callable[[], bool],
     *,
     on_start: Callable[[dict[str, Any]], None] | None = None,
+    patience: float = 0.0,
 ) -> TrialOutcome:
     """Train one trial of ``study`` to an outcome and tell Optuna.
 
@@ -84,8 +88,26 @@ def run_trial(
             passes them to its heartbeat thread, which writes them with the first
             heartbeat, so a trial shorter than the heartbeat interval costs one
             transaction fewer.
+        patience: Seconds for which each storage call of the trial (sampling, reports,
+            pruning and lifecycle checks, the outcome) is retried while the database is
+            unreachable (:func:`cellsearch.search.retry.retrying`). A storage error that
+            outlasts it is raised, never recorded as the trial's outcome: the trial stays
+            running and, once its heartbeats have stopped for the grace period, is
+            requeued by a worker.
     """
-    config = suggest_config(trial, spec, input_size=data.input_size, output_size=data.output_size)
+
+    def storage(call: Callable[[], Any], what: str) -> Any:
+        return retrying(call, what=f"trial {trial.number}: {what}", patience=patience)
+
+    try:
+        config = storage(
+            lambda: suggest_config(
+                trial, spec, input_size=data.input_size, output_size=data.output_size
+            ),
+            "sampling",
+        )
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return _lost(trial)
     seed = trial_seed(spec.seed, 1_000_000 + trial.number)
     torch.manual_seed(seed)
     model = SequenceModel(
@@ -100,41 +122,43 @@ def run_trial(
     )
     static = _static_attrs(config, model, device, seed)
     if on_start is None:
-        record_attrs(trial, static)
+        storage(lambda: record_attrs(trial, static), "attributes")
     else:
         on_start(static)
     interrupted = False
 
     def on_epoch(epoch: EpochResult) -> bool:
         nonlocal interrupted
-        trial.report(_objective_value(spec, epoch.val_loss, epoch.val_metric), epoch.epoch)
-        if trial.should_prune():
+        value = _objective_value(spec, epoch.val_loss, epoch.val_metric)
+        storage(lambda: trial.report(value, epoch.epoch), "report")
+        if storage(trial.should_prune, "pruning check"):
             return False
         if epoch.epoch >= spec.budget.max_epochs:
             return True  # the trial is done: finish it rather than requeue finished work
-        if not should_continue():
+        if not storage(should_continue, "status check"):
             interrupted = True
             return False
         return True
 
+    finish = functools.partial(_finish, study, trial, storage)
     try:
         result = train(model.to(device), data, _train_config(spec, config, seed), device, on_epoch)
     except TrainingDiverged as exc:
-        return _fail(study, trial, "diverged", str(exc), static)
-    except Exception as exc:  # a bug or an out-of-memory is this trial's outcome
+        return finish("diverged", str(exc), static)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return _lost(trial)  # another worker failed it as stale while it trained
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # the database, not the model: never a recorded outcome
         log.warning("trial %d failed: %s", trial.number, traceback.format_exc())
-        return _fail(study, trial, "error", f"{type(exc).__name__}: {exc}", static)
+        return finish("error", f"{type(exc).__name__}: {exc}", static)  # a bug, out of memory
     attrs = {**static, **_result_attrs(result, data)}
     if interrupted:
-        reason = "stopped by the worker (pause, cancel or exit)"
-        return _fail(study, trial, "interrupted", reason, attrs)
-    record_attrs(trial, attrs)
+        return finish("interrupted", "stopped by the worker (pause, cancel or exit)", attrs)
     if result.stop_reason == "stopped":  # the pruner asked to stop
-        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        return TrialOutcome(trial.number, "pruned")
-    value = _objective_value(spec, result.best_val_loss, result.best_val_metric)
-    study.tell(trial, value)
-    return TrialOutcome(trial.number, "complete", value=value)
+        return finish("pruned", None, attrs)
+    return finish("complete", None, attrs, _objective_value(spec, result.best_val_loss,
+                                                            result.best_val_metric))  # fmt: skip
 
 
 def _objective_value(spec: StudySpec, val_loss: float, val_metric: float) -> float:
@@ -188,13 +212,40 @@ def _result_attrs(result: TrainResult, data: TaskData) -> dict[str, Any]:
     }
 
 
-def _fail(
+def _finish(
     study: optuna.Study,
     trial: optuna.Trial,
-    kind: str,
-    reason: str,
-    attrs: dict[str, Any] | None = None,
+    storage: Callable[[Callable[[], Any], str], Any],
+    outcome: Outcome,
+    reason: str | None,
+    attrs: dict[str, Any],
+    value: float | None = None,
 ) -> TrialOutcome:
-    record_attrs(trial, {**(attrs or {}), "failure_kind": kind, "failure_reason": reason})
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    return TrialOutcome(trial.number, kind, reason=reason)  # type: ignore[arg-type]
+    """Record the attributes and tell Optuna the outcome, retried through ``storage``.
+
+    ``skip_if_finished`` makes a repeated tell (after a connection lost between the
+    commit and its answer) a no-op; a trial that another worker failed as stale meanwhile
+    is reported as lost, not as this outcome.
+    """
+    if outcome in ("complete", "pruned"):
+        state = optuna.trial.TrialState.COMPLETE if outcome == "complete" else PRUNED
+    else:
+        state = optuna.trial.TrialState.FAIL
+        attrs = {**attrs, "failure_kind": outcome, "failure_reason": reason}
+    try:
+        storage(lambda: record_attrs(trial, attrs), "attributes")
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return _lost(trial)
+    told = storage(lambda: study.tell(trial, value, state=state, skip_if_finished=True), "outcome")
+    if told.state != state or told.user_attrs.get("failure_kind") != attrs.get("failure_kind"):
+        return _lost(trial)  # finished by another worker's stale check, not by this tell
+    return TrialOutcome(trial.number, outcome, value=value, reason=reason)
+
+
+def _lost(trial: optuna.Trial) -> TrialOutcome:
+    log.warning(
+        "trial %d was failed as stale while it ran (its heartbeats stopped for the grace "
+        "period); its result is discarded and its requeued copy runs instead",
+        trial.number,
+    )
+    return TrialOutcome(trial.number, "stale", reason="failed as stale while running")

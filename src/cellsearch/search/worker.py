@@ -35,6 +35,7 @@ from cellsearch.search.errors import WorkerError
 from cellsearch.search.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.outcomes import is_counted
 from cellsearch.search.rdb import record_attrs, running_without_heartbeat
+from cellsearch.search.retry import is_transient, retrying, summary
 from cellsearch.search.samplers import make_pruner, make_sampler
 from cellsearch.search.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
@@ -137,6 +138,8 @@ class Worker:
             raise WorkerError("the storage needs heartbeat_interval set for crash recovery")
         self.storage = storage
         self.queue = queue
+        # how long a running trial's storage calls ride out an unreachable database
+        self.patience = float(storage.grace_period or 2 * storage.heartbeat_interval)
         self.device = device
         self.poll_interval = poll_interval
         self.info = WorkerInfo(
@@ -168,17 +171,21 @@ class Worker:
             while not self.stopping and (max_trials is None or ran < max_trials):
                 try:
                     outcome = self.step()
-                except Exception:  # the database went away, a bad spec, ...: keep going
-                    log.exception("worker step failed; retrying in %.1fs", self.poll_interval)
+                except Exception as exc:  # the database went away, a bad spec, ...: keep going
+                    if is_transient(exc):
+                        log.warning("database unavailable (%s); retrying in %.1f s",
+                                    summary(exc), self.poll_interval)  # fmt: skip
+                    else:
+                        log.exception("worker step failed; retrying in %.1fs", self.poll_interval)
                     self._stop.wait(self.poll_interval)
                     continue
                 if outcome is None:
-                    _quietly(self._beat)
+                    _quietly(self._beat, "worker registry beat")
                     self._stop.wait(self.poll_interval)
                 else:
                     ran += 1
         finally:
-            _quietly(lambda: self.queue.retire(self.info.worker_id))
+            _quietly(lambda: self.queue.retire(self.info.worker_id), "leaving the worker registry")
         return ran
 
     def step(self) -> TrialOutcome | None:
@@ -211,13 +218,22 @@ class Worker:
                 self.device,
                 should_continue=lambda: not self.stopping and self.queue.status(name) == "running",
                 on_start=heartbeat.started,
+                patience=self.patience,
             )
         if outcome.outcome == "interrupted":
-            if self.queue.status(name) != "cancelled":
-                requeue(study, trial.params, trial.number, outcome.reason or "interrupted")
-            self.queue.release(name)
+            self._requeue_interrupted(study, trial, outcome.reason or "interrupted")
         self._settle(study)
         return outcome
+
+    def _requeue_interrupted(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+        name = study.study_name
+
+        def storage(call: Callable[[], object], what: str) -> object:
+            return retrying(call, what=f"trial {trial.number}: {what}", patience=self.patience)
+
+        if storage(lambda: self.queue.status(name), "status check") != "cancelled":
+            storage(lambda: requeue(study, trial.params, trial.number, reason), "requeue")
+        storage(lambda: self.queue.release(name), "budget release")
 
     def recover_stale(self, *, force: bool = False) -> int:
         """Fail trials whose worker stopped sending heartbeats and requeue them.
@@ -353,11 +369,11 @@ class _Heartbeat:
         while True:
             now = time.monotonic()
             if registry_at is not None and now >= registry_at:
-                _quietly(self._beat)
+                _quietly(self._beat, "worker registry beat")
                 registry_at = None
             if now >= tick_at:
-                _quietly(self._record)
-                _quietly(self._beat)
+                _quietly(self._record, "trial heartbeat")
+                _quietly(self._beat, "worker registry beat")
                 tick_at += self._interval
             wake = tick_at if registry_at is None else min(registry_at, tick_at)
             if self._done.wait(max(0.0, wake - time.monotonic())):
@@ -370,8 +386,11 @@ class _Heartbeat:
             record_attrs(self._trial, attrs, heartbeat=True)
 
 
-def _quietly(fn: Callable[[], object]) -> None:
+def _quietly(fn: Callable[[], object], what: str) -> None:
     try:
         fn()
-    except Exception:  # a lost connection must not kill the heartbeat or the exit path
-        log.warning("ignored error in %s", getattr(fn, "__name__", "callback"), exc_info=True)
+    except Exception as exc:  # a lost connection must not kill the heartbeat or the exit path
+        if is_transient(exc):  # one line per tick while the database is away, no traceback
+            log.warning("%s skipped: database unavailable (%s)", what, summary(exc))
+        else:
+            log.warning("%s failed; ignored", what, exc_info=True)
