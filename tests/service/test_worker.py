@@ -174,7 +174,7 @@ def test_short_trials_write_the_registry_about_once_a_second(
     beats: list[int | None] = []
     real_beat = queue.beat
     monkeypatch.setattr(queue, "beat", lambda info: (beats.append(info.trial_number),
-                                                      real_beat(info)))  # fmt: skip
+                                                      real_beat(info))[1])  # fmt: skip
     started = time.monotonic()
     assert drain(worker) == 6
     elapsed = time.monotonic() - started
@@ -399,6 +399,62 @@ def test_worker_registry_heartbeat(migrated: Any) -> None:
     with session_scope(engine_for(migrated)) as session:
         (row,) = session.scalars(select(WorkerRecord)).all()
         assert (row.worker_id, row.device) == (worker.info.worker_id, "cpu")
+
+
+@pytest.fixture
+def torch_threads() -> Any:
+    """Restore torch's process-wide thread count after a test that changes it."""
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_workers_on_one_machine_share_its_cpus(migrated: Any, torch_threads: None) -> None:
+    first, _ = make_worker(migrated)
+    second, _ = make_worker(migrated)
+    for worker in (first, second):
+        worker._cpus = 4  # as if the machine (or the cgroup quota) gave 4 CPUs
+    first._beat()
+    assert first.size_threads() == 4  # alone so far
+    second._beat()
+    first._beat()
+    assert first.size_threads() == second.size_threads() == 2
+    with session_scope(engine_for(migrated)) as session:
+        rows = session.scalars(select(WorkerRecord)).all()
+        assert {row.machine for row in rows} == {first.info.machine}
+    first._beat()
+    assert sorted(row.torch_threads for row in _registry(migrated)) == [2, 2]
+    second.queue.retire(second.info.worker_id)  # it left: the share grows back
+    first._beat()
+    assert first.size_threads() == 4
+
+
+def test_fixed_thread_count_is_kept(migrated: Any, torch_threads: None) -> None:
+    queue = SqlStudyQueue(engine_for(migrated), grace_period=migrated.grace_period)
+    fixed = Worker(optuna_storage(migrated), queue, device=torch.device("cpu"), torch_threads=1)
+    other, _ = make_worker(migrated)
+    other._beat()
+    fixed._beat()
+    assert fixed.size_threads() == 1 == torch.get_num_threads()
+
+
+def test_a_dead_workers_row_stops_counting_after_the_grace_period(
+    migrated: Any, torch_threads: None
+) -> None:
+    alive, _ = make_worker(migrated)
+    dead, _ = make_worker(migrated)
+    alive._cpus = 4
+    dead._beat()  # then killed: its row stays
+    alive._beat()
+    assert alive.size_threads() == 2
+    time.sleep(migrated.grace_period + 0.5)
+    alive._beat()
+    assert alive.size_threads() == 4
+
+
+def _registry(settings: Any) -> list[WorkerRecord]:
+    with session_scope(engine_for(settings)) as session:
+        return list(session.scalars(select(WorkerRecord)))
 
 
 def test_param_budget_gives_every_cell_about_the_same_size(migrated: Any) -> None:

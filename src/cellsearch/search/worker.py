@@ -16,6 +16,7 @@ Guarantees (with any number of workers on one database):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -31,6 +32,7 @@ from typing import Any, Protocol
 import optuna
 import torch
 
+from cellsearch.search import cpu
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.outcomes import is_counted
@@ -62,6 +64,8 @@ class WorkerInfo:
     host: str
     pid: int
     device: str
+    machine: str = ""  # the kernel instance (see cellsearch.search.cpu.machine_id)
+    torch_threads: int | None = None
     study_name: str | None = None
     trial_number: int | None = None
 
@@ -91,8 +95,9 @@ class StudyQueue(Protocol):
     def dataset(self, dataset_id: str) -> tuple[bytes, str]:
         """The content and format (``npz`` or ``csv``) of an uploaded data set."""
 
-    def beat(self, info: WorkerInfo) -> None:
-        """Record that this worker is alive (the worker registry)."""
+    def beat(self, info: WorkerInfo) -> int:
+        """Record that this worker is alive (the worker registry); return how many live
+        workers (this one included) share its machine."""
 
     def retire(self, worker_id: str) -> None:
         """Remove this worker from the registry on a clean exit."""
@@ -133,6 +138,7 @@ class Worker:
         device: torch.device,
         poll_interval: float = 1.0,
         worker_id: str | None = None,
+        torch_threads: int | None = None,
     ) -> None:
         if storage.heartbeat_interval is None:
             raise WorkerError("the storage needs heartbeat_interval set for crash recovery")
@@ -142,11 +148,19 @@ class Worker:
         self.patience = float(storage.grace_period or 2 * storage.heartbeat_interval)
         self.device = device
         self.poll_interval = poll_interval
+        # None: share the machine's CPUs with the other workers on it (cellsearch.search.cpu)
+        self.fixed_threads = torch_threads
+        self._cpus = cpu.usable_cpus(cpu.cgroup_cpu_quota())
+        self._neighbours = 1
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
         self.info = WorkerInfo(
             worker_id=worker_id or uuid.uuid4().hex,
             host=socket.gethostname(),
             pid=os.getpid(),
             device=str(device),
+            machine=cpu.machine_id(),
+            torch_threads=torch.get_num_threads(),
         )
         self._stop = threading.Event()
         self._data: OrderedDict[tuple[str, int], TaskData] = OrderedDict()
@@ -167,6 +181,7 @@ class Worker:
     def run(self, *, max_trials: int | None = None) -> int:
         """Loop until stopped (or ``max_trials`` trials ran); return the trials run."""
         ran = 0
+        _quietly(self._beat, "worker registry beat")  # registered, and its neighbours known
         try:
             while not self.stopping and (max_trials is None or ran < max_trials):
                 try:
@@ -195,6 +210,7 @@ class Worker:
         if claim is None:
             return None
         name, spec = claim.study_name, claim.spec
+        self.size_threads()
         study = self._study(name, claim.incarnation)
         study.sampler = make_sampler(spec, claim.index)
         study.pruner = make_pruner(spec)
@@ -325,8 +341,24 @@ class Worker:
         return self._data[key]
 
     def _beat(self, info: WorkerInfo | None = None) -> None:
-        self.queue.beat(info or self.info)
+        self._neighbours = self.queue.beat(info or self.info)
         self._registry_beat_at = time.monotonic()
+
+    def size_threads(self) -> int:
+        """Set torch's thread count to this worker's share of the machine's CPUs.
+
+        A no-op when the count was fixed; otherwise the share follows the number of live
+        workers on the machine at the last registry beat. Returns the count in use.
+        """
+        if self.fixed_threads is None:
+            threads = cpu.threads_per_worker(self._cpus, self._neighbours)
+            if threads != torch.get_num_threads():
+                log.info("%d worker(s) on this machine's %d CPUs: %d torch thread(s) each",
+                         self._neighbours, self._cpus, threads)  # fmt: skip
+                torch.set_num_threads(threads)
+        if self.info.torch_threads != torch.get_num_threads():
+            self.info = dataclasses.replace(self.info, torch_threads=torch.get_num_threads())
+        return torch.get_num_threads()
 
 
 class _Heartbeat:

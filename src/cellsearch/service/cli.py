@@ -80,8 +80,7 @@ def serve(
     os.environ["CELLSEARCH_DATABASE_URL"] = settings.database_url
     upgrade(settings)
     n = settings.local_workers
-    threads = str(settings.torch_threads or max(1, (os.cpu_count() or 1) // max(n, 1)))
-    procs = spawn_workers(settings, [(device, {"CELLSEARCH_TORCH_THREADS": threads})] * n)
+    procs = spawn_workers(settings, [(device, {})] * n)  # they share the CPUs (search/cpu.py)
     typer.echo(
         f"cellsearch API on http://{settings.host}:{settings.port} (docs at /docs), "
         f"{n} local worker(s), database {_redact(settings.database_url)}"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.spec import StudySpec
@@ -142,14 +142,21 @@ class SqlStudyQueue:
     def dataset(self, dataset_id: str) -> tuple[bytes, str]:
         return dataset_content(engine=self.engine, dataset_id=dataset_id)
 
-    def beat(self, info: WorkerInfo) -> None:
+    def beat(self, info: WorkerInfo) -> int:
+        """Record the worker's heartbeat; return how many live workers share its machine.
+
+        Live: a heartbeat within the grace period (a killed worker's row stays until then).
+        """
+        now = utcnow()
         values = {
             "host": info.host,
             "pid": info.pid,
             "device": info.device,
+            "machine": info.machine,
+            "torch_threads": info.torch_threads,
             "study_name": info.study_name,
             "trial_number": info.trial_number,
-            "last_heartbeat": utcnow(),
+            "last_heartbeat": now,
         }
         with connection_scope(self.engine) as conn:
             updated = conn.execute(
@@ -158,17 +165,26 @@ class SqlStudyQueue:
                 .values(**values)
             )
             if updated.rowcount:
-                return
+                return self._neighbours(conn, info.machine, now)
         try:
             with connection_scope(self.engine) as conn:
                 conn.execute(
-                    insert(WorkerRecord).values(
-                        worker_id=info.worker_id, started_at=utcnow(), **values
-                    )
+                    insert(WorkerRecord).values(worker_id=info.worker_id, started_at=now, **values)
                 )
+                return self._neighbours(conn, info.machine, now)
         except Exception as exc:  # the heartbeat thread inserted it first
             if not isinstance(exc.__cause__, IntegrityError):
                 raise
+            return 1
+
+    def _neighbours(self, conn: Connection, machine: str, now: datetime) -> int:
+        live = now - timedelta(seconds=self.grace_period)
+        count = conn.scalar(
+            select(func.count())
+            .select_from(WorkerRecord)
+            .where(WorkerRecord.machine == machine, WorkerRecord.last_heartbeat > live)
+        )
+        return max(1, int(count or 0))
 
     def retire(self, worker_id: str) -> None:
         with connection_scope(self.engine) as conn:

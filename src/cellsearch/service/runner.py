@@ -6,9 +6,9 @@ import logging
 import time
 
 import optuna
-import torch
 from sqlalchemy.exc import OperationalError
 
+from cellsearch.search.cpu import omp_threads
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.trainer import warm_up
 from cellsearch.search.worker import Worker, resolve_device
@@ -33,15 +33,15 @@ def build_worker(settings: Settings, device: str) -> Worker:
     """
     resolved = resolve_device(device)
     storage = _wait_for_database(settings)
-    if settings.torch_threads:
-        torch.set_num_threads(settings.torch_threads)
-    warm_up(resolved)  # one-time costs at start-up, not in the first trial's timing
-    return Worker(
+    worker = Worker(
         storage,
         SqlStudyQueue(engine_for(settings), grace_period=settings.grace_period),
         device=resolved,
         poll_interval=settings.poll_interval,
+        torch_threads=settings.torch_threads or omp_threads(),
     )
+    warm_up(resolved)  # one-time costs at start-up, not in the first trial's timing
+    return worker
 
 
 def _wait_for_database(settings: Settings) -> optuna.storages.RDBStorage:

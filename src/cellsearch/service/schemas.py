@@ -168,6 +168,7 @@ class WorkerOut(BaseModel):
     host: str
     pid: int
     device: str
+    torch_threads: int | None
     study_name: str | None
     trial_number: int | None
     started_at: datetime

@@ -89,6 +89,8 @@ class WorkerRecord(Base):
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
     device: Mapped[str] = mapped_column(String(32))
+    machine: Mapped[str | None] = mapped_column(String(64))  # kernel boot id: same host
+    torch_threads: Mapped[int | None] = mapped_column(Integer)
     study_name: Mapped[str | None] = mapped_column(String(64))
     trial_number: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
