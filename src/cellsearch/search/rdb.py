@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 import optuna
-from sqlalchemy import exists, func, select
+from sqlalchemy import Integer, String, Text, bindparam, exists, func, select
 
 try:  # Optuna's storage internals: its table definitions
     from optuna.storages._rdb import models
@@ -38,8 +38,20 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
     """
     from sqlalchemy.dialects import postgresql, sqlite
 
+    table = models.TrialUserAttributeModel.__table__
     insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    attrs = insert(models.TrialUserAttributeModel.__table__)
+    attrs = insert(table)
+    if dialect == "postgresql":  # one statement for the server, not one per row
+        pairs = (
+            func.unnest(
+                bindparam("keys", type_=postgresql.ARRAY(String)),
+                bindparam("values", type_=postgresql.ARRAY(Text)),
+            )
+            .table_valued("k", "v")
+            .render_derived()
+        )
+        rows = select(bindparam("trial_id", type_=Integer), pairs.c.k, pairs.c.v)
+        attrs = attrs.from_select(["trial_id", "key", "value_json"], rows)
     attrs = attrs.on_conflict_do_update(
         index_elements=["trial_id", "key"], set_={"value_json": attrs.excluded.value_json}
     )
@@ -87,7 +99,12 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
         if state is None:
             raise KeyError(f"no trial with id {trial_id}")
         storage.check_trial_is_updatable(trial_id, state)
-        if attrs:
+        if attrs and conn.dialect.name == "postgresql":
+            values = [json.dumps(v) for v in attrs.values()]
+            conn.execute(
+                upsert_attrs, {"trial_id": trial_id, "keys": list(attrs), "values": values}
+            )
+        elif attrs:
             rows = [
                 {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
                 for k, v in attrs.items()
