@@ -29,8 +29,8 @@ import torch
 
 import cellsearch
 from cellsearch.models import SequenceModel, count_parameters
+from cellsearch.search import retry
 from cellsearch.search.rdb import record_attrs
-from cellsearch.search.retry import is_transient, retrying
 from cellsearch.search.samplers import trial_seed
 from cellsearch.search.space import TrialConfig, suggest_config
 from cellsearch.search.spec import StudySpec
@@ -95,10 +95,7 @@ def run_trial(
             running and, once its heartbeats have stopped for the grace period, is
             requeued by a worker.
     """
-
-    def storage(call: Callable[[], Any], what: str) -> Any:
-        return retrying(call, what=f"trial {trial.number}: {what}", patience=patience)
-
+    storage = retry.for_trial(trial.number, patience)
     try:
         config = storage(
             lambda: suggest_config(
@@ -148,7 +145,7 @@ def run_trial(
     except optuna.exceptions.UpdateFinishedTrialError:
         return _lost(trial)  # another worker failed it as stale while it trained
     except Exception as exc:
-        if is_transient(exc):
+        if retry.is_transient(exc):
             raise  # the database, not the model: never a recorded outcome
         log.warning("trial %d failed: %s", trial.number, traceback.format_exc())
         return finish("error", f"{type(exc).__name__}: {exc}", static)  # a bug, out of memory

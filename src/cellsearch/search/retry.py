@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 
@@ -77,6 +77,15 @@ def retrying(call: Callable[[], T], *, what: str, patience: float) -> T:
                         summary(exc), wait)  # fmt: skip
             time.sleep(wait)
             delay = min(delay * 2, _MAX_DELAY)
+
+
+def for_trial(number: int, patience: float) -> Callable[[Callable[[], Any], str], Any]:
+    """``retrying`` bound to one trial: ``storage(call, "report")`` logs "trial 7: report"."""
+
+    def storage(call: Callable[[], Any], what: str) -> Any:
+        return retrying(call, what=f"trial {number}: {what}", patience=patience)
+
+    return storage
 
 
 def summary(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ from cellsearch.search.errors import WorkerError
 from cellsearch.search.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.outcomes import is_counted
 from cellsearch.search.rdb import record_attrs, running_without_heartbeat
-from cellsearch.search.retry import is_transient, retrying, summary
+from cellsearch.search.retry import for_trial, is_transient, summary
 from cellsearch.search.samplers import make_pruner, make_sampler
 from cellsearch.search.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
@@ -243,10 +243,7 @@ class Worker:
 
     def _requeue_interrupted(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         name = study.study_name
-
-        def storage(call: Callable[[], object], what: str) -> object:
-            return retrying(call, what=f"trial {trial.number}: {what}", patience=self.patience)
-
+        storage = for_trial(trial.number, self.patience)
         if storage(lambda: self.queue.status(name), "status check") != "cancelled":
             storage(lambda: requeue(study, trial.params, trial.number, reason), "requeue")
         storage(lambda: self.queue.release(name), "budget release")
