@@ -427,11 +427,11 @@ def test_failed_release_after_requeue_does_not_strand_the_study(
     real_release = queue.release
     calls = iter([StorageUnavailable("database error: connection lost")])
 
-    def release_once_failing(name: str) -> None:
+    def release_once_failing(name: str, generation: int) -> None:
         error = next(calls, None)
         if error is not None:
             raise error
-        real_release(name)
+        real_release(name, generation)
 
     monkeypatch.setattr(queue, "release", release_once_failing)
     with pytest.raises(StorageUnavailable):  # the run loop logs this and carries on

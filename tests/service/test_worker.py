@@ -388,6 +388,55 @@ def test_lost_unit_is_reclaimed_after_the_grace_period(migrated: Any) -> None:
     assert get_study(engine=engine_for(migrated), name="adding-t20").status == "completed"
 
 
+def ledger(settings: Any) -> tuple[int, int]:
+    record = get_study(engine=engine_for(settings), name="adding-t20")
+    return record.claimed, record.reclaims
+
+
+def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Any) -> None:
+    # A stale trial is failed and requeued; before its worker gives the unit back, another
+    # worker's settle sees no running trial and reclaims that unit. The late release must
+    # then do nothing, or the budget would overshoot by one (seen once in CI, 25 of 24).
+    study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
+    worker, queue = make_worker(migrated)
+    assert worker.step() is not None  # one trial done: claimed 1
+    assert queue.claim() is not None  # a second unit, whose worker then dies mid-trial
+    cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
+    dead = study.ask({"cell_type": cells})
+    generation = queue.generation("adding-t20")  # read by the stale handler, trial running
+    storage = optuna_storage(migrated)
+    storage.set_trial_user_attr(dead._trial_id, "failure_kind", "stale")
+    storage.set_trial_state_values(dead._trial_id, state=optuna.trial.TrialState.FAIL)
+    objective.requeue(study, dead.params, dead.number, "stale")
+    time.sleep(migrated.grace_period + 0.5)
+    worker._settle(study)  # reclaims the unit of the failed trial
+    assert ledger(migrated) == (1, 1)
+    assert generation is not None
+    queue.release("adding-t20", generation)  # the stale handler's late release: void
+    assert ledger(migrated) == (1, 1)
+    assert drain(worker) == 1  # the requeued trial, and nothing more
+    assert len(counted(study)) == 2
+    assert ledger(migrated) == (2, 1)
+
+
+def test_two_reclaims_from_one_reading_do_not_both_apply(migrated: Any) -> None:
+    study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
+    worker, queue = make_worker(migrated)
+    assert worker.step() is not None
+    assert queue.claim() is not None  # a unit lost: its worker died before `ask`
+    time.sleep(migrated.grace_period + 0.5)
+
+    def finished_while_another_worker_reclaims_and_claims() -> int:
+        queue.settle("adding-t20", lambda: 1)  # the other worker reclaims first ...
+        assert ledger(migrated) == (1, 1)
+        assert queue.claim() is not None  # ... and a third claims the freed unit
+        return 1  # what this worker counted before all that
+
+    queue.settle("adding-t20", finished_while_another_worker_reclaims_and_claims)
+    assert ledger(migrated) == (2, 1)  # this stale reclaim did not apply
+    assert len(counted(study)) == 1
+
+
 def test_worker_registry_heartbeat(migrated: Any) -> None:
     make_study(migrated, budget={"n_trials": 1, "max_epochs": 1})
     worker, queue = make_worker(migrated)

@@ -54,6 +54,7 @@ class Claim:
     spec: StudySpec
     index: int  # 0-based order of the claim within the study
     incarnation: str  # changes when a study is deleted and made again under its name
+    generation: int = 0  # the ledger's reclaim count when the unit was claimed
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,12 @@ class StudyQueue(Protocol):
     def claim(self) -> Claim | None:
         """Atomically take one unit of some running study's budget, or ``None``."""
 
-    def release(self, study_name: str) -> None:
-        """Give one unit back (its trial was requeued)."""
+    def release(self, study_name: str, generation: int) -> None:
+        """Give one unit back (its trial was requeued), unless the ledger's reclaim count
+        is no longer ``generation`` (a reclaim freed the unit already)."""
+
+    def generation(self, study_name: str) -> int | None:
+        """The ledger's reclaim count, or ``None`` if the study no longer exists."""
 
     def status(self, study_name: str) -> str | None:
         """The study's lifecycle status, or ``None`` if it no longer exists."""
@@ -237,16 +242,20 @@ class Worker:
                 patience=self.patience,
             )
         if outcome.outcome == "interrupted":
-            self._requeue_interrupted(study, trial, outcome.reason or "interrupted")
+            self._requeue_interrupted(
+                study, trial, outcome.reason or "interrupted", claim.generation
+            )
         self._settle(study)
         return outcome
 
-    def _requeue_interrupted(self, study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    def _requeue_interrupted(
+        self, study: optuna.Study, trial: optuna.Trial, reason: str, generation: int
+    ) -> None:
         name = study.study_name
         storage = for_trial(trial.number, self.patience)
         if storage(lambda: self.queue.status(name), "status check") != "cancelled":
             storage(lambda: requeue(study, trial.params, trial.number, reason), "requeue")
-        storage(lambda: self.queue.release(name), "budget release")
+        storage(lambda: self.queue.release(name, generation), "budget release")
 
     def recover_stale(self, *, force: bool = False) -> int:
         """Fail trials whose worker stopped sending heartbeats and requeue them.
@@ -282,6 +291,10 @@ class Worker:
 
     def _fail_stale(self, study: optuna.Study, trial_id: int) -> bool:
         reason = "the worker running it stopped sending heartbeats"
+        # read while the trial still runs: no reclaim can free its unit before it is failed
+        generation = self.queue.generation(study.study_name)
+        if generation is None:
+            return False  # the study is gone
         try:
             self.storage.set_trial_user_attr(trial_id, "failure_kind", "stale")
             self.storage.set_trial_user_attr(trial_id, "failure_reason", reason)
@@ -294,7 +307,7 @@ class Worker:
         frozen = self.storage.get_trial(trial_id)
         log.warning("trial %d of %s is stale; requeued", frozen.number, study.study_name)
         requeue(study, frozen.params, frozen.number, reason)
-        self.queue.release(study.study_name)
+        self.queue.release(study.study_name, generation)
         return True
 
     def _settle(self, study: optuna.Study) -> None:

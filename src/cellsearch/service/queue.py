@@ -61,6 +61,7 @@ class SqlStudyQueue:
                 StudyRecord.claimed,
                 StudyRecord.id,
                 StudyRecord.created_at,
+                StudyRecord.reclaims,
             )
         )
         for _ in range(_CLAIM_ATTEMPTS):
@@ -69,9 +70,10 @@ class SqlStudyQueue:
                 if row is None and conn.scalar(select(candidate)) is None:
                     return None  # nothing runnable (not a lost race)
             if row is not None:  # another worker may have taken the last unit: retry
-                name, spec, claimed, record_id, created_at = row
+                name, spec, claimed, record_id, created_at, reclaims = row
                 incarnation = _incarnation(record_id, created_at)
-                return Claim(name, self._spec(incarnation, spec), claimed - 1, incarnation)
+                spec = self._spec(incarnation, spec)
+                return Claim(name, spec, claimed - 1, incarnation, generation=reclaims)
         return None
 
     def _spec(self, incarnation: str, stored: dict[str, Any]) -> StudySpec:
@@ -82,14 +84,19 @@ class SqlStudyQueue:
             del self._specs[next(iter(self._specs))]
         return spec
 
-    def release(self, study_name: str) -> None:
+    def release(self, study_name: str, generation: int) -> None:
+        """Give one unit back, unless a reclaim (which already freed it) came in between."""
         with connection_scope(self.engine) as conn:
             conn.execute(
                 update(StudyRecord)
                 .where(StudyRecord.name == study_name)
-                .where(StudyRecord.claimed > 0)
+                .where(StudyRecord.claimed > 0, StudyRecord.reclaims == generation)
                 .values(claimed=StudyRecord.claimed - 1)
             )
+
+    def generation(self, study_name: str) -> int | None:
+        with connection_scope(self.engine) as conn:
+            return conn.scalar(select(StudyRecord.reclaims).where(StudyRecord.name == study_name))
 
     def status(self, study_name: str) -> str | None:
         with connection_scope(self.engine) as conn:
@@ -102,12 +109,20 @@ class SqlStudyQueue:
         between claiming it and asking Optuna for the trial, or when giving back the unit
         of a requeued trial fails; ``claimed`` is set back to the finished count once the
         last claim is older than the grace period (waiting trials hold no unit).
+
+        A reclaim and a release must not both free the unit of one requeued trial (the
+        reclaim counts it free as soon as the trial is failed, before its worker releases
+        it), and two reclaims from one stale reading must not both apply. Every reclaim
+        bumps ``reclaims`` and applies only if ``claimed`` and ``reclaims`` are still what
+        it read; a release applies only if ``reclaims`` is what its worker read while the
+        trial was still running (no reclaim can happen then).
         """
         ledger = select(
             StudyRecord.status,
             StudyRecord.claimed,
             StudyRecord.n_trials,
             StudyRecord.last_claim_at,
+            StudyRecord.reclaims,
         ).where(StudyRecord.name == study_name)
         with connection_scope(self.engine) as conn:
             record = conn.execute(ledger).first()
@@ -136,7 +151,10 @@ class SqlStudyQueue:
                     study_name, record.claimed, finished,
                 )  # fmt: skip
                 conn.execute(
-                    change.where(StudyRecord.claimed == record.claimed).values(claimed=finished)
+                    change.where(
+                        StudyRecord.claimed == record.claimed,
+                        StudyRecord.reclaims == record.reclaims,
+                    ).values(claimed=finished, reclaims=StudyRecord.reclaims + 1)
                 )
 
     def dataset(self, dataset_id: str) -> tuple[bytes, str]:

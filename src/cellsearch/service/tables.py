@@ -58,6 +58,8 @@ class StudyRecord(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     last_claim_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # bumped by every reclaim; a release made with an older value is void (see queue.py)
+    reclaims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @classmethod
     def find(cls, session: Session, name: str) -> StudyRecord | None:
