@@ -149,7 +149,7 @@ def test_long_trial_records_its_attributes_and_heartbeat_while_running(
     real_status = queue.status
 
     def slow_status(name: str) -> str | None:
-        time.sleep(migrated.heartbeat_interval * 1.6)  # an epoch longer than the interval
+        time.sleep(migrated.heartbeat_interval * 2.5)  # an epoch longer than the interval
         (running,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
         silent = running_without_heartbeat(optuna_storage(migrated), study._study_id)
         with session_scope(engine_for(migrated)) as session:
