@@ -149,8 +149,11 @@ class Worker:
             raise WorkerError("the storage needs heartbeat_interval set for crash recovery")
         self.storage = storage
         self.queue = queue
-        # how long a running trial's storage calls ride out an unreachable database
-        self.patience = float(storage.grace_period or 2 * storage.heartbeat_interval)
+        # Optuna's rule: no grace period set means twice the heartbeat interval
+        self.grace_period = float(storage.grace_period or 2 * storage.heartbeat_interval)
+        # how long a running trial's storage calls ride out an unreachable database: past
+        # the grace period other workers fail the trial as stale, so longer gains nothing
+        self.patience = self.grace_period
         self.device = device
         self.poll_interval = poll_interval
         # None: share the machine's CPUs with the other workers on it (cellsearch.search.cpu)
@@ -271,7 +274,6 @@ class Worker:
         if not force and now - self._last_stale_check < interval:
             return 0
         self._last_stale_check = now
-        grace = float(self.storage.grace_period or 2 * interval)
         recovered = 0
         silent_now: dict[int, float] = {}
         for name, incarnation in self.queue.active_studies():
@@ -280,7 +282,7 @@ class Worker:
             for trial_id in running_without_heartbeat(self.storage, study._study_id):
                 first_seen = self._silent_since.get(trial_id, now)
                 silent_now[trial_id] = first_seen
-                if now - first_seen > grace:
+                if now - first_seen > self.grace_period:
                     stale.add(trial_id)
             for trial_id in sorted(stale):
                 if self._fail_stale(study, trial_id):
