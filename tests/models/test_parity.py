@@ -1,4 +1,4 @@
-"""Parity with torch's fused kernels (weights copied in, max abs difference < 1e-5).
+"""Parity with torch's fused kernels (weights copied in, max difference < 1e-5, relative above magnitude 1).
 
 * The generic layer (the code path of every custom cell) reproduces nn.LSTM and nn.GRU.
 * The ``gru`` registry entry's CPU training path reproduces nn.GRU.
@@ -20,7 +20,9 @@ INPUT, HIDDEN, BATCH, STEPS = 6, 8, 4, 13
 
 
 def _assert_close(a: Tensor, b: Tensor) -> None:
-    assert (a - b).abs().max().item() < ATOL
+    # relative above magnitude 1: float32 carries ~7 digits, and gradients reach ~100
+    scale = max(1.0, b.abs().max().item())
+    assert (a - b).abs().max().item() < ATOL * scale
 
 
 def _grads(loss: Tensor, tensors: list[Tensor]) -> tuple[Tensor, ...]:
