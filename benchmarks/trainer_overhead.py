@@ -1,4 +1,4 @@
-"""Overhead of ``cellsearch.search.trainer.train`` against a bare hand-written PyTorch loop.
+"""Overhead of ``cellsearch.search.trial.trainer.train`` against a bare hand-written PyTorch loop.
 
 Both sides train the same model (same initial weights) on the same tensors with the same
 batch size, optimizer, gradient clipping and number of epochs, in one process. Runs are
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks import AddingTask, TaskData, build_task
-from cellsearch.search.trainer import TrainConfig, train
+from cellsearch.search.tasks.synthetic import AddingTask, TaskData, build_task
+from cellsearch.search.trial.trainer import TrainConfig, train
 
 
 def model_builder(data: TaskData, hidden_size: int) -> Callable[[], nn.Module]:

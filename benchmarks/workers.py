@@ -125,7 +125,7 @@ def _settings(url: str) -> Any:
 
 def make_spec(name: str, n_trials: int, task: dict[str, Any], epochs: int, hidden: int) -> Any:
     """A spec over LSTM and GRU with fixed hidden size and batch size, no pruner."""
-    from cellsearch.search.spec import parse_spec
+    from cellsearch.search.study.spec import parse_spec
 
     return parse_spec(
         {
@@ -168,7 +168,7 @@ def counted_trials(url: str, name: str) -> int:
     """How many trials of the study used a unit of its budget."""
     import optuna
 
-    from cellsearch.search.outcomes import is_counted
+    from cellsearch.search.trial.record import is_counted
     from cellsearch.service.db import optuna_storage
 
     study = optuna.load_study(study_name=name, storage=optuna_storage(_settings(url)))
@@ -326,11 +326,11 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     import torch
 
     from cellsearch.models import SequenceModel
-    from cellsearch.search.space import suggest_config
-    from cellsearch.search.spec import StudySpec
-    from cellsearch.search.tasks import build_task
-    from cellsearch.search.trainer import EpochResult, TrainConfig, warm_up
-    from cellsearch.search.trainer import train as train_model
+    from cellsearch.search.study.space import suggest_config
+    from cellsearch.search.study.spec import StudySpec
+    from cellsearch.search.tasks.synthetic import build_task
+    from cellsearch.search.trial.trainer import EpochResult, TrainConfig, warm_up
+    from cellsearch.search.trial.trainer import train as train_model
     from cellsearch.service.db import engine_kwargs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -373,8 +373,8 @@ def ceiling_child(epochs: int, trials: int) -> None:
     import torch
 
     from cellsearch.models import SequenceModel
-    from cellsearch.search.tasks import build_task
-    from cellsearch.search.trainer import TrainConfig, train
+    from cellsearch.search.tasks.synthetic import build_task
+    from cellsearch.search.trial.trainer import TrainConfig, train
 
     torch.set_num_threads(1)
     spec = make_spec("ceiling", 1, CPU_TASK, epochs=epochs, hidden=8)

@@ -1,4 +1,4 @@
-"""Parity with torch's fused kernels (weights copied in, max difference < 1e-5, relative above magnitude 1).
+"""Parity with torch's fused kernels (weights copied in; max difference < 1e-5, relative above 1).
 
 * The generic layer (the code path of every custom cell) reproduces nn.LSTM and nn.GRU.
 * The ``gru`` registry entry's CPU training path reproduces nn.GRU.

@@ -11,7 +11,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial
 
-from cellsearch.search.allocation import CellConditionedSampler, balanced_cell
+from cellsearch.search.study.allocation import CellConditionedSampler, balanced_cell
 
 CELLS = ["lstm", "gru", "rnn_tanh"]
 LR = FloatDistribution(1e-5, 1.0, log=True)

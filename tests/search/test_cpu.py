@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cellsearch.search import cpu
+from cellsearch.search.worker import cpu
 
 
 def test_cgroup_v2_quota(tmp_path: Path) -> None:

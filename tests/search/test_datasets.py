@@ -12,8 +12,8 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from cellsearch.models import SequenceModel
-from cellsearch.search import datasets
-from cellsearch.search.datasets import (
+from cellsearch.search.tasks import bundled as datasets
+from cellsearch.search.tasks.bundled import (
     CHORALES_N_PIECES,
     UCR_DATASETS,
     ChoralesTask,
@@ -22,10 +22,10 @@ from cellsearch.search.datasets import (
     load_series,
     load_ucr,
 )
-from cellsearch.search.task_specs import baseline_of
-from cellsearch.search.tasks import TaskData, TaskSpec, build_task
-from cellsearch.search.trainer import TrainConfig, train
-from cellsearch.search.uploads import DatasetError
+from cellsearch.search.tasks.file_formats import DatasetError
+from cellsearch.search.tasks.registry import baseline_of
+from cellsearch.search.tasks.synthetic import TaskData, TaskSpec, build_task
+from cellsearch.search.trial.trainer import TrainConfig, train
 
 HAVE_AEON = importlib.util.find_spec("aeon") is not None
 HAVE_STATSMODELS = importlib.util.find_spec("statsmodels") is not None

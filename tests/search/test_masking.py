@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks import TaskData
-from cellsearch.search.trainer import TrainConfig, batch_loss, train
+from cellsearch.search.tasks.synthetic import TaskData
+from cellsearch.search.trial.trainer import TrainConfig, batch_loss, train
 
 LENGTHS = [3, 7, 5, 1, 7, 4, 2]
 T, F, OUT = 7, 3, 4

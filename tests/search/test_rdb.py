@@ -5,7 +5,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from cellsearch.search.rdb import batch_capable, record_attrs, running_without_heartbeat
+from cellsearch.search.trial.optuna_rdb import (
+    batch_capable,
+    record_attrs,
+    running_without_heartbeat,
+)
 
 
 def rdb_study(url: str) -> tuple[optuna.Study, optuna.storages.RDBStorage]:

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from cellsearch.search.retry import is_transient, retrying
+from cellsearch.search.trial.retry import is_transient, retrying
 
 
 def refused() -> OperationalError:

@@ -1,4 +1,4 @@
-"""Known-answer tests for cellsearch.search.stats."""
+"""Known-answer tests for cellsearch.search.report.stats."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cellsearch.search import stats
+from cellsearch.search.report import stats
 
 
 def _brute_force_best_of_n(scores: list[float], n: int, maximize: bool) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import TypeAdapter, ValidationError
 
-from cellsearch.search.tasks import (
+from cellsearch.search.tasks.synthetic import (
     TASKS,
     AddingTask,
     CopyTask,
@@ -85,7 +85,7 @@ def test_sequence_length_and_dataset_size() -> None:
 
 
 def test_specs_import_without_torch() -> None:
-    code = "import sys, cellsearch.search.tasks; print('torch' in sys.modules)"
+    code = "import sys, cellsearch.search.tasks.synthetic; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -103,7 +103,7 @@ def test_task_infos_cover_every_kind() -> None:
 
 
 def test_task_specs_import_without_torch() -> None:
-    code = "import sys, cellsearch.search.task_specs; print('torch' in sys.modules)"
+    code = "import sys, cellsearch.search.tasks.registry; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

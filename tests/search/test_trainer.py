@@ -11,8 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks import AddingTask, CopyTask, DigitsTask, TaskData, build_task
-from cellsearch.search.trainer import (
+from cellsearch.search.tasks.synthetic import AddingTask, CopyTask, DigitsTask, TaskData, build_task
+from cellsearch.search.trial.trainer import (
     EpochResult,
     TrainConfig,
     TrainingDiverged,
@@ -308,8 +308,8 @@ def test_warm_up_leaves_nothing_for_the_first_trial_to_import() -> None:
     script = """
 import sys, torch
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks import AddingTask, build_task
-from cellsearch.search.trainer import TrainConfig, train, warm_up
+from cellsearch.search.tasks.synthetic import AddingTask, build_task
+from cellsearch.search.trial.trainer import TrainConfig, train, warm_up
 warm_up(torch.device("cpu"))
 before = {m for m in sys.modules if m.startswith("torch")}
 data = build_task(AddingTask(kind="adding", seq_len=4, n_train=8, n_val=4, n_test=4), 0)

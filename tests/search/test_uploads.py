@@ -13,9 +13,14 @@ import pytest
 import torch
 
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks import DatasetTask, TaskData, build_task
-from cellsearch.search.trainer import TrainConfig, train
-from cellsearch.search.uploads import DatasetError, SequenceDataset, parse_upload, summarize
+from cellsearch.search.tasks.file_formats import (
+    DatasetError,
+    SequenceDataset,
+    parse_upload,
+    summarize,
+)
+from cellsearch.search.tasks.synthetic import DatasetTask, TaskData, build_task
+from cellsearch.search.trial.trainer import TrainConfig, train
 
 CSV_EXAMPLE = b"""sequence_id,step,f1,f2,label
 a,0,0.5,1.2,1
@@ -119,7 +124,7 @@ def test_csv_without_label_is_forecasting_and_float_labels_are_regression() -> N
 
 
 def test_uploads_module_does_not_import_torch() -> None:
-    code = "import sys, cellsearch.search.uploads; print('torch' in sys.modules)"
+    code = "import sys, cellsearch.search.tasks.file_formats; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

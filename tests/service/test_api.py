@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cellsearch.models import CELLS
-from cellsearch.search.tasks import TASKS
+from cellsearch.search.tasks.synthetic import TASKS
 from tests.search.test_spec import spec_data
 
 V1 = "/api/v1"

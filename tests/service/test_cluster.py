@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from cellsearch.search.outcomes import is_counted
-from cellsearch.search.spec import parse_spec
+from cellsearch.search.study.spec import parse_spec
+from cellsearch.search.trial.record import is_counted
 from cellsearch.service.db import dispose_all, engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.migrate import upgrade
@@ -410,7 +410,7 @@ def test_failed_release_after_requeue_does_not_strand_the_study(
     """
     import torch
 
-    from cellsearch.search.worker import Worker
+    from cellsearch.search.worker.loop import Worker
     from cellsearch.service.queue import SqlStudyQueue
 
     settings = settings_for(sqlite_url)

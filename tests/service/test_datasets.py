@@ -10,7 +10,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from cellsearch.search.worker import Worker
+from cellsearch.search.worker.loop import Worker
 from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.queue import SqlStudyQueue
 

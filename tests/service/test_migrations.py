@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from cellsearch.search.spec import parse_spec
+from cellsearch.search.study.spec import parse_spec
 from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.migrate import (
     VERSION_TABLE,

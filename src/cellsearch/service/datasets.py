@@ -15,8 +15,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.errors import FieldError
-from cellsearch.search.spec import SpecLimits, StudySpec
-from cellsearch.search.uploads import DatasetError, parse_upload, summarize
+from cellsearch.search.study.spec import SpecLimits, StudySpec
+from cellsearch.search.tasks.file_formats import DatasetError, parse_upload, summarize
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound, PayloadTooLarge
 from cellsearch.service.tables import DatasetRecord, StudyRecord

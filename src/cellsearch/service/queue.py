@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cellsearch.search.spec import StudySpec
-from cellsearch.search.worker import Claim, WorkerInfo
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.worker.loop import Claim, WorkerInfo
 from cellsearch.service.datasets import dataset_content
 from cellsearch.service.db import connection_scope
 from cellsearch.service.tables import StudyRecord, WorkerRecord, utcnow
@@ -26,7 +26,7 @@ def _incarnation(record_id: int, created_at: datetime) -> str:
 
 
 class SqlStudyQueue:
-    """:class:`cellsearch.search.worker.StudyQueue` over the service's tables.
+    """:class:`cellsearch.search.worker.loop.StudyQueue` over the service's tables.
 
     A claim is one conditional ``UPDATE ... SET claimed = claimed + 1 WHERE claimed <
     n_trials`` (atomic on SQLite and PostgreSQL), so no number of concurrent workers

@@ -8,10 +8,10 @@ import time
 import optuna
 from sqlalchemy.exc import OperationalError
 
-from cellsearch.search.cpu import omp_threads
 from cellsearch.search.errors import WorkerError
-from cellsearch.search.trainer import warm_up
-from cellsearch.search.worker import Worker, resolve_device
+from cellsearch.search.trial.trainer import warm_up
+from cellsearch.search.worker.cpu import omp_threads
+from cellsearch.search.worker.loop import Worker, resolve_device
 from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.migrate import current_revision, head_revision
 from cellsearch.service.queue import SqlStudyQueue

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cellsearch.search.spec import SpecLimits
+from cellsearch.search.study.spec import SpecLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///cellsearch.db"
 _LIMITS = SpecLimits()

@@ -13,8 +13,8 @@ import optuna
 from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from cellsearch.search.outcomes import COUNTED_FAILURES
-from cellsearch.search.spec import StudySpec
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.trial.record import COUNTED_FAILURES
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound
 from cellsearch.service.tables import StudyRecord

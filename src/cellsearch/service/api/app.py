@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 
 import cellsearch
 from cellsearch.search.errors import SpecError
-from cellsearch.search.uploads import DatasetError
+from cellsearch.search.tasks.file_formats import DatasetError
 from cellsearch.service.api.routes import catalog, datasets, health, studies, workers
 from cellsearch.service.errors import (
     Conflict,

@@ -10,8 +10,8 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
 from cellsearch.models import CELLS
-from cellsearch.search.spec import StudySpec
-from cellsearch.search.task_specs import TASKS
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.tasks.registry import TASKS
 from cellsearch.service.schemas import CellOptionOut, CellOut, TaskOut
 
 router = APIRouter(tags=["catalog"])

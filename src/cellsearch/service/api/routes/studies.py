@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from cellsearch.models import CELLS
 from cellsearch.search.errors import FieldError, SpecError
-from cellsearch.search.spec import StudySpec, check_limits
+from cellsearch.search.study.spec import StudySpec, check_limits
 from cellsearch.service import studies as ops
 from cellsearch.service.api.deps import (
     EngineDep,

@@ -29,13 +29,19 @@ import torch
 
 import cellsearch
 from cellsearch.models import SequenceModel, count_parameters
-from cellsearch.search import retry
-from cellsearch.search.rdb import record_attrs
-from cellsearch.search.samplers import trial_seed
-from cellsearch.search.space import TrialConfig, suggest_config
-from cellsearch.search.spec import StudySpec
-from cellsearch.search.tasks import TaskData
-from cellsearch.search.trainer import EpochResult, TrainConfig, TrainingDiverged, TrainResult, train
+from cellsearch.search.study.sampling import trial_seed
+from cellsearch.search.study.space import TrialConfig, suggest_config
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.tasks.synthetic import TaskData
+from cellsearch.search.trial import retry
+from cellsearch.search.trial.optuna_rdb import record_attrs
+from cellsearch.search.trial.trainer import (
+    EpochResult,
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +96,7 @@ def run_trial(
             transaction fewer.
         patience: Seconds for which each storage call of the trial (sampling, reports,
             pruning and lifecycle checks, the outcome) is retried while the database is
-            unreachable (:func:`cellsearch.search.retry.retrying`). A storage error that
+            unreachable (:func:`cellsearch.search.trial.retry.retrying`). A storage error that
             outlasts it is raised, never recorded as the trial's outcome: the trial stays
             running and, once its heartbeats have stopped for the grace period, is
             requeued by a worker.

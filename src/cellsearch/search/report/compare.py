@@ -4,7 +4,7 @@ Effect size. For cell types A and B with completed scores ``a`` and ``b``,
 ``p_best_of_n`` is the probability that the best of ``n`` draws (with
 replacement) from the empirical distribution of ``a`` beats the best of ``n``
 draws from ``b``, ties counting one half, computed exactly from the two
-empirical CDFs (:func:`cellsearch.search.stats.p_best_of_n_beats`). ``n`` is the
+empirical CDFs (:func:`cellsearch.search.report.stats.p_best_of_n_beats`). ``n`` is the
 common per-cell budget: the planned number of trials divided by the number of
 searched cell types (at least 1). ``p_single`` is the same for ``n = 1``.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from cellsearch.search import stats
+from cellsearch.search.report import stats
 
 ALPHA = 0.05
 MIN_TEST_SIZE = 3

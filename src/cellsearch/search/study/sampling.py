@@ -13,8 +13,8 @@ import warnings
 
 import optuna
 
-from cellsearch.search.allocation import CellConditionedSampler, balanced_cell
-from cellsearch.search.spec import StudySpec
+from cellsearch.search.study.allocation import CellConditionedSampler, balanced_cell
+from cellsearch.search.study.spec import StudySpec
 
 
 def trial_seed(study_seed: int, index: int) -> int:

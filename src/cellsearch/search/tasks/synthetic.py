@@ -7,8 +7,8 @@ Three synthetic tasks ship with cellsearch (see REFERENCES.md for their definiti
 - ``digits``: scikit-learn's 8x8 digits read row by row or pixel by pixel.
 
 Real data come from bundled data sets (``ucr``, ``forecast``, ``chorales``; see
-:mod:`cellsearch.search.datasets`) and from user uploads (``dataset``; see
-:mod:`cellsearch.search.uploads`).
+:mod:`cellsearch.search.tasks.bundled`) and from user uploads (``dataset``; see
+:mod:`cellsearch.search.tasks.file_formats`).
 
 Every generator is vectorised and deterministic: the same spec and seed give identical
 tensors, a different seed gives different data. Each split draws from its own random
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cellsearch.search.datasets import (
+from cellsearch.search.tasks.bundled import (
     ChoralesTask,
     ForecastTask,
     UcrTask,
@@ -35,8 +35,8 @@ from cellsearch.search.datasets import (
     prepare_forecast,
     prepare_ucr,
 )
-from cellsearch.search.sequences import Prepared, prepare_upload
-from cellsearch.search.uploads import DatasetError, parse_upload
+from cellsearch.search.tasks.file_formats import DatasetError, parse_upload
+from cellsearch.search.tasks.sequences import Prepared, prepare_upload
 
 if TYPE_CHECKING:
     from torch import Tensor

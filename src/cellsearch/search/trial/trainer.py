@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cellsearch.search.errors import SearchError
-from cellsearch.search.tasks import TaskData
+from cellsearch.search.tasks.synthetic import TaskData
 
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
 StopReason = Literal["completed", "stopped", "time_limit"]
@@ -218,7 +218,7 @@ def batch_loss(
 
     Args:
         prediction: ``(B, O)`` for a last-step head, ``(B, T, O)`` for a per-step head.
-        target: Shaped as documented on :class:`~cellsearch.search.tasks.TaskData`.
+        target: Shaped as documented on :class:`~cellsearch.search.tasks.synthetic.TaskData`.
         loss: ``mse``, ``cross_entropy`` or ``bce``.
         reduction: ``mean`` or ``sum``.
         mask: ``(B, T)``, True on the valid steps of per-step targets; None means all.

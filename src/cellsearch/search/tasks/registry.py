@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from cellsearch.search.datasets import (
+from cellsearch.search.tasks.bundled import (
     UCR_DATASETS,
     ChoralesTask,
     ForecastTask,
     UcrTask,
     prepare_forecast,
 )
-from cellsearch.search.tasks import (
+from cellsearch.search.tasks.file_formats import DatasetError
+from cellsearch.search.tasks.synthetic import (
     TASKS,
     AddingTask,
     AnyTask,
@@ -23,7 +24,6 @@ from cellsearch.search.tasks import (
     TaskSpec,
     copy_baseline,
 )
-from cellsearch.search.uploads import DatasetError
 
 __all__ = [
     "TASKS",

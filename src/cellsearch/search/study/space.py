@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import optuna
 
 from cellsearch.models import CELLS, solve_hidden_size
-from cellsearch.search.spec import (
+from cellsearch.search.study.spec import (
     FloatParam,
     FloatRange,
     IntParam,

@@ -123,7 +123,7 @@ def running_without_heartbeat(storage: optuna.storages.RDBStorage, study_id: int
 
     Optuna's stale check only sees trials with a heartbeat row, so a worker killed between
     ``ask`` and its trial's first heartbeat would leave the trial running for ever. The
-    worker watches these trials itself (see :meth:`cellsearch.search.worker.Worker.
+    worker watches these trials itself (see :meth:`cellsearch.search.worker.loop.Worker.
     recover_stale`).
     """
     if models is None:  # pragma: no cover - an Optuna that reorganised its storage

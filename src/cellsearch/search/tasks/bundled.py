@@ -9,7 +9,7 @@
 
 The files are read directly from the installed packages (located without importing
 them), so neither aeon's numba nor pandas is loaded. The packages are an optional extra;
-a missing one raises :class:`~cellsearch.search.uploads.DatasetError` naming the extra.
+a missing one raises :class:`~cellsearch.search.tasks.file_formats.DatasetError` naming the extra.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cellsearch.search.sequences import (
+from cellsearch.search.tasks.file_formats import DatasetError, SequenceDataset
+from cellsearch.search.tasks.sequences import (
     Prepared,
     SplitArrays,
     forecast_windows,
@@ -34,7 +35,6 @@ from cellsearch.search.sequences import (
     require_nonempty,
     seeded_split,
 )
-from cellsearch.search.uploads import DatasetError, SequenceDataset
 
 EXTRA_HINT = "pip install 'cellsearch[datasets]'"
 

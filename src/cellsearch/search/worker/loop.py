@@ -32,15 +32,15 @@ from typing import Any, Protocol
 import optuna
 import torch
 
-from cellsearch.search import cpu
 from cellsearch.search.errors import WorkerError
-from cellsearch.search.objective import TrialOutcome, requeue, run_trial
-from cellsearch.search.outcomes import is_counted
-from cellsearch.search.rdb import record_attrs, running_without_heartbeat
-from cellsearch.search.retry import for_trial, is_transient, summary
-from cellsearch.search.samplers import make_pruner, make_sampler
-from cellsearch.search.spec import StudySpec
-from cellsearch.search.tasks import TaskData, build_task
+from cellsearch.search.study.sampling import make_pruner, make_sampler
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.tasks.synthetic import TaskData, build_task
+from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
+from cellsearch.search.trial.optuna_rdb import record_attrs, running_without_heartbeat
+from cellsearch.search.trial.record import is_counted
+from cellsearch.search.trial.retry import for_trial, is_transient, summary
+from cellsearch.search.worker import cpu
 
 log = logging.getLogger(__name__)
 REGISTRY_MIN_GAP = 1.0  # seconds: a busy worker updates its registry row about this often
@@ -65,7 +65,7 @@ class WorkerInfo:
     host: str
     pid: int
     device: str
-    machine: str = ""  # the kernel instance (see cellsearch.search.cpu.machine_id)
+    machine: str = ""  # the kernel instance (see cellsearch.search.worker.cpu.machine_id)
     torch_threads: int | None = None
     study_name: str | None = None
     trial_number: int | None = None
@@ -156,7 +156,7 @@ class Worker:
         self.patience = self.grace_period
         self.device = device
         self.poll_interval = poll_interval
-        # None: share the machine's CPUs with the other workers on it (cellsearch.search.cpu)
+        # None: share the machine's CPUs with the other workers on it (cellsearch.search.worker.cpu)
         self.fixed_threads = torch_threads
         self._cpus = cpu.usable_cpus(cpu.cgroup_cpu_quota())
         self._neighbours = 1

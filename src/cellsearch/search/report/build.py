@@ -8,12 +8,12 @@ NaN or infinity: missing numbers are ``None``). Sections:
 - ``verdict``: one sentence; "No detectable difference at this budget" when no
   corrected test rejects.
 - ``warnings`` (things that change how to read the numbers) and ``notes``.
-- ``cells``: one summary per cell type (see :mod:`cellsearch.search.report_cells`).
+- ``cells``: one summary per cell type (see :mod:`cellsearch.search.report.cells`).
 - ``comparison``: pairwise best-of-n probabilities and Holm-corrected tests (see
-  :mod:`cellsearch.search.report_compare`), or None with fewer than two cell
+  :mod:`cellsearch.search.report.compare`), or None with fewer than two cell
   types with completed trials.
 - ``importance``: overall and per cell type (see
-  :mod:`cellsearch.search.report_importance`).
+  :mod:`cellsearch.search.report.importance`).
 - ``allocation``: which cell type each trial used, by trial number and by
   completion order.
 - ``environment``: versions, devices and seeds.
@@ -32,7 +32,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import cellsearch
-from cellsearch.search import report_cells, report_compare, report_importance
+from cellsearch.search.report import cells as report_cells
+from cellsearch.search.report import compare as report_compare
+from cellsearch.search.report import importance as report_importance
 
 SCHEMA_VERSION = 1
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

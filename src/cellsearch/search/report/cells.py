@@ -9,7 +9,7 @@ Conventions (documented in the report's notes as well):
 - Divergence and pruning rates are fractions of the trials that ended with a
   model outcome: COMPLETE, PRUNED, and FAIL except the requeued kinds
   (``stale``: the worker died; ``interrupted``: paused or stopped), whose trials were
-  run again (see ``cellsearch.search.outcomes``). A FAIL without a failure kind
+  run again (see ``cellsearch.search.trial.record``). A FAIL without a failure kind
   counts as ``"error"``.
 - The learning curve pools COMPLETE and PRUNED trials; later epochs therefore
   describe the trials that survived pruning (``n_trials`` says how many).
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
-from cellsearch.search import stats
-from cellsearch.search.outcomes import COUNTED_FAILURES, REQUEUED_FAILURES, failure_kind
+from cellsearch.search.report import stats
+from cellsearch.search.trial.record import COUNTED_FAILURES, REQUEUED_FAILURES, failure_kind
 
 STATE_KEYS = {
     TrialState.COMPLETE: "complete",

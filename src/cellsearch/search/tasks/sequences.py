@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-from cellsearch.search.uploads import DatasetError, SequenceDataset
+from cellsearch.search.tasks.file_formats import DatasetError, SequenceDataset
 
 SPLITS = ("train", "val", "test")
 _MIN_SCALE = 1e-8
