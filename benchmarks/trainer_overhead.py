@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks.synthetic import AddingTask, TaskData, build_task
+from cellsearch.search.tasks import AddingTask, TaskData, build_task
 from cellsearch.search.trial.trainer import TrainConfig, train
 
 
@@ -44,7 +44,9 @@ def model_builder(data: TaskData, hidden_size: int) -> Callable[[], nn.Module]:
 
     def build() -> nn.Module:
         torch.manual_seed(0)
-        return SequenceModel("lstm", data.input_size, hidden_size, output_size=data.output_size)
+        return SequenceModel(
+            "lstm", data.meta.input_size, hidden_size, output_size=data.meta.output_size
+        )
 
     return build
 
@@ -67,7 +69,7 @@ def bare_loop(model: nn.Module, data: TaskData, config: TrainConfig) -> Timing:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    x, y, n = data.x_train, data.y_train, data.x_train.shape[0]
+    x, y, n = data.train.x, data.train.y, data.train.x.shape[0]
     train_seconds, best = 0.0, math.inf
     for _ in range(config.max_epochs):
         epoch_start = time.perf_counter()
@@ -83,10 +85,10 @@ def bare_loop(model: nn.Module, data: TaskData, config: TrainConfig) -> Timing:
         train_seconds += time.perf_counter() - epoch_start
         model.eval()
         with torch.no_grad():
-            val = F.mse_loss(model(data.x_val), data.y_val).item()
+            val = F.mse_loss(model(data.val.x), data.val.y).item()
             if val < best:
                 best = val
-                F.mse_loss(model(data.x_test), data.y_test).item()
+                F.mse_loss(model(data.test.x), data.test.y).item()
     return Timing(total=time.perf_counter() - start, train=train_seconds)
 
 
@@ -96,7 +98,7 @@ def trainer_run(model: nn.Module, data: TaskData, config: TrainConfig) -> Timing
     result = train(model, data, config)
     total = time.perf_counter() - start
     return Timing(
-        total=total, train=data.x_train.shape[0] * result.epochs_run / result.samples_per_second
+        total=total, train=data.train.x.shape[0] * result.epochs_run / result.samples_per_second
     )
 
 

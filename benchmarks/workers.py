@@ -328,7 +328,7 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     from cellsearch.models import SequenceModel
     from cellsearch.search.study.space import suggest_config
     from cellsearch.search.study.spec import StudySpec
-    from cellsearch.search.tasks.synthetic import build_task
+    from cellsearch.search.tasks import build_task
     from cellsearch.search.trial.trainer import EpochResult, TrainConfig, warm_up
     from cellsearch.search.trial.trainer import train as train_model
     from cellsearch.service.db import engine_kwargs
@@ -344,13 +344,13 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
 
     def objective(trial: optuna.Trial) -> float:
         config = suggest_config(
-            trial, spec, input_size=data.input_size, output_size=data.output_size
+            trial, spec, input_size=data.meta.input_size, output_size=data.meta.output_size
         )
         if not train:
             return 0.0
-        model = SequenceModel(config.cell_type, data.input_size, config.hidden_size,
-                              num_layers=config.num_layers, output_size=data.output_size,
-                              head=data.head)  # fmt: skip
+        model = SequenceModel(config.cell_type, data.meta.input_size, config.hidden_size,
+                              num_layers=config.num_layers, output_size=data.meta.output_size,
+                              head=data.meta.head)  # fmt: skip
 
         def on_epoch(epoch: EpochResult) -> bool:
             trial.report(epoch.val_loss, epoch.epoch)
@@ -373,7 +373,7 @@ def ceiling_child(epochs: int, trials: int) -> None:
     import torch
 
     from cellsearch.models import SequenceModel
-    from cellsearch.search.tasks.synthetic import build_task
+    from cellsearch.search.tasks import build_task
     from cellsearch.search.trial.trainer import TrainConfig, train
 
     torch.set_num_threads(1)
@@ -382,8 +382,8 @@ def ceiling_child(epochs: int, trials: int) -> None:
     config = TrainConfig(learning_rate=1e-3, batch_size=32, max_epochs=epochs)
     start = time.perf_counter()
     for _ in range(trials):
-        model = SequenceModel("gru", data.input_size, 8, output_size=data.output_size,
-                              head=data.head)  # fmt: skip
+        model = SequenceModel("gru", data.meta.input_size, 8, output_size=data.meta.output_size,
+                              head=data.meta.head)  # fmt: skip
         train(model, data, config, "cpu", lambda _epoch: True)
     print(time.perf_counter() - start)
 

@@ -12,6 +12,8 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 
 from cellsearch.models import SequenceModel
+from cellsearch.search.errors import DatasetError
+from cellsearch.search.tasks import TaskData, TaskSpec, baseline_of, build_task
 from cellsearch.search.tasks import bundled as datasets
 from cellsearch.search.tasks.bundled import (
     CHORALES_N_PIECES,
@@ -22,9 +24,6 @@ from cellsearch.search.tasks.bundled import (
     load_series,
     load_ucr,
 )
-from cellsearch.search.tasks.file_formats import DatasetError
-from cellsearch.search.tasks.registry import baseline_of
-from cellsearch.search.tasks.synthetic import TaskData, TaskSpec, build_task
 from cellsearch.search.trial.trainer import TrainConfig, train
 
 HAVE_AEON = importlib.util.find_spec("aeon") is not None
@@ -125,27 +124,30 @@ def test_ucr_shapes_classes_and_splits(name: str) -> None:
     assert max(lengths) == info.max_length and (len(lengths) > 1) == info.variable_length
 
     data = build_task(UcrTask(kind="ucr", name=name), seed=0)
-    assert len(data.x_train) + len(data.x_val) == info.n_train
-    assert len(data.x_test) == info.n_test
-    assert data.x_train.shape[1:] == (info.max_length, info.n_features)
-    assert (data.output_size, data.head, data.loss) == (info.n_classes, "last", "cross_entropy")
-    assert (data.lengths_train is not None) == info.variable_length
-    assert torch.equal(data.y_test, torch.from_numpy(archive["test"][1]))  # archive's own test
-    assert set(data.y_val.tolist()) == set(range(info.n_classes)) or len(data.y_val) < 10
-    assert data.baseline == pytest.approx(math.log(info.n_classes))
-    assert data.chance_metric is not None and 0 < data.chance_metric < 1
+    assert len(data.train.x) + len(data.val.x) == info.n_train
+    assert len(data.test.x) == info.n_test
+    assert data.train.x.shape[1:] == (info.max_length, info.n_features)
+    assert (data.meta.output_size, data.meta.head, data.meta.loss) == (
+        info.n_classes,
+        "last",
+        "cross_entropy",
+    )
+    assert (data.train.lengths is not None) == info.variable_length
+    assert torch.equal(data.test.y, torch.from_numpy(archive["test"][1]))  # archive's own test
+    assert set(data.val.y.tolist()) == set(range(info.n_classes)) or len(data.val.y) < 10
+    assert data.meta.baseline == pytest.approx(math.log(info.n_classes))
 
 
 @needs_aeon
 def test_japanese_vowels_is_variable_length_with_nine_balanced_training_classes() -> None:
     data = build_task(UcrTask(kind="ucr", name="JapaneseVowels"), seed=0)
-    assert data.lengths_train is not None and data.lengths_test is not None
-    assert int(data.lengths_test.min()) == 7 and int(data.lengths_test.max()) == 29
-    train_counts = torch.bincount(torch.cat([data.y_train, data.y_val]), minlength=9)
+    assert data.train.lengths is not None and data.test.lengths is not None
+    assert int(data.test.lengths.min()) == 7 and int(data.test.lengths.max()) == 29
+    train_counts = torch.bincount(torch.cat([data.train.y, data.val.y]), minlength=9)
     assert train_counts.tolist() == [30] * 9
-    val_counts = torch.bincount(data.y_val, minlength=9)
+    val_counts = torch.bincount(data.val.y, minlength=9)
     assert val_counts.tolist() == [6] * 9  # stratified: 20% of each class
-    for x, lengths in ((data.x_train, data.lengths_train), (data.x_test, data.lengths_test)):
+    for x, lengths in ((data.train.x, data.train.lengths), (data.test.x, data.test.lengths)):
         padding = torch.arange(29) >= lengths[:, None]
         assert float(x[padding].abs().max()) == 0.0
 
@@ -154,24 +156,24 @@ def test_japanese_vowels_is_variable_length_with_nine_balanced_training_classes(
 @pytest.mark.parametrize("name", ["JapaneseVowels", "ItalyPowerDemand"])
 def test_ucr_no_test_sequence_in_train_and_seeded_validation(name: str) -> None:
     data = build_task(UcrTask(kind="ucr", name=name), seed=0)
-    assert not _rows(data.x_test) & _rows(data.x_train)
-    assert not _rows(data.x_val) & _rows(data.x_train)
+    assert not _rows(data.test.x) & _rows(data.train.x)
+    assert not _rows(data.val.x) & _rows(data.train.x)
     again, other = (build_task(UcrTask(kind="ucr", name=name), seed=s) for s in (0, 1))
-    assert torch.equal(data.x_val, again.x_val) and torch.equal(data.x_test, again.x_test)
-    assert not torch.equal(data.x_val, other.x_val)
-    assert torch.equal(data.y_test, other.y_test)  # the archive's test set never moves
+    assert torch.equal(data.val.x, again.val.x) and torch.equal(data.test.x, again.test.x)
+    assert not torch.equal(data.val.x, other.val.x)
+    assert torch.equal(data.test.y, other.test.y)  # the archive's test set never moves
 
 
 @needs_aeon
 def test_ucr_standardisation_uses_training_statistics() -> None:
     data = build_task(UcrTask(kind="ucr", name="JapaneseVowels"), seed=0)
-    assert data.lengths_train is not None and data.lengths_test is not None
-    train_steps = data.x_train[torch.arange(29) < data.lengths_train[:, None]]
+    assert data.train.lengths is not None and data.test.lengths is not None
+    train_steps = data.train.x[torch.arange(29) < data.train.lengths[:, None]]
     torch.testing.assert_close(train_steps.mean(0), torch.zeros(12), atol=1e-4, rtol=0)
     torch.testing.assert_close(
         train_steps.std(0, unbiased=False), torch.ones(12), atol=1e-4, rtol=0
     )
-    test_steps = data.x_test[torch.arange(29) < data.lengths_test[:, None]]
+    test_steps = data.test.x[torch.arange(29) < data.test.lengths[:, None]]
     assert float(test_steps.mean(0).abs().max()) > 1e-3  # fitted on train, not on test
 
 
@@ -179,12 +181,13 @@ def test_ucr_standardisation_uses_training_statistics() -> None:
 def test_gru_beats_the_baseline_on_japanese_vowels() -> None:
     data = build_task(UcrTask(kind="ucr", name="JapaneseVowels"), seed=0)
     torch.manual_seed(0)
-    model = SequenceModel("gru", data.input_size, 32, output_size=data.output_size)
+    model = SequenceModel("gru", data.meta.input_size, 32, output_size=data.meta.output_size)
     config = TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=5)
     result = train(model, data, config)
-    assert data.chance_metric is not None
-    assert result.best_val_loss < 0.5 * data.baseline
-    assert result.test_metric > 0.8 > data.chance_metric
+    majority = torch.bincount(data.train.y).argmax()
+    chance = float((data.test.y == majority).float().mean())  # the majority-class guess
+    assert result.best_val_loss < 0.5 * data.meta.baseline
+    assert result.test_metric > 0.8 > chance
 
 
 @needs_aeon
@@ -193,7 +196,7 @@ def test_variable_length_training_is_deterministic() -> None:
 
     def run(seed: int) -> list[float]:
         torch.manual_seed(0)
-        model = SequenceModel("lstm", data.input_size, 8, output_size=data.output_size)
+        model = SequenceModel("lstm", data.meta.input_size, 8, output_size=data.meta.output_size)
         config = TrainConfig(learning_rate=1e-2, batch_size=64, max_epochs=2, seed=seed)
         return [e.val_loss for e in train(model, data, config).history]
 
@@ -220,8 +223,8 @@ def test_forecast_windows_are_chronological(name: str, length: int, horizon: int
     assert series.shape == (length, 1)
     spec = ForecastTask(kind="forecast", name=name, window=10, horizon=horizon)
     data = build_task(spec, seed=0)
-    assert data.x_train.shape[1:] == (10, 1) and data.y_train.shape[1:] == (horizon,)
-    assert (data.head, data.loss, data.output_size, data.lengths_train) == (
+    assert data.train.x.shape[1:] == (10, 1) and data.train.y.shape[1:] == (horizon,)
+    assert (data.meta.head, data.meta.loss, data.meta.output_size, data.train.lengths) == (
         "last", "mse", horizon, None,
     )  # fmt: skip
     train_end = round(length * 0.7)
@@ -229,14 +232,16 @@ def test_forecast_windows_are_chronological(name: str, length: int, horizon: int
     mean, std = train_part.mean(), train_part.std()
     z = torch.from_numpy(((series[:, 0] - mean) / std).astype(np.float32))
     # The next-step targets of the training windows are the series, in order, up to the cut.
-    torch.testing.assert_close(data.y_train[:, 0], z[10 : train_end - horizon + 1])
+    torch.testing.assert_close(data.train.y[:, 0], z[10 : train_end - horizon + 1])
     val_end = round(length * 0.85)
-    torch.testing.assert_close(data.y_val[:, 0], z[train_end : val_end - horizon + 1])
-    torch.testing.assert_close(data.y_test[:, 0], z[val_end : length - horizon + 1])
-    persistence = data.x_val[:, -1, :].repeat(1, horizon)  # (N, horizon)
-    assert data.baseline == pytest.approx(float(((data.y_val - persistence) ** 2).mean()), rel=1e-5)
-    assert baseline_of(spec).value == pytest.approx(data.baseline)
-    assert build_task(spec, seed=5).x_val.equal(data.x_val)  # time decides, not the seed
+    torch.testing.assert_close(data.val.y[:, 0], z[train_end : val_end - horizon + 1])
+    torch.testing.assert_close(data.test.y[:, 0], z[val_end : length - horizon + 1])
+    persistence = data.val.x[:, -1, :].repeat(1, horizon)  # (N, horizon)
+    assert data.meta.baseline == pytest.approx(
+        float(((data.val.y - persistence) ** 2).mean()), rel=1e-5
+    )
+    assert baseline_of(spec).value == pytest.approx(data.meta.baseline)
+    assert build_task(spec, seed=5).val.x.equal(data.val.x)  # time decides, not the seed
 
 
 @needs_aeon
@@ -246,7 +251,7 @@ def test_gru_beats_persistence_on_airline() -> None:
     torch.manual_seed(0)
     model = SequenceModel("gru", 1, 32, output_size=1)
     result = train(model, data, TrainConfig(learning_rate=1e-2, batch_size=16, max_epochs=25))
-    assert result.best_val_loss < data.baseline
+    assert result.best_val_loss < data.meta.baseline
 
 
 # --- chorales ----------------------------------------------------------------------------
@@ -260,18 +265,18 @@ def _chorales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pieces: int = 6) 
 @needs_music21
 def test_chorales_piano_rolls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = _chorales(tmp_path, monkeypatch)
-    assert len(data.x_train) + len(data.x_val) + len(data.x_test) == 6
-    assert min(len(data.x_train), len(data.x_val), len(data.x_test)) >= 1
-    assert data.x_train.shape[2] == 88 and data.y_train.shape == data.x_train.shape
-    assert (data.head, data.loss, data.output_size) == ("per_step", "bce", 88)
-    assert set(torch.unique(data.x_train).tolist()) == {0.0, 1.0}
-    assert data.lengths_train is not None
-    for x, y, n in zip(data.x_train, data.y_train, data.lengths_train, strict=True):
+    assert len(data.train.x) + len(data.val.x) + len(data.test.x) == 6
+    assert min(len(data.train.x), len(data.val.x), len(data.test.x)) >= 1
+    assert data.train.x.shape[2] == 88 and data.train.y.shape == data.train.x.shape
+    assert (data.meta.head, data.meta.loss, data.meta.output_size) == ("per_step", "bce", 88)
+    assert set(torch.unique(data.train.x).tolist()) == {0.0, 1.0}
+    assert data.train.lengths is not None
+    for x, y, n in zip(data.train.x, data.train.y, data.train.lengths, strict=True):
         assert torch.equal(x[1:n], y[: n - 1])  # the target is the next step
         assert float(x[n:].abs().sum() + y[n:].abs().sum()) == 0.0
         keys = x[:n].sum(1)
         assert float(keys.max()) <= 4 and float(keys.mean()) > 2.5  # four voices, some rests
-    assert 1.0 < data.baseline < 30.0
+    assert 1.0 < data.meta.baseline < 30.0
 
 
 @needs_music21
@@ -285,7 +290,7 @@ def test_chorales_cache_is_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(datasets, "piano_roll", no_parsing)
     again = _chorales(tmp_path, monkeypatch, pieces=4)
-    assert torch.equal(first.x_train, again.x_train) and first.baseline == again.baseline
+    assert torch.equal(first.train.x, again.train.x) and first.meta.baseline == again.meta.baseline
     with pytest.raises(AssertionError, match="cache was not used"):
         _chorales(tmp_path, monkeypatch, pieces=3)  # other pieces, other key
 
@@ -298,4 +303,4 @@ def test_chorale_training_beats_the_frequency_baseline(
     torch.manual_seed(0)
     model = SequenceModel("gru", 88, 32, output_size=88, head="per_step")
     result = train(model, data, TrainConfig(learning_rate=2e-2, batch_size=1, max_epochs=10))
-    assert result.best_val_loss < data.baseline
+    assert result.best_val_loss < data.meta.baseline

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks.synthetic import TaskData
+from cellsearch.search.tasks import Split, TaskData, TaskMeta
 from cellsearch.search.trial.trainer import TrainConfig, batch_loss, train
 
 LENGTHS = [3, 7, 5, 1, 7, 4, 2]
@@ -92,13 +92,12 @@ def _task(head: str, loss: Loss, metric: str) -> TaskData:
     if loss == "mse" and head == "last":
         y = y[:, :1]
     output = 1 if loss == "mse" and head == "last" else OUT
-    return TaskData(
-        x, y, x, y, x, y,
+    meta = TaskMeta(
         input_size=F, output_size=output, head=head,  # type: ignore[arg-type]
-        loss=loss, metric=metric, metric_direction="minimize",
-        baseline=1.0, baseline_description="", chance_metric=None,
-        lengths_train=lengths, lengths_val=lengths, lengths_test=lengths,
+        loss=loss, metric=metric, baseline=1.0, baseline_description="",
     )  # fmt: skip
+    split = Split(x, y, lengths)
+    return TaskData(meta, split, split, split)
 
 
 @pytest.mark.parametrize(
@@ -110,17 +109,17 @@ def test_trainer_scores_padded_splits_like_the_reference(
     head: str, loss: Loss, metric: str
 ) -> None:
     data = _task(head, loss, metric)
-    model = SequenceModel("gru", F, 8, output_size=data.output_size, head=head)  # type: ignore[arg-type]
+    model = SequenceModel("gru", F, 8, output_size=data.meta.output_size, head=head)  # type: ignore[arg-type]
     # A vanishing learning rate: the epoch's train loss is taken on (almost) this model too.
     config = TrainConfig(learning_rate=1e-12, batch_size=3, max_epochs=1, optimizer="sgd")
     result = train(model, data, config)
     model.eval()
     with torch.no_grad():
-        predictions, total, units = _reference(model, data.x_val, data.y_val, loss, head)
+        predictions, total, units = _reference(model, data.val.x, data.val.y, loss, head)
     assert result.best_val_loss == pytest.approx(float(total) / units, rel=1e-5)
     if metric == "accuracy":
         hits = sum(
-            int((p.argmax(-1) == (data.y_val[i] if head == "last" else data.y_val[i, :n])).sum())
+            int((p.argmax(-1) == (data.val.y[i] if head == "last" else data.val.y[i, :n])).sum())
             for i, (p, n) in enumerate(zip(predictions, LENGTHS, strict=True))
         )
         assert result.best_val_metric == pytest.approx(hits / units)

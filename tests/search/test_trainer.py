@@ -11,7 +11,15 @@ import torch
 from torch import Tensor, nn
 
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks.synthetic import AddingTask, CopyTask, DigitsTask, TaskData, build_task
+from cellsearch.search.tasks import (
+    AddingTask,
+    CopyTask,
+    DigitsTask,
+    Split,
+    TaskData,
+    TaskMeta,
+    build_task,
+)
 from cellsearch.search.trial.trainer import (
     EpochResult,
     TrainConfig,
@@ -57,12 +65,12 @@ def _gru(
     torch.manual_seed(0)
     return SequenceModel(
         "gru",
-        data.input_size,
+        data.meta.input_size,
         hidden_size,
         num_layers=num_layers,
         dropout=dropout,
-        output_size=data.output_size,
-        head=data.head,
+        output_size=data.meta.output_size,
+        head=data.meta.head,
     )
 
 
@@ -73,9 +81,9 @@ def test_gru_beats_the_adding_baseline() -> None:
     data = _adding()
     config = TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=6)
     result = train(_gru(data), data, config)
-    assert data.baseline == pytest.approx(1 / 6, abs=0.02)
-    assert result.best_val_loss < data.baseline / 10
-    assert result.test_metric < data.baseline / 10
+    assert data.meta.baseline == pytest.approx(1 / 6, abs=0.02)
+    assert result.best_val_loss < data.meta.baseline / 10
+    assert result.test_metric < data.meta.baseline / 10
     assert result.stop_reason == "completed" and result.epochs_run == 6
 
 
@@ -83,10 +91,9 @@ def test_digits_accuracy_is_well_above_chance() -> None:
     data = build_task(DigitsTask(kind="digits"), seed=0)
     config = TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=4)
     result = train(_gru(data), data, config)
-    assert data.chance_metric is not None
-    assert result.best_val_metric > 0.6 > data.chance_metric
+    assert result.best_val_metric > 0.6 > 0.1  # chance: ten balanced classes
     assert result.test_metric > 0.6
-    assert result.best_val_loss < data.baseline
+    assert result.best_val_loss < data.meta.baseline
 
 
 def test_copy_task_trains_per_step() -> None:
@@ -144,7 +151,7 @@ def test_train_loss_is_the_sample_weighted_mean() -> None:
     result = train(
         Scripted([1.0]), data, TrainConfig(learning_rate=1e-3, batch_size=4, max_epochs=1)
     )
-    expected = float(((data.y_train - 1.0) ** 2).mean())
+    expected = float(((data.train.y - 1.0) ** 2).mean())
     assert result.history[0].train_loss == pytest.approx(expected, rel=1e-6)
 
 
@@ -163,8 +170,8 @@ def test_test_metric_is_taken_at_the_best_validation_epoch() -> None:
         return float(((y - c) ** 2).mean())
 
     assert result.best_epoch == 2
-    assert result.best_val_loss == pytest.approx(mse(data.y_val, 1.0), rel=1e-6)
-    assert result.test_metric == pytest.approx(mse(data.y_test, 1.0), rel=1e-6)
+    assert result.best_val_loss == pytest.approx(mse(data.val.y, 1.0), rel=1e-6)
+    assert result.test_metric == pytest.approx(mse(data.test.y, 1.0), rel=1e-6)
     assert result.test_loss == result.test_metric
     assert model.eval_calls == 4 + 2  # val every epoch; test at epochs 1 and 2 only
 
@@ -277,12 +284,9 @@ class ConstantLogits(nn.Module):
 def _binary_task(lengths: Tensor | None) -> TaskData:
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 2, (12, 6, 5), generator=g).float()
-    return TaskData(
-        x, x, x, x, x, x,
-        input_size=5, output_size=5, head="per_step", loss="bce", metric="nll",
-        metric_direction="minimize", baseline=1.0, baseline_description="",
-        chance_metric=None, lengths_train=lengths, lengths_val=lengths, lengths_test=lengths,
-    )  # fmt: skip
+    meta = TaskMeta(5, 5, "per_step", "bce", "nll", baseline=1.0, baseline_description="")
+    split = Split(x, x, lengths)
+    return TaskData(meta, split, split, split)
 
 
 @pytest.mark.parametrize("lengths", [None, torch.tensor([1, 6, 3, 2, 6, 5] * 2)])
@@ -308,13 +312,13 @@ def test_warm_up_leaves_nothing_for_the_first_trial_to_import() -> None:
     script = """
 import sys, torch
 from cellsearch.models import SequenceModel
-from cellsearch.search.tasks.synthetic import AddingTask, build_task
+from cellsearch.search.tasks import AddingTask, build_task
 from cellsearch.search.trial.trainer import TrainConfig, train, warm_up
 warm_up(torch.device("cpu"))
 before = {m for m in sys.modules if m.startswith("torch")}
 data = build_task(AddingTask(kind="adding", seq_len=4, n_train=8, n_val=4, n_test=4), 0)
 for name in ("adam", "adamw", "sgd", "rmsprop"):
-    model = SequenceModel("lstm", data.input_size, 4, output_size=data.output_size)
+    model = SequenceModel("lstm", data.meta.input_size, 4, output_size=data.meta.output_size)
     train(model, data, TrainConfig(learning_rate=1e-3, batch_size=4, max_epochs=1,
                                    optimizer=name))
 print(sorted({m for m in sys.modules if m.startswith("torch")} - before))

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 from cellsearch.models import SequenceModel
+from cellsearch.search.tasks import DatasetTask, TaskData, build_task
 from cellsearch.search.tasks.file_formats import (
     DatasetError,
     SequenceDataset,
     parse_upload,
     summarize,
 )
-from cellsearch.search.tasks.synthetic import DatasetTask, TaskData, build_task
 from cellsearch.search.trial.trainer import TrainConfig, train
 
 CSV_EXAMPLE = b"""sequence_id,step,f1,f2,label
@@ -289,48 +289,48 @@ def _rows(x: torch.Tensor) -> set[bytes]:
 def test_classification_upload_splits_are_stratified_disjoint_and_seeded() -> None:
     content, y = _signal_upload()
     data = _build(content, val_fraction=0.2, test_fraction=0.2)
-    sizes = [len(data.x_train), len(data.x_val), len(data.x_test)]
+    sizes = [len(data.train.x), len(data.val.x), len(data.test.x)]
     assert sum(sizes) == 240 and sizes[1] == pytest.approx(48, abs=2)
-    for labels in (data.y_train, data.y_val, data.y_test):
+    for labels in (data.train.y, data.val.y, data.test.y):
         share = float(labels.float().mean())
         assert abs(share - y.mean()) < 0.05
-    assert data.lengths_train is not None and data.lengths_test is not None
-    assert not _rows(data.x_test) & _rows(data.x_train)  # no test sequence in train
-    assert not _rows(data.x_val) & _rows(data.x_train)
+    assert data.train.lengths is not None and data.test.lengths is not None
+    assert not _rows(data.test.x) & _rows(data.train.x)  # no test sequence in train
+    assert not _rows(data.val.x) & _rows(data.train.x)
     again, other = _build(content, val_fraction=0.2, test_fraction=0.2), _build(content, seed=1)
-    assert torch.equal(data.x_test, again.x_test) and torch.equal(data.y_val, again.y_val)
-    assert not torch.equal(data.lengths_test, other.lengths_test)  # type: ignore[arg-type]
+    assert torch.equal(data.test.x, again.test.x) and torch.equal(data.val.y, again.val.y)
+    assert not torch.equal(data.test.lengths, other.test.lengths)  # type: ignore[arg-type]
 
 
 def test_standardisation_is_fitted_on_train_only() -> None:
     content, _ = _signal_upload()
     data = _build(content)
-    assert data.lengths_train is not None
-    valid = torch.arange(16) < data.lengths_train[:, None]
-    train_steps = data.x_train[valid]  # (steps, 3)
+    assert data.train.lengths is not None
+    valid = torch.arange(16) < data.train.lengths[:, None]
+    train_steps = data.train.x[valid]  # (steps, 3)
     torch.testing.assert_close(train_steps.mean(0), torch.zeros(3), atol=1e-4, rtol=0)
     torch.testing.assert_close(train_steps.std(0, unbiased=False), torch.ones(3), atol=1e-4, rtol=0)
-    assert float(data.x_train[~valid].abs().max()) == 0.0  # padding stays zero
-    assert data.baseline == pytest.approx(np.log(2)) and data.metric == "accuracy"
+    assert float(data.train.x[~valid].abs().max()) == 0.0  # padding stays zero
+    assert data.meta.baseline == pytest.approx(np.log(2)) and data.meta.metric == "accuracy"
 
 
 def test_regression_and_per_step_uploads() -> None:
     x = _x(n=30, t=6)
     data = _build(npz(x=x, y=x[:, :, 0].sum(1)))
-    assert data.y_train.shape[1:] == (1,) and data.loss == "mse" and data.head == "last"
-    assert abs(float(data.y_train.mean())) < 1e-5  # targets standardised on train
+    assert data.train.y.shape[1:] == (1,) and data.meta.loss == "mse" and data.meta.head == "last"
+    assert abs(float(data.train.y.mean())) < 1e-5  # targets standardised on train
     per_step = _build(npz(x=x, y=(x[:, :, 1] > 0).astype(np.int64)))
-    assert per_step.head == "per_step" and per_step.y_train.shape[1:] == (6,)
-    assert per_step.output_size == 2 and per_step.loss == "cross_entropy"
+    assert per_step.meta.head == "per_step" and per_step.train.y.shape[1:] == (6,)
+    assert per_step.meta.output_size == 2 and per_step.meta.loss == "cross_entropy"
 
 
 def test_forecasting_upload_is_split_in_time() -> None:
     series = np.arange(100, dtype=np.float64)[None, :, None]  # one series, rising
     data = _build(npz(x=series), window=5, horizon=2, val_fraction=0.2, test_fraction=0.2)
-    assert data.x_train.shape[1:] == (5, 1) and data.y_train.shape[1:] == (2,)
-    assert float(data.y_train.max()) < float(data.y_val.min())
-    assert float(data.y_val.max()) < float(data.y_test.min())
-    assert data.baseline > 0 and data.head == "last" and data.output_size == 2
+    assert data.train.x.shape[1:] == (5, 1) and data.train.y.shape[1:] == (2,)
+    assert float(data.train.y.max()) < float(data.val.y.min())
+    assert float(data.val.y.max()) < float(data.test.y.min())
+    assert data.meta.baseline > 0 and data.meta.head == "last" and data.meta.output_size == 2
 
 
 def test_csv_upload_builds() -> None:
@@ -339,7 +339,8 @@ def test_csv_upload_builds() -> None:
     ]
     data = _build("\n".join(rows).encode(), fmt="csv")
     assert (
-        data.output_size == 2 and sum(len(d) for d in (data.y_train, data.y_val, data.y_test)) == 20
+        data.meta.output_size == 2
+        and sum(len(d) for d in (data.train.y, data.val.y, data.test.y)) == 20
     )
 
 
@@ -352,9 +353,9 @@ def test_training_on_an_uploaded_npz_beats_the_baseline() -> None:
     content, _ = _signal_upload()
     data = _build(content)
     torch.manual_seed(0)
-    model = SequenceModel("gru", data.input_size, 16, output_size=data.output_size)
+    model = SequenceModel("gru", data.meta.input_size, 16, output_size=data.meta.output_size)
     result = train(model, data, TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=8))
-    assert result.best_val_loss < 0.5 * data.baseline
+    assert result.best_val_loss < 0.5 * data.meta.baseline
     assert result.test_metric > 0.9
 
 

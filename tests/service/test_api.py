@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cellsearch.models import CELLS
-from cellsearch.search.tasks.synthetic import TASKS
+from cellsearch.search.tasks import TASKS
 from tests.search.test_spec import spec_data
 
 V1 = "/api/v1"
@@ -185,6 +185,8 @@ def test_cells_and_tasks_catalog(api: TestClient) -> None:
     tasks = api.get(f"{V1}/tasks").json()
     assert [t["kind"] for t in tasks] == list(TASKS)
     assert "1/6" in tasks[0]["baseline"]
+    adding = tasks[0]["parameters"]
+    assert adding["properties"]["seq_len"]["default"] == 100 and "kind" in adding["required"]
     schema = api.get(f"{V1}/spec-schema").json()
     assert "task" in schema["properties"]
 

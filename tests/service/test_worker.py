@@ -197,7 +197,7 @@ def test_study_made_again_under_the_same_name_gets_its_own_task_and_trials(
     assert drain(worker) == 2
     assert len(counted(again)) == 2 == len(again.trials)
     (data,) = [d for key, d in worker._data.items() if '"seq_len":5' in key[0]]
-    assert data.x_train.shape[1] == 5
+    assert data.train.x.shape[1] == 5
 
 
 def test_pause_interrupts_after_the_epoch_and_requeues(

@@ -4,6 +4,8 @@ Hierarchy::
 
     SearchError
     ├── SpecError          a study spec breaks a rule or a server limit (carries field errors)
+    ├── DatasetError       a data set is invalid or unavailable (an upload, a missing extra)
+    ├── TrainingDiverged   the loss became NaN or inf: an outcome of the trial, not a bug
     └── WorkerError        a worker cannot run (bad device, unusable storage)
 """
 
@@ -45,3 +47,21 @@ class SpecError(SearchError):
 
 class WorkerError(SearchError):
     """A worker cannot start or continue (e.g. an unavailable device)."""
+
+
+class DatasetError(SearchError):
+    """A data set is invalid or unavailable; the message names the problem."""
+
+
+class TrainingDiverged(SearchError):
+    """The loss became non-finite (nan or inf); an outcome of the trial, not a bug.
+
+    Attributes:
+        epoch: 1-based epoch in which it happened.
+        reason: Human-readable cause, e.g. ``"train loss is nan at epoch 3, batch 12"``.
+    """
+
+    def __init__(self, epoch: int, reason: str) -> None:
+        super().__init__(reason)
+        self.epoch = epoch
+        self.reason = reason

@@ -14,9 +14,9 @@ from typing import Literal
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
-from cellsearch.search.errors import FieldError
+from cellsearch.search.errors import DatasetError, FieldError
 from cellsearch.search.study.spec import SpecLimits, StudySpec
-from cellsearch.search.tasks.file_formats import DatasetError, parse_upload, summarize
+from cellsearch.search.tasks.file_formats import parse_upload, summarize
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound, PayloadTooLarge
 from cellsearch.service.tables import DatasetRecord, StudyRecord

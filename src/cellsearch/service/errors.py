@@ -9,7 +9,7 @@ Hierarchy::
     └── StorageUnavailable  503: the database cannot be reached
 
 ``cellsearch.search.errors.SpecError`` (an invalid spec) and
-``cellsearch.search.tasks.file_formats.DatasetError`` (an invalid upload) map to 422.
+``cellsearch.search.errors.DatasetError`` (an invalid upload) map to 422.
 """
 
 from __future__ import annotations

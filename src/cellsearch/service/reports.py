@@ -8,7 +8,7 @@ import optuna
 from sqlalchemy import Engine
 
 from cellsearch.search.report import ReportContext, build_report
-from cellsearch.search.tasks.registry import baseline_of
+from cellsearch.search.tasks import baseline_of
 from cellsearch.service.report_page import render_report_html
 from cellsearch.service.studies import get_study, spec_of
 

@@ -153,12 +153,13 @@ class CellOut(BaseModel):
 
 
 class TaskOut(BaseModel):
-    """A built-in task."""
+    """A task kind (the task registry's entry)."""
 
     kind: str
     title: str
     description: str
     baseline: str
+    parameters: dict[str, Any] = Field(description="JSON Schema of the task's part of a spec.")
 
 
 class WorkerOut(BaseModel):

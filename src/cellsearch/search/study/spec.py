@@ -23,7 +23,7 @@ from pydantic import (
 
 from cellsearch.models import CELLS
 from cellsearch.search.errors import FieldError, SpecError
-from cellsearch.search.tasks.synthetic import TaskSpec
+from cellsearch.search.tasks import TaskSpec
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"

@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from cellsearch.search.tasks.file_formats import DatasetError, SequenceDataset
+from cellsearch.search.errors import DatasetError
+from cellsearch.search.tasks.base import DatasetResolver, TaskKind, TaskSpecBase
+from cellsearch.search.tasks.data import Split, TaskData, TaskMeta
+from cellsearch.search.tasks.file_formats import SequenceDataset
 from cellsearch.search.tasks.sequences import (
-    Prepared,
-    SplitArrays,
     forecast_windows,
     pad,
     prepare_sequences,
@@ -68,10 +69,8 @@ PIANO_KEYS = 88
 LOWEST_KEY = 21  # MIDI number of A0
 
 
-class UcrTask(BaseModel):
+class UcrTask(TaskSpecBase):
     """A UCR/UEA classification archive, classified from the last valid step."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["ucr"] = Field(description="Task identifier.")
     name: Literal["JapaneseVowels", "BasicMotions", "GunPoint", "ItalyPowerDemand", "ArrowHead"] = (
@@ -94,10 +93,8 @@ class UcrTask(BaseModel):
         return info.n_train + info.n_test
 
 
-class ForecastTask(BaseModel):
+class ForecastTask(TaskSpecBase):
     """Forecast the next ``horizon`` values of a series from a window of ``window`` values."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["forecast"] = Field(description="Task identifier.")
     name: Literal["airline", "sunspots"] = Field(
@@ -137,10 +134,8 @@ class ForecastTask(BaseModel):
         return SERIES_LENGTHS[self.name] - self.window - self.horizon + 1
 
 
-class ChoralesTask(BaseModel):
+class ChoralesTask(TaskSpecBase):
     """Bach chorales as 88-key piano rolls; predict the next step's keys."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kind: Literal["chorales"] = Field(description="Task identifier.")
     max_pieces: int | None = Field(
@@ -217,7 +212,9 @@ def load_ucr(name: str) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
     return out
 
 
-def prepare_ucr(spec: UcrTask, seed: int) -> Prepared:
+def prepare_ucr(
+    spec: UcrTask, seed: int, _resolve: DatasetResolver | None = None
+) -> TaskData[np.ndarray]:
     """Archive train/test split, seeded stratified validation carved from train."""
     archive = load_ucr(spec.name)
     train_series, train_y = archive["train"]
@@ -250,7 +247,9 @@ def load_series(name: str) -> np.ndarray:
     return values[:, None]
 
 
-def prepare_forecast(spec: ForecastTask) -> Prepared:
+def prepare_forecast(
+    spec: ForecastTask, _seed: int = 0, _resolve: DatasetResolver | None = None
+) -> TaskData[np.ndarray]:
     """Chronological windows of one series (no seed: the split follows time)."""
     return forecast_windows(
         [load_series(spec.name)], spec.window, spec.horizon, spec.val_fraction, spec.test_fraction
@@ -338,26 +337,90 @@ def chorale_rolls(max_pieces: int | None = None) -> list[np.ndarray]:
     return rolls
 
 
-def prepare_chorales(spec: ChoralesTask, seed: int) -> Prepared:
+def prepare_chorales(
+    spec: ChoralesTask, seed: int, _resolve: DatasetResolver | None = None
+) -> TaskData[np.ndarray]:
     """Next-step prediction on piano rolls, pieces split by ``seed``."""
     rolls = [r.astype(np.float32) for r in chorale_rolls(spec.max_pieces) if len(r) >= 2]
     x, lengths = pad([r[:-1] for r in rolls])  # (N, T, 88)
     y, _ = pad([r[1:] for r in rolls])
     parts = seeded_split(len(rolls), spec.val_fraction, spec.test_fraction, seed)
     require_nonempty(parts, f"{len(rolls)} chorales")
-    splits = {name: SplitArrays(x[idx], y[idx], lengths[idx]) for name, idx in parts.items()}
-    return Prepared(
-        splits, PIANO_KEYS, PIANO_KEYS, "per_step", "bce", "nll", "minimize",
+    splits = {name: Split(x[idx], y[idx], lengths[idx]) for name, idx in parts.items()}
+    meta = TaskMeta(
+        PIANO_KEYS, PIANO_KEYS, "per_step", "bce", "nll",
         baseline=_frequency_nll(splits["train"], splits["val"]),
         baseline_description="predict each key's training frequency at every step "
         "(Bernoulli NLL summed over 88 keys, per step, on the validation pieces)",
     )  # fmt: skip
+    return TaskData.of(meta, splits)
 
 
-def _frequency_nll(train: SplitArrays, val: SplitArrays) -> float:
+def _frequency_nll(train: Split[np.ndarray], val: Split[np.ndarray]) -> float:
     assert train.lengths is not None and val.lengths is not None
     on = train.y[np.arange(train.y.shape[1]) < train.lengths[:, None]]  # (steps, 88)
     p = np.clip(on.mean(axis=0), 1e-6, 1 - 1e-6)
     steps = val.y[np.arange(val.y.shape[1]) < val.lengths[:, None]]
     nll = -(steps * np.log(p) + (1 - steps) * np.log1p(-p)).sum(axis=1)
     return float(nll.mean())
+
+
+def _forecast_baseline(spec: ForecastTask) -> float | None:
+    """Persistence on the validation windows (reads the small series file; numpy only)."""
+    try:
+        return prepare_forecast(spec).meta.baseline
+    except DatasetError:  # the package that ships the series is not installed
+        return None
+
+
+UCR = TaskKind(
+    kind="ucr",
+    title="UCR/UEA classification",
+    description=(
+        "Time-series classification archives shipped inside the aeon wheel: "
+        "JapaneseVowels (12 features, lengths 7-29, 9 classes, 270/370), BasicMotions "
+        "(6 features, T=100, 4 classes, 40/40), GunPoint (T=150, 2 classes, 50/150), "
+        "ItalyPowerDemand (T=24, 2 classes, 67/1029) and ArrowHead (T=251, 3 classes, "
+        "36/175). The archive's train/test split; a seeded stratified validation set "
+        "carved from train; features standardised with training statistics; "
+        "classified from the last valid step. Needs the 'datasets' extra."
+    ),
+    baseline_description="uniform prediction over the K classes (cross-entropy ln K)",
+    spec=UcrTask,
+    prepare=prepare_ucr,
+    baseline=lambda spec: math.log(UCR_DATASETS[spec.name].n_classes),
+)
+FORECAST = TaskKind(
+    kind="forecast",
+    title="Series forecasting",
+    description=(
+        "Monthly airline passengers 1949-1960 (144 points, aeon) or yearly sunspot "
+        "numbers 1700-2008 (309 points, statsmodels). A window of `window` values "
+        "predicts the next `horizon` values (MSE on standardised values). "
+        "Chronological split: train, then validation, then test; standardisation "
+        "fitted on the training part. Needs the 'datasets' extra."
+    ),
+    baseline_description="persistence: repeat the last observed value (MSE)",
+    spec=ForecastTask,
+    prepare=prepare_forecast,
+    baseline=_forecast_baseline,
+)
+CHORALES = TaskKind(
+    kind="chorales",
+    title="Bach chorales (polyphonic music)",
+    description=(
+        "The Bach chorales of music21's corpus as 88-key piano rolls sampled at "
+        "quarter notes, the source of the JSB Chorales benchmark (Chung et al. 2014). "
+        "At every step the model predicts the keys of the next step; scored as the "
+        "Bernoulli negative log-likelihood summed over keys, per step. Pieces are split "
+        "by seed; processed rolls are cached on first use. Needs the 'datasets' extra."
+    ),
+    baseline_description=(
+        "predict each key's training frequency at every step (per-step Bernoulli NLL)"
+    ),
+    spec=ChoralesTask,
+    prepare=prepare_chorales,
+    baseline=lambda spec: None,  # the key frequencies come from the pieces themselves
+)
+KINDS = (UCR, FORECAST, CHORALES)
+"""The task kinds this module defines (collected by the registry)."""

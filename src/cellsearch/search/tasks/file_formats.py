@@ -39,11 +39,10 @@ from typing import Literal
 
 import numpy as np
 
-from cellsearch.search.errors import SearchError
+from cellsearch.search.errors import DatasetError
 
 __all__ = [
     "KINDS",
-    "DatasetError",
     "SequenceDataset",
     "parse_upload",
     "summarize",
@@ -58,10 +57,6 @@ MAX_CLASSES = 10_000
 """Largest number of classes (labels 0..K-1) of a classification data set."""
 _NPZ_KEYS = ("x", "lengths", "y")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-
-
-class DatasetError(SearchError):
-    """A data set is invalid or unavailable; the message names the problem."""
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Padding, seeded splits, standardisation and forecasting windows (numpy only).
 
-Everything here turns sequences into :class:`Prepared` arrays: the three splits plus
-what the trainer needs to know about them. ``tasks.build_task`` turns those into
-tensors. Two rules hold throughout: splits are fixed by a seed (stratified by class for
+Everything here turns sequences into ``TaskData[np.ndarray]``: the three splits plus
+what the trainer needs to know about them (the worker turns those into tensors).
+Two rules hold throughout: splits are fixed by a seed (stratified by class for
 classification), and standardisation statistics are fitted on the training split only.
 """
 
@@ -14,35 +14,11 @@ from typing import Literal
 
 import numpy as np
 
-from cellsearch.search.tasks.file_formats import DatasetError, SequenceDataset
+from cellsearch.search.errors import DatasetError
+from cellsearch.search.tasks.data import SPLITS, Split, TaskData, TaskMeta
+from cellsearch.search.tasks.file_formats import SequenceDataset
 
-SPLITS = ("train", "val", "test")
 _MIN_SCALE = 1e-8
-
-
-@dataclass(frozen=True)
-class SplitArrays:
-    """One split: inputs ``(N, T, F)`` float32, targets, lengths ``(N,)`` int64 or None."""
-
-    x: np.ndarray
-    y: np.ndarray
-    lengths: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The three splits of a task as numpy arrays, with the fields of ``TaskData``."""
-
-    splits: dict[str, SplitArrays]
-    input_size: int
-    output_size: int
-    head: Literal["last", "per_step"]
-    loss: Literal["mse", "cross_entropy", "bce"]
-    metric: str
-    metric_direction: Literal["minimize", "maximize"]
-    baseline: float
-    baseline_description: str
-    chance_metric: float | None = None
 
 
 def pad(sequences: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +100,7 @@ class Standardizer:
         return out
 
 
-def prepare_sequences(ds: SequenceDataset, parts: dict[str, np.ndarray]) -> Prepared:
+def prepare_sequences(ds: SequenceDataset, parts: dict[str, np.ndarray]) -> TaskData[np.ndarray]:
     """Standardise and package a classification, regression or per-step data set.
 
     Args:
@@ -143,41 +119,43 @@ def prepare_sequences(ds: SequenceDataset, parts: dict[str, np.ndarray]) -> Prep
         y = y[..., None]  # (N, T, 1)
         y = Standardizer.fit(y[parts["train"]], ds.lengths[parts["train"]]).transform(y, ds.lengths)
     splits = {
-        name: SplitArrays(x[idx], y[idx], ds.lengths[idx] if variable else None)
+        name: Split(x[idx], y[idx], ds.lengths[idx] if variable else None)
         for name, idx in parts.items()
     }
     return _package(ds, splits, x.shape[2])
 
 
-def _package(ds: SequenceDataset, splits: dict[str, SplitArrays], features: int) -> Prepared:
-    train, val, test = (splits[s] for s in SPLITS)
+def _package(
+    ds: SequenceDataset, splits: dict[str, Split[np.ndarray]], features: int
+) -> TaskData[np.ndarray]:
+    train, val = splits["train"], splits["val"]
     head: Literal["last", "per_step"] = "per_step" if ds.kind == "per_step" else "last"
     if ds.n_classes is None:  # regression, last step or per step, on standardised targets
-        return Prepared(
-            splits, features, train.y.shape[-1], head, "mse", "mse", "minimize",
+        meta = TaskMeta(
+            features, train.y.shape[-1], head, "mse", "mse",
             baseline=_masked_mean(val.y**2, val.lengths if head == "per_step" else None),
             baseline_description="predict the training mean (MSE on standardised targets)",
         )  # fmt: skip
+        return TaskData.of(meta, splits)
     k = ds.n_classes
     if head == "last":
-        majority = np.bincount(train.y, minlength=k).argmax()
-        return Prepared(
-            splits, features, k, head, "cross_entropy", "accuracy", "maximize",
+        meta = TaskMeta(
+            features, k, head, "cross_entropy", "accuracy",
             baseline=math.log(k),
             baseline_description=f"uniform prediction over {k} classes (cross-entropy ln {k})",
-            chance_metric=float(np.mean(test.y == majority)),
         )  # fmt: skip
+        return TaskData.of(meta, splits)
     labels = train.y[_mask_of(train)]
     prior = np.maximum(np.bincount(labels, minlength=k) / labels.size, 1e-12)
-    return Prepared(
-        splits, features, k, head, "cross_entropy", "accuracy", "maximize",
+    meta = TaskMeta(
+        features, k, head, "cross_entropy", "accuracy",
         baseline=float(-np.log(prior[val.y[_mask_of(val)]]).mean()),
         baseline_description="predict the training class frequencies at every step",
-        chance_metric=float(np.mean(val.y[_mask_of(val)] == prior.argmax())),
     )  # fmt: skip
+    return TaskData.of(meta, splits)
 
 
-def _mask_of(split: SplitArrays) -> np.ndarray:
+def _mask_of(split: Split[np.ndarray]) -> np.ndarray:
     if split.lengths is None:
         return np.ones(split.y.shape[:2], dtype=bool)
     return valid_mask(split.lengths, split.y.shape[1])
@@ -195,7 +173,7 @@ def forecast_windows(
     horizon: int,
     val_fraction: float,
     test_fraction: float,
-) -> Prepared:
+) -> TaskData[np.ndarray]:
     """Windows of ``window`` steps that predict the next ``horizon`` steps of every feature.
 
     Each series ``(L, F)`` is cut in time: its first ``1 - val - test`` share is training
@@ -236,16 +214,17 @@ def forecast_windows(
                 f"length {max(len(s) for s in series)}; use a shorter window or horizon"
             )
         y = np.concatenate([p[1] for p in pieces[name]])  # (N, horizon, F)
-        splits[name] = SplitArrays(x.astype(np.float32), y.reshape(len(y), -1), None)
+        splits[name] = Split(x.astype(np.float32), y.reshape(len(y), -1), None)
     features = series[0].shape[1]
     val = splits["val"]
     persistence = np.repeat(val.x[:, -1:, :], horizon, axis=1).reshape(len(val.x), -1)
-    return Prepared(
-        splits, features, horizon * features, "last", "mse", "mse", "minimize",
+    meta = TaskMeta(
+        features, horizon * features, "last", "mse", "mse",
         baseline=float(np.mean((val.y - persistence) ** 2)),
         baseline_description="persistence: repeat the last observed value (MSE on "
         "standardised values, measured on the validation windows)",
     )  # fmt: skip
+    return TaskData.of(meta, splits)
 
 
 def _time_bounds(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
@@ -261,7 +240,7 @@ def prepare_upload(
     window: int,
     horizon: int,
     seed: int,
-) -> Prepared:
+) -> TaskData[np.ndarray]:
     """Split and standardise an uploaded data set by its kind."""
     if ds.kind == "forecasting":
         series = [ds.x[i, :length] for i, length in enumerate(ds.lengths)]

@@ -32,7 +32,7 @@ from cellsearch.models import SequenceModel, count_parameters
 from cellsearch.search.study.sampling import trial_seed
 from cellsearch.search.study.space import TrialConfig, suggest_config
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.tasks.synthetic import TaskData
+from cellsearch.search.tasks import TaskData
 from cellsearch.search.trial import retry
 from cellsearch.search.trial.optuna_rdb import record_attrs
 from cellsearch.search.trial.trainer import (
@@ -105,7 +105,7 @@ def run_trial(
     try:
         config = storage(
             lambda: suggest_config(
-                trial, spec, input_size=data.input_size, output_size=data.output_size
+                trial, spec, input_size=data.meta.input_size, output_size=data.meta.output_size
             ),
             "sampling",
         )
@@ -115,12 +115,12 @@ def run_trial(
     torch.manual_seed(seed)
     model = SequenceModel(
         cell=config.cell_type,
-        input_size=data.input_size,
+        input_size=data.meta.input_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
         dropout=config.dropout,
-        output_size=data.output_size,
-        head=data.head,
+        output_size=data.meta.output_size,
+        head=data.meta.head,
         cell_options=config.cell_options,
     )
     static = _static_attrs(config, model, device, seed)
@@ -207,7 +207,7 @@ def _result_attrs(result: TrainResult, data: TaskData) -> dict[str, Any]:
         "best_val_loss": result.best_val_loss,
         "test_loss": result.test_loss,
         "test_metric": result.test_metric,
-        "test_metric_name": data.metric,
+        "test_metric_name": data.meta.metric,
         "stop_reason": result.stop_reason,
     }
     return {

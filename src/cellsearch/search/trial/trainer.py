@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cellsearch.search.errors import SearchError
-from cellsearch.search.tasks.synthetic import TaskData
+from cellsearch.search.errors import TrainingDiverged
+from cellsearch.search.tasks.data import SPLITS, Split, TaskData, TaskMeta
 
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
 StopReason = Literal["completed", "stopped", "time_limit"]
@@ -114,20 +114,6 @@ class TrainResult:
     samples_per_second: float
     stop_reason: StopReason
     history: tuple[EpochResult, ...]
-
-
-class TrainingDiverged(SearchError):
-    """The loss became non-finite (nan or inf); an outcome of the trial, not a bug.
-
-    Attributes:
-        epoch: 1-based epoch in which it happened.
-        reason: Human-readable cause, e.g. ``"train loss is nan at epoch 3, batch 12"``.
-    """
-
-    def __init__(self, epoch: int, reason: str) -> None:
-        super().__init__(reason)
-        self.epoch = epoch
-        self.reason = reason
 
 
 def _adam(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
@@ -218,7 +204,7 @@ def batch_loss(
 
     Args:
         prediction: ``(B, O)`` for a last-step head, ``(B, T, O)`` for a per-step head.
-        target: Shaped as documented on :class:`~cellsearch.search.tasks.synthetic.TaskData`.
+        target: Shaped as documented on :class:`~cellsearch.search.tasks.TaskData`.
         loss: ``mse``, ``cross_entropy`` or ``bce``.
         reduction: ``mean`` or ``sum``.
         mask: ``(B, T)``, True on the valid steps of per-step targets; None means all.
@@ -278,7 +264,7 @@ class _Evaluation:
 def _train_epoch(
     model: nn.Module,
     train: _Split,
-    data: TaskData,
+    data: TaskData[Tensor],
     config: TrainConfig,
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator,
@@ -298,7 +284,7 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         prediction = train.predict(model, idx)
         mask = train.batch_mask(idx)
-        loss = batch_loss(prediction, train.y[idx], data.loss, mask=mask)
+        loss = batch_loss(prediction, train.y[idx], data.meta.loss, mask=mask)
         if mask is not None:
             steps.append(mask.sum())
         loss.backward()
@@ -337,7 +323,9 @@ def _eval_batch_size(split: _Split, batch_size: int) -> int:
 
 
 @torch.inference_mode()
-def _evaluate(model: nn.Module, split: _Split, data: TaskData, batch_size: int) -> _Evaluation:
+def _evaluate(
+    model: nn.Module, split: _Split, data: TaskData[Tensor], batch_size: int
+) -> _Evaluation:
     """Mean loss and metric of the model on a split (eval mode, large batches)."""
     model.eval()
     loss_sum = torch.zeros((), device=split.x.device)
@@ -347,13 +335,13 @@ def _evaluate(model: nn.Module, split: _Split, data: TaskData, batch_size: int) 
         rows = slice(start, start + step)
         prediction = split.predict(model, rows)
         target, mask = split.y[rows], split.batch_mask(rows)
-        loss_sum += batch_loss(prediction, target, data.loss, reduction="sum", mask=mask)
-        if data.metric == "accuracy":
+        loss_sum += batch_loss(prediction, target, data.meta.loss, reduction="sum", mask=mask)
+        if data.meta.metric == "accuracy":
             hits = prediction.argmax(dim=-1) == target  # (B,) or (B, T)
             correct += (hits if mask is None else hits & mask).sum()
     total_loss, total_correct = torch.stack([loss_sum, correct]).tolist()
     loss = total_loss / split.units
-    metric = total_correct / split.units if data.metric == "accuracy" else loss
+    metric = total_correct / split.units if data.meta.metric == "accuracy" else loss
     return _Evaluation(loss=loss, metric=metric)
 
 
@@ -369,31 +357,25 @@ class _Best:
         return val.loss < self.val.loss
 
 
-def _move_split(
-    x: Tensor, y: Tensor, lengths: Tensor | None, data: TaskData, device: torch.device
-) -> _Split:
-    x, y = x.to(device), y.to(device)
-    mask = None
+def _move_split(split: Split[Tensor], meta: TaskMeta, device: torch.device) -> _Split:
+    x, y = split.x.to(device), split.y.to(device)
+    lengths, mask = split.lengths, None
     if lengths is not None:
         lengths = lengths.to(device)
-        if data.head == "per_step":
+        if meta.head == "per_step":
             mask = torch.arange(x.shape[1], device=device) < lengths[:, None]  # (N, T)
-    return _Split(x, y, lengths, mask, float(loss_units(y, data.loss, mask)))
+    return _Split(x, y, lengths, mask, float(loss_units(y, meta.loss, mask)))
 
 
-def _move_splits(data: TaskData, device: torch.device) -> dict[str, _Split]:
+def _move_splits(data: TaskData[Tensor], device: torch.device) -> dict[str, _Split]:
     """Move the task's tensors to the training device, once."""
-    return {
-        "train": _move_split(data.x_train, data.y_train, data.lengths_train, data, device),
-        "val": _move_split(data.x_val, data.y_val, data.lengths_val, data, device),
-        "test": _move_split(data.x_test, data.y_test, data.lengths_test, data, device),
-    }
+    return {name: _move_split(data.split(name), data.meta, device) for name in SPLITS}
 
 
 def _validate(
     model: nn.Module,
     splits: dict[str, _Split],
-    data: TaskData,
+    data: TaskData[Tensor],
     batch_size: int,
     best: _Best,
     epoch: int,
@@ -426,7 +408,7 @@ def _stop_reason(
 
 def train(
     model: nn.Module,
-    data: TaskData,
+    data: TaskData[Tensor],
     config: TrainConfig,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[EpochResult], bool] | None = None,

@@ -35,7 +35,7 @@ import torch
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.study.sampling import make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.tasks.synthetic import TaskData, build_task
+from cellsearch.search.tasks import TaskData, build_task
 from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.trial.optuna_rdb import record_attrs, running_without_heartbeat
 from cellsearch.search.trial.record import is_counted

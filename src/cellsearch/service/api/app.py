@@ -8,8 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 import cellsearch
-from cellsearch.search.errors import SpecError
-from cellsearch.search.tasks.file_formats import DatasetError
+from cellsearch.search.errors import DatasetError, SpecError
 from cellsearch.service.api.routes import catalog, datasets, health, studies, workers
 from cellsearch.service.errors import (
     Conflict,

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 
 from cellsearch.models import CELLS
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.tasks.registry import TASKS
+from cellsearch.search.tasks import TASKS
 from cellsearch.service.schemas import CellOptionOut, CellOut, TaskOut
 
 router = APIRouter(tags=["catalog"])
@@ -42,10 +42,14 @@ def list_cells() -> list[CellOut]:
 
 @router.get("/tasks", response_model=list[TaskOut])
 def list_tasks() -> list[TaskOut]:
-    """Every built-in task, with its trivial baseline."""
+    """Every task kind, with its trivial baseline and the JSON Schema of its spec."""
     return [
         TaskOut(
-            kind=t.kind, title=t.title, description=t.description, baseline=t.baseline_description
+            kind=t.kind,
+            title=t.title,
+            description=t.description,
+            baseline=t.baseline_description,
+            parameters=t.spec.model_json_schema(),
         )
         for t in TASKS.values()
     ]
