@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from cellsearch.search.trial.record import is_counted
+    from cellsearch.search.record import is_counted
     from cellsearch.service.db import dispose_all
     from cellsearch.service.migrate import upgrade
 

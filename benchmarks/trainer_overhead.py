@@ -36,7 +36,8 @@ from torch import nn
 
 from cellsearch.models import SequenceModel
 from cellsearch.search.tasks import AddingTask, TaskData, build_task
-from cellsearch.search.trial.trainer import TrainConfig, train
+from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial.trainer import train
 
 
 def model_builder(data: TaskData, hidden_size: int) -> Callable[[], nn.Module]:

@@ -168,7 +168,7 @@ def counted_trials(url: str, name: str) -> int:
     """How many trials of the study used a unit of its budget."""
     import optuna
 
-    from cellsearch.search.trial.record import is_counted
+    from cellsearch.search.record import is_counted
     from cellsearch.service.db import optuna_storage
 
     study = optuna.load_study(study_name=name, storage=optuna_storage(_settings(url)))
@@ -326,10 +326,12 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     import torch
 
     from cellsearch.models import SequenceModel
-    from cellsearch.search.study.space import suggest_config
     from cellsearch.search.study.spec import StudySpec
     from cellsearch.search.tasks import build_task
-    from cellsearch.search.trial.trainer import EpochResult, TrainConfig, warm_up
+    from cellsearch.search.trial.config import TrainConfig
+    from cellsearch.search.trial.optimizers import warm_up
+    from cellsearch.search.trial.space import suggest_config
+    from cellsearch.search.trial.trainer import EpochResult
     from cellsearch.search.trial.trainer import train as train_model
     from cellsearch.service.db import engine_kwargs
 
@@ -343,20 +345,22 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     )
 
     def objective(trial: optuna.Trial) -> float:
+        meta = data.meta
         config = suggest_config(
-            trial, spec, input_size=data.meta.input_size, output_size=data.meta.output_size
+            trial, spec, input_size=meta.input_size, output_size=meta.output_size, seed=0
         )
         if not train:
             return 0.0
-        model = SequenceModel(config.cell_type, data.meta.input_size, config.hidden_size,
-                              num_layers=config.num_layers, output_size=data.meta.output_size,
-                              head=data.meta.head)  # fmt: skip
+        model = SequenceModel(config.model.cell_type, meta.input_size, config.model.hidden_size,
+                              num_layers=config.model.num_layers, output_size=meta.output_size,
+                              head=meta.head)  # fmt: skip
 
         def on_epoch(epoch: EpochResult) -> bool:
             trial.report(epoch.val_loss, epoch.epoch)
             return not trial.should_prune()
 
-        settings = TrainConfig(learning_rate=config.learning_rate, batch_size=config.batch_size,
+        settings = TrainConfig(learning_rate=config.train.learning_rate,
+                               batch_size=config.train.batch_size,
                                max_epochs=spec.budget.max_epochs)  # fmt: skip
         return train_model(model, data, settings, "cpu", on_epoch).best_val_loss
 
@@ -374,7 +378,8 @@ def ceiling_child(epochs: int, trials: int) -> None:
 
     from cellsearch.models import SequenceModel
     from cellsearch.search.tasks import build_task
-    from cellsearch.search.trial.trainer import TrainConfig, train
+    from cellsearch.search.trial.config import TrainConfig
+    from cellsearch.search.trial.trainer import train
 
     torch.set_num_threads(1)
     spec = make_spec("ceiling", 1, CPU_TASK, epochs=epochs, hidden=8)

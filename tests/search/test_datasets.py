@@ -24,7 +24,8 @@ from cellsearch.search.tasks.bundled import (
     load_series,
     load_ucr,
 )
-from cellsearch.search.trial.trainer import TrainConfig, train
+from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial.trainer import train
 
 HAVE_AEON = importlib.util.find_spec("aeon") is not None
 HAVE_STATSMODELS = importlib.util.find_spec("statsmodels") is not None

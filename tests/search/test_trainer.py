@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from cellsearch.models import SequenceModel
+from cellsearch.search.errors import TrainingDiverged
 from cellsearch.search.tasks import (
     AddingTask,
     CopyTask,
@@ -20,12 +21,8 @@ from cellsearch.search.tasks import (
     TaskMeta,
     build_task,
 )
-from cellsearch.search.trial.trainer import (
-    EpochResult,
-    TrainConfig,
-    TrainingDiverged,
-    train,
-)
+from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial.trainer import EpochResult, train
 
 
 class Scripted(nn.Module):
@@ -313,7 +310,9 @@ def test_warm_up_leaves_nothing_for_the_first_trial_to_import() -> None:
 import sys, torch
 from cellsearch.models import SequenceModel
 from cellsearch.search.tasks import AddingTask, build_task
-from cellsearch.search.trial.trainer import TrainConfig, train, warm_up
+from cellsearch.search.trial.trainer import train
+from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial.optimizers import warm_up
 warm_up(torch.device("cpu"))
 before = {m for m in sys.modules if m.startswith("torch")}
 data = build_task(AddingTask(kind="adding", seq_len=4, n_train=8, n_val=4, n_test=4), 0)

@@ -20,7 +20,8 @@ from cellsearch.search.tasks.file_formats import (
     parse_upload,
     summarize,
 )
-from cellsearch.search.trial.trainer import TrainConfig, train
+from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial.trainer import train
 
 CSV_EXAMPLE = b"""sequence_id,step,f1,f2,label
 a,0,0.5,1.2,1

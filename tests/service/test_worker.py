@@ -11,11 +11,11 @@ import torch
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from cellsearch.search.errors import TrainingDiverged
+from cellsearch.search.record import is_counted
 from cellsearch.search.study.spec import parse_spec
 from cellsearch.search.trial import objective
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
-from cellsearch.search.trial.record import is_counted
-from cellsearch.search.trial.trainer import TrainingDiverged
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable

@@ -9,7 +9,7 @@ import optuna
 from sqlalchemy.exc import OperationalError
 
 from cellsearch.search.errors import WorkerError
-from cellsearch.search.trial.trainer import warm_up
+from cellsearch.search.trial.optimizers import warm_up
 from cellsearch.search.worker.cpu import omp_threads
 from cellsearch.search.worker.loop import Worker, resolve_device
 from cellsearch.service.db import engine_for, optuna_storage

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-import optuna
 from pydantic import BaseModel, Field
 
-from cellsearch.service.studies import TrialCounts, as_json
+from cellsearch.search.record import TrialRecord
+from cellsearch.service.studies import TrialCounts
 from cellsearch.service.tables import StudyRecord, WorkerRecord
 
 T = TypeVar("T")
@@ -41,54 +41,8 @@ class Counts(BaseModel):
         return cls(**{**counts.__dict__, "finished": counts.finished})
 
 
-class TrialOut(BaseModel):
-    """One trial as the API shows it."""
-
-    number: int
-    state: str
-    value: float | None
-    cell_type: str | None
-    params: dict[str, Any]
-    param_count: int | None = None
-    hidden_size: int | None = None
-    device: str | None = None
-    seconds: float | None = None
-    seconds_per_epoch: float | None = None
-    epochs_run: int | None = None
-    samples_per_second: float | None = None
-    best_epoch: int | None = None
-    test_metric: float | None = None
-    test_metric_name: str | None = None
-    failure_kind: str | None = None
-    failure_reason: str | None = None
-    retry_of: int | None = None
-    started_at: datetime | None = None
-    completed_at: datetime | None = None
-    learning_curve: dict[int, float | None] = Field(
-        default_factory=dict, description="Validation objective reported after each epoch."
-    )
-
-    @classmethod
-    def of(cls, trial: optuna.trial.FrozenTrial) -> TrialOut:
-        attrs = trial.user_attrs
-        return cls(
-            **{k: attrs[k] for k in _TRIAL_ATTRS if k in attrs},
-            number=trial.number,
-            state=trial.state.name.lower(),
-            value=as_json(trial.value) if trial.values else None,
-            cell_type=attrs.get("cell_type", trial.params.get("cell_type")),
-            params=trial.params,
-            started_at=trial.datetime_start,
-            completed_at=trial.datetime_complete,
-            learning_curve={k: as_json(v) for k, v in sorted(trial.intermediate_values.items())},
-        )
-
-
-_TRIAL_ATTRS = (
-    "param_count", "hidden_size", "device", "seconds", "seconds_per_epoch", "epochs_run",
-    "samples_per_second", "best_epoch", "test_metric", "test_metric_name", "failure_kind",
-    "failure_reason", "retry_of",
-)  # fmt: skip
+TrialOut = TrialRecord
+"""One trial as the API shows it: the trial record (:mod:`cellsearch.search.record`)."""
 
 
 class StudyOut(BaseModel):

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import optuna
 from sqlalchemy import Engine, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
+from cellsearch.search.record import COUNTED_FAILURES, Attr, cell_of
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.trial.record import COUNTED_FAILURES
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound
 from cellsearch.service.tables import StudyRecord
@@ -132,12 +130,16 @@ _COUNTS_SQL = text(
            COUNT(*) AS n
     FROM trials t
     JOIN studies s ON s.study_id = t.study_id
-    LEFT JOIN trial_user_attributes k ON k.trial_id = t.trial_id AND k.key = 'failure_kind'
-    LEFT JOIN trial_user_attributes c ON c.trial_id = t.trial_id AND c.key = 'cell_type'
+    LEFT JOIN trial_user_attributes k ON k.trial_id = t.trial_id AND k.key = :failure_kind
+    LEFT JOIN trial_user_attributes c ON c.trial_id = t.trial_id AND c.key = :cell_type
     WHERE s.study_name IN :names
     GROUP BY s.study_name, t.state, k.value_json, c.value_json
     """
-).bindparams(bindparam("names", expanding=True))
+).bindparams(
+    bindparam("names", expanding=True),
+    failure_kind=Attr.FAILURE_KIND.value,
+    cell_type=Attr.CELL_TYPE.value,
+)
 
 
 def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCounts]:
@@ -198,23 +200,10 @@ def list_trials(
         raise NotFound(f"study {name!r} not found") from None
     trials = study.get_trials(deepcopy=False, states=tuple(states) if states else None)
     if cell_type is not None:
-        trials = [t for t in trials if _cell_of(t) == cell_type]
+        trials = [t for t in trials if cell_of(t) == cell_type]
     return trials[offset : offset + limit], len(trials)
-
-
-def _cell_of(trial: optuna.trial.FrozenTrial) -> str | None:
-    # a running trial records its attributes late; its cell type is a parameter from the start
-    cell = trial.user_attrs.get("cell_type", trial.params.get("cell_type"))
-    return str(cell) if cell is not None else None
 
 
 def spec_of(record: StudyRecord) -> StudySpec:
     """The validated spec stored with a study."""
     return StudySpec.model_validate(record.spec)
-
-
-def as_json(value: Any) -> Any:
-    """Replace non-finite floats (JSON cannot carry them) with ``None``."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

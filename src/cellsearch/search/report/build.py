@@ -32,6 +32,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import cellsearch
+from cellsearch.search.record import CELL_PARAM, Attr, cell_of
 from cellsearch.search.report import cells as report_cells
 from cellsearch.search.report import compare as report_compare
 from cellsearch.search.report import importance as report_importance
@@ -122,7 +123,7 @@ def _group(
     groups: dict[str, list[FrozenTrial]] = {cell: [] for cell in cell_types}
     unknown: list[FrozenTrial] = []
     for trial in trials:
-        cell = report_cells.cell_of(trial)
+        cell = cell_of(trial)
         if cell is None:
             unknown.append(trial)
         else:
@@ -199,7 +200,7 @@ def _allocation(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
     by_number: dict[str, list[int]] = {}
     by_completion: dict[str, list[int]] = {}
     for trial in ordered:
-        cell = report_cells.cell_of(trial) or "(none)"
+        cell = cell_of(trial) or "(none)"
         by_number.setdefault(cell, []).append(trial.number)
         if trial.number in rank:
             by_completion.setdefault(cell, []).append(rank[trial.number])
@@ -211,18 +212,18 @@ def _allocation(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
 def _environment(
     trials: Sequence[FrozenTrial], context: ReportContext, n_bootstrap: int
 ) -> dict[str, Any]:
-    def seen(key: str) -> list[str]:
+    def seen(key: Attr) -> list[str]:
         return sorted({str(t.user_attrs[key]) for t in trials if key in t.user_attrs})
 
-    devices = Counter(str(t.user_attrs["device"]) for t in trials if "device" in t.user_attrs)
+    devices = Counter(str(t.user_attrs[Attr.DEVICE]) for t in trials if Attr.DEVICE in t.user_attrs)
     return {
-        "torch_versions": seen("torch_version"),
-        "cellsearch_versions": seen("cellsearch_version"),
+        "torch_versions": seen(Attr.TORCH_VERSION),
+        "cellsearch_versions": seen(Attr.CELLSEARCH_VERSION),
         "optuna_version": optuna.__version__,
         "report_cellsearch_version": cellsearch.__version__,
         "devices": dict(sorted(devices.items())),
         "study_seed": context.seed,
-        "trial_seeds_recorded": sum("seed" in t.user_attrs for t in trials),
+        "trial_seeds_recorded": sum(Attr.SEED in t.user_attrs for t in trials),
         "bootstrap": {"replicates": n_bootstrap, "seed": [context.seed, "cell index"]},
     }
 
@@ -234,7 +235,7 @@ def _importance(groups: dict[str, list[FrozenTrial]], maximize: bool, seed: int)
     overall = report_importance.param_importances(everything, maximize=maximize, seed=seed)
     per_cell = {
         cell: report_importance.param_importances(
-            done, maximize=maximize, seed=seed, exclude=("cell_type",)
+            done, maximize=maximize, seed=seed, exclude=(CELL_PARAM,)
         )
         for cell, done in completed.items()
     }

@@ -9,7 +9,7 @@ Conventions (documented in the report's notes as well):
 - Divergence and pruning rates are fractions of the trials that ended with a
   model outcome: COMPLETE, PRUNED, and FAIL except the requeued kinds
   (``stale``: the worker died; ``interrupted``: paused or stopped), whose trials were
-  run again (see ``cellsearch.search.trial.record``). A FAIL without a failure kind
+  run again (see ``cellsearch.search.record``). A FAIL without a failure kind
   counts as ``"error"``.
 - The learning curve pools COMPLETE and PRUNED trials; later epochs therefore
   describe the trials that survived pruning (``n_trials`` says how many).
@@ -25,8 +25,14 @@ from typing import Any
 import numpy as np
 from optuna.trial import FrozenTrial, TrialState
 
+from cellsearch.search.record import (
+    COUNTED_FAILURES,
+    REQUEUED_FAILURES,
+    Attr,
+    TrialRecord,
+    failure_kind,
+)
 from cellsearch.search.report import stats
-from cellsearch.search.trial.record import COUNTED_FAILURES, REQUEUED_FAILURES, failure_kind
 
 STATE_KEYS = {
     TrialState.COMPLETE: "complete",
@@ -38,12 +44,6 @@ STATE_KEYS = {
 # Above this many completed trials the expected-best curve is evaluated on a
 # geometric grid of about this many points instead of at every n.
 EVP_MAX_POINTS = 200
-
-
-def cell_of(trial: FrozenTrial) -> str | None:
-    """The cell type of a trial, from its params or its user attributes."""
-    value = trial.params.get("cell_type", trial.user_attrs.get("cell_type"))
-    return None if value is None else str(value)
 
 
 def completed_values(trials: Sequence[FrozenTrial]) -> tuple[list[FrozenTrial], np.ndarray]:
@@ -139,17 +139,17 @@ def _best(
     index = int(np.argmax(values) if maximize else np.argmin(values))
     trial = done[index]
     low, high = stats.bootstrap_ci(values, maximize=maximize, n_bootstrap=n_bootstrap, seed=seed)
-    attrs = trial.user_attrs
+    record = TrialRecord.of(trial)
     return {
         "value": float(values[index]),
         "ci_low": low,
         "ci_high": high,
         "trial_number": trial.number,
-        "params": {k: v for k, v in trial.params.items()},
-        "param_count": attrs.get("param_count"),
-        "seconds_per_epoch": _float(attrs.get("seconds_per_epoch")),
-        "test_metric": _float(attrs.get("test_metric")),
-        "test_metric_name": attrs.get("test_metric_name"),
+        "params": record.params,
+        "param_count": record.param_count,
+        "seconds_per_epoch": _float(record.seconds_per_epoch),
+        "test_metric": _float(record.test_metric),
+        "test_metric_name": record.test_metric_name,
     }
 
 
@@ -186,7 +186,7 @@ def summarise_cell(
     summary["points"] = {
         "trial_number": [t.number for t in done],
         "value": values.tolist(),
-        "param_count": [t.user_attrs.get("param_count") for t in done],
+        "param_count": [t.user_attrs.get(Attr.PARAM_COUNT) for t in done],
     }
     if not done:
         summary.update(best=None, median=None, expected_best=None, expected_best_at_budget=None)

@@ -19,7 +19,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-CELL_PARAM = "cell_type"
+from cellsearch.search.record import CELL_PARAM, cell_of
 
 
 def balanced_cell(cells: list[str], seed: int, index: int) -> str:
@@ -52,7 +52,7 @@ class _CellView:
         use_cache: bool = False,
     ) -> list[FrozenTrial]:
         trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return [t for t in trials if t.params.get(CELL_PARAM) == self._cell]
+        return [t for t in trials if cell_of(t) == self._cell]
 
     def get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None

@@ -10,7 +10,7 @@ same spec model serves the published JSON Schema and every deployment's limits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -25,7 +25,9 @@ from cellsearch.models import CELLS
 from cellsearch.search.errors import FieldError, SpecError
 from cellsearch.search.tasks import TaskSpec
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
+"""The optimizers a trial can use (the trainer builds each)."""
+OPTIMIZERS: tuple[OptimizerName, ...] = get_args(OptimizerName)
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,53 +28,14 @@ from torch import Tensor, nn
 
 from cellsearch.search.errors import TrainingDiverged
 from cellsearch.search.tasks.data import SPLITS, Split, TaskData, TaskMeta
+from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial.optimizers import make_optimizer
 
-OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
 StopReason = Literal["completed", "stopped", "time_limit"]
 
 _EVAL_STEPS_PER_BATCH = 2**19
 """Evaluation batches hold at most about this many time steps (sequences x T)."""
 _MAX_EVAL_BATCH = 1024
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training hyperparameters of one trial.
-
-    Attributes:
-        learning_rate: Optimizer step size.
-        batch_size: Training sequences per step (the last batch of an epoch may be smaller).
-        max_epochs: Upper bound on the number of epochs.
-        optimizer: ``adam``, ``adamw`` (decoupled weight decay), ``sgd`` (plain, no
-            momentum) or ``rmsprop``.
-        weight_decay: L2 penalty (decoupled for ``adamw``).
-        grad_clip: Maximum global gradient norm, or None for no clipping.
-        max_seconds: Wall-clock limit; training stops after the epoch that crosses it.
-        seed: Seed of everything random in training (dropout, batch order).
-    """
-
-    learning_rate: float
-    batch_size: int
-    max_epochs: int
-    optimizer: OptimizerName = "adam"
-    weight_decay: float = 0.0
-    grad_clip: float | None = 1.0
-    max_seconds: float | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "learning_rate must be > 0": self.learning_rate > 0,
-            "batch_size must be >= 1": self.batch_size >= 1,
-            "max_epochs must be >= 1": self.max_epochs >= 1,
-            "weight_decay must be >= 0": self.weight_decay >= 0,
-            "grad_clip must be > 0 or None": self.grad_clip is None or self.grad_clip > 0,
-            "max_seconds must be > 0 or None": self.max_seconds is None or self.max_seconds > 0,
-            f"unknown optimizer {self.optimizer!r}": self.optimizer in _OPTIMIZERS,
-        }
-        failed = [message for message, ok in checks.items() if not ok]
-        if failed:
-            raise ValueError("; ".join(failed))
 
 
 @dataclass(frozen=True)
@@ -114,59 +75,6 @@ class TrainResult:
     samples_per_second: float
     stop_reason: StopReason
     history: tuple[EpochResult, ...]
-
-
-def _adam(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
-    return torch.optim.Adam(
-        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
-    )
-
-
-def _adamw(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(
-        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=fused or None
-    )
-
-
-def _sgd(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-
-
-def _rmsprop(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:
-    return torch.optim.RMSprop(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-
-
-_OPTIMIZERS: dict[str, Callable[[Iterable[Tensor], TrainConfig, bool], torch.optim.Optimizer]] = {
-    "adam": _adam,
-    "adamw": _adamw,
-    "sgd": _sgd,
-    "rmsprop": _rmsprop,
-}
-
-
-def make_optimizer(
-    model: nn.Module, config: TrainConfig, device: torch.device
-) -> torch.optim.Optimizer:
-    """Build the configured optimizer (fused Adam/AdamW kernels on CUDA)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return _OPTIMIZERS[config.optimizer](params, config, device.type == "cuda")
-
-
-def warm_up(device: torch.device) -> None:
-    """Pay a process's one-time training costs before its first trial.
-
-    The first optimizer a process builds imports a large part of ``torch._dynamo`` (over a
-    second on a small CPU), and the first step of each kind selects kernels; run inside a
-    trial, that time is charged to the trial's ``seconds`` and ``seconds_per_epoch``. A
-    worker calls this once at start-up, with each optimizer stepping a one-weight layer.
-    """
-    layer = nn.Linear(1, 1).to(device)
-    for name in get_args(OptimizerName):
-        config = TrainConfig(learning_rate=1e-3, batch_size=1, max_epochs=1, optimizer=name)
-        optimizer = make_optimizer(layer, config, device)
-        layer(torch.ones(1, 1, device=device)).sum().backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
 
 
 def _unreduced_loss(prediction: Tensor, target: Tensor, loss: str) -> Tensor:

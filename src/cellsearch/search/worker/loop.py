@@ -32,13 +32,14 @@ from typing import Any, Protocol
 import optuna
 import torch
 
+from cellsearch.search import record
 from cellsearch.search.errors import WorkerError
+from cellsearch.search.record import is_counted
 from cellsearch.search.study.sampling import make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
 from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.trial.optuna_rdb import record_attrs, running_without_heartbeat
-from cellsearch.search.trial.record import is_counted
 from cellsearch.search.trial.retry import for_trial, is_transient, summary
 from cellsearch.search.worker import cpu
 
@@ -298,8 +299,8 @@ class Worker:
         if generation is None:
             return False  # the study is gone
         try:
-            self.storage.set_trial_user_attr(trial_id, "failure_kind", "stale")
-            self.storage.set_trial_user_attr(trial_id, "failure_reason", reason)
+            for key, value in record.failure_attrs("stale", reason).items():
+                self.storage.set_trial_user_attr(trial_id, key, value)
             if not self.storage.set_trial_state_values(
                 trial_id, state=optuna.trial.TrialState.FAIL
             ):

@@ -2,35 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import cast
 
 import optuna
 
 from cellsearch.models import CELLS, solve_hidden_size
+from cellsearch.search.record import CELL_PARAM
 from cellsearch.search.study.spec import (
     FloatParam,
     FloatRange,
     IntParam,
     IntRange,
+    OptimizerName,
     StudySpec,
     choices,
 )
-
-
-@dataclass(frozen=True)
-class TrialConfig:
-    """Everything needed to build and train one model."""
-
-    cell_type: str
-    hidden_size: int
-    num_layers: int
-    learning_rate: float
-    batch_size: int
-    dropout: float
-    optimizer: str
-    weight_decay: float
-    grad_clip: float
-    cell_options: dict[str, float] = field(default_factory=dict)
+from cellsearch.search.trial.config import ModelConfig, TrainConfig, TrialConfig
 
 
 def suggest_int(trial: optuna.Trial, name: str, param: IntParam) -> int:
@@ -52,9 +39,9 @@ def suggest_float(trial: optuna.Trial, name: str, param: FloatParam) -> float:
 
 
 def suggest_config(
-    trial: optuna.Trial, spec: StudySpec, *, input_size: int, output_size: int
+    trial: optuna.Trial, spec: StudySpec, *, input_size: int, output_size: int, seed: int
 ) -> TrialConfig:
-    """Sample one configuration from ``spec.space`` for ``trial``.
+    """Sample one configuration from ``spec.space`` for ``trial``, trained with ``seed``.
 
     The cell type is always recorded as the categorical parameter ``cell_type`` (even
     when only one is searched) so that every trial can be grouped by cell. Options of
@@ -62,7 +49,7 @@ def suggest_config(
     With ``param_budget`` the hidden size is solved from the cell's parameter formula.
     """
     space = spec.space
-    cell = str(trial.suggest_categorical("cell_type", spec.cell_types))
+    cell = str(trial.suggest_categorical(CELL_PARAM, spec.cell_types))
     num_layers = suggest_int(trial, "num_layers", space.num_layers)
     if spec.param_budget is not None:
         hidden = solve_hidden_size(cell, input_size, num_layers, output_size, spec.param_budget)
@@ -75,15 +62,21 @@ def suggest_config(
     for option in CELLS[cell].options:  # defaults of options the space leaves out
         if option.name not in options and option.default is not None:
             options[option.name] = option.default
-    return TrialConfig(
-        cell_type=cell,
-        hidden_size=hidden,
-        num_layers=num_layers,
-        learning_rate=suggest_float(trial, "learning_rate", space.learning_rate),
-        batch_size=suggest_int(trial, "batch_size", space.batch_size),
-        dropout=suggest_float(trial, "dropout", space.dropout),
-        optimizer=str(trial.suggest_categorical("optimizer", choices(space.optimizer))),
-        weight_decay=suggest_float(trial, "weight_decay", space.weight_decay),
-        grad_clip=suggest_float(trial, "grad_clip", space.grad_clip),
-        cell_options=options,
+    learning_rate = suggest_float(trial, "learning_rate", space.learning_rate)
+    batch_size = suggest_int(trial, "batch_size", space.batch_size)
+    dropout = suggest_float(trial, "dropout", space.dropout)
+    optimizer = trial.suggest_categorical("optimizer", choices(space.optimizer))
+    weight_decay = suggest_float(trial, "weight_decay", space.weight_decay)
+    grad_clip = suggest_float(trial, "grad_clip", space.grad_clip)
+    train = TrainConfig(
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_epochs=spec.budget.max_epochs,
+        optimizer=cast(OptimizerName, optimizer),  # one of OPTIMIZERS: the spec checked
+        weight_decay=weight_decay,
+        grad_clip=grad_clip or None,  # 0 disables clipping
+        max_seconds=spec.budget.max_trial_seconds,
+        seed=seed,
     )
+    model = ModelConfig(cell, hidden, num_layers, dropout, options)
+    return TrialConfig(model, train)

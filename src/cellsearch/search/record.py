@@ -1,0 +1,214 @@
+"""The trial record: what cellsearch stores on each Optuna trial, and how to read it back.
+
+A trial lives in Optuna's tables: its state and value, the sampled parameters, the
+learning curve (one intermediate value per epoch) and cellsearch's user attributes. This
+module is the one place that knows the attribute names and their types: writers build
+their attribute dicts with :func:`static_attrs`, :func:`result_attrs`,
+:func:`failure_attrs` and :func:`retry_attrs`; readers turn a trial into a
+:class:`TrialRecord` (or ask :func:`cell_of`, :func:`failure_kind`, :func:`is_counted`);
+SQL readers take the names from :class:`Attr`. No torch here: the API process reads it.
+
+How a finished trial counts (``failure_kind`` is a user attribute of FAIL trials):
+
+========================  ===========  ===============  ==========================
+what happened             state        failure_kind     counts toward ``n_trials``
+========================  ===========  ===============  ==========================
+trained to the end        COMPLETE     -                yes
+pruned                    PRUNED       -                yes
+loss became NaN or inf    FAIL         ``diverged``     yes (an outcome of the model)
+exception while training  FAIL         ``error``        yes
+stopped (pause, SIGTERM)  FAIL         ``interrupted``  no: its parameters are requeued
+worker died (heartbeat)   FAIL         ``stale``        no: its parameters are requeued
+========================  ===========  ===============  ==========================
+
+A FAIL trial without a recorded kind counts as ``error``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+import cellsearch
+
+if TYPE_CHECKING:
+    from cellsearch.search.trial.config import TrialConfig
+    from cellsearch.search.trial.trainer import TrainResult
+
+CELL_PARAM = "cell_type"
+"""The categorical parameter every trial samples its cell type as (even with one cell)."""
+COUNTED_FAILURES = ("diverged", "error")
+REQUEUED_FAILURES = ("interrupted", "stale")
+
+
+class Attr(StrEnum):
+    """The user attributes cellsearch writes on a trial (Optuna's ``trial_user_attributes``)."""
+
+    # written once the model is built (the static attributes)
+    CELL_TYPE = "cell_type"
+    HIDDEN_SIZE = "hidden_size"
+    NUM_LAYERS = "num_layers"
+    CELL_OPTIONS = "cell_options"
+    PARAM_COUNT = "param_count"
+    DEVICE = "device"
+    SEED = "seed"
+    TORCH_VERSION = "torch_version"
+    CELLSEARCH_VERSION = "cellsearch_version"
+    # written with the outcome, once trained
+    SECONDS = "seconds"
+    SECONDS_PER_EPOCH = "seconds_per_epoch"
+    EPOCHS_RUN = "epochs_run"
+    SAMPLES_PER_SECOND = "samples_per_second"
+    BEST_EPOCH = "best_epoch"
+    BEST_VAL_LOSS = "best_val_loss"
+    TEST_LOSS = "test_loss"
+    TEST_METRIC = "test_metric"
+    TEST_METRIC_NAME = "test_metric_name"
+    STOP_REASON = "stop_reason"
+    # written on a FAIL trial
+    FAILURE_KIND = "failure_kind"
+    FAILURE_REASON = "failure_reason"
+    # written on a requeued copy of a trial
+    RETRY_OF = "retry_of"
+    RETRY_REASON = "retry_reason"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as cellsearch reads it: Optuna's fields plus every attribute, typed.
+
+    Attributes absent from a trial (not yet written, or written by an older version) are
+    None. ``learning_curve`` maps each epoch to the validation objective reported after it
+    (None where it was not finite).
+    """
+
+    number: int
+    state: str  # Optuna's state name, lower case: running, waiting, complete, pruned, fail
+    value: float | None
+    cell_type: str | None
+    params: dict[str, Any]
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    learning_curve: dict[int, float | None] = field(default_factory=dict)
+    hidden_size: int | None = None
+    num_layers: int | None = None
+    cell_options: dict[str, float] | None = None
+    param_count: int | None = None
+    device: str | None = None
+    seed: int | None = None
+    torch_version: str | None = None
+    cellsearch_version: str | None = None
+    seconds: float | None = None
+    seconds_per_epoch: float | None = None
+    epochs_run: int | None = None
+    samples_per_second: float | None = None
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    test_loss: float | None = None
+    test_metric: float | None = None
+    test_metric_name: str | None = None
+    stop_reason: str | None = None
+    failure_kind: str | None = None
+    failure_reason: str | None = None
+    retry_of: int | None = None
+    retry_reason: str | None = None
+
+    @classmethod
+    def of(cls, trial: FrozenTrial) -> TrialRecord:
+        """Read a trial (every attribute name comes from :class:`Attr`)."""
+        attrs = trial.user_attrs
+        return cls(
+            number=trial.number,
+            state=trial.state.name.lower(),
+            value=finite(trial.value) if trial.values else None,
+            cell_type=cell_of(trial),
+            params=dict(trial.params),
+            started_at=trial.datetime_start,
+            completed_at=trial.datetime_complete,
+            learning_curve={k: finite(v) for k, v in sorted(trial.intermediate_values.items())},
+            **{name: attrs.get(name) for name in _ATTR_FIELDS if name != Attr.CELL_TYPE},
+        )
+
+
+_ATTR_FIELDS = tuple(f.name for f in fields(TrialRecord) if f.name in Attr.__members__.values())
+
+
+def finite(value: float | None) -> float | None:
+    """``value``, or None when it is missing or not finite (JSON cannot carry NaN or inf)."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def cell_of(trial: FrozenTrial) -> str | None:
+    """The cell type of a trial: its sampled parameter, else its attribute.
+
+    The parameter exists from the moment the trial is sampled; the attribute is written
+    later (with the first heartbeat or the outcome) and always equals it. SQL aggregates,
+    which cannot decode Optuna's categorical parameters, read the attribute of finished
+    trials, which always carry it.
+    """
+    value = trial.params.get(CELL_PARAM, trial.user_attrs.get(Attr.CELL_TYPE))
+    return None if value is None else str(value)
+
+
+def failure_kind(trial: FrozenTrial) -> str:
+    """The kind of a FAIL trial; a failure with no recorded kind counts as ``error``."""
+    kind = trial.user_attrs.get(Attr.FAILURE_KIND)
+    return kind if kind in COUNTED_FAILURES + REQUEUED_FAILURES else "error"
+
+
+def is_counted(trial: FrozenTrial) -> bool:
+    """Whether a trial used one unit of the study's ``n_trials`` budget."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and failure_kind(trial) in COUNTED_FAILURES
+
+
+def static_attrs(
+    config: TrialConfig, *, param_count: int, device: str, seed: int, torch_version: str
+) -> dict[str, Any]:
+    """The attributes known once the model is built (before training)."""
+    return {
+        Attr.CELL_TYPE: config.model.cell_type,
+        Attr.HIDDEN_SIZE: config.model.hidden_size,
+        Attr.NUM_LAYERS: config.model.num_layers,
+        Attr.CELL_OPTIONS: config.model.cell_options,
+        Attr.PARAM_COUNT: param_count,
+        Attr.DEVICE: device,
+        Attr.SEED: seed,
+        Attr.TORCH_VERSION: torch_version,
+        Attr.CELLSEARCH_VERSION: cellsearch.__version__,
+    }
+
+
+def result_attrs(result: TrainResult, metric_name: str) -> dict[str, Any]:
+    """The attributes of a finished training run (non-finite numbers become None)."""
+    attrs: dict[str, Any] = {
+        Attr.SECONDS: result.seconds,
+        Attr.SECONDS_PER_EPOCH: result.seconds_per_epoch,
+        Attr.EPOCHS_RUN: result.epochs_run,
+        Attr.SAMPLES_PER_SECOND: result.samples_per_second,
+        Attr.BEST_EPOCH: result.best_epoch,
+        Attr.BEST_VAL_LOSS: result.best_val_loss,
+        Attr.TEST_LOSS: result.test_loss,
+        Attr.TEST_METRIC: result.test_metric,
+        Attr.TEST_METRIC_NAME: metric_name,
+        Attr.STOP_REASON: result.stop_reason,
+    }
+    return {k: finite(v) if isinstance(v, float) else v for k, v in attrs.items()}
+
+
+def failure_attrs(kind: str, reason: str | None) -> dict[str, Any]:
+    """The attributes of a FAIL trial (``kind``: one of the failure kinds above)."""
+    if kind not in COUNTED_FAILURES + REQUEUED_FAILURES:
+        raise ValueError(f"unknown failure kind {kind!r}")
+    return {Attr.FAILURE_KIND: kind, Attr.FAILURE_REASON: reason}
+
+
+def retry_attrs(number: int, reason: str) -> dict[str, Any]:
+    """The attributes of a requeued copy of trial ``number``."""
+    return {Attr.RETRY_OF: number, Attr.RETRY_REASON: reason}
