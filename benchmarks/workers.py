@@ -125,7 +125,7 @@ def _settings(url: str) -> Any:
 
 def make_spec(name: str, n_trials: int, task: dict[str, Any], epochs: int, hidden: int) -> Any:
     """A spec over LSTM and GRU with fixed hidden size and batch size, no pruner."""
-    from cellsearch.search.study.spec import parse_spec
+    from cellsearch.search.study.limits import parse_spec
 
     return parse_spec(
         {

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from cellsearch.search.errors import SpecError
-from cellsearch.search.study.spec import FloatRange, IntRange, SpecLimits, StudySpec, parse_spec
+from cellsearch.search.study.limits import SpecLimits, parse_spec
+from cellsearch.search.study.spec import FloatRange, IntRange, StudySpec
 
 
 def spec_data(**overrides: Any) -> dict[str, Any]:

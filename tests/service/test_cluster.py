@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from cellsearch.search.record import is_counted
-from cellsearch.search.study.spec import parse_spec
+from cellsearch.search.study.limits import parse_spec
 from cellsearch.service.db import dispose_all, engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.migrate import upgrade

@@ -8,9 +8,9 @@ import optuna
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from cellsearch.search.study.spec import parse_spec
+from cellsearch.search.study.limits import parse_spec
 from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.migrate import (
     VERSION_TABLE,
@@ -66,7 +66,7 @@ def test_upgrade_is_idempotent_and_optuna_loads_every_study(migrated: Any) -> No
     assert sorted(names) == ["one", "two"]
     for name in names:
         study = optuna.load_study(study_name=name, storage=migrated.database_url)
-        assert study.user_attrs["cellsearch_spec"]["name"] == name
+        assert study.direction == optuna.study.StudyDirection.MINIMIZE
 
 
 def test_downgrade_touches_only_our_tables(migrated: Any) -> None:
@@ -79,3 +79,27 @@ def test_downgrade_touches_only_our_tables(migrated: Any) -> None:
     assert tables >= OPTUNA_TABLES
     assert not {"cellsearch_studies", "cellsearch_workers", "cellsearch_datasets"} & tables
     assert current_revision(engine) is None
+
+
+def _migrate(settings: Any, revision: str, *, down: bool = False) -> None:
+    config = alembic_config(settings.database_url)
+    with engine_for(settings).begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_0005_drops_the_second_study_name_and_downgrade_restores_it(migrated: Any) -> None:
+    engine = engine_for(migrated)
+    create_study(engine=engine, storage=optuna_storage(migrated), spec=parse_spec(spec_data()))
+    _migrate(migrated, "0004", down=True)
+    with engine.connect() as conn:
+        assert conn.execute(
+            text("SELECT name, optuna_study_name FROM cellsearch_studies")
+        ).all() == [("adding-t20", "adding-t20")]
+    _migrate(migrated, "head")
+    columns = {c["name"] for c in inspect(engine).get_columns("cellsearch_studies")}
+    assert "optuna_study_name" not in columns and "name" in columns
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM cellsearch_studies")).scalars().all() == [
+            "adding-t20"
+        ]

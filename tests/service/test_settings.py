@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from cellsearch.search.study.spec import SpecLimits
+from cellsearch.search.study.limits import SpecLimits
 from cellsearch.service.settings import DEFAULT_DATABASE_URL, Settings
 
 

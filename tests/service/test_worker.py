@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from cellsearch.search.errors import TrainingDiverged
 from cellsearch.search.record import is_counted
-from cellsearch.search.study.spec import parse_spec
+from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.trial import objective
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker

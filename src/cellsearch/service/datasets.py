@@ -15,7 +15,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.errors import DatasetError, FieldError
-from cellsearch.search.study.spec import SpecLimits, StudySpec
+from cellsearch.search.study.limits import SpecLimits
+from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks.file_formats import parse_upload, summarize
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound, PayloadTooLarge

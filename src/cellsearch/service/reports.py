@@ -8,9 +8,8 @@ import optuna
 from sqlalchemy import Engine
 
 from cellsearch.search.report import ReportContext, build_report
-from cellsearch.search.tasks import baseline_of
 from cellsearch.service.report_page import render_report_html
-from cellsearch.service.studies import get_study, spec_of
+from cellsearch.service.studies import get_study
 
 PLOTLY_URL = "/api/v1/assets/plotly.min.js"
 
@@ -20,21 +19,8 @@ def study_report(
 ) -> dict[str, Any]:
     """Build the report of study ``name`` from its trials."""
     record = get_study(engine=engine, name=name)
-    spec = spec_of(record)
-    baseline = baseline_of(spec.task)
-    context = ReportContext(
-        study_name=record.name,
-        direction=spec.objective.direction,
-        metric=spec.objective.metric,
-        n_trials=spec.budget.n_trials,
-        cell_types=tuple(spec.cell_types),
-        allocation=spec.allocation,
-        seed=spec.seed,
-        status=record.status,
-        baseline=baseline.value if spec.objective.metric == "val_loss" else None,
-        baseline_description=baseline.description,
-    )
-    study = optuna.load_study(study_name=record.optuna_study_name, storage=storage)
+    context = ReportContext.of(record.study_spec(), status=record.status)
+    study = optuna.load_study(study_name=record.name, storage=storage)
     return build_report(study.get_trials(deepcopy=False), context)
 
 

@@ -59,12 +59,12 @@ class StudyOut(BaseModel):
 
     @classmethod
     def of(cls, record: StudyRecord, counts: TrialCounts) -> StudyOut:
-        cells = record.spec["space"]["cell_type"]
+        spec = record.study_spec()
         return cls(
             name=record.name,
             status=record.status,
-            task=record.spec["task"]["kind"],
-            cell_types=cells if isinstance(cells, list) else [cells],
+            task=spec.task.kind,
+            cell_types=spec.cell_types,
             n_trials=record.n_trials,
             counts=Counts.of(counts),
             created_at=record.created_at,

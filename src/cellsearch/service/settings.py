@@ -7,16 +7,18 @@ from functools import lru_cache
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cellsearch.search.study.spec import SpecLimits
+from cellsearch.search.study.limits import SpecLimits
 
 DEFAULT_DATABASE_URL = "sqlite:///cellsearch.db"
-_LIMITS = SpecLimits()
 
 
-class Settings(BaseSettings):
-    """Every knob of the service; each has a ``CELLSEARCH_<NAME>`` variable."""
+class Settings(SpecLimits, BaseSettings):
+    """Every knob of the service; each has a ``CELLSEARCH_<NAME>`` variable.
 
-    model_config = SettingsConfigDict(env_prefix="CELLSEARCH_", extra="ignore")
+    The input limits (``max_hidden_size``...) are inherited from :class:`SpecLimits`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CELLSEARCH_", extra="ignore", frozen=False)
 
     database_url: str = Field(
         default=DEFAULT_DATABASE_URL,
@@ -43,17 +45,6 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=2, ge=0)
     max_upload_bytes: int = Field(default=100_000_000, ge=1, description="Largest dataset upload.")
 
-    # input limits; their defaults live in one place, SpecLimits
-    max_hidden_size: int = _LIMITS.max_hidden_size
-    max_num_layers: int = _LIMITS.max_num_layers
-    max_epochs: int = _LIMITS.max_epochs
-    max_seq_len: int = _LIMITS.max_seq_len
-    max_trials: int = _LIMITS.max_trials
-    max_dataset_size: int = _LIMITS.max_dataset_size
-    max_batch_size: int = _LIMITS.max_batch_size
-    max_param_budget: int = _LIMITS.max_param_budget
-    max_trial_seconds: float = _LIMITS.max_trial_seconds
-
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> Settings:
         if self.grace_period <= self.heartbeat_interval:
@@ -65,7 +56,7 @@ class Settings(BaseSettings):
 
     def limits(self) -> SpecLimits:
         """The spec limits this deployment enforces."""
-        return SpecLimits(**{name: getattr(self, name) for name in SpecLimits.__dataclass_fields__})
+        return SpecLimits(**self.model_dump(include=set(SpecLimits.model_fields)))
 
 
 @lru_cache

@@ -55,17 +55,15 @@ def create_study(
         if StudyRecord.find(session, spec.name) is not None:
             raise Conflict(f"study {spec.name!r} already exists")
     try:
-        study = optuna.create_study(
+        optuna.create_study(
             study_name=spec.name, storage=storage, direction=spec.objective.direction
         )
     except optuna.exceptions.DuplicatedStudyError:
         raise Conflict(f"an Optuna study named {spec.name!r} already exists") from None
-    study.set_user_attr("cellsearch_spec", spec.to_json())
     try:
         with session_scope(engine) as session:
             record = StudyRecord(
                 name=spec.name,
-                optuna_study_name=spec.name,
                 spec=spec.to_json(),
                 status="running",
                 n_trials=spec.budget.n_trials,
@@ -115,11 +113,9 @@ def change_status(*, engine: Engine, name: str, action: str) -> StudyRecord:
 def delete_study(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> None:
     """Delete the study record, then its Optuna study and trials."""
     with session_scope(engine) as session:
-        record = StudyRecord.find_or_raise(session, name)
-        optuna_name = record.optuna_study_name
-        session.delete(record)
+        session.delete(StudyRecord.find_or_raise(session, name))
     with contextlib.suppress(KeyError):  # already gone: the record was all that was left
-        optuna.delete_study(study_name=optuna_name, storage=storage)
+        optuna.delete_study(study_name=name, storage=storage)
 
 
 # Optuna's schema is read (never written) here with one grouped query, so that a page
@@ -202,8 +198,3 @@ def list_trials(
     if cell_type is not None:
         trials = [t for t in trials if cell_of(t) == cell_type]
     return trials[offset : offset + limit], len(trials)
-
-
-def spec_of(record: StudyRecord) -> StudySpec:
-    """The validated spec stored with a study."""
-    return StudySpec.model_validate(record.spec)

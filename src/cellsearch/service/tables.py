@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from cellsearch.search.study.spec import StudySpec
 from cellsearch.service.errors import NotFound
 
 STUDY_STATUSES = ("running", "paused", "cancelled", "completed")
@@ -48,7 +49,6 @@ class StudyRecord(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
-    optuna_study_name: Mapped[str] = mapped_column(String(512))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="running")
     n_trials: Mapped[int] = mapped_column(Integer)
@@ -60,6 +60,10 @@ class StudyRecord(Base):
     last_claim_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # bumped by every reclaim; a release made with an older value is void (see queue.py)
     reclaims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    def study_spec(self) -> StudySpec:
+        """The validated spec (the ``spec`` column holds it as submitted, in JSON)."""
+        return StudySpec.model_validate(self.spec)
 
     @classmethod
     def find(cls, session: Session, name: str) -> StudyRecord | None:

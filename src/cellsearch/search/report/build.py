@@ -36,6 +36,8 @@ from cellsearch.search.record import CELL_PARAM, Attr, cell_of
 from cellsearch.search.report import cells as report_cells
 from cellsearch.search.report import compare as report_compare
 from cellsearch.search.report import importance as report_importance
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.tasks import baseline_of
 
 SCHEMA_VERSION = 1
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -55,6 +57,27 @@ class ReportContext:
     status: str
     baseline: float | None = None
     baseline_description: str | None = None
+
+    @classmethod
+    def of(cls, spec: StudySpec, *, status: str) -> ReportContext:
+        """The context of a study with ``spec``, whose lifecycle status is ``status``.
+
+        The task's baseline is a validation loss, so it is drawn only when the study
+        minimises that loss.
+        """
+        baseline = baseline_of(spec.task)
+        return cls(
+            study_name=spec.name,
+            direction=spec.objective.direction,
+            metric=spec.objective.metric,
+            n_trials=spec.budget.n_trials,
+            cell_types=tuple(spec.cell_types),
+            allocation=spec.allocation,
+            seed=spec.seed,
+            status=status,
+            baseline=baseline.value if spec.objective.metric == "val_loss" else None,
+            baseline_description=baseline.description,
+        )
 
 
 def build_report(

@@ -3,26 +3,23 @@
 Every search-space parameter is fixed (a scalar), a choice list, or a range
 ``{low, high, log}``. Cell-specific parameters are written ``<cell>.<option>``
 (for example ``lstm.forget_bias``) and are sampled only in trials of that cell.
-Server-side limits are checked separately by :func:`check_limits` so that the
-same spec model serves the published JSON Schema and every deployment's limits.
+Server-side limits are checked separately (:mod:`cellsearch.search.study.limits`) so
+that the same spec model serves the published JSON Schema and every deployment's limits.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from cellsearch.models import CELLS
-from cellsearch.search.errors import FieldError, SpecError
 from cellsearch.search.tasks import TaskSpec
 
 OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
@@ -288,69 +285,3 @@ class StudySpec(_Strict):
     def cell_types(self) -> list[str]:
         """The searched cell types, in the order given."""
         return choices(self.space.cell_type)
-
-
-@dataclass(frozen=True)
-class SpecLimits:
-    """Server-side bounds on a spec; a deployment sets them (see service settings)."""
-
-    max_hidden_size: int = 1024
-    max_num_layers: int = 4
-    max_epochs: int = 1000
-    max_seq_len: int = 5000
-    max_trials: int = 10000
-    max_dataset_size: int = 1_000_000
-    max_batch_size: int = 4096
-    max_param_budget: int = 50_000_000
-    max_trial_seconds: float = 86400.0
-
-
-def check_limits(spec: StudySpec, limits: SpecLimits) -> list[FieldError]:
-    """Return one error per field of ``spec`` that exceeds ``limits``."""
-    checks: list[tuple[tuple[str, ...], float | None, float, str]] = [
-        (("space", "hidden_size"), upper_bound(spec.space.hidden_size), limits.max_hidden_size,
-         "max_hidden_size"),
-        (("space", "num_layers"), upper_bound(spec.space.num_layers), limits.max_num_layers,
-         "max_num_layers"),
-        (("space", "batch_size"), upper_bound(spec.space.batch_size), limits.max_batch_size,
-         "max_batch_size"),
-        (("budget", "max_epochs"), spec.budget.max_epochs, limits.max_epochs, "max_epochs"),
-        (("budget", "n_trials"), spec.budget.n_trials, limits.max_trials, "max_trials"),
-        (("budget", "max_trial_seconds"), spec.budget.max_trial_seconds,
-         limits.max_trial_seconds, "max_trial_seconds"),
-        (("task", "seq_len"), spec.task.sequence_length(), limits.max_seq_len, "max_seq_len"),
-        (("task",), spec.task.dataset_size(), limits.max_dataset_size, "max_dataset_size"),
-        (("param_budget",), spec.param_budget, limits.max_param_budget, "max_param_budget"),
-    ]  # fmt: skip
-    errors = []
-    for loc, value, limit, setting in checks:
-        if value is not None and value > limit:
-            errors.append(
-                FieldError(
-                    loc=loc,
-                    msg=f"{value:g} exceeds this server's limit {setting}={limit:g}",
-                    type="limit_exceeded",
-                )
-            )
-    return errors
-
-
-def parse_spec(data: Any, limits: SpecLimits | None = None) -> StudySpec:
-    """Validate a spec (a mapping from JSON or YAML) and enforce ``limits``.
-
-    Raises:
-        SpecError: listing every invalid field with its reason.
-    """
-    try:
-        spec = StudySpec.model_validate(data)
-    except ValidationError as exc:
-        raise SpecError(
-            [
-                FieldError(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), e["type"])
-                for e in exc.errors()
-            ]
-        ) from None
-    errors = check_limits(spec, limits or SpecLimits())
-    if errors:
-        raise SpecError(errors)
-    return spec

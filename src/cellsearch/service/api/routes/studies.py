@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from cellsearch.models import CELLS
 from cellsearch.search.errors import FieldError, SpecError
-from cellsearch.search.study.spec import StudySpec, check_limits
+from cellsearch.search.study.spec import StudySpec
 from cellsearch.service import studies as ops
 from cellsearch.service.api.deps import (
     EngineDep,
@@ -36,9 +36,7 @@ def create_study(
     422 names each invalid field (including this server's limits); 409 if the name is taken.
     """
     limits = settings.limits()
-    errors = check_limits(spec, limits) + check_dataset_task(
-        engine=engine, spec=spec, limits=limits
-    )
+    errors = limits.check(spec) + check_dataset_task(engine=engine, spec=spec, limits=limits)
     if errors:
         raise SpecError(errors)
     record = ops.create_study(engine=engine, storage=storage, spec=spec)
@@ -51,8 +49,8 @@ def list_studies(
 ) -> Page[StudyOut]:
     """Studies, newest first, with progress counts."""
     records, total = ops.list_studies(engine=engine, offset=offset, limit=limit)
-    counts = ops.trial_counts(engine=engine, names=[r.optuna_study_name for r in records])
-    items = [StudyOut.of(r, counts[r.optuna_study_name]) for r in records]
+    counts = ops.trial_counts(engine=engine, names=[r.name for r in records])
+    items = [StudyOut.of(r, counts[r.name]) for r in records]
     return Page(items=items, total=total, offset=offset, limit=limit)
 
 
@@ -105,7 +103,7 @@ def list_trials(
     states = [optuna.trial.TrialState[s.upper()] for s in state] if state else None
     trials, total = ops.list_trials(
         storage=storage,
-        name=record.optuna_study_name,
+        name=record.name,
         states=states,
         cell_type=cell_type,
         offset=offset,
@@ -128,10 +126,10 @@ def get_report_html(name: str, engine: EngineDep, storage: StorageDep) -> HTMLRe
 
 def _detail(engine: EngineDep, storage: StorageDep, name: str) -> StudyDetail:
     record = ops.get_study(engine=engine, name=name)
-    counts = ops.trial_counts(engine=engine, names=[record.optuna_study_name])
-    best = ops.best_trial(storage=storage, name=record.optuna_study_name)
+    counts = ops.trial_counts(engine=engine, names=[record.name])
+    best = ops.best_trial(storage=storage, name=record.name)
     return StudyDetail(
-        **StudyOut.of(record, counts[record.optuna_study_name]).model_dump(),
+        **StudyOut.of(record, counts[record.name]).model_dump(),
         spec=record.spec,
         best_trial=TrialOut.of(best) if best else None,
     )

@@ -1,0 +1,81 @@
+"""A deployment's bounds on a study spec, and parsing a submitted spec under them.
+
+:class:`SpecLimits` is the one place that names each limit, its default and its meaning;
+the service's settings inherit it (so each limit is a ``CELLSEARCH_MAX_...`` variable)
+rather than repeating it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cellsearch.search.errors import FieldError, SpecError
+from cellsearch.search.study.spec import StudySpec, upper_bound
+
+
+class SpecLimits(BaseModel):
+    """Server-side bounds on a spec; a deployment sets them (see the service's settings)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_hidden_size: int = Field(default=1024, ge=1, description="Largest hidden size searched.")
+    max_num_layers: int = Field(default=4, ge=1, description="Most stacked recurrent layers.")
+    max_epochs: int = Field(default=1000, ge=1, description="Most epochs per trial.")
+    max_seq_len: int = Field(default=5000, ge=1, description="Longest input sequence of a task.")
+    max_trials: int = Field(default=10000, ge=1, description="Most trials per study.")
+    max_dataset_size: int = Field(default=1_000_000, ge=1, description="Most sequences per task.")
+    max_batch_size: int = Field(default=4096, ge=1, description="Largest batch size searched.")
+    max_param_budget: int = Field(default=50_000_000, ge=10, description="Largest param_budget.")
+    max_trial_seconds: float = Field(
+        default=86400.0, gt=0, description="Longest max_trial_seconds."
+    )
+
+    def check(self, spec: StudySpec) -> list[FieldError]:
+        """One error per field of ``spec`` that exceeds these limits."""
+        task = spec.task
+        checks: list[tuple[tuple[str, ...], float | None, str]] = [
+            (("space", "hidden_size"), upper_bound(spec.space.hidden_size), "max_hidden_size"),
+            (("space", "num_layers"), upper_bound(spec.space.num_layers), "max_num_layers"),
+            (("space", "batch_size"), upper_bound(spec.space.batch_size), "max_batch_size"),
+            (("budget", "max_epochs"), spec.budget.max_epochs, "max_epochs"),
+            (("budget", "n_trials"), spec.budget.n_trials, "max_trials"),
+            (("budget", "max_trial_seconds"), spec.budget.max_trial_seconds, "max_trial_seconds"),
+            (("task", "seq_len"), task.sequence_length(), "max_seq_len"),
+            (("task",), task.dataset_size(), "max_dataset_size"),
+            (("param_budget",), spec.param_budget, "max_param_budget"),
+        ]
+        errors = []
+        for loc, value, setting in checks:
+            limit = getattr(self, setting)
+            if value is not None and value > limit:
+                errors.append(
+                    FieldError(
+                        loc=loc,
+                        msg=f"{value:g} exceeds this server's limit {setting}={limit:g}",
+                        type="limit_exceeded",
+                    )
+                )
+        return errors
+
+
+def parse_spec(data: Any, limits: SpecLimits | None = None) -> StudySpec:
+    """Validate a spec (a mapping from JSON or YAML) and enforce ``limits`` (default ones).
+
+    Raises:
+        SpecError: listing every invalid field with its reason.
+    """
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(
+            [
+                FieldError(tuple(e["loc"]), e["msg"].removeprefix("Value error, "), e["type"])
+                for e in exc.errors()
+            ]
+        ) from None
+    errors = (limits or SpecLimits()).check(spec)
+    if errors:
+        raise SpecError(errors)
+    return spec
