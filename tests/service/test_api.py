@@ -165,7 +165,7 @@ def test_trials_filter_paginate_and_counts(api: TestClient, migrated: Any) -> No
 
 @pytest.mark.parametrize(
     ("params", "text"),
-    [({"cell_type": "tcn"}, "valid names"), ({"state": "exploded"}, "running"),
+    [({"cell_type": "tcn"}, "'lstm', 'gru'"), ({"state": "exploded"}, "running"),
      ({"limit": 0}, "greater than or equal"), ({"offset": -1}, "greater than or equal")],
 )  # fmt: skip
 def test_trials_bad_query_is_422(api: TestClient, params: dict[str, Any], text: str) -> None:
@@ -173,6 +173,37 @@ def test_trials_bad_query_is_422(api: TestClient, params: dict[str, Any], text: 
     response = api.get(f"{V1}/studies/adding-t20/trials", params=params)
     assert response.status_code == 422
     assert text in response.text
+    [error] = response.json()["detail"]
+    assert error["loc"][:2] == ["query", next(iter(params))]  # located in the query
+
+
+def test_database_errors_never_reach_the_body(
+    api: TestClient, migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken query is a 500 without its SQL; an unreachable database is a 503."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from cellsearch.service import studies
+
+    secret = "SELECT secret_column FROM secret_table"
+    broken = ProgrammingError(secret, {"p": 1}, Exception("syntax error"))
+    monkeypatch.setattr(studies, "list_studies", lambda **_: (_ for _ in ()).throw(broken))
+    response = api.get(f"{V1}/studies")
+    assert response.status_code == 500
+    assert "secret" not in response.text and "internal error" in response.json()["detail"]
+
+    down = OperationalError(secret, {}, Exception("connection refused"))
+
+    def unreachable(**_: Any) -> None:
+        from cellsearch.service.db import engine_for, session_scope
+
+        with session_scope(engine_for(migrated)):
+            raise down
+
+    monkeypatch.setattr(studies, "list_studies", unreachable)
+    response = api.get(f"{V1}/studies")
+    assert response.status_code == 503
+    assert response.json()["detail"] == "database unavailable: connection refused"
 
 
 def test_cells_and_tasks_catalog(api: TestClient) -> None:

@@ -68,10 +68,8 @@ def create_dataset(
     try:
         with session_scope(engine) as session:
             session.add(record)
-    except Exception as exc:
-        if isinstance(exc.__cause__, IntegrityError):
-            raise Conflict(f"a dataset named {name!r} already exists") from None
-        raise
+    except IntegrityError:
+        raise Conflict(f"a dataset named {name!r} already exists") from None
     return record
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cellsearch.search.trial.retry import is_transient, summary
 from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.settings import Settings
 
@@ -66,16 +67,23 @@ def engine_for(settings: Settings) -> Engine:
     return get_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
 
 
-def _unavailable(exc: SQLAlchemyError) -> StorageUnavailable:
-    return StorageUnavailable(f"database error: {exc.__class__.__name__}: {exc}")
+def _translated(exc: SQLAlchemyError) -> Exception:
+    """A database that cannot be reached becomes :class:`StorageUnavailable` (503); any
+    other database error (a constraint, a bug) is raised as it is, for the caller that
+    expects it (an ``IntegrityError`` is a conflict where a name is inserted) or, failing
+    that, the API's last-resort handler."""
+    if is_transient(exc):
+        return StorageUnavailable(f"database unavailable: {summary(exc)}")
+    return exc
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success, rolls back on error, and maps DB errors.
+    """A session that commits on success and rolls back on error.
 
     Raises:
-        StorageUnavailable: for any SQLAlchemy error (connection lost, lock timeout...).
+        StorageUnavailable: the database could not be reached (connection lost, server
+            down, lock timeout); other database errors propagate unchanged.
     """
     session = sessionmaker(bind=engine, expire_on_commit=False)()
     try:
@@ -83,7 +91,10 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
-        raise _unavailable(exc) from exc
+        translated = _translated(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
     except BaseException:
         session.rollback()
         raise
@@ -96,16 +107,20 @@ def connection_scope(engine: Engine) -> Iterator[Connection]:
     """A Core connection in one transaction, for hot paths that need no ORM objects.
 
     Several times cheaper per statement than a session; same commit/rollback and error
-    mapping as :func:`session_scope`.
+    translation as :func:`session_scope`.
 
     Raises:
-        StorageUnavailable: for any SQLAlchemy error (connection lost, lock timeout...).
+        StorageUnavailable: the database could not be reached; other database errors
+            propagate unchanged.
     """
     try:
         with engine.begin() as connection:
             yield connection
     except SQLAlchemyError as exc:
-        raise _unavailable(exc) from exc
+        translated = _translated(exc)
+        if translated is exc:
+            raise
+        raise translated from exc
 
 
 _storages: dict[tuple[str, int, int], optuna.storages.RDBStorage] = {}

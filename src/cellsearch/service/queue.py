@@ -190,9 +190,7 @@ class SqlStudyQueue:
                     insert(WorkerRecord).values(worker_id=info.worker_id, started_at=now, **values)
                 )
                 return self._neighbours(conn, info.machine, now)
-        except Exception as exc:  # the heartbeat thread inserted it first
-            if not isinstance(exc.__cause__, IntegrityError):
-                raise
+        except IntegrityError:  # the heartbeat thread inserted it first
             return 1
 
     def _neighbours(self, conn: Connection, machine: str, now: datetime) -> int:

@@ -70,10 +70,11 @@ def create_study(
                 claimed=0,
             )
             session.add(record)
-    except Exception as exc:
+    except IntegrityError:
         optuna.delete_study(study_name=spec.name, storage=storage)  # leave nothing behind
-        if isinstance(exc.__cause__, IntegrityError):
-            raise Conflict(f"study {spec.name!r} already exists") from None
+        raise Conflict(f"study {spec.name!r} already exists") from None
+    except BaseException:
+        optuna.delete_study(study_name=spec.name, storage=storage)
         raise
     return record
 

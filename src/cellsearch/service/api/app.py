@@ -1,4 +1,4 @@
-"""The FastAPI application: routers under /api/v1 and one error handler table."""
+"""The FastAPI application: routers under /api/v1 and one table from errors to statuses."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 import cellsearch
-from cellsearch.search.errors import DatasetError, SpecError
+from cellsearch.search.errors import DatasetError, SearchError, SpecError
 from cellsearch.service.api.routes import catalog, datasets, health, studies, workers
 from cellsearch.service.errors import (
     Conflict,
@@ -21,14 +22,35 @@ from cellsearch.service.errors import (
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
 
-# error class -> HTTP status; the first match in order wins
+# error class -> HTTP status; the first match in order wins. Errors of every layer are
+# mapped here and nowhere else; a 500 never shows its internals (they go to the log).
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (SpecError, 422),
+    (DatasetError, 422),
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
     (StorageUnavailable, 503),
     (ServiceError, 500),
+    (SearchError, 500),
+    (SQLAlchemyError, 500),
 )
+INTERNAL = "internal error (details are in the server's log)"
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The response for ``exc``: its status from :data:`STATUS_BY_ERROR` and a detail."""
+    status = next(code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls))
+    if isinstance(exc, SpecError):  # a spec always arrives in a request's body
+        detail: object = [{**e.as_dict(), "loc": ["body", *e.loc]} for e in exc.errors]
+    elif status == 500:
+        log.error("request failed", exc_info=exc)
+        detail = INTERNAL
+    else:
+        if status > 500:
+            log.error("request failed: %s", exc)
+        detail = str(exc)
+    return JSONResponse(status_code=status, content={"detail": detail})
 
 
 def create_app() -> FastAPI:
@@ -42,21 +64,11 @@ def create_app() -> FastAPI:
     for router in (studies.router, datasets.router, catalog.router, health.router, workers.router):
         app.include_router(router, prefix=PREFIX)
 
-    @app.exception_handler(SpecError)
-    async def _invalid_spec(_request: Request, exc: SpecError) -> JSONResponse:
-        detail = [{**e.as_dict(), "loc": ["body", *e.loc]} for e in exc.errors]
-        return JSONResponse(status_code=422, content={"detail": detail})
+    async def _handle(_request: Request, exc: Exception) -> JSONResponse:
+        return error_response(exc)
 
-    @app.exception_handler(DatasetError)
-    async def _invalid_dataset(_request: Request, exc: DatasetError) -> JSONResponse:
-        return JSONResponse(status_code=422, content={"detail": str(exc)})
-
-    @app.exception_handler(ServiceError)
-    async def _service_error(_request: Request, exc: ServiceError) -> JSONResponse:
-        status = next(code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls))
-        if status >= 500:
-            log.error("request failed: %s", exc)
-        return JSONResponse(status_code=status, content={"detail": str(exc)})
+    for base in (SearchError, ServiceError, SQLAlchemyError):
+        app.add_exception_handler(base, _handle)
 
     @app.get("/", include_in_schema=False)
     def _root() -> RedirectResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Literal
 
 import optuna
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import HTMLResponse
 
 from cellsearch.models import CELLS
-from cellsearch.search.errors import FieldError, SpecError
+from cellsearch.search.errors import SpecError
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.service import studies as ops
 from cellsearch.service.api.deps import (
@@ -25,6 +26,8 @@ from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
+CellName = StrEnum("CellName", {name: name for name in CELLS})  # type: ignore[misc]
+"""A registered cell type, validated (and documented) as a query parameter."""
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyDetail)
@@ -85,27 +88,18 @@ def list_trials(
     engine: EngineDep,
     storage: StorageDep,
     state: Annotated[list[TrialStateName] | None, Query()] = None,
-    cell_type: str | None = None,
+    cell_type: CellName | None = None,
     offset: OffsetQuery = 0,
     limit: LimitQuery = 50,
 ) -> Page[TrialOut]:
     """Trials by number, filtered by state (repeatable) and cell type."""
     record = ops.get_study(engine=engine, name=name)
-    if cell_type is not None and cell_type not in CELLS:
-        raise SpecError(
-            [
-                FieldError(
-                    ("query", "cell_type"),
-                    f"unknown cell type {cell_type!r}; valid names: {', '.join(CELLS)}",
-                )
-            ]
-        )
     states = [optuna.trial.TrialState[s.upper()] for s in state] if state else None
     trials, total = ops.list_trials(
         storage=storage,
         name=record.name,
         states=states,
-        cell_type=cell_type,
+        cell_type=None if cell_type is None else cell_type.value,
         offset=offset,
         limit=limit,
     )
