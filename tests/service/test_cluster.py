@@ -411,13 +411,14 @@ def test_failed_release_after_requeue_does_not_strand_the_study(
     import torch
 
     from cellsearch.search.worker.loop import Worker
-    from cellsearch.service.queue import SqlStudyQueue
+    from cellsearch.service.runner import sql_backend
 
     settings = settings_for(sqlite_url)
     make_study(settings, "strand", 1)
-    queue = SqlStudyQueue(engine_for(settings), grace_period=settings.grace_period)
-    worker = Worker(optuna_storage(settings), queue, device=torch.device("cpu"))
-    assert queue.claim() is not None  # the worker that dies mid-trial
+    backend = sql_backend(engine_for(settings), grace_period=settings.grace_period)
+    worker = Worker(optuna_storage(settings), backend, device=torch.device("cpu"))
+    ledger = backend.ledger
+    assert ledger.claim() is not None  # the worker that dies mid-trial
     study = optuna.load_study(study_name="strand", storage=optuna_storage(settings))
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna's note on ask with heartbeats
         cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
@@ -425,16 +426,16 @@ def test_failed_release_after_requeue_does_not_strand_the_study(
     optuna_storage(settings).record_heartbeat(dead._trial_id)
     time.sleep(settings.grace_period + 1.5)
 
-    real_release = queue.release
+    real_release = ledger.release
     calls = iter([StorageUnavailable("database error: connection lost")])
 
-    def release_once_failing(name: str, generation: int) -> None:
+    def release_once_failing(name: str, reclaims: int) -> None:
         error = next(calls, None)
         if error is not None:
             raise error
-        real_release(name, generation)
+        real_release(name, reclaims)
 
-    monkeypatch.setattr(queue, "release", release_once_failing)
+    monkeypatch.setattr(ledger, "release", release_once_failing)
     with pytest.raises(StorageUnavailable):  # the run loop logs this and carries on
         worker.recover_stale(force=True)
 
@@ -461,11 +462,12 @@ def test_worker_waits_for_a_database_that_comes_up_late(
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     (worker,) = cluster.start(postgres_url, CELLSEARCH_STARTUP_TIMEOUT="60")
-    time.sleep(2)
+    # each stage lasts until the worker has seen it (a loaded machine starts it slowly)
+    wait_for("the worker to find no database", lambda: "unreachable" in cluster.output(), 60)
     cluster.assert_alive([worker])  # waiting, not exited
     with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    time.sleep(1.5)
+    wait_for("the worker to find no migrations", lambda: "not migrated" in cluster.output(), 60)
     cluster.assert_alive([worker])
     upgrade(settings)
     wait_for("the worker to register", lambda: worker.pid in registered_pids(settings), 60)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from cellsearch.search.worker.loop import Worker
 from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.queue import SqlStudyQueue
+from cellsearch.service.runner import sql_backend
 
 V1 = "/api/v1"
 
@@ -115,8 +115,8 @@ def test_study_on_unknown_dataset_is_422(api: TestClient) -> None:
 def test_study_runs_on_an_upload_and_protects_it(api: TestClient, migrated: Any) -> None:
     ds = upload(api, classification_npz()).json()
     assert api.post(f"{V1}/studies", json=dataset_study(ds["id"])).status_code == 201
-    queue = SqlStudyQueue(engine_for(migrated), grace_period=migrated.grace_period)
-    worker = Worker(optuna_storage(migrated), queue, device=torch.device("cpu"))
+    backend = sql_backend(engine_for(migrated), grace_period=migrated.grace_period)
+    worker = Worker(optuna_storage(migrated), backend, device=torch.device("cpu"))
     assert worker.step() is not None and worker.step() is not None
     trials = api.get(f"{V1}/studies/on-upload/trials").json()["items"]
     assert [t["state"] for t in trials] == ["complete", "complete"]

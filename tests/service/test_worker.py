@@ -17,9 +17,11 @@ from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.trial import objective
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
+from cellsearch.search.worker.recovery import settle
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
-from cellsearch.service.queue import SqlStudyQueue
+from cellsearch.service.ledger import SqlStudyLedger
+from cellsearch.service.runner import sql_backend
 from cellsearch.service.studies import change_status, create_study, delete_study, get_study
 from cellsearch.service.tables import WorkerRecord
 from tests.search.test_spec import spec_data
@@ -40,10 +42,12 @@ def make_study(settings: Any, **overrides: Any) -> optuna.Study:
     return optuna.load_study(study_name=spec.name, storage=optuna_storage(settings))
 
 
-def make_worker(settings: Any) -> tuple[Worker, SqlStudyQueue]:
-    queue = SqlStudyQueue(engine_for(settings), grace_period=settings.grace_period)
-    return Worker(optuna_storage(settings), queue, device=torch.device("cpu"),
-                  poll_interval=0.01), queue  # fmt: skip
+def make_worker(settings: Any, **options: Any) -> tuple[Worker, SqlStudyLedger]:
+    backend = sql_backend(engine_for(settings), grace_period=settings.grace_period)
+    worker = Worker(optuna_storage(settings), backend, device=torch.device("cpu"),
+                    poll_interval=0.01, **options)  # fmt: skip
+    assert isinstance(backend.ledger, SqlStudyLedger)
+    return worker, backend.ledger
 
 
 def drain(worker: Worker) -> int:
@@ -76,8 +80,8 @@ def test_runs_exactly_n_trials_balanced_and_records_everything(migrated: Any) ->
 
 def test_stale_trial_is_failed_requeued_and_budget_stays_exact(migrated: Any) -> None:
     study = make_study(migrated)
-    worker, queue = make_worker(migrated)
-    claim = queue.claim()  # a worker that dies right after starting its trial
+    worker, ledger = make_worker(migrated)
+    claim = ledger.claim()  # a worker that dies right after starting its trial
     assert claim is not None
     dists = optuna.distributions
     dead = study.ask(
@@ -106,8 +110,8 @@ def test_trial_without_any_heartbeat_is_failed_after_the_grace_period(migrated: 
     # A worker killed between `ask` and its trial's first heartbeat leaves a running trial
     # that Optuna's own stale check never sees; the worker watches such trials itself.
     study = make_study(migrated)
-    worker, queue = make_worker(migrated)
-    assert queue.claim() is not None
+    worker, ledger = make_worker(migrated)
+    assert ledger.claim() is not None
     cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
     dead = study.ask({"cell_type": cells})
     assert worker.recover_stale(force=True) == 0  # first seen now
@@ -144,9 +148,9 @@ def test_long_trial_records_its_attributes_and_heartbeat_while_running(
     # Static attributes wait for the first heartbeat (one interval), then appear on the
     # running trial with it; the registry names the trial.
     study = make_study(migrated, budget={"n_trials": 1, "max_epochs": 2})
-    worker, queue = make_worker(migrated)
+    worker, ledger = make_worker(migrated)
     seen: list[tuple[dict[str, Any], set[int], str | None]] = []
-    real_status = queue.status
+    real_status = ledger.status
 
     def slow_status(name: str) -> str | None:
         time.sleep(migrated.heartbeat_interval * 2.5)  # an epoch longer than the interval
@@ -157,7 +161,7 @@ def test_long_trial_records_its_attributes_and_heartbeat_while_running(
         seen.append((running.user_attrs, silent, named))
         return real_status(name)
 
-    monkeypatch.setattr(queue, "status", slow_status)
+    monkeypatch.setattr(ledger, "status", slow_status)
     outcome = worker.step()
     assert outcome is not None and outcome.outcome == "complete"
     attrs, silent, named = seen[0]
@@ -170,10 +174,11 @@ def test_short_trials_write_the_registry_about_once_a_second(
     migrated: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_study(migrated, budget={"n_trials": 6, "max_epochs": 1})
-    worker, queue = make_worker(migrated)
+    worker, _ = make_worker(migrated)
+    registry = worker.backend.registry
     beats: list[int | None] = []
-    real_beat = queue.beat
-    monkeypatch.setattr(queue, "beat", lambda info: (beats.append(info.trial_number),
+    real_beat = registry.beat
+    monkeypatch.setattr(registry, "beat", lambda info: (beats.append(info.trial_number),
                                                       real_beat(info))[1])  # fmt: skip
     started = time.monotonic()
     assert drain(worker) == 6
@@ -204,10 +209,10 @@ def test_pause_interrupts_after_the_epoch_and_requeues(
     migrated: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     study = make_study(migrated)
-    worker, queue = make_worker(migrated)
+    worker, ledger = make_worker(migrated)
     statuses = iter(["paused"])
-    real_status = queue.status
-    monkeypatch.setattr(queue, "status", lambda name: next(statuses, None) or real_status(name))
+    real_status = ledger.status
+    monkeypatch.setattr(ledger, "status", lambda name: next(statuses, None) or real_status(name))
     outcome = worker.step()
     assert outcome is not None and outcome.outcome == "interrupted"
     first = study.trials[0]
@@ -222,8 +227,8 @@ def test_pause_interrupts_after_the_epoch_and_requeues(
 def test_pause_during_the_last_epoch_lets_the_trial_finish(migrated: Any) -> None:
     # Requeueing a trial that has trained all its epochs would throw finished work away.
     study = make_study(migrated, budget={"n_trials": 4, "max_epochs": 1})
-    worker, queue = make_worker(migrated)
-    claim = queue.claim
+    worker, ledger = make_worker(migrated)
+    claim = ledger.claim
 
     def claim_then_pause() -> Any:
         taken = claim()
@@ -231,7 +236,7 @@ def test_pause_during_the_last_epoch_lets_the_trial_finish(migrated: Any) -> Non
             change_status(engine=engine_for(migrated), name="adding-t20", action="pause")
         return taken
 
-    queue.claim = claim_then_pause  # type: ignore[method-assign]
+    ledger.claim = claim_then_pause  # type: ignore[method-assign]
     outcome = worker.step()
     assert outcome is not None and outcome.outcome == "complete"
     assert study.trials[0].state == optuna.trial.TrialState.COMPLETE
@@ -261,13 +266,13 @@ def test_trial_rides_out_a_database_outage(migrated: Any, monkeypatch: pytest.Mo
     # A restart of the database while a trial trains: its reports, lifecycle checks and
     # outcome are retried; the trial completes, nothing is recorded as a model error.
     study = make_study(migrated, budget={"n_trials": 1, "max_epochs": 3})
-    worker, queue = make_worker(migrated)
+    worker, ledger = make_worker(migrated)
     cached = optuna.storages._cached_storage._CachedStorage
     monkeypatch.setattr(cached, "set_trial_intermediate_value",
                         outage(2)(cached.set_trial_intermediate_value))  # fmt: skip
     monkeypatch.setattr(cached, "set_trial_state_values",
                         outage(1)(cached.set_trial_state_values))  # fmt: skip
-    real_status = queue.status
+    real_status = ledger.status
     down = iter([True])
 
     def status(name: str) -> str | None:
@@ -277,7 +282,7 @@ def test_trial_rides_out_a_database_outage(migrated: Any, monkeypatch: pytest.Mo
             )
         return real_status(name)
 
-    monkeypatch.setattr(queue, "status", status)
+    monkeypatch.setattr(ledger, "status", status)
     outcome = worker.step()
     assert outcome is not None and outcome.outcome == "complete"
     (trial,) = study.trials
@@ -308,19 +313,19 @@ def test_trial_failed_as_stale_while_it_trains_is_given_up(
     # Its heartbeats stopped (a long outage, a frozen host) and another worker failed and
     # requeued it; the owner then discards its result instead of telling or requeueing.
     study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 2})
-    worker, queue = make_worker(migrated)
+    worker, ledger = make_worker(migrated)
     other, _ = make_worker(migrated)
-    real_status = queue.status
+    real_status = ledger.status
 
     def status_after_a_stale_check(name: str) -> str | None:
         (running,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-        assert other._fail_stale(study, running._trial_id)
+        assert other.stale._fail(study, running._trial_id)
         return real_status(name)
 
-    monkeypatch.setattr(queue, "status", status_after_a_stale_check)
+    monkeypatch.setattr(ledger, "status", status_after_a_stale_check)
     outcome = worker.step()
     assert outcome is not None and outcome.outcome == "stale"
-    monkeypatch.setattr(queue, "status", real_status)
+    monkeypatch.setattr(ledger, "status", real_status)
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert len(waiting) == 1  # requeued once, by the worker that failed it
     assert drain(worker) == 2
@@ -330,14 +335,14 @@ def test_trial_failed_as_stale_while_it_trains_is_given_up(
 
 def test_cancelled_study_is_not_requeued(migrated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     study = make_study(migrated)
-    worker, queue = make_worker(migrated)
+    worker, ledger = make_worker(migrated)
 
     def cancel_then_report(name: str) -> str | None:
-        if SqlStudyQueue.status(queue, name) == "running":
+        if SqlStudyLedger.status(ledger, name) == "running":
             change_status(engine=engine_for(migrated), name=name, action="cancel")
-        return SqlStudyQueue.status(queue, name)
+        return SqlStudyLedger.status(ledger, name)
 
-    monkeypatch.setattr(queue, "status", cancel_then_report)
+    monkeypatch.setattr(ledger, "status", cancel_then_report)
     outcome = worker.step()
     assert outcome is not None and outcome.outcome == "interrupted"
     assert study.get_trials(states=(optuna.trial.TrialState.WAITING,)) == []
@@ -377,8 +382,8 @@ def test_paused_study_is_not_claimed_until_resumed(migrated: Any) -> None:
 
 def test_lost_unit_is_reclaimed_after_the_grace_period(migrated: Any) -> None:
     study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
-    worker, queue = make_worker(migrated)
-    assert queue.claim() is not None  # claimed, then the worker died before `ask`
+    worker, ledger = make_worker(migrated)
+    assert ledger.claim() is not None  # claimed, then the worker died before `ask`
     assert drain(worker) == 1
     assert get_study(engine=engine_for(migrated), name="adding-t20").status == "running"
     time.sleep(migrated.grace_period + 0.5)
@@ -388,7 +393,7 @@ def test_lost_unit_is_reclaimed_after_the_grace_period(migrated: Any) -> None:
     assert get_study(engine=engine_for(migrated), name="adding-t20").status == "completed"
 
 
-def ledger(settings: Any) -> tuple[int, int]:
+def claimed_and_reclaims(settings: Any) -> tuple[int, int]:
     record = get_study(engine=engine_for(settings), name="adding-t20")
     return record.claimed, record.reclaims
 
@@ -398,53 +403,53 @@ def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Any) -
     # worker's settle sees no running trial and reclaims that unit. The late release must
     # then do nothing, or the budget would overshoot by one (seen once in CI, 25 of 24).
     study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
-    worker, queue = make_worker(migrated)
+    worker, ledger = make_worker(migrated)
     assert worker.step() is not None  # one trial done: claimed 1
-    assert queue.claim() is not None  # a second unit, whose worker then dies mid-trial
+    assert ledger.claim() is not None  # a second unit, whose worker then dies mid-trial
     cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
     dead = study.ask({"cell_type": cells})
-    generation = queue.generation("adding-t20")  # read by the stale handler, trial running
+    reclaims = ledger.reclaims("adding-t20")  # read by the stale handler, trial running
     storage = optuna_storage(migrated)
     storage.set_trial_user_attr(dead._trial_id, "failure_kind", "stale")
     storage.set_trial_state_values(dead._trial_id, state=optuna.trial.TrialState.FAIL)
     objective.requeue(study, dead.params, dead.number, "stale")
     time.sleep(migrated.grace_period + 0.5)
-    worker._settle(study)  # reclaims the unit of the failed trial
-    assert ledger(migrated) == (1, 1)
-    assert generation is not None
-    queue.release("adding-t20", generation)  # the stale handler's late release: void
-    assert ledger(migrated) == (1, 1)
+    settle(worker.ledger, study)  # reclaims the unit of the failed trial
+    assert claimed_and_reclaims(migrated) == (1, 1)
+    assert reclaims is not None
+    ledger.release("adding-t20", reclaims)  # the stale handler's late release: void
+    assert claimed_and_reclaims(migrated) == (1, 1)
     assert drain(worker) == 1  # the requeued trial, and nothing more
     assert len(counted(study)) == 2
-    assert ledger(migrated) == (2, 1)
+    assert claimed_and_reclaims(migrated) == (2, 1)
 
 
 def test_two_reclaims_from_one_reading_do_not_both_apply(migrated: Any) -> None:
     study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
-    worker, queue = make_worker(migrated)
+    worker, ledger = make_worker(migrated)
     assert worker.step() is not None
-    assert queue.claim() is not None  # a unit lost: its worker died before `ask`
+    assert ledger.claim() is not None  # a unit lost: its worker died before `ask`
     time.sleep(migrated.grace_period + 0.5)
 
     def finished_while_another_worker_reclaims_and_claims() -> int:
-        queue.settle("adding-t20", lambda: 1)  # the other worker reclaims first ...
-        assert ledger(migrated) == (1, 1)
-        assert queue.claim() is not None  # ... and a third claims the freed unit
+        ledger.settle("adding-t20", lambda: 1)  # the other worker reclaims first ...
+        assert claimed_and_reclaims(migrated) == (1, 1)
+        assert ledger.claim() is not None  # ... and a third claims the freed unit
         return 1  # what this worker counted before all that
 
-    queue.settle("adding-t20", finished_while_another_worker_reclaims_and_claims)
-    assert ledger(migrated) == (2, 1)  # this stale reclaim did not apply
+    ledger.settle("adding-t20", finished_while_another_worker_reclaims_and_claims)
+    assert claimed_and_reclaims(migrated) == (2, 1)  # this stale reclaim did not apply
     assert len(counted(study)) == 1
 
 
 def test_worker_registry_heartbeat(migrated: Any) -> None:
     make_study(migrated, budget={"n_trials": 1, "max_epochs": 1})
-    worker, queue = make_worker(migrated)
+    worker, _ = make_worker(migrated)
     ran = worker.run(max_trials=1)
     assert ran == 1
     with session_scope(engine_for(migrated)) as session:  # retired on a clean exit
         assert session.scalars(select(WorkerRecord)).all() == []
-    queue.beat(worker.info)
+    worker.backend.registry.beat(worker.info)
     with session_scope(engine_for(migrated)) as session:
         (row,) = session.scalars(select(WorkerRecord)).all()
         assert (row.worker_id, row.device) == (worker.info.worker_id, "cpu")
@@ -473,14 +478,13 @@ def test_workers_on_one_machine_share_its_cpus(migrated: Any, torch_threads: Non
         assert {row.machine for row in rows} == {first.info.machine}
     first._beat()
     assert sorted(row.torch_threads for row in _registry(migrated)) == [2, 2]
-    second.queue.retire(second.info.worker_id)  # it left: the share grows back
+    second.backend.registry.retire(second.info.worker_id)  # it left: the share grows back
     first._beat()
     assert first.size_threads() == 4
 
 
 def test_fixed_thread_count_is_kept(migrated: Any, torch_threads: None) -> None:
-    queue = SqlStudyQueue(engine_for(migrated), grace_period=migrated.grace_period)
-    fixed = Worker(optuna_storage(migrated), queue, device=torch.device("cpu"), torch_threads=1)
+    fixed, _ = make_worker(migrated, torch_threads=1)
     other, _ = make_worker(migrated)
     other._beat()
     fixed._beat()

@@ -6,18 +6,32 @@ import logging
 import time
 
 import optuna
+from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.trial.optimizers import warm_up
 from cellsearch.search.worker.cpu import omp_threads
-from cellsearch.search.worker.loop import Worker, resolve_device
+from cellsearch.search.worker.device import resolve_device
+from cellsearch.search.worker.loop import Worker
+from cellsearch.search.worker.protocol import Backend
+from cellsearch.service.datasets import dataset_content
 from cellsearch.service.db import engine_for, optuna_storage
+from cellsearch.service.ledger import SqlStudyLedger
 from cellsearch.service.migrate import current_revision, head_revision
-from cellsearch.service.queue import SqlStudyQueue
+from cellsearch.service.registry import SqlWorkerRegistry
 from cellsearch.service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def sql_backend(engine: Engine, *, grace_period: float) -> Backend:
+    """A worker's backend over the service's tables on ``engine``."""
+    return Backend(
+        ledger=SqlStudyLedger(engine, grace_period=grace_period),
+        registry=SqlWorkerRegistry(engine, grace_period=grace_period),
+        datasets=lambda dataset_id: dataset_content(engine=engine, dataset_id=dataset_id),
+    )
 
 
 def build_worker(settings: Settings, device: str) -> Worker:
@@ -35,7 +49,7 @@ def build_worker(settings: Settings, device: str) -> Worker:
     storage = _wait_for_database(settings)
     worker = Worker(
         storage,
-        SqlStudyQueue(engine_for(settings), grace_period=settings.grace_period),
+        sql_backend(engine_for(settings), grace_period=settings.grace_period),
         device=resolved,
         poll_interval=settings.poll_interval,
         torch_threads=settings.torch_threads or omp_threads(),

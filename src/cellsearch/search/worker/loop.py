@@ -1,21 +1,21 @@
 """The worker loop: claim a unit of a study's budget, run one trial, repeat.
 
-The study lifecycle and the budget ledger live in the service's tables; the worker
-reaches them only through the :class:`StudyQueue` protocol, so this module needs no
-service code. Optuna's RDB storage holds the trials and is the single source of truth.
+The study lifecycle, the budget ledger and the worker registry live in the service's
+tables; the worker reaches them only through its :class:`~.protocol.Backend`, so this
+package needs no service code. Optuna's RDB storage holds the trials and is the single
+source of truth.
 
 Guarantees (with any number of workers on one database):
 
 * exactly ``n_trials`` counted trials: a unit is claimed atomically before ``ask``, and
   requeued trials give their unit back, so the ledger never overshoots;
 * a worker that dies mid-trial stops sending heartbeats; after the grace period any
-  other worker fails the trial as ``stale`` and requeues its parameters;
+  other worker fails the trial as ``stale`` and requeues its parameters (:mod:`.recovery`);
 * :meth:`Worker.stop` (SIGTERM) ends the current trial after its epoch and requeues it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
@@ -25,121 +25,42 @@ import time
 import uuid
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import optuna
 import torch
 
-from cellsearch.search import record
 from cellsearch.search.errors import WorkerError
-from cellsearch.search.record import is_counted
 from cellsearch.search.study.sampling import make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
 from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
-from cellsearch.search.trial.optuna_rdb import record_attrs, running_without_heartbeat
 from cellsearch.search.trial.retry import for_trial, is_transient, summary
 from cellsearch.search.worker import cpu
+from cellsearch.search.worker.heartbeat import Heartbeat, quietly
+from cellsearch.search.worker.protocol import Backend, WorkerInfo
+from cellsearch.search.worker.recovery import StaleTrials, settle
 
 log = logging.getLogger(__name__)
 REGISTRY_MIN_GAP = 1.0  # seconds: a busy worker updates its registry row about this often
 
 
-@dataclass(frozen=True)
-class Claim:
-    """One unit of a study's budget, taken by a worker."""
-
-    study_name: str
-    spec: StudySpec
-    index: int  # 0-based order of the claim within the study
-    incarnation: str  # changes when a study is deleted and made again under its name
-    generation: int = 0  # the ledger's reclaim count when the unit was claimed
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """What a worker tells the registry on every heartbeat."""
-
-    worker_id: str
-    host: str
-    pid: int
-    device: str
-    machine: str = ""  # the kernel instance (see cellsearch.search.worker.cpu.machine_id)
-    torch_threads: int | None = None
-    study_name: str | None = None
-    trial_number: int | None = None
-
-
-class StudyQueue(Protocol):
-    """The service's side of the worker loop (lifecycle and budget ledger)."""
-
-    def active_studies(self) -> list[tuple[str, str]]:
-        """Name and incarnation of every study whose status is ``running``."""
-
-    def claim(self) -> Claim | None:
-        """Atomically take one unit of some running study's budget, or ``None``."""
-
-    def release(self, study_name: str, generation: int) -> None:
-        """Give one unit back (its trial was requeued), unless the ledger's reclaim count
-        is no longer ``generation`` (a reclaim freed the unit already)."""
-
-    def generation(self, study_name: str) -> int | None:
-        """The ledger's reclaim count, or ``None`` if the study no longer exists."""
-
-    def status(self, study_name: str) -> str | None:
-        """The study's lifecycle status, or ``None`` if it no longer exists."""
-
-    def settle(self, study_name: str, count_finished: Callable[[], int | None]) -> None:
-        """Mark the study completed once every unit is used, or reclaim lost units.
-
-        ``count_finished`` is called only when every unit is claimed; it returns the
-        number of counted trials, or ``None`` while a trial is still running.
-        """
-
-    def dataset(self, dataset_id: str) -> tuple[bytes, str]:
-        """The content and format (``npz`` or ``csv``) of an uploaded data set."""
-
-    def beat(self, info: WorkerInfo) -> int:
-        """Record that this worker is alive (the worker registry); return how many live
-        workers (this one included) share its machine."""
-
-    def retire(self, worker_id: str) -> None:
-        """Remove this worker from the registry on a clean exit."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """Turn ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` into a usable device.
-
-    Raises:
-        WorkerError: CUDA is asked for but unavailable, or the index is out of range.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise WorkerError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise WorkerError(f"device {name!r} asked for, but CUDA is not available here")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise WorkerError(
-                f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) visible"
-            )
-    elif device.type != "cpu":
-        raise WorkerError(f"unsupported device {name!r}: use auto, cpu, cuda or cuda:N")
-    return device
-
-
 class Worker:
-    """Runs trials of whatever studies are runnable, one at a time."""
+    """Runs trials of whatever studies are runnable, one at a time.
+
+    Args:
+        storage: Optuna's RDB storage, with a heartbeat interval.
+        backend: The service's ledger, worker registry and data sets.
+        device: Where to train.
+        poll_interval: Seconds between looks for work while there is none.
+        worker_id: This worker's id in the registry (default: a random one).
+        torch_threads: A fixed torch thread count; None shares the machine's CPUs with
+            the other workers on it (:mod:`cellsearch.search.worker.cpu`).
+    """
 
     def __init__(
         self,
         storage: optuna.storages.RDBStorage,
-        queue: StudyQueue,
+        backend: Backend,
         *,
         device: torch.device,
         poll_interval: float = 1.0,
@@ -149,7 +70,8 @@ class Worker:
         if storage.heartbeat_interval is None:
             raise WorkerError("the storage needs heartbeat_interval set for crash recovery")
         self.storage = storage
-        self.queue = queue
+        self.backend = backend
+        self.ledger = backend.ledger
         # Optuna's rule: no grace period set means twice the heartbeat interval
         self.grace_period = float(storage.grace_period or 2 * storage.heartbeat_interval)
         # how long a running trial's storage calls ride out an unreachable database: past
@@ -157,7 +79,6 @@ class Worker:
         self.patience = self.grace_period
         self.device = device
         self.poll_interval = poll_interval
-        # None: share the machine's CPUs with the other workers on it (cellsearch.search.worker.cpu)
         self.fixed_threads = torch_threads
         self._cpus = cpu.usable_cpus(cpu.cgroup_cpu_quota())
         self._neighbours = 1
@@ -172,11 +93,10 @@ class Worker:
             torch_threads=torch.get_num_threads(),
         )
         self._stop = threading.Event()
-        self._data: OrderedDict[tuple[str, int], TaskData] = OrderedDict()
+        self._data: OrderedDict[tuple[str, int], TaskData[torch.Tensor]] = OrderedDict()
         self._studies: OrderedDict[str, tuple[optuna.Study, str]] = OrderedDict()
-        self._last_stale_check = 0.0
         self._registry_beat_at = -REGISTRY_MIN_GAP  # when the registry row was last written
-        self._silent_since: dict[int, float] = {}  # running trial id -> first seen without beat
+        self.stale = StaleTrials(storage, self.ledger, self._study, self.grace_period)
 
     def stop(self) -> None:
         """Ask the loop to end after the current epoch (safe from a signal handler)."""
@@ -190,7 +110,7 @@ class Worker:
     def run(self, *, max_trials: int | None = None) -> int:
         """Loop until stopped (or ``max_trials`` trials ran); return the trials run."""
         ran = 0
-        _quietly(self._beat, "worker registry beat")  # registered, and its neighbours known
+        quietly(self._beat, "worker registry beat")  # registered, and its neighbours known
         try:
             while not self.stopping and (max_trials is None or ran < max_trials):
                 try:
@@ -204,18 +124,19 @@ class Worker:
                     self._stop.wait(self.poll_interval)
                     continue
                 if outcome is None:
-                    _quietly(self._beat, "worker registry beat")
+                    quietly(self._beat, "worker registry beat")
                     self._stop.wait(self.poll_interval)
                 else:
                     ran += 1
         finally:
-            _quietly(lambda: self.queue.retire(self.info.worker_id), "leaving the worker registry")
+            retire = self.backend.registry.retire
+            quietly(lambda: retire(self.info.worker_id), "leaving the worker registry")
         return ran
 
     def step(self) -> TrialOutcome | None:
         """Run one trial of a runnable study; ``None`` when there is nothing to do."""
         self.recover_stale()
-        claim = self.queue.claim()
+        claim = self.ledger.claim()
         if claim is None:
             return None
         name, spec = claim.study_name, claim.spec
@@ -223,17 +144,15 @@ class Worker:
         study = self._study(name, claim.incarnation)
         study.sampler = make_sampler(spec, claim.index)
         study.pruner = make_pruner(spec)
-        with warnings.catch_warnings():  # we record heartbeats ourselves (see _Heartbeat)
+        with warnings.catch_warnings():  # we record heartbeats ourselves (see Heartbeat)
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             trial = study.ask()
         # The first heartbeat comes from the heartbeat thread after one interval (a shorter
-        # trial never writes one); a worker that dies before it is caught by recover_stale's
+        # trial never writes one); a worker that dies before it is caught by the stale
         # watch on silent trials.
-        info = WorkerInfo(
-            **{**self.info.__dict__, "study_name": name, "trial_number": trial.number}
-        )
+        info = dataclasses.replace(self.info, study_name=name, trial_number=trial.number)
         delay = max(0.0, self._registry_beat_at + REGISTRY_MIN_GAP - time.monotonic())
-        heartbeat = _Heartbeat(self.storage, trial, lambda: self._beat(info), delay)
+        heartbeat = Heartbeat(self.storage, trial, lambda: self._beat(info), delay)
         with heartbeat:
             outcome = run_trial(
                 study,
@@ -241,88 +160,27 @@ class Worker:
                 spec,
                 self._task_data(spec),
                 self.device,
-                should_continue=lambda: not self.stopping and self.queue.status(name) == "running",
+                should_continue=lambda: not self.stopping and self.ledger.status(name) == "running",
                 on_start=heartbeat.started,
                 patience=self.patience,
             )
         if outcome.outcome == "interrupted":
-            self._requeue_interrupted(
-                study, trial, outcome.reason or "interrupted", claim.generation
-            )
-        self._settle(study)
+            self._requeue_interrupted(study, trial, outcome.reason or "interrupted", claim.reclaims)
+        settle(self.ledger, study)
         return outcome
 
+    def recover_stale(self, *, force: bool = False) -> int:
+        """Fail and requeue the stale trials of every active study (see :mod:`.recovery`)."""
+        return self.stale.recover(force=force)
+
     def _requeue_interrupted(
-        self, study: optuna.Study, trial: optuna.Trial, reason: str, generation: int
+        self, study: optuna.Study, trial: optuna.Trial, reason: str, reclaims: int
     ) -> None:
         name = study.study_name
-        storage = for_trial(trial.number, self.patience)
-        if storage(lambda: self.queue.status(name), "status check") != "cancelled":
-            storage(lambda: requeue(study, trial.params, trial.number, reason), "requeue")
-        storage(lambda: self.queue.release(name, generation), "budget release")
-
-    def recover_stale(self, *, force: bool = False) -> int:
-        """Fail trials whose worker stopped sending heartbeats and requeue them.
-
-        A trial is stale when its last heartbeat is older than the grace period, or when it
-        has run without any heartbeat for longer than the grace period as this worker has
-        watched it (its worker died between ``ask`` and the first heartbeat). The second
-        check uses this worker's own clock only, so clock skew between hosts cannot fail
-        a live trial. Checks run at most once per heartbeat interval.
-        """
-        interval = float(self.storage.heartbeat_interval or 0)
-        now = time.monotonic()
-        if not force and now - self._last_stale_check < interval:
-            return 0
-        self._last_stale_check = now
-        recovered = 0
-        silent_now: dict[int, float] = {}
-        for name, incarnation in self.queue.active_studies():
-            study = self._study(name, incarnation)
-            stale = set(self.storage._get_stale_trial_ids(study._study_id))
-            for trial_id in running_without_heartbeat(self.storage, study._study_id):
-                first_seen = self._silent_since.get(trial_id, now)
-                silent_now[trial_id] = first_seen
-                if now - first_seen > self.grace_period:
-                    stale.add(trial_id)
-            for trial_id in sorted(stale):
-                if self._fail_stale(study, trial_id):
-                    recovered += 1
-            self._settle(study)
-        self._silent_since = silent_now
-        return recovered
-
-    def _fail_stale(self, study: optuna.Study, trial_id: int) -> bool:
-        reason = "the worker running it stopped sending heartbeats"
-        # read while the trial still runs: no reclaim can free its unit before it is failed
-        generation = self.queue.generation(study.study_name)
-        if generation is None:
-            return False  # the study is gone
-        try:
-            for key, value in record.failure_attrs("stale", reason).items():
-                self.storage.set_trial_user_attr(trial_id, key, value)
-            if not self.storage.set_trial_state_values(
-                trial_id, state=optuna.trial.TrialState.FAIL
-            ):
-                return False
-        except optuna.exceptions.UpdateFinishedTrialError:
-            return False  # another worker got there first
-        frozen = self.storage.get_trial(trial_id)
-        log.warning("trial %d of %s is stale; requeued", frozen.number, study.study_name)
-        requeue(study, frozen.params, frozen.number, reason)
-        self.queue.release(study.study_name, generation)
-        return True
-
-    def _settle(self, study: optuna.Study) -> None:
-        # A WAITING (requeued) trial holds no unit; if its unit was never given back (the
-        # release hit a dead connection) only settle's reclaim can free one for it.
-        def count_finished() -> int | None:
-            trials = study.get_trials(deepcopy=False)
-            if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-                return None
-            return sum(is_counted(t) for t in trials)
-
-        self.queue.settle(study.study_name, count_finished)
+        retried = for_trial(trial.number, self.patience)
+        if retried(lambda: self.ledger.status(name), "status check") != "cancelled":
+            retried(lambda: requeue(study, trial.params, trial.number, reason), "requeue")
+        retried(lambda: self.ledger.release(name, reclaims), "budget release")
 
     def _study(self, name: str, incarnation: str) -> optuna.Study:
         """The Study object for ``name``, kept between trials.
@@ -342,19 +200,20 @@ class Worker:
             self._studies.popitem(last=False)
         return study
 
-    def _task_data(self, spec: StudySpec) -> TaskData:
+    def _task_data(self, spec: StudySpec) -> TaskData[torch.Tensor]:
         """The task's tensors, kept per task spec and seed (not per study name: a study
         made again under the same name may define another task)."""
         key = (spec.task.model_dump_json(), spec.seed)
         if key not in self._data:
-            self._data[key] = build_task(spec.task, spec.seed, resolve_dataset=self.queue.dataset)
+            resolve = self.backend.datasets
+            self._data[key] = build_task(spec.task, spec.seed, resolve_dataset=resolve)
             while len(self._data) > 4:
                 self._data.popitem(last=False)
         self._data.move_to_end(key)
         return self._data[key]
 
     def _beat(self, info: WorkerInfo | None = None) -> None:
-        self._neighbours = self.queue.beat(info or self.info)
+        self._neighbours = self.backend.registry.beat(info or self.info)
         self._registry_beat_at = time.monotonic()
 
     def size_threads(self) -> int:
@@ -372,70 +231,3 @@ class Worker:
         if self.info.torch_threads != torch.get_num_threads():
             self.info = dataclasses.replace(self.info, torch_threads=torch.get_num_threads())
         return torch.get_num_threads()
-
-
-class _Heartbeat:
-    """A thread that records the running trial's heartbeat (and the worker's).
-
-    The trial's own heartbeat is first written after one interval, together with its
-    static attributes (see :meth:`started`), then every interval; a trial shorter than the
-    interval writes none here. The worker registry hears of the trial after
-    ``registry_delay`` seconds (zero when the worker's last registry beat is older than
-    :data:`REGISTRY_MIN_GAP`), so a worker running many short trials updates its registry
-    row about once a second, not once a trial.
-    """
-
-    def __init__(self, storage: optuna.storages.RDBStorage, trial: optuna.Trial,
-                 beat: Callable[[], None], registry_delay: float = 0.0) -> None:  # fmt: skip
-        self._interval = float(storage.heartbeat_interval or 1)
-        self._registry_delay = registry_delay
-        self._trial = trial
-        self._beat = beat
-        self._pending: dict[str, Any] = {}
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="cellsearch-heartbeat", daemon=True)
-
-    def started(self, attrs: dict[str, Any]) -> None:
-        """Write ``attrs`` (the trial's static attributes) with the next heartbeat."""
-        self._pending = attrs
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        start = time.monotonic()
-        registry_at: float | None = start + self._registry_delay
-        tick_at = start + self._interval
-        while True:
-            now = time.monotonic()
-            if registry_at is not None and now >= registry_at:
-                _quietly(self._beat, "worker registry beat")
-                registry_at = None
-            if now >= tick_at:
-                _quietly(self._record, "trial heartbeat")
-                _quietly(self._beat, "worker registry beat")
-                tick_at += self._interval
-            wake = tick_at if registry_at is None else min(registry_at, tick_at)
-            if self._done.wait(max(0.0, wake - time.monotonic())):
-                return
-
-    def _record(self) -> None:
-        attrs, self._pending = self._pending, {}
-        # the trial may have ended (or been failed as stale) while this tick ran
-        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-            record_attrs(self._trial, attrs, heartbeat=True)
-
-
-def _quietly(fn: Callable[[], object], what: str) -> None:
-    try:
-        fn()
-    except Exception as exc:  # a lost connection must not kill the heartbeat or the exit path
-        if is_transient(exc):  # one line per tick while the database is away, no traceback
-            log.warning("%s skipped: database unavailable (%s)", what, summary(exc))
-        else:
-            log.warning("%s failed; ignored", what, exc_info=True)

@@ -1,4 +1,4 @@
-"""The SQL side of the worker loop: lifecycle checks and the budget ledger."""
+"""The study lifecycle and the budget ledger, as the worker loop sees them (SQL)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select, update
 
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.worker.loop import Claim, WorkerInfo
-from cellsearch.service.datasets import dataset_content
+from cellsearch.search.worker.protocol import Claim
 from cellsearch.service.db import connection_scope
-from cellsearch.service.tables import StudyRecord, WorkerRecord, utcnow
+from cellsearch.service.tables import StudyRecord, utcnow
 
 log = logging.getLogger(__name__)
 _CLAIM_ATTEMPTS = 5
@@ -25,8 +23,8 @@ def _incarnation(record_id: int, created_at: datetime) -> str:
     return f"{record_id}@{created_at.isoformat()}"
 
 
-class SqlStudyQueue:
-    """:class:`cellsearch.search.worker.loop.StudyQueue` over the service's tables.
+class SqlStudyLedger:
+    """:class:`cellsearch.search.worker.protocol.StudyLedger` over the service's tables.
 
     A claim is one conditional ``UPDATE ... SET claimed = claimed + 1 WHERE claimed <
     n_trials`` (atomic on SQLite and PostgreSQL), so no number of concurrent workers
@@ -73,7 +71,7 @@ class SqlStudyQueue:
                 name, spec, claimed, record_id, created_at, reclaims = row
                 incarnation = _incarnation(record_id, created_at)
                 spec = self._spec(incarnation, spec)
-                return Claim(name, spec, claimed - 1, incarnation, generation=reclaims)
+                return Claim(name, spec, claimed - 1, incarnation, reclaims=reclaims)
         return None
 
     def _spec(self, incarnation: str, stored: dict[str, Any]) -> StudySpec:
@@ -84,17 +82,17 @@ class SqlStudyQueue:
             del self._specs[next(iter(self._specs))]
         return spec
 
-    def release(self, study_name: str, generation: int) -> None:
+    def release(self, study_name: str, reclaims: int) -> None:
         """Give one unit back, unless a reclaim (which already freed it) came in between."""
         with connection_scope(self.engine) as conn:
             conn.execute(
                 update(StudyRecord)
                 .where(StudyRecord.name == study_name)
-                .where(StudyRecord.claimed > 0, StudyRecord.reclaims == generation)
+                .where(StudyRecord.claimed > 0, StudyRecord.reclaims == reclaims)
                 .values(claimed=StudyRecord.claimed - 1)
             )
 
-    def generation(self, study_name: str) -> int | None:
+    def reclaims(self, study_name: str) -> int | None:
         with connection_scope(self.engine) as conn:
             return conn.scalar(select(StudyRecord.reclaims).where(StudyRecord.name == study_name))
 
@@ -156,52 +154,3 @@ class SqlStudyQueue:
                         StudyRecord.reclaims == record.reclaims,
                     ).values(claimed=finished, reclaims=StudyRecord.reclaims + 1)
                 )
-
-    def dataset(self, dataset_id: str) -> tuple[bytes, str]:
-        return dataset_content(engine=self.engine, dataset_id=dataset_id)
-
-    def beat(self, info: WorkerInfo) -> int:
-        """Record the worker's heartbeat; return how many live workers share its machine.
-
-        Live: a heartbeat within the grace period (a killed worker's row stays until then).
-        """
-        now = utcnow()
-        values = {
-            "host": info.host,
-            "pid": info.pid,
-            "device": info.device,
-            "machine": info.machine,
-            "torch_threads": info.torch_threads,
-            "study_name": info.study_name,
-            "trial_number": info.trial_number,
-            "last_heartbeat": now,
-        }
-        with connection_scope(self.engine) as conn:
-            updated = conn.execute(
-                update(WorkerRecord)
-                .where(WorkerRecord.worker_id == info.worker_id)
-                .values(**values)
-            )
-            if updated.rowcount:
-                return self._neighbours(conn, info.machine, now)
-        try:
-            with connection_scope(self.engine) as conn:
-                conn.execute(
-                    insert(WorkerRecord).values(worker_id=info.worker_id, started_at=now, **values)
-                )
-                return self._neighbours(conn, info.machine, now)
-        except IntegrityError:  # the heartbeat thread inserted it first
-            return 1
-
-    def _neighbours(self, conn: Connection, machine: str, now: datetime) -> int:
-        live = now - timedelta(seconds=self.grace_period)
-        count = conn.scalar(
-            select(func.count())
-            .select_from(WorkerRecord)
-            .where(WorkerRecord.machine == machine, WorkerRecord.last_heartbeat > live)
-        )
-        return max(1, int(count or 0))
-
-    def retire(self, worker_id: str) -> None:
-        with connection_scope(self.engine) as conn:
-            conn.execute(delete(WorkerRecord).where(WorkerRecord.worker_id == worker_id))

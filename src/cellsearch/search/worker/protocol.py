@@ -1,0 +1,87 @@
+"""What a worker needs from the service, as protocols (so ``search`` needs no service code).
+
+The service's tables hold the study lifecycle, the budget ledger, the worker registry and
+uploaded data; a worker reaches them only through a :class:`Backend`: its
+:class:`StudyLedger`, its :class:`WorkerRegistry` and a dataset resolver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.tasks import DatasetResolver
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One unit of a study's budget, taken by a worker."""
+
+    study_name: str
+    spec: StudySpec
+    index: int  # 0-based order of the claim within the study
+    incarnation: str  # changes when a study is deleted and made again under its name
+    reclaims: int = 0  # the ledger's reclaim count when the unit was claimed
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a worker tells the registry on every beat."""
+
+    worker_id: str
+    host: str
+    pid: int
+    device: str
+    machine: str = ""  # the kernel instance (see cellsearch.search.worker.cpu.machine_id)
+    torch_threads: int | None = None
+    study_name: str | None = None
+    trial_number: int | None = None
+
+
+class StudyLedger(Protocol):
+    """The study lifecycle and the budget ledger."""
+
+    def active_studies(self) -> list[tuple[str, str]]:
+        """Name and incarnation of every study whose status is ``running``."""
+
+    def claim(self) -> Claim | None:
+        """Atomically take one unit of some running study's budget, or ``None``."""
+
+    def release(self, study_name: str, reclaims: int) -> None:
+        """Give one unit back (its trial was requeued), unless the ledger's reclaim count
+        is no longer ``reclaims`` (a reclaim freed the unit already)."""
+
+    def reclaims(self, study_name: str) -> int | None:
+        """The ledger's reclaim count, or ``None`` if the study no longer exists."""
+
+    def status(self, study_name: str) -> str | None:
+        """The study's lifecycle status, or ``None`` if it no longer exists."""
+
+    def settle(self, study_name: str, count_finished: Callable[[], int | None]) -> None:
+        """Mark the study completed once every unit is used, or reclaim lost units.
+
+        ``count_finished`` is called only when every unit is claimed; it returns the
+        number of counted trials, or ``None`` while a trial is still running.
+        """
+
+
+class WorkerRegistry(Protocol):
+    """Which workers are alive, where, and on what."""
+
+    def beat(self, info: WorkerInfo) -> int:
+        """Record that this worker is alive; return how many live workers (this one
+        included) share its machine."""
+
+    def retire(self, worker_id: str) -> None:
+        """Remove this worker from the registry on a clean exit."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Everything a worker reads and writes besides Optuna's storage."""
+
+    ledger: StudyLedger
+    registry: WorkerRegistry
+    datasets: DatasetResolver
