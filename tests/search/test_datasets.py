@@ -14,13 +14,11 @@ from pydantic import TypeAdapter, ValidationError
 from cellsearch.models import SequenceModel
 from cellsearch.search.errors import DatasetError
 from cellsearch.search.tasks import TaskData, TaskSpec, baseline_of, build_task
-from cellsearch.search.tasks import bundled as datasets
-from cellsearch.search.tasks.bundled import (
+from cellsearch.search.tasks import package_files as datasets
+from cellsearch.search.tasks.bundled import ChoralesTask, ForecastTask, UcrTask
+from cellsearch.search.tasks.package_files import (
     CHORALES_N_PIECES,
     UCR_DATASETS,
-    ChoralesTask,
-    ForecastTask,
-    UcrTask,
     load_series,
     load_ucr,
 )

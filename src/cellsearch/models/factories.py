@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping
 
 from torch import nn
 
+from cellsearch.models.cell_spec import StackFactory
 from cellsearch.models.gru import GRUStack
 from cellsearch.models.layers import CellStack, FusedStack, RecurrentCell, RecurrentStack
-from cellsearch.models.spec import StackFactory
 
 
 def fused_factory(kind: str) -> StackFactory:

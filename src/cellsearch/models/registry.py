@@ -6,8 +6,15 @@ place in cellsearch that knows which cells exist.
 
 from __future__ import annotations
 
+from cellsearch.models.cell_spec import (
+    FORGET_BIAS,
+    RECURRENT_MAX,
+    CellSpec,
+    ParamCounts,
+    custom,
+    fused,
+)
 from cellsearch.models.errors import UnknownCellError
-from cellsearch.models.spec import FORGET_BIAS, RECURRENT_MAX, CellSpec, ParamCounts, custom, fused
 
 __all__ = ["CELLS", "get_cell"]
 

@@ -1,25 +1,18 @@
-"""Bundled real data sets, read offline from the packages that ship them (numpy only).
+"""The bundled real data sets as task kinds: UCR/UEA archives, forecasting, chorales.
 
-- UCR/UEA classification archives as shipped inside the ``aeon`` wheel (``.ts`` files),
-  with the archive's own train/test split; validation is carved from train.
-- Forecasting series: monthly airline passengers (``aeon``) and yearly sunspot numbers
-  (``statsmodels``).
-- Bach chorales from ``music21``'s corpus as 88-key piano rolls at quarter-note steps,
-  cached on first use (see :func:`cache_dir`).
+- ``ucr``: UCR/UEA classification archives as shipped inside the ``aeon`` wheel, with the
+  archive's own train/test split; validation is carved from train.
+- ``forecast``: monthly airline passengers (``aeon``) and yearly sunspot numbers
+  (``statsmodels``), split in time.
+- ``chorales``: Bach chorales from ``music21``'s corpus as 88-key piano rolls at
+  quarter-note steps.
 
-The files are read directly from the installed packages (located without importing
-them), so neither aeon's numba nor pandas is loaded. The packages are an optional extra;
-a missing one raises :class:`~cellsearch.search.tasks.file_formats.DatasetError` naming the extra.
+The packages are an optional extra; their files are read by :mod:`.package_files`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import math
-import os
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -29,6 +22,16 @@ from cellsearch.search.errors import DatasetError
 from cellsearch.search.tasks.base import DatasetResolver, TaskKind, TaskSpecBase
 from cellsearch.search.tasks.data import Split, TaskData, TaskMeta
 from cellsearch.search.tasks.file_formats import SequenceDataset
+from cellsearch.search.tasks.package_files import (
+    CHORALES_MAX_STEPS,
+    CHORALES_N_PIECES,
+    PIANO_KEYS,
+    SERIES_LENGTHS,
+    UCR_DATASETS,
+    chorale_rolls,
+    load_series,
+    load_ucr,
+)
 from cellsearch.search.tasks.sequences import (
     forecast_windows,
     pad,
@@ -36,37 +39,6 @@ from cellsearch.search.tasks.sequences import (
     require_nonempty,
     seeded_split,
 )
-
-EXTRA_HINT = "pip install 'cellsearch[datasets]'"
-
-
-@dataclass(frozen=True)
-class UcrInfo:
-    """Known facts of a UCR/UEA archive (no data loaded)."""
-
-    n_train: int
-    n_test: int
-    n_classes: int
-    n_features: int
-    max_length: int
-    variable_length: bool
-
-
-UCR_DATASETS: dict[str, UcrInfo] = {
-    "JapaneseVowels": UcrInfo(270, 370, 9, 12, 29, True),
-    "BasicMotions": UcrInfo(40, 40, 4, 6, 100, False),
-    "GunPoint": UcrInfo(50, 150, 2, 1, 150, False),
-    "ItalyPowerDemand": UcrInfo(67, 1029, 2, 1, 24, False),
-    "ArrowHead": UcrInfo(36, 175, 3, 1, 251, False),
-}
-SERIES_LENGTHS = {"airline": 144, "sunspots": 309}
-"""Points in each forecasting series (monthly 1949-1960; yearly 1700-2008)."""
-CHORALES_N_PIECES = 350
-"""Distinct chorales of music21's Riemenschneider list in its corpus (music21 10.5)."""
-CHORALES_MAX_STEPS = 193
-"""Quarter-note steps of the longest chorale (inputs are one step shorter)."""
-PIANO_KEYS = 88
-LOWEST_KEY = 21  # MIDI number of A0
 
 
 class UcrTask(TaskSpecBase):
@@ -157,61 +129,6 @@ class ChoralesTask(TaskSpecBase):
         return min(self.max_pieces or CHORALES_N_PIECES, CHORALES_N_PIECES)
 
 
-# --- locating the packages' files ----------------------------------------------------------
-
-
-def _package_dir(package: str) -> Path:
-    """The installed package's folder, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise DatasetError(f"this data set needs the package {package!r}: {EXTRA_HINT}")
-    return Path(next(iter(spec.submodule_search_locations)))
-
-
-def _data_file(package: str, *parts: str) -> Path:
-    path = _package_dir(package).joinpath(*parts)
-    if not path.is_file():
-        raise DatasetError(f"{'/'.join(parts)} is missing from the installed {package!r} package")
-    return path
-
-
-# --- UCR/UEA ------------------------------------------------------------------------------
-
-
-def read_ts(path: Path) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """Read a ``.ts`` file: series ``(L, F)``, their labels, and the declared class labels."""
-    series, labels, classes = [], [], []
-    in_data = False
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if not in_data:
-            words = line.split()
-            if words[0].lower() == "@classlabel" and len(words) > 2:
-                classes = words[2:]
-            in_data = words[0].lower() == "@data"
-            continue
-        *dims, label = line.split(":")
-        columns = [np.array(d.split(","), dtype=np.float64) for d in dims]
-        series.append(np.stack(columns, axis=1))  # (L, F)
-        labels.append(label.strip())
-    return series, labels, classes
-
-
-def load_ucr(name: str) -> dict[str, tuple[list[np.ndarray], np.ndarray]]:
-    """The archive's train and test series with integer labels (the header's class order)."""
-    if name not in UCR_DATASETS:
-        raise DatasetError(f"unknown UCR data set {name!r}; bundled: {', '.join(UCR_DATASETS)}")
-    out = {}
-    for split in ("train", "test"):
-        path = _data_file("aeon", "datasets", "data", name, f"{name}_{split.upper()}.ts")
-        series, labels, classes = read_ts(path)
-        index = {c: i for i, c in enumerate(classes or sorted(set(labels)))}
-        out[split] = (series, np.array([index[c] for c in labels], dtype=np.int64))
-    return out
-
-
 def prepare_ucr(
     spec: UcrTask, seed: int, _resolve: DatasetResolver | None = None
 ) -> TaskData[np.ndarray]:
@@ -232,21 +149,6 @@ def prepare_ucr(
     return prepare_sequences(ds, parts)
 
 
-# --- forecasting --------------------------------------------------------------------------
-
-
-def load_series(name: str) -> np.ndarray:
-    """A forecasting series as float64 ``(L, 1)``."""
-    if name == "airline":
-        path = _data_file("aeon", "datasets", "data", "Airline", "Airline.csv")
-    elif name == "sunspots":
-        path = _data_file("statsmodels", "datasets", "sunspots", "sunspots.csv")
-    else:
-        raise DatasetError(f"unknown series {name!r}; bundled: {', '.join(SERIES_LENGTHS)}")
-    values = np.loadtxt(path, delimiter=",", skiprows=1, usecols=1, dtype=np.float64)
-    return values[:, None]
-
-
 def prepare_forecast(
     spec: ForecastTask, _seed: int = 0, _resolve: DatasetResolver | None = None
 ) -> TaskData[np.ndarray]:
@@ -254,87 +156,6 @@ def prepare_forecast(
     return forecast_windows(
         [load_series(spec.name)], spec.window, spec.horizon, spec.val_fraction, spec.test_fraction
     )
-
-
-# --- chorales -----------------------------------------------------------------------------
-
-_SUFFIX_PREFERENCE = {".mxl": 0, ".xml": 1, ".musicxml": 2, ".krn": 3}
-_ROLL_VERSION = "quarter-steps-v1"
-"""Changes whenever the piano-roll processing changes, so that old caches are not read."""
-
-
-def cache_dir() -> Path:
-    """Where processed data sets are cached: ``CELLSEARCH_CACHE_DIR`` or the user cache."""
-    configured = os.environ.get("CELLSEARCH_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "cellsearch"
-
-
-def chorale_paths(max_pieces: int | None = None) -> list[Path]:
-    """Corpus files of the chorales in Riemenschneider order, each once."""
-    if importlib.util.find_spec("music21") is None:
-        raise DatasetError(f"the chorales need the package 'music21': {EXTRA_HINT}")
-    from music21 import corpus
-    from music21.corpus import chorales
-
-    paths: list[Path] = []
-    for name in dict.fromkeys(chorales.Iterator(returnType="filename")):
-        found = corpus.getWork(name)
-        candidates = found if isinstance(found, list) else [found]
-        stem = name.split("/")[-1]
-        exact = sorted(
-            (Path(p) for p in candidates if Path(p).stem == stem or len(candidates) == 1),
-            key=lambda p: _SUFFIX_PREFERENCE.get(p.suffix, len(_SUFFIX_PREFERENCE)),
-        )
-        if exact and exact[0] not in paths:
-            paths.append(exact[0])
-        if max_pieces is not None and len(paths) == max_pieces:
-            break
-    return paths
-
-
-def piano_roll(path: Path) -> np.ndarray:
-    """The keys sounding at each quarter-note beat, uint8 ``(steps, 88)``."""
-    from music21 import converter
-
-    score = converter.parse(str(path))
-    roll = np.zeros((math.ceil(float(score.highestTime)), PIANO_KEYS), dtype=np.uint8)
-    for note in score.flatten().notes:  # notes and chords, absolute offsets
-        start = float(note.offset)
-        first, stop = math.ceil(start), math.ceil(start + float(note.quarterLength))
-        for pitch in note.pitches:
-            key = pitch.midi - LOWEST_KEY
-            if 0 <= key < PIANO_KEYS:
-                roll[first:stop, key] = 1
-    return roll
-
-
-def _cache_key(paths: list[Path]) -> str:
-    digest = hashlib.sha256(f"{_ROLL_VERSION}:{PIANO_KEYS}:{LOWEST_KEY}".encode())
-    for path in paths:
-        digest.update(path.name.encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()[:32]
-
-
-def chorale_rolls(max_pieces: int | None = None) -> list[np.ndarray]:
-    """Piano rolls of the chorales, parsed once and cached by a hash of the corpus files."""
-    paths = chorale_paths(max_pieces)
-    target = cache_dir() / "chorales" / f"{_cache_key(paths)}.npz"
-    if target.is_file():
-        with np.load(target) as cached:
-            return np.split(cached["rolls"], np.cumsum(cached["lengths"])[:-1])
-    rolls = [piano_roll(p) for p in paths]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.tmp")
-    with partial.open("wb") as handle:
-        np.savez_compressed(
-            handle, rolls=np.concatenate(rolls), lengths=np.array([len(r) for r in rolls])
-        )
-    os.replace(partial, target)  # atomic: concurrent workers never read a partial file
-    return rolls
 
 
 def prepare_chorales(
