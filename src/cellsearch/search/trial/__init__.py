@@ -1,0 +1,1 @@
+"""One trial: its configuration, the objective that runs it, the trainer, and its storage calls."""

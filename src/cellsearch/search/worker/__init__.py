@@ -1,0 +1,1 @@
+"""The worker runtime: claim, run, recover, beat (see :mod:`.loop`)."""
