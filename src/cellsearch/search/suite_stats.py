@@ -13,8 +13,9 @@ Friedman test needs complete blocks). Both are reported by name.
 
 The procedure follows Demsar (2006) and Benavoli, Corani & Mangili (2016): rank the
 cell types on each task (1 = best, ties get average ranks), test the average ranks
-with the Friedman test and, when it rejects, compare every pair with a two-sided
-Wilcoxon signed-rank test on the normalised scores, Holm-corrected. The
+with the Friedman test, and compare every pair with a two-sided Wilcoxon
+signed-rank test on the normalised scores, Holm-corrected; a pair counts as
+separated when Holm rejects it and the Friedman test rejected. The
 critical-difference diagram joins cell types that no corrected test separates, as
 in the UCR "bake off" (Bagnall et al. 2017). Entry point: :func:`compare_over_tasks`;
 :func:`cd_diagram_svg` draws its result.
@@ -284,7 +285,9 @@ def cliques(order: Sequence[int], separated: BoolArray) -> list[list[int]]:
         separated: ``(k, k)`` symmetric matrix, True where a corrected test separates.
 
     Returns:
-        The runs as lists of method indices, in order; singletons included.
+        The runs as lists of method indices, in order; singletons included. As in
+        the usual CD diagram, an unseparated pair split by a method that is separated
+        from one of them (a~c, b-c separated, order a, b, c) shares no run.
     """
     k = len(order)
     reach = []  # reach[i]: last position j such that order[i..j] has no separated pair
@@ -355,10 +358,12 @@ def _verdict_separated(
         parts.append(f"{top} ranks best {lead} and beats every other cell type")
     elif lost_to_top:
         parts += [f"{top} ranks best {lead}", f"it beats {_join(lost_to_top)}"]
-        parts.append(f"{_join([top, *mates])} are indistinguishable")
     else:
         parts.append(f"no cell type is best over {n} tasks ({test})")
-        parts.append(f"{_join([top, *mates])} are indistinguishable")
+    if len(mates) == 1:
+        parts.append(f"{top} and {mates[0]} are indistinguishable")
+    elif mates:
+        parts.append(f"{top} is indistinguishable from {_join(mates)}")
     parts += [f"{w} beats {_join(beats[w])}" for w in others if beats.get(w)]
     return "; ".join(parts)
 
@@ -413,6 +418,42 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _post_hoc(
+    norm: FloatArray,
+    avg: FloatArray,
+    names: list[str],
+    fried: dict[str, Any],
+    alpha: float,
+    tie_tol: float,
+) -> tuple[list[dict[str, Any]], BoolArray]:
+    """Pairwise tests with the Friedman gate; returns the pairs and the separation matrix."""
+    k = len(names)
+    pairs = _pairs(norm, avg, names, alpha, tie_tol)
+    gate = k == 2 or fried["reject"]
+    separated = np.zeros((k, k), dtype=bool)
+    for pair in pairs:
+        pair["separated"] = bool(pair["reject"] and gate)
+        pair["better"] = pair["favours"] if pair["reject"] else None
+        i, j = names.index(pair["a"]), names.index(pair["b"])
+        separated[i, j] = separated[j, i] = pair["separated"]
+    return pairs, separated
+
+
+def _cd_data(
+    avg: FloatArray, names: list[str], separated: BoolArray, n: int, alpha: float
+) -> dict[str, Any]:
+    """Order by average rank (ties keep input order), cliques and the Nemenyi CD."""
+    k = len(names)
+    order_idx = sorted(range(k), key=lambda j: (np.nan_to_num(avg[j], nan=np.inf), j))
+    return {
+        "order": [names[j] for j in order_idx],
+        "average_ranks": [avg[j] for j in order_idx],
+        "cliques": [[names[j] for j in run] for run in cliques(order_idx, separated)],
+        "q_alpha": nemenyi_q(k, alpha) if k >= 2 else None,
+        "critical_difference": critical_difference(k, n, alpha) if k >= 2 and n else None,
+    }
+
+
 def compare_over_tasks(
     scores: ArrayLike,
     maximize: Sequence[bool],
@@ -439,7 +480,8 @@ def compare_over_tasks(
         baselines: Optional trivial baseline per task, for :func:`normalise`.
         alpha: Family-wise level of the tests.
         tie_tol: Normalised differences with ``|d| <= tie_tol`` count as ties (and as
-            zero differences in the Wilcoxon tests); 0 means exact equality.
+            zero differences in the Wilcoxon tests); 0 means exact equality. Ranks
+            always use exact equality (so the Friedman test matches scipy).
 
     Returns:
         Dict with the inputs (``tasks``, ``cells``, ``maximize``, ``scores``,
@@ -447,16 +489,24 @@ def compare_over_tasks(
         (None for dropped tasks and cells), ``tasks_used``, ``tasks_dropped``,
         ``cells_compared``, ``cells_dropped``, ``n_tasks``, ``average_ranks`` (by
         name), ``min_tasks``, ``min_tasks_to_separate``, ``tested``, ``friedman``
-        (see :func:`friedman`, or None), ``pairs`` (a, b, statistic, p_value,
-        p_adjusted, reject, separated, better, favours, wins/ties/losses of ``a``,
-        mean_difference), ``cd`` (order, average_ranks, cliques, q_alpha,
-        critical_difference) and ``verdict``. No NaN anywhere: missing is None.
+        (see :func:`friedman`, or None), ``pairs``, ``cd`` and ``verdict``. Each pair
+        has ``a``, ``b``, ``statistic`` (``min(R+, R-)``), ``p_value``, ``p_adjusted``
+        (Holm), ``reject`` (Holm alone), ``separated`` (Holm and the Friedman gate),
+        ``better`` (the favoured cell when ``reject``, else None), ``favours`` (the
+        side the signed ranks lean to, significant or not), ``wins``/``ties``/
+        ``losses`` of ``a`` against ``b``, ``mean_difference`` (normalised ``a - b``)
+        and ``average_rank_difference`` (positive when ``a`` ranks better). ``cd``
+        has ``order`` (best first), ``average_ranks`` in that order, ``cliques``
+        (lists of names, see :func:`cliques`), ``q_alpha`` and the Nemenyi
+        ``critical_difference``. No NaN anywhere: missing is None.
     """
     oriented = _orient(scores, maximize)
     n_all, k_all = oriented.shape
     task_names = list(tasks) if tasks is not None else [f"task{i + 1}" for i in range(n_all)]
     if len(cells) != k_all or len(task_names) != n_all:
         raise ValueError("cells and tasks must name every column and row of scores")
+    if len(set(cells)) != len(cells):
+        raise ValueError("cell names must be unique")
     norm = normalise(scores, maximize, baselines)
     _, _, use_base = _reference(oriented, maximize, baselines)
     present = ~np.isnan(oriented)
@@ -497,24 +547,9 @@ def compare_over_tasks(
     separated = np.zeros((k, k), dtype=bool)
     if res["tested"] and ranks is not None:
         res["friedman"] = friedman(ranks, alpha)
-        pairs = _pairs(norm[sub], avg, names, alpha, tie_tol)
-        gate = k == 2 or res["friedman"]["reject"]
-        for pair in pairs:
-            pair["separated"] = bool(pair["reject"] and gate)
-            pair["better"] = pair["favours"] if pair["reject"] else None
-            i, j = names.index(pair["a"]), names.index(pair["b"])
-            separated[i, j] = separated[j, i] = pair["separated"]
-        res["pairs"] = pairs
-    order_idx = sorted(range(k), key=lambda j: (np.nan_to_num(avg[j], nan=np.inf), j))
-    order = [names[j] for j in order_idx]
-    res["cd"] = {
-        "order": order,
-        "average_ranks": [avg[j] for j in order_idx],
-        "cliques": [[names[j] for j in run] for run in cliques(order_idx, separated)],
-        "q_alpha": nemenyi_q(k, alpha) if k >= 2 else None,
-        "critical_difference": critical_difference(k, n, alpha) if k >= 2 and n else None,
-    }
-    res["verdict"] = _verdict(res, order, res["min_tasks_to_separate"])
+        res["pairs"], separated = _post_hoc(norm[sub], avg, names, res["friedman"], alpha, tie_tol)
+    res["cd"] = _cd_data(avg, names, separated, n, alpha)
+    res["verdict"] = _verdict(res, res["cd"]["order"], res["min_tasks_to_separate"])
     cleaned: dict[str, Any] = _clean(res)
     return cleaned
 
