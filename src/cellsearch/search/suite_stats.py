@@ -1,0 +1,634 @@
+"""Cross-task ("suite") statistics: normalised scores, ranks, Friedman, Wilcoxon-Holm, CD.
+
+Pure numpy/scipy. The input is a results matrix ``scores`` of shape ``(N, k)``: one
+row per task, one column per cell type, each task in its own units, with a direction
+flag per task (``maximize[i]``). Minimised tasks are mirrored (negated) internally,
+so "best" is always the largest mirrored value. NaN means "this cell type has no
+score on this task".
+
+Missing scores (documented choice): a cell type with no score on any task is left
+out of the comparison; after that, every task that lacks a score for one of the
+remaining cell types is dropped from ranks and tests (listwise deletion, as the
+Friedman test needs complete blocks). Both are reported by name.
+
+The procedure follows Demsar (2006) and Benavoli, Corani & Mangili (2016): rank the
+cell types on each task (1 = best, ties get average ranks), test the average ranks
+with the Friedman test, and compare every pair with a two-sided Wilcoxon
+signed-rank test on the normalised scores, Holm-corrected; a pair counts as
+separated when Holm rejects it and the Friedman test rejected. The
+critical-difference diagram joins cell types that no corrected test separates, as
+in the UCR "bake off" (Bagnall et al. 2017). Entry point: :func:`compare_over_tasks`;
+:func:`cd_diagram_svg` draws its result.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats as sps
+
+from cellsearch.search.stats import holm
+
+FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+
+# Nemenyi q_0.05 for k = 2..6 (Demsar 2006, Table 5a; REFERENCES.md). Other k and
+# alpha come from the studentized range: q = studentized_range.ppf(1-alpha, k, inf)/sqrt 2.
+_Q_005 = {2: 1.960, 3: 2.343, 4: 2.569, 5: 2.728, 6: 2.850}
+
+# scipy's wilcoxon runs a permutation test (2^n sign flips, about a second per pair
+# at n = 13) when the differences hold zeros or ties and n <= 13; below this size we
+# compute the same exact conditional distribution by convolution instead.
+_SCIPY_PERMUTATION_MAX_N = 13
+
+
+def _orient(scores: ArrayLike, maximize: Sequence[bool]) -> FloatArray:
+    """Return the ``(N, k)`` scores mirrored so that larger is better on every task."""
+    values = np.array(scores, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError("scores must be a 2-D matrix (tasks x cell types)")
+    flags = np.asarray(maximize, dtype=bool).ravel()
+    if flags.size != values.shape[0]:
+        raise ValueError(f"maximize has {flags.size} flags for {values.shape[0]} tasks")
+    if np.any(np.isinf(values)):
+        raise ValueError("scores must be finite or NaN (missing)")
+    return np.where(flags[:, None], values, -values)
+
+
+def _reference(
+    oriented: FloatArray, maximize: Sequence[bool], baselines: Sequence[float | None] | None
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Per task: best mirrored score, the reference (0) point, and whether it is the baseline."""
+    n_tasks = oriented.shape[0]
+    present = ~np.isnan(oriented)
+    filled_hi = np.where(present, oriented, -np.inf)
+    filled_lo = np.where(present, oriented, np.inf)
+    best = filled_hi.max(axis=1, initial=-np.inf)  # (N,)
+    worst = filled_lo.min(axis=1, initial=np.inf)  # (N,)
+    base = np.full(n_tasks, np.nan)
+    if baselines is not None:
+        if len(baselines) != n_tasks:
+            raise ValueError(f"baselines has {len(baselines)} entries for {n_tasks} tasks")
+        raw = np.array([np.nan if b is None else float(b) for b in baselines])
+        base = np.where(np.asarray(maximize, dtype=bool), raw, -raw)
+    use_base = np.isfinite(base) & (base < best)
+    return best, np.where(use_base, base, worst), use_base
+
+
+def normalise(
+    scores: ArrayLike,
+    maximize: Sequence[bool],
+    baselines: Sequence[float | None] | None = None,
+) -> FloatArray:
+    """Per-task normalised scores, comparable across tasks with different metrics.
+
+    With ``s`` a mirrored score (negated on minimised tasks), ``best`` the best
+    mirrored score on the task and ``ref`` the task's mirrored trivial baseline
+    (when given, finite and below ``best``) or else the worst cell's score:
+
+    ``n = (s - ref) / (best - ref)``
+
+    so the best cell scores 1, the baseline (or the worst cell) 0, and a cell worse
+    than the baseline is negative. When every cell scores the same (``best == ref``)
+    all get 1. Ranks never depend on this; the Wilcoxon tests do (they compare
+    differences across tasks, which needs a common scale).
+
+    Args:
+        scores: ``(N tasks, k cells)`` scores in each task's units; NaN = missing.
+        maximize: One flag per task, True when higher is better.
+        baselines: Optional trivial-baseline score per task (original units), None
+            where there is none.
+
+    Returns:
+        ``(N, k)`` array, NaN where the score is missing.
+    """
+    oriented = _orient(scores, maximize)
+    best, ref, _ = _reference(oriented, maximize, baselines)
+    span = best - ref  # (N,)
+    flat = ~(span > 0)  # all cells equal (or no scores)
+    safe = np.where(flat, 1.0, span)
+    out = (oriented - ref[:, None]) / safe[:, None]
+    return np.where(flat[:, None] & ~np.isnan(oriented), 1.0, out)
+
+
+def task_ranks(scores: ArrayLike, maximize: Sequence[bool]) -> FloatArray:
+    """Rank the cell types on each task: 1 = best, ties share their average rank.
+
+    Args:
+        scores: ``(N, k)`` scores without missing values.
+        maximize: One flag per task.
+
+    Returns:
+        ``(N, k)`` ranks; each row sums to ``k (k + 1) / 2``.
+    """
+    oriented = _orient(scores, maximize)
+    if np.any(np.isnan(oriented)):
+        raise ValueError("ranks need a score for every cell type on every task")
+    return np.asarray(sps.rankdata(-oriented, method="average", axis=1), dtype=np.float64)
+
+
+def friedman(ranks: FloatArray, alpha: float = 0.05) -> dict[str, Any]:
+    """Friedman test on a rank matrix, with the tie correction and the Iman-Davenport F.
+
+    ``chi2 = 12N/(k(k+1)) [sum_j R_j^2 - k(k+1)^2/4] / C`` (Demsar 2006, eq. for
+    chi2_F) with ``C = 1 - sum (t^3 - t) / (N (k^3 - k))`` over the groups of ``t``
+    tied cells in each task; without ties ``C = 1``. This equals
+    ``scipy.stats.friedmanchisquare`` (which refuses ``k < 3``; the formula holds for
+    ``k = 2`` too). Iman-Davenport: ``F = (N-1) chi2 / (N(k-1) - chi2)`` on ``k-1`` and
+    ``(k-1)(N-1)`` degrees of freedom. When every task is a complete tie the statistic
+    is 0 with p = 1 (scipy returns NaN); with perfect agreement F is infinite (None).
+
+    Args:
+        ranks: ``(N, k)`` per-task ranks, ``k >= 2``, ``N >= 2``.
+        alpha: Level for ``reject``.
+
+    Returns:
+        Dict with ``statistic``, ``p_value``, ``df``, ``kendall_w``, ``reject`` and
+        ``iman_davenport`` (``statistic``, ``p_value``, ``df1``, ``df2``).
+    """
+    n, k = ranks.shape
+    centred = ranks - (k + 1) / 2.0
+    tie_free = (k**3 - k) / 12.0  # sum of squared centred ranks of one untied task
+    # Average ranks shrink that sum by sum(t^3 - t)/12 per task, so C is the ratio.
+    correction = float(np.sum(centred**2)) / (n * tie_free)
+    avg = ranks.mean(axis=0)
+    plain = 12.0 * n / (k * (k + 1)) * (float(np.sum(avg**2)) - k * (k + 1) ** 2 / 4.0)
+    if np.all(ranks == ranks[:, :1]):
+        chi2, p = 0.0, 1.0
+    else:
+        chi2 = max(plain / correction, 0.0)
+        p = float(sps.chi2.sf(chi2, k - 1))
+    df1, df2 = k - 1, (k - 1) * (n - 1)
+    denom = n * (k - 1) - chi2
+    if denom > 1e-12 * n * k:
+        f_stat: float | None = (n - 1) * chi2 / denom
+        f_p = float(sps.f.sf(f_stat, df1, df2))
+    else:
+        f_stat, f_p = None, 0.0
+    return {
+        "statistic": chi2,
+        "p_value": p,
+        "df": k - 1,
+        "kendall_w": chi2 / (n * (k - 1)),
+        "reject": p <= alpha,
+        "iman_davenport": {"statistic": f_stat, "p_value": f_p, "df1": df1, "df2": df2},
+    }
+
+
+def _exact_signed_rank_p(diff: FloatArray, ranks: FloatArray) -> float:
+    """Two-sided p of the signed-rank sum given its midranks, over all 2^n sign flips."""
+    nonzero = diff != 0
+    weights = np.rint(2.0 * ranks[nonzero]).astype(np.int64)  # midranks are multiples of 1/2
+    counts = np.zeros(int(weights.sum()) + 1)  # counts[s]: sign patterns with 2 R+ = s
+    counts[0] = 1.0
+    for w in weights:
+        shifted = np.zeros_like(counts)
+        shifted[w:] = counts[: counts.size - w]
+        counts = counts + shifted
+    probs = counts / counts.sum()
+    observed = int(np.rint(2.0 * ranks[diff > 0].sum()))
+    below, above = probs[: observed + 1].sum(), probs[observed:].sum()
+    return float(min(1.0, 2.0 * min(below, above)))
+
+
+def _signed_rank_batch(diffs: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Signed-rank tests of each row of ``diffs`` ``(m, n)``: ``(p, r_plus, r_minus)``."""
+    m, n = diffs.shape
+    ranks = np.asarray(sps.rankdata(np.abs(diffs), axis=1), dtype=np.float64)  # (m, n)
+    zero_half = np.where(diffs == 0, ranks, 0.0).sum(axis=1) / 2.0
+    r_plus = np.where(diffs > 0, ranks, 0.0).sum(axis=1) + zero_half
+    r_minus = np.where(diffs < 0, ranks, 0.0).sum(axis=1) + zero_half
+    sorted_abs = np.sort(np.abs(diffs), axis=1)
+    irregular = np.any(sorted_abs[:, 1:] == sorted_abs[:, :-1], axis=1) | np.any(
+        diffs == 0, axis=1
+    )  # ties or zeros: scipy leaves its exact null distribution
+    p = np.ones(m)
+    active = np.any(diffs != 0, axis=1)  # all-zero rows keep p = 1
+    small = n <= _SCIPY_PERMUTATION_MAX_N
+    for row in np.flatnonzero(active & irregular & small):
+        p[row] = _exact_signed_rank_p(diffs[row], ranks[row])
+    # One scipy call per group, so that method="auto" takes each row's own path.
+    for group in (active & ~irregular, active & irregular & (not small)):
+        if group.any():
+            res = sps.wilcoxon(diffs[group], zero_method="zsplit", axis=1)
+            p[group] = np.asarray(res.pvalue, dtype=np.float64)
+    return p, r_plus, r_minus
+
+
+def signed_rank_test(diff: ArrayLike) -> dict[str, float]:
+    """Two-sided Wilcoxon signed-rank test of paired differences, zeros split evenly.
+
+    Zero differences are ranked and half their rank goes to each sum (Demsar 2006,
+    scipy's ``zero_method="zsplit"``). The p-value equals
+    ``scipy.stats.wilcoxon(diff, zero_method="zsplit")``: exact without zeros or ties
+    (n <= 50); with them, the exact distribution over all sign flips for n <= 13
+    (computed here by convolution, as scipy's permutation test takes about a second)
+    and the normal approximation above. All-zero differences give p = 1.
+
+    Args:
+        diff: Paired differences ``a - b``, one per task.
+
+    Returns:
+        Dict with ``statistic`` (``min(R+, R-)``), ``p_value``, ``r_plus``, ``r_minus``.
+    """
+    d = np.asarray(diff, dtype=np.float64).ravel()
+    if d.size == 0 or not np.all(np.isfinite(d)):
+        raise ValueError("differences must be finite and non-empty")
+    p, r_plus, r_minus = _signed_rank_batch(d[None, :])
+    plus, minus = float(r_plus[0]), float(r_minus[0])
+    return {"statistic": min(plus, minus), "p_value": float(p[0]), "r_plus": plus, "r_minus": minus}
+
+
+def minimum_tasks(alpha: float = 0.05, n_pairs: int = 1) -> int:
+    """Fewest tasks at which a two-sided signed-rank test can reach ``alpha / n_pairs``.
+
+    With ``N`` tasks the smallest exact two-sided p-value is ``2 / 2^N`` (every
+    difference has the same sign), so below this ``N`` no corrected test can ever
+    reject: 6 tasks for one test at 0.05, 7 for Holm over 3 pairs, 8 over 6 pairs.
+    The result is never below 3.
+    """
+    if not 0.0 < alpha < 1.0 or n_pairs < 1:
+        raise ValueError("alpha must be in (0, 1) and n_pairs >= 1")
+    n = 3
+    while 2.0 ** (1 - n) > alpha / n_pairs:
+        n += 1
+    return n
+
+
+@lru_cache(maxsize=64)
+def nemenyi_q(k: int, alpha: float = 0.05) -> float:
+    """Critical value ``q_alpha`` of the Nemenyi test for ``k`` methods (Demsar 2006)."""
+    if k < 2:
+        raise ValueError("the Nemenyi test needs at least 2 methods")
+    if alpha == 0.05 and k in _Q_005:
+        return _Q_005[k]
+    return float(sps.studentized_range.ppf(1.0 - alpha, k, np.inf) / math.sqrt(2.0))
+
+
+def critical_difference(k: int, n_tasks: int, alpha: float = 0.05) -> float:
+    """Nemenyi critical difference ``CD = q_alpha sqrt(k (k + 1) / (6 N))``."""
+    return nemenyi_q(k, alpha) * math.sqrt(k * (k + 1) / (6.0 * n_tasks))
+
+
+def cliques(order: Sequence[int], separated: BoolArray) -> list[list[int]]:
+    """Maximal runs of consecutive methods (in ``order``) with no separated pair.
+
+    Args:
+        order: Method indices sorted by average rank, best first.
+        separated: ``(k, k)`` symmetric matrix, True where a corrected test separates.
+
+    Returns:
+        The runs as lists of method indices, in order; singletons included. As in
+        the usual CD diagram, an unseparated pair split by a method that is separated
+        from one of them (a~c, b-c separated, order a, b, c) shares no run.
+    """
+    k = len(order)
+    reach = []  # reach[i]: last position j such that order[i..j] has no separated pair
+    j = 0
+    for i in range(k):
+        j = max(j, i)
+        while j + 1 < k and not any(separated[order[j + 1], order[m]] for m in range(i, j + 1)):
+            j += 1
+        reach.append(j)
+    runs = [[order[m] for m in range(i, reach[i] + 1)] for i in range(k)]
+    return [run for i, run in enumerate(runs) if i == 0 or reach[i] > reach[i - 1]]
+
+
+def _pairs(
+    norm: FloatArray, avg: FloatArray, names: Sequence[str], alpha: float, tie_tol: float
+) -> list[dict[str, Any]]:
+    """Wilcoxon signed-rank + Holm for every pair of columns of ``norm`` ``(N, k)``."""
+    index = list(itertools.combinations(range(norm.shape[1]), 2))
+    first, second = (np.array(side, dtype=np.int64) for side in zip(*index, strict=True))
+    raw = (norm[:, first] - norm[:, second]).T  # (pairs, N)
+    diffs = np.where(np.abs(raw) <= tie_tol, 0.0, raw)
+    p, r_plus, r_minus = _signed_rank_batch(diffs)
+    adjusted, reject = holm(p, alpha)
+    rows: list[dict[str, Any]] = []
+    for row, (a, b) in enumerate(index):
+        d, lead = diffs[row], r_plus[row] - r_minus[row]
+        rows.append(
+            {
+                "a": names[a],
+                "b": names[b],
+                "statistic": min(r_plus[row], r_minus[row]),
+                "p_value": p[row],
+                "p_adjusted": adjusted[row],
+                "reject": bool(reject[row]),
+                "favours": None if lead == 0 else names[a] if lead > 0 else names[b],
+                "wins": int(np.sum(d > 0)),
+                "ties": int(np.sum(d == 0)),
+                "losses": int(np.sum(d < 0)),
+                "mean_difference": float(raw[row].mean()),
+                "average_rank_difference": float(avg[b] - avg[a]),
+            }
+        )
+    return rows
+
+
+def _fmt_p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.2g}"
+
+
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _verdict_separated(
+    order: list[str], avg: Mapping[str, float], beats: Mapping[str, list[str]], n: int, test: str
+) -> str:
+    """Verdict when at least one corrected test separates a pair."""
+    top = order[0]
+    others = order[1:]
+    lost_to_top = beats.get(top, [])
+    mates = [c for c in others if c not in lost_to_top and top not in beats.get(c, [])]
+    lead = f"over {n} tasks (average rank {avg[top]:.2f}; {test})"
+    if len(order) == 2:
+        winner = next(iter(beats))
+        return f"{winner} beats {beats[winner][0]} over {n} tasks ({test})"
+    parts: list[str] = []
+    if len(lost_to_top) == len(others):
+        parts.append(f"{top} ranks best {lead} and beats every other cell type")
+    elif lost_to_top:
+        parts += [f"{top} ranks best {lead}", f"it beats {_join(lost_to_top)}"]
+    else:
+        parts.append(f"no cell type is best over {n} tasks ({test})")
+    if len(mates) == 1:
+        parts.append(f"{top} and {mates[0]} are indistinguishable")
+    elif mates:
+        parts.append(f"{top} is indistinguishable from {_join(mates)}")
+    parts += [f"{w} beats {_join(beats[w])}" for w in others if beats.get(w)]
+    return "; ".join(parts)
+
+
+def _verdict(res: dict[str, Any], order: list[str], min_separate: int) -> str:
+    """The one-sentence summary; names a winner only where a corrected test supports it."""
+    n, k = res["n_tasks"], len(order)
+    if k < 2:
+        return f"nothing to compare: {k} cell type{'s' if k != 1 else ''} with scores"
+    if not res["tested"]:
+        complete = " with a score for every cell type" if res["tasks_dropped"] else ""
+        plural = "s" if n != 1 else ""
+        return (
+            f"too few tasks to test ({n} task{plural}{complete}; "
+            f"the tests need at least {res['min_tasks']})"
+        )
+    fried = res["friedman"]
+    test = f"Friedman {_fmt_p(fried['p_value'])}"
+    if k == 2:
+        test = f"Wilcoxon {_fmt_p(res['pairs'][0]['p_value'])}"
+    beats: dict[str, list[str]] = {}
+    for pair in res["pairs"]:
+        if pair["separated"]:
+            loser = pair["b"] if pair["better"] == pair["a"] else pair["a"]
+            beats.setdefault(pair["better"], []).append(loser)
+    for losers in beats.values():
+        losers.sort(key=order.index)
+    if beats:
+        return _verdict_separated(order, res["average_ranks"], beats, n, test)
+    if k > 2 and fried["reject"]:
+        text = f"the cell types differ over {n} tasks ({test}), but no pair is separated"
+        text += " after Holm correction"
+    else:
+        text = f"{_join(order)} are indistinguishable over {n} tasks ({test})"
+    if n < min_separate:
+        text += f"; with {k} cell types a pair can be separated only from {min_separate} tasks"
+    return text
+
+
+def _clean(value: Any) -> Any:
+    """Make ``value`` JSON-serialisable: numpy scalars to Python, NaN and inf to None."""
+    if isinstance(value, Mapping):
+        return {str(key): _clean(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_clean(item) for item in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _post_hoc(
+    norm: FloatArray,
+    avg: FloatArray,
+    names: list[str],
+    fried: dict[str, Any],
+    alpha: float,
+    tie_tol: float,
+) -> tuple[list[dict[str, Any]], BoolArray]:
+    """Pairwise tests with the Friedman gate; returns the pairs and the separation matrix."""
+    k = len(names)
+    pairs = _pairs(norm, avg, names, alpha, tie_tol)
+    gate = k == 2 or fried["reject"]
+    separated = np.zeros((k, k), dtype=bool)
+    for pair in pairs:
+        pair["separated"] = bool(pair["reject"] and gate)
+        pair["better"] = pair["favours"] if pair["reject"] else None
+        i, j = names.index(pair["a"]), names.index(pair["b"])
+        separated[i, j] = separated[j, i] = pair["separated"]
+    return pairs, separated
+
+
+def _cd_data(
+    avg: FloatArray, names: list[str], separated: BoolArray, n: int, alpha: float
+) -> dict[str, Any]:
+    """Order by average rank (ties keep input order), cliques and the Nemenyi CD."""
+    k = len(names)
+    order_idx = sorted(range(k), key=lambda j: (np.nan_to_num(avg[j], nan=np.inf), j))
+    return {
+        "order": [names[j] for j in order_idx],
+        "average_ranks": [avg[j] for j in order_idx],
+        "cliques": [[names[j] for j in run] for run in cliques(order_idx, separated)],
+        "q_alpha": nemenyi_q(k, alpha) if k >= 2 else None,
+        "critical_difference": critical_difference(k, n, alpha) if k >= 2 and n else None,
+    }
+
+
+def compare_over_tasks(
+    scores: ArrayLike,
+    maximize: Sequence[bool],
+    cells: Sequence[str],
+    tasks: Sequence[str] | None = None,
+    *,
+    baselines: Sequence[float | None] | None = None,
+    alpha: float = 0.05,
+    tie_tol: float = 0.0,
+) -> dict[str, Any]:
+    """Compare cell types over tasks: the whole suite analysis as a JSON-ready dict.
+
+    The tests run only with at least two cell types and ``minimum_tasks(alpha)``
+    complete tasks (6 at 0.05: below that no two-sided signed-rank test can reach
+    ``alpha``). Post-hoc pairs count as ``separated`` when Holm rejects them and the
+    Friedman test rejects too (the usual gate, Demsar 2006); with two cell types the
+    single Wilcoxon test decides. Cliques and the verdict use ``separated``.
+
+    Args:
+        scores: ``(N tasks, k cells)`` in each task's units; NaN = no score.
+        maximize: One flag per task, True when higher is better.
+        cells: Cell-type names, one per column.
+        tasks: Task names, one per row (default ``task1..taskN``).
+        baselines: Optional trivial baseline per task, for :func:`normalise`.
+        alpha: Family-wise level of the tests.
+        tie_tol: Normalised differences with ``|d| <= tie_tol`` count as ties (and as
+            zero differences in the Wilcoxon tests); 0 means exact equality. Ranks
+            always use exact equality (so the Friedman test matches scipy).
+
+    Returns:
+        Dict with the inputs (``tasks``, ``cells``, ``maximize``, ``scores``,
+        ``normalised``, ``reference`` per task: "baseline" or "worst"), ``ranks``
+        (None for dropped tasks and cells), ``tasks_used``, ``tasks_dropped``,
+        ``cells_compared``, ``cells_dropped``, ``n_tasks``, ``average_ranks`` (by
+        name), ``min_tasks``, ``min_tasks_to_separate``, ``tested``, ``friedman``
+        (see :func:`friedman`, or None), ``pairs``, ``cd`` and ``verdict``. Each pair
+        has ``a``, ``b``, ``statistic`` (``min(R+, R-)``), ``p_value``, ``p_adjusted``
+        (Holm), ``reject`` (Holm alone), ``separated`` (Holm and the Friedman gate),
+        ``better`` (the favoured cell when ``reject``, else None), ``favours`` (the
+        side the signed ranks lean to, significant or not), ``wins``/``ties``/
+        ``losses`` of ``a`` against ``b``, ``mean_difference`` (normalised ``a - b``)
+        and ``average_rank_difference`` (positive when ``a`` ranks better). ``cd``
+        has ``order`` (best first), ``average_ranks`` in that order, ``cliques``
+        (lists of names, see :func:`cliques`), ``q_alpha`` and the Nemenyi
+        ``critical_difference``. No NaN anywhere: missing is None.
+    """
+    oriented = _orient(scores, maximize)
+    n_all, k_all = oriented.shape
+    task_names = list(tasks) if tasks is not None else [f"task{i + 1}" for i in range(n_all)]
+    if len(cells) != k_all or len(task_names) != n_all:
+        raise ValueError("cells and tasks must name every column and row of scores")
+    if len(set(cells)) != len(cells):
+        raise ValueError("cell names must be unique")
+    norm = normalise(scores, maximize, baselines)
+    _, _, use_base = _reference(oriented, maximize, baselines)
+    present = ~np.isnan(oriented)
+    compared = np.asarray(present.any(axis=0), dtype=bool)  # (k_all,)
+    complete = np.asarray(present[:, compared].all(axis=1), dtype=bool)  # (N_all,)
+    used = complete & bool(compared.any())
+    names = [c for c, keep in zip(cells, compared, strict=True) if keep]
+    sub = np.ix_(used, compared)
+    ranks = sps.rankdata(-oriented[sub], method="average", axis=1) if used.any() else None
+    n, k = int(used.sum()), len(names)
+    avg = ranks.mean(axis=0) if ranks is not None else np.full(k, np.nan)
+    full_ranks = np.full((n_all, k_all), np.nan)
+    if ranks is not None:
+        full_ranks[sub] = ranks
+    n_pairs = max(1, k * (k - 1) // 2)
+    res: dict[str, Any] = {
+        "alpha": alpha,
+        "tie_tol": tie_tol,
+        "tasks": task_names,
+        "cells": list(cells),
+        "maximize": [bool(m) for m in maximize],
+        "scores": np.array(scores, dtype=np.float64),
+        "normalised": norm,
+        "reference": ["baseline" if b else "worst" for b in use_base],
+        "ranks": full_ranks,
+        "tasks_used": [t for t, u in zip(task_names, used, strict=True) if u],
+        "tasks_dropped": [t for t, u in zip(task_names, used, strict=True) if not u],
+        "cells_compared": names,
+        "cells_dropped": [c for c, keep in zip(cells, compared, strict=True) if not keep],
+        "n_tasks": n,
+        "average_ranks": dict(zip(names, avg.tolist(), strict=True)),
+        "min_tasks": minimum_tasks(alpha),
+        "min_tasks_to_separate": minimum_tasks(alpha, n_pairs),
+        "tested": k >= 2 and n >= minimum_tasks(alpha),
+        "friedman": None,
+        "pairs": [],
+    }
+    separated = np.zeros((k, k), dtype=bool)
+    if res["tested"] and ranks is not None:
+        res["friedman"] = friedman(ranks, alpha)
+        res["pairs"], separated = _post_hoc(norm[sub], avg, names, res["friedman"], alpha, tie_tol)
+    res["cd"] = _cd_data(avg, names, separated, n, alpha)
+    res["verdict"] = _verdict(res, res["cd"]["order"], res["min_tasks_to_separate"])
+    cleaned: dict[str, Any] = _clean(res)
+    return cleaned
+
+
+def _svg_text(x: float, y: float, text: str, anchor: str, size: int = 12) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}">'
+        f"{html.escape(text)}</text>"
+    )
+
+
+def _svg_line(x1: float, y1: float, x2: float, y2: float, width: float = 1.0) -> str:
+    return (
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
+        f'stroke="#222" stroke-width="{width}"/>'
+    )
+
+
+def cd_diagram_svg(result: Mapping[str, Any], width: int = 720) -> str:
+    """Draw the critical-difference diagram of :func:`compare_over_tasks` as plain SVG.
+
+    The axis carries average ranks with rank 1 (best) on the right, as in Demsar
+    (2006); each cell type is a tick joined to its name (the better half labelled on
+    the right, the rest on the left); thick bars join each clique of two or more cell
+    types that no corrected test separates; the Nemenyi CD is drawn above for scale.
+    """
+    cd = result["cd"]
+    order: list[str] = cd["order"]
+    ranks: list[float | None] = cd["average_ranks"]
+    k = len(order)
+    if k == 0 or any(r is None for r in ranks):
+        message = "no cell type has a score on every compared task"
+        body = [_svg_text(width / 2, 30, message, "middle")]
+        return _svg_wrap(width, 50, body, message)
+    margin = 170.0
+    left, right, axis_y = margin, width - margin, 58.0
+    hi = max(2, k)
+
+    def x_of(rank: float) -> float:
+        return right - (rank - 1.0) / (hi - 1.0) * (right - left)
+
+    body = [_svg_line(left, axis_y, right, axis_y, 1.5)]
+    for tick in range(1, hi + 1):
+        body.append(_svg_line(x_of(tick), axis_y - 6, x_of(tick), axis_y))
+        body.append(_svg_text(x_of(tick), axis_y - 10, str(tick), "middle", 11))
+    crit = cd["critical_difference"]
+    if crit is not None:
+        span = min(float(crit), hi - 1.0)
+        body.append(_svg_line(left, 18, x_of(hi - span), 18, 1.5))
+        body.append(_svg_text(x_of(hi - span) + 6, 22, f"CD = {crit:.2f} (Nemenyi)", "start", 11))
+    bars = [c for c in cd["cliques"] if len(c) >= 2]
+    for row, clique in enumerate(bars):
+        xs = [x_of(float(ranks[order.index(name)] or 1.0)) for name in clique]
+        y = axis_y + 14 + 8 * row
+        body.append(_svg_line(min(xs) - 4, y, max(xs) + 4, y, 4.5))
+    top = axis_y + 14 + 8 * len(bars) + 14
+    n_right = (k + 1) // 2
+    for pos, (name, rank) in enumerate(zip(order, ranks, strict=True)):
+        r = float(rank or 1.0)
+        on_right = pos < n_right
+        row = pos if on_right else k - 1 - pos
+        y = top + 20 * row
+        end = right + 14 if on_right else left - 14
+        label = name if len(name) <= 18 else name[:16] + "\u2026"
+        body.append(_svg_line(x_of(r), axis_y, x_of(r), y))
+        body.append(_svg_line(x_of(r), y, end, y))
+        text = f"{label} ({r:.2f})"
+        anchor = "start" if on_right else "end"
+        body.append(f'<g class="cell"><title>{html.escape(name)}</title>')
+        body += [_svg_text(end + (4 if on_right else -4), y + 4, text, anchor), "</g>"]
+    height = top + 20 * max(n_right, k - n_right) + 22
+    caption = f"{result['n_tasks']} tasks; bars join cell types no corrected test separates"
+    body.append(_svg_text(width / 2, height - 8, caption, "middle", 11))
+    return _svg_wrap(width, height, body, result.get("verdict", caption))
+
+
+def _svg_wrap(width: float, height: float, body: list[str], title: str) -> str:
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" role="img" font-family="sans-serif">'
+    )
+    return "\n".join([head, f"<title>{html.escape(str(title))}</title>", *body, "</svg>"])
