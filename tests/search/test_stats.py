@@ -167,3 +167,39 @@ def test_holm_step_down_stops_at_first_failure() -> None:
     empty_adj, empty_rej = stats.holm([])
     assert empty_adj.size == 0 and empty_rej.size == 0
     assert stats.holm([0.9, 0.8])[0].tolist() == [1.0, 1.0]
+
+
+def _seed_bootstrap_reference(scores: list[float], reps: int, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [
+        float(np.mean([scores[j] for j in rng.integers(0, len(scores), size=len(scores))]))
+        for _ in range(reps)
+    ]
+
+
+def test_seed_summary_matches_plain_loop() -> None:
+    scores = [0.31, 0.29, 0.35, 0.40, 0.30]
+    got = stats.seed_summary(scores, n_bootstrap=500, seed=4)
+    means = _seed_bootstrap_reference(scores, 500, seed=4)
+    assert got["n"] == 5
+    assert got["mean"] == pytest.approx(0.33)
+    assert got["std"] == pytest.approx(np.std(scores, ddof=1))
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx(
+        tuple(np.percentile(means, [2.5, 97.5]))
+    )
+    assert min(scores) <= got["ci_low"] < got["mean"] < got["ci_high"] <= max(scores)
+
+
+def test_seed_summary_blocks_and_single_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    scores = np.linspace(0.0, 1.0, 7)
+    whole = stats.seed_summary(scores, n_bootstrap=300, seed=2)
+    monkeypatch.setattr(stats, "_BOOTSTRAP_BLOCK", 14)  # 2 rows per block
+    assert stats.seed_summary(scores, n_bootstrap=300, seed=2) == pytest.approx(whole)
+    single = stats.seed_summary([0.5])
+    assert single == {"n": 1, "mean": 0.5, "std": None, "ci_low": None, "ci_high": None}
+
+
+@pytest.mark.parametrize("bad", [[], [1.0, float("nan")]])
+def test_seed_summary_rejects_bad_input(bad: list[float]) -> None:
+    with pytest.raises(ValueError):
+        stats.seed_summary(bad)
