@@ -162,9 +162,9 @@ def test_hyperband_brackets_are_those_of_the_global_pruner() -> None:
         base = global_pruner("hyperband", EPOCHS)
         return CellPruner(base, per_cell=per_cell, min_complete_per_cell=1000)  # never prunes
 
-    per_cell, everyone = brackets(hyperband(True)), brackets(hyperband(False))
-    assert per_cell == everyone
-    assert set(per_cell.values()) == {1, 2, 3, 4}  # all four brackets in use
+    within, across = brackets(hyperband(True)), brackets(hyperband(False))
+    assert within == across
+    assert set(within.values()) == {1, 2, 3, 4}  # all four brackets in use
 
 
 def test_view_filters_every_path_and_refuses_the_rest() -> None:
