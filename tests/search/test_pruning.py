@@ -352,7 +352,18 @@ def test_minimum_completions_hold_under_three_threads(base: str) -> None:
         thread.join()
     trials = study.get_trials()
     assert len(trials) == 48
+    assert overlapping(trials)  # the threads did run trials side by side
     check_minimum_completions(trials, 3)
+
+
+def overlapping(trials: list[FrozenTrial]) -> int:
+    """Pairs of trials that were running at the same time."""
+    spans = [(t.datetime_start, t.datetime_complete) for t in trials]
+    return sum(
+        a[0] < b[1] and b[0] < a[1]  # type: ignore[operator]
+        for i, a in enumerate(spans)
+        for b in spans[i + 1 :]
+    )
 
 
 def check_minimum_completions(trials: list[FrozenTrial], minimum: int) -> None:
