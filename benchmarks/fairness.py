@@ -1,0 +1,287 @@
+"""Benchmark with a known answer: does pruning change which cell type the report names?
+
+No training. Each simulated study searches three cell types with known learning-curve
+models; the slow starter (``lstm`` here: it sits at the baseline for its first epochs)
+has the lowest floor, so it is the true winner. Each trial runs through the real code
+path of a worker, one trial at a time: the repo's sampler (:func:`make_sampler`, balanced
+allocation, per-cell TPE), the pruner under test, ``trial.report`` and
+``trial.should_prune`` after every epoch, then ``build_report`` on the finished trials.
+
+A trial's hyperparameters matter: the learning rate and hidden size move its floor
+(a quadratic penalty around each cell's optimum), its speed and its noise (which grows
+away from the optimum), so a cell type's result depends on how well it was tuned.
+Every epoch's value carries noise as well, and a completed trial's value is its best
+epoch, as in the worker. Random numbers are drawn per (study, trial number), so the
+pruners are compared on common random numbers.
+
+Usage::
+
+    python benchmarks/fairness.py               # 200 studies per pruner
+    python benchmarks/fairness.py --quick       # 20 studies: a smoke run
+    python benchmarks/fairness.py --studies 50 --trials 90 --variants all
+
+Outcome of a study, read from the report: the report *names* a cell type when its
+verdict says "<cell> is best" or "<cell> leads" (:func:`named_cell`); a *significant*
+naming is one backed by a corrected test ("is best", or "leads: better than ...").
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from cellsearch.search.pruning import global_pruner, make_pruner
+from cellsearch.search.report import ReportContext, build_report
+from cellsearch.search.samplers import make_sampler
+from cellsearch.search.spec import StudySpec, parse_spec
+
+BASELINE = 1.0  # every curve starts here (the trivial predictor's loss)
+LR_RANGE = (1e-4, 1e-1)
+HIDDEN_RANGE = (16, 256)
+
+
+@dataclass(frozen=True)
+class CellModel:
+    """Learning curves of one simulated cell type.
+
+    Attributes:
+        name: A registry cell name (the spec validates it); only a label here.
+        floor: Loss reached with ideal hyperparameters, before noise.
+        lr_opt: log10 of the best learning rate.
+        hidden_opt: log2 of the best hidden size.
+        delay: Epochs spent at the baseline before the loss starts to fall.
+        tau: Epochs of the exponential fall at the best learning rate.
+    """
+
+    name: str
+    floor: float
+    lr_opt: float
+    hidden_opt: float
+    delay: int
+    tau: float
+
+
+# True ranking lstm < gru < rnn_tanh; lstm starts slowly, gru fast.
+CELLS = (
+    CellModel("lstm", floor=0.20, lr_opt=-2.5, hidden_opt=6.5, delay=6, tau=2.5),
+    CellModel("gru", floor=0.26, lr_opt=-2.0, hidden_opt=6.0, delay=0, tau=1.5),
+    CellModel("rnn_tanh", floor=0.34, lr_opt=-3.0, hidden_opt=5.0, delay=0, tau=2.0),
+)
+TRUE_WINNER = "lstm"
+
+
+def curve(
+    cell: CellModel, lr: float, hidden: int, epochs: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Validation loss of one trial after each epoch, shape ``(epochs,)``."""
+    off_lr = math.log10(lr) - cell.lr_opt  # decades from the best learning rate
+    off_h = math.log2(hidden) - cell.hidden_opt  # octaves from the best hidden size
+    spread = 0.03 * (1.0 + abs(off_lr))  # badly tuned trials are noisier
+    floor = cell.floor + 0.06 * off_lr**2 + 0.01 * off_h**2 + abs(rng.normal(0.0, spread))
+    floor = min(floor, 0.95 * BASELINE)
+    tau = cell.tau * 10 ** (-0.4 * off_lr)  # a larger rate learns faster
+    t = np.arange(1, epochs + 1, dtype=np.float64)
+    fall = np.exp(-np.clip(t - cell.delay, 0.0, None) / tau)  # 1 during the delay
+    noise = rng.normal(0.0, 0.01, size=epochs)
+    return floor + (BASELINE - floor) * fall + noise
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A pruner under test, built afresh for each trial as the worker does."""
+
+    label: str
+    build: Callable[[int], optuna.pruners.BasePruner]  # max_epochs -> pruner
+
+
+VARIANTS = {
+    "none": Variant("pruner: none", lambda e: global_pruner("none", e)),
+    "global": Variant("global Hyperband (today)", lambda e: global_pruner("hyperband", e)),
+    "cell": Variant(
+        "per-cell Hyperband, min 3 completed", lambda e: make_pruner("hyperband", e, "balanced", 3)
+    ),
+    "cell0": Variant(
+        "per-cell Hyperband, min 0", lambda e: make_pruner("hyperband", e, "balanced", 0)
+    ),
+    "global3": Variant(
+        "global Hyperband, min 3, last-epoch guard",
+        lambda e: make_pruner("hyperband", e, "adaptive", 3),
+    ),
+}
+
+
+def study_spec(seed: int, n_trials: int, epochs: int) -> StudySpec:
+    """The spec whose sampler settings the simulated study uses."""
+    return parse_spec(
+        {
+            "name": f"fairness-{seed}",
+            "task": {"kind": "adding", "seq_len": 30},
+            "space": {
+                "cell_type": [c.name for c in CELLS],
+                "learning_rate": {"low": LR_RANGE[0], "high": LR_RANGE[1], "log": True},
+                "hidden_size": {"low": HIDDEN_RANGE[0], "high": HIDDEN_RANGE[1], "log": True},
+            },
+            "budget": {"n_trials": n_trials, "max_epochs": epochs},
+            "allocation": "balanced",
+            "sampler": "tpe",
+            "seed": seed,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one simulated study ended with."""
+
+    named: str | None
+    significant: bool
+    epochs: int
+    completed: dict[str, int]
+
+
+def run_study(seed: int, variant: Variant, n_trials: int, epochs: int, n_bootstrap: int) -> Outcome:
+    """One simulated study, trial after trial, then its report."""
+    spec = study_spec(seed, n_trials, epochs)
+    models = {c.name: c for c in CELLS}
+    study = optuna.create_study(study_name=spec.name, direction="minimize")
+    spent = 0
+    for index in range(n_trials):
+        study.sampler = make_sampler(spec, index)
+        study.pruner = variant.build(epochs)
+        trial = study.ask()
+        cell = models[str(trial.suggest_categorical("cell_type", list(models)))]
+        lr = trial.suggest_float("learning_rate", *LR_RANGE, log=True)
+        hidden = trial.suggest_int("hidden_size", *HIDDEN_RANGE, log=True)
+        values = curve(cell, lr, hidden, epochs, np.random.default_rng([seed, trial.number]))
+        for epoch, value in enumerate(values, start=1):
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, float(values.min()))
+        spent += epoch
+    trials = study.get_trials(deepcopy=False)
+    context = ReportContext(
+        study_name=spec.name,
+        direction="minimize",
+        metric="val_loss",
+        n_trials=n_trials,
+        cell_types=tuple(models),
+        allocation="balanced",
+        seed=seed,
+        status="completed",
+    )
+    report = build_report(trials, context, n_bootstrap=n_bootstrap, importance=False)
+    named, significant = named_cell(report)
+    completed = {
+        c: sum(t.state == TrialState.COMPLETE and t.params["cell_type"] == c for t in trials)
+        for c in models
+    }
+    return Outcome(named, significant, spent, completed)
+
+
+def named_cell(report: dict[str, Any]) -> tuple[str | None, bool]:
+    """The cell type the verdict names, and whether a corrected test backs it.
+
+    A verdict names its leader with "<cell> is best" or "<cell> leads ..."; "is best"
+    and "leads: better than" follow a rejected test. Any other sentence names none.
+    """
+    lead, verdict = report["leader"], report["verdict"]
+    if not lead or not re.search(rf"(^|[\s;(]){re.escape(lead)} (is best|leads)\b", verdict):
+        return None, False
+    significant = bool(re.search(rf"{re.escape(lead)} (is best|leads: better than)", verdict))
+    return lead, significant
+
+
+def summarise(outcomes: list[Outcome]) -> dict[str, float]:
+    """Fractions of studies naming the true winner, a wrong cell or none; mean epochs."""
+    n = len(outcomes)
+    return {
+        "true": sum(o.named == TRUE_WINNER for o in outcomes) / n,
+        "wrong": sum(o.named not in (None, TRUE_WINNER) for o in outcomes) / n,
+        "none": sum(o.named is None for o in outcomes) / n,
+        "true_significant": sum(o.named == TRUE_WINNER and o.significant for o in outcomes) / n,
+        "epochs": float(np.mean([o.epochs for o in outcomes])),
+        "winner_completed": float(np.mean([o.completed[TRUE_WINNER] for o in outcomes])),
+        "winner_under_3": sum(o.completed[TRUE_WINNER] < 3 for o in outcomes) / n,
+    }
+
+
+def truth_table(n: int, epochs: int, draws: int = 4000) -> dict[str, float]:
+    """Expected best-of-n final value per cell under random search, no pruning."""
+    rng = np.random.default_rng(12345)
+    out = {}
+    for cell in CELLS:
+        finals = np.empty(draws)
+        for i in range(draws):
+            lr = math.exp(rng.uniform(*np.log(LR_RANGE)))
+            hidden = round(math.exp(rng.uniform(*np.log(HIDDEN_RANGE))))
+            finals[i] = curve(cell, lr, hidden, epochs, rng).min()
+        best = rng.choice(finals, size=(draws, n)).min(axis=1)
+        out[cell.name] = float(best.mean())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--studies", type=int, default=200, help="simulated studies per pruner")
+    parser.add_argument("--quick", action="store_true", help="20 studies: a smoke run")
+    parser.add_argument("--trials", type=int, default=30, help="trials per study")
+    parser.add_argument("--epochs", type=int, default=27, help="max epochs per trial")
+    parser.add_argument("--bootstrap", type=int, default=100, help="report bootstrap replicates")
+    parser.add_argument(
+        "--variants",
+        default="none,global,cell",
+        help=f"comma list of {', '.join(VARIANTS)}, or all",
+    )
+    args = parser.parse_args()
+    studies = 20 if args.quick else args.studies
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    per_cell = args.trials // len(CELLS)
+    truth = truth_table(per_cell, args.epochs)
+    print(
+        f"{studies} studies x {args.trials} trials ({per_cell} per cell), "
+        f"max {args.epochs} epochs; true winner {TRUE_WINNER}"
+    )
+    print(
+        f"expected best-of-{per_cell} under random search, no pruning: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in truth.items())
+    )
+    print()
+    print(
+        "| pruner | names true winner | (significant) | names a wrong cell | names none "
+        "| mean epochs | winner completed | winner < 3 completed |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    keys = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    for key in keys:
+        variant = VARIANTS[key]
+        start = time.perf_counter()
+        outcomes = [
+            run_study(seed, variant, args.trials, args.epochs, args.bootstrap)
+            for seed in range(studies)
+        ]
+        s = summarise(outcomes)
+        print(
+            f"| {variant.label} | {s['true']:.1%} | {s['true_significant']:.1%} "
+            f"| {s['wrong']:.1%} | {s['none']:.1%} | {s['epochs']:.0f} "
+            f"| {s['winner_completed']:.1f} | {s['winner_under_3']:.1%} |",
+            flush=True,
+        )
+        print(f"<!-- {key}: {time.perf_counter() - start:.0f} s -->", flush=True)
+
+
+if __name__ == "__main__":
+    main()
