@@ -40,10 +40,11 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from cellsearch.search.pruning import global_pruner, make_pruner
 from cellsearch.search.report import ReportContext, build_report
-from cellsearch.search.samplers import make_sampler
-from cellsearch.search.spec import StudySpec, parse_spec
+from cellsearch.search.study.limits import parse_spec
+from cellsearch.search.study.pruning import global_pruner, make_pruner
+from cellsearch.search.study.sampling import make_sampler
+from cellsearch.search.study.spec import StudySpec
 
 BASELINE = 1.0  # every curve starts here (the trivial predictor's loss)
 LR_RANGE = (1e-4, 1e-1)

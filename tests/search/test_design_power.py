@@ -1,4 +1,4 @@
-"""Known-answer tests for cellsearch.search.design_power."""
+"""Known-answer tests for cellsearch.search.report.design_power."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cellsearch.search import design_power as dp
-from cellsearch.search import draw_stats as ds
+from cellsearch.search.report import design_power as dp
+from cellsearch.search.report import draw_stats as ds
 
 
 @pytest.mark.parametrize("n", range(1, 11))

@@ -1,4 +1,4 @@
-"""Known-answer tests for cellsearch.search.draw_stats (failed draws counted).
+"""Known-answer tests for cellsearch.search.report.draw_stats (failed draws counted).
 
 References are independent: brute-force enumeration of every equally likely
 draw sequence or every split of the pooled draws, scipy, and the normal formula
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cellsearch.search import draw_stats as ds
-from cellsearch.search import stats
+from cellsearch.search.report import draw_stats as ds
+from cellsearch.search.report import stats
 
 FAILED = None  # a failed draw in the brute-force references
 

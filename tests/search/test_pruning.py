@@ -19,7 +19,8 @@ import pytest
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
-from cellsearch.search.pruning import CellPruner, cell_view, global_pruner, make_pruner
+from cellsearch.search.study.cell_view import cell_view
+from cellsearch.search.study.pruning import CellPruner, global_pruner, make_pruner
 
 PRUNERS = ["hyperband", "successive_halving", "median"]
 EPOCHS = 27

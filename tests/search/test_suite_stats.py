@@ -1,4 +1,4 @@
-"""Known-answer tests for cellsearch.search.suite_stats."""
+"""Known-answer tests for cellsearch.search.report.suite_stats."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from cellsearch.search import suite_stats as ss
+from cellsearch.search.report import suite_stats as ss
 
 # Demsar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets",
 # JMLR 7, Table 6: AUC of C4.5 (m = 0), C4.5+m, C4.5+cf and C4.5+m+cf on 14 UCI data

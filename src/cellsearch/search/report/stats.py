@@ -15,7 +15,7 @@ Every function takes plain arrays of objective values and a direction flag
   re-evaluated with several seeds.
 
 Statistics that count failed (pruned, diverged, errored) trials as draws are in
-:mod:`cellsearch.search.draw_stats`.
+:mod:`cellsearch.search.report.draw_stats`.
 """
 
 from __future__ import annotations

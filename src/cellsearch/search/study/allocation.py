@@ -11,7 +11,7 @@ own search, and the comparison between cell types compares equally tuned searche
 from __future__ import annotations
 
 import random
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import optuna
@@ -19,7 +19,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from cellsearch.search.record import CELL_PARAM, cell_of
+from cellsearch.search.record import CELL_PARAM
+from cellsearch.search.study.cell_view import cell_view
 
 
 def balanced_cell(cells: list[str], seed: int, index: int) -> str:
@@ -33,35 +34,6 @@ def balanced_cell(cells: list[str], seed: int, index: int) -> str:
     order = list(cells)
     random.Random(seed * 7919 + round_number).shuffle(order)
     return order[position]
-
-
-class _CellView:
-    """A read-only view of a study that shows only the trials of one cell type."""
-
-    def __init__(self, study: optuna.Study, cell: str) -> None:
-        self._study = study
-        self._cell = cell
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._study, name)
-
-    def _get_trials(
-        self,
-        deepcopy: bool = True,
-        states: Container[TrialState] | None = None,
-        use_cache: bool = False,
-    ) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return [t for t in trials if cell_of(t) == self._cell]
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        return self._get_trials(deepcopy=deepcopy, states=states)
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
 
 
 class CellConditionedSampler(BaseSampler):
@@ -78,7 +50,7 @@ class CellConditionedSampler(BaseSampler):
         self.base = base_sampler
 
     def _view(self, study: optuna.Study) -> optuna.Study:
-        return _CellView(study, self.cell)  # type: ignore[return-value]
+        return cell_view(study, self.cell, strict=False)
 
     def reseed_rng(self) -> None:
         self.base.reseed_rng()

@@ -1,7 +1,7 @@
 """Can the study's design detect a difference at all? Power helpers for the verdict.
 
 The comparison tests each pair of cell types with
-:func:`cellsearch.search.draw_stats.censored_rank_test` and corrects over the
+:func:`cellsearch.search.report.draw_stats.censored_rank_test` and corrects over the
 ``m`` pairs with Holm's method. Holm rejects anything only if the smallest
 p-value is at most ``alpha / m``, so a design whose smallest *attainable*
 p-value is above that cannot name a winner, however different the cells are.
@@ -21,7 +21,7 @@ import math
 import numpy as np
 from scipy import stats as sps
 
-from cellsearch.search.draw_stats import Draws, censored_rank_test
+from cellsearch.search.report.draw_stats import Draws, censored_rank_test
 
 # trials_needed searches n = 1..MAX_TRIALS draws per cell type.
 MAX_TRIALS = 10_000

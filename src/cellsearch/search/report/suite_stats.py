@@ -34,7 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
-from cellsearch.search.stats import holm
+from cellsearch.search.report.stats import holm
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

@@ -8,13 +8,11 @@ rates"). :class:`CellPruner` hands the wrapped pruner a view of the study that s
 only the trials of the judged trial's cell type, so each cell type has its own rungs
 (successive halving), brackets (Hyperband) and median history (median rule).
 
-The view filters every path by which trials reach Optuna's pruners: ``get_trials``,
-``_get_trials`` and ``trials`` of the study, and ``get_all_trials`` of its storage,
-which Hyperband's per-bracket study reads directly. The study name and trial numbers
-are untouched, so Hyperband assigns each trial to the same bracket as before; the
-rung values that successive halving writes into the judged trial's system attributes
-go to the real storage. Any other attribute of the study or storage raises
-``AttributeError`` rather than leak unfiltered trials to a pruner that would use it.
+The view (:mod:`.cell_view`) filters every path by which trials reach Optuna's pruners,
+Hyperband's per-bracket study included. The study name and trial numbers are untouched,
+so Hyperband assigns each trial to the same bracket as before; the rung values that
+successive halving writes into the judged trial's system attributes go to the real
+storage.
 
 Two guards act after the wrapped pruner has decided (so that it still records its
 rung values):
@@ -36,116 +34,16 @@ rung values):
 
 from __future__ import annotations
 
-from collections.abc import Container
-from typing import Any, Literal, cast
+from typing import Literal
 
 import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from cellsearch.search.record import cell_of
+from cellsearch.search.study.cell_view import cell_view
+
 PrunerName = Literal["hyperband", "median", "successive_halving", "none"]
-
-# Study attributes the view passes through unchanged: metadata, never trials.
-_STUDY_PASS = frozenset(
-    {
-        "study_name",
-        "_study_id",
-        "direction",
-        "directions",
-        "_directions",
-        "_is_multi_objective",
-        "sampler",
-        "pruner",
-        "stop",
-        "user_attrs",
-        "system_attrs",
-    }
-)
-# Storage methods the view passes through: study metadata and reads/writes of one trial.
-_STORAGE_PASS = frozenset(
-    {
-        "get_study_id_from_name",
-        "get_study_name_from_id",
-        "get_study_directions",
-        "get_study_user_attrs",
-        "get_study_system_attrs",
-        "get_trial",
-        "get_trial_system_attrs",
-        "set_trial_system_attr",
-        "set_trial_user_attr",
-    }
-)
-
-
-def cell_of(trial: FrozenTrial) -> str | None:
-    """The cell type of ``trial`` as the per-cell pruner groups it (None when unset)."""
-    value = trial.params.get("cell_type")
-    return None if value is None else str(value)
-
-
-class _CellStorage:
-    """A storage proxy whose ``get_all_trials`` returns only one cell type's trials."""
-
-    def __init__(self, storage: Any, cell: str | None) -> None:
-        self._storage = storage
-        self._cell = cell
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in _STORAGE_PASS:
-            raise AttributeError(f"the per-cell view of the storage does not expose {name!r}")
-        return getattr(self._storage, name)
-
-    def get_all_trials(
-        self,
-        study_id: int,
-        deepcopy: bool = True,
-        states: Container[TrialState] | None = None,
-    ) -> list[FrozenTrial]:
-        trials = self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        return [t for t in trials if cell_of(t) == self._cell]
-
-    def get_n_trials(
-        self, study_id: int, state: tuple[TrialState, ...] | TrialState | None = None
-    ) -> int:
-        states = (state,) if isinstance(state, TrialState) else state
-        return len(self.get_all_trials(study_id, deepcopy=False, states=states))
-
-
-class _CellStudy:
-    """A read-only view of a study showing only the trials of one cell type."""
-
-    def __init__(self, study: optuna.Study, cell: str | None) -> None:
-        self._study = study
-        self._cell = cell
-        self._storage = _CellStorage(study._storage, cell)
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in _STUDY_PASS:
-            raise AttributeError(f"the per-cell view of the study does not expose {name!r}")
-        return getattr(self._study, name)
-
-    def _get_trials(
-        self,
-        deepcopy: bool = True,
-        states: Container[TrialState] | None = None,
-        use_cache: bool = False,
-    ) -> list[FrozenTrial]:
-        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return [t for t in trials if cell_of(t) == self._cell]
-
-    def get_trials(
-        self, deepcopy: bool = True, states: Container[TrialState] | None = None
-    ) -> list[FrozenTrial]:
-        return self._get_trials(deepcopy=deepcopy, states=states)
-
-    @property
-    def trials(self) -> list[FrozenTrial]:
-        return self.get_trials()
-
-
-def cell_view(study: optuna.Study, cell: str | None) -> optuna.Study:
-    """``study`` as seen by a pruner judging a trial of ``cell``: that cell's trials only."""
-    return cast(optuna.Study, _CellStudy(study, cell))
 
 
 class CellPruner(BasePruner):

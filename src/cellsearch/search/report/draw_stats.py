@@ -4,7 +4,7 @@ A search treats each finished trial as one draw of the search procedure. A draw
 either *completed* with a finite score, or *failed*: it was pruned, diverged or
 errored. A failed draw can never be the best: its value is the worst possible,
 below every completed score, and failed draws tie with one another. As in
-:mod:`cellsearch.search.stats`, minimisation is handled by mirroring (negating)
+:mod:`cellsearch.search.report.stats`, minimisation is handled by mirroring (negating)
 the scores, so "better" always means a larger mirrored value.
 
 - :class:`Draws`: one cell type's finished draws (build it with :meth:`Draws.of`).
@@ -20,7 +20,7 @@ the scores, so "better" always means a larger mirrored value.
   completed draws to be shown.
 
 Design power (smallest attainable p, trials needed) is in
-:mod:`cellsearch.search.design_power`.
+:mod:`cellsearch.search.report.design_power`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,121 @@
+"""A view of a study that shows only the trials of one cell type.
+
+The per-cell sampler (:mod:`.allocation`) and the per-cell pruner (:mod:`.pruning`)
+both hand Optuna's code such a view, so that each cell type has its own history. The
+view filters every path by which trials reach that code: ``get_trials``,
+``_get_trials`` and ``trials`` of the study, and ``get_all_trials``/``get_n_trials`` of
+its storage (Hyperband's per-bracket study reads the storage directly).
+
+A strict view (the pruner's) passes through only the metadata named below and raises
+``AttributeError`` for anything else, rather than leak unfiltered trials to code that
+would read them another way; a lenient view (the sampler's: samplers read more of the
+study, such as its caches) passes everything else through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from typing import Any, cast
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from cellsearch.search.record import cell_of
+
+# Study attributes the view passes through unchanged: metadata, never trials.
+_STUDY_PASS = frozenset(
+    {
+        "study_name",
+        "_study_id",
+        "direction",
+        "directions",
+        "_directions",
+        "_is_multi_objective",
+        "sampler",
+        "pruner",
+        "stop",
+        "user_attrs",
+        "system_attrs",
+    }
+)
+# Storage methods the view passes through: study metadata and reads/writes of one trial.
+_STORAGE_PASS = frozenset(
+    {
+        "get_study_id_from_name",
+        "get_study_name_from_id",
+        "get_study_directions",
+        "get_study_user_attrs",
+        "get_study_system_attrs",
+        "get_trial",
+        "get_trial_system_attrs",
+        "set_trial_system_attr",
+        "set_trial_user_attr",
+    }
+)
+
+
+class _CellStorage:
+    """A storage proxy whose ``get_all_trials`` returns only one cell type's trials."""
+
+    def __init__(self, storage: Any, cell: str | None, strict: bool) -> None:
+        self._storage = storage
+        self._cell = cell
+        self._strict = strict
+
+    def __getattr__(self, name: str) -> Any:
+        if self._strict and name not in _STORAGE_PASS:
+            raise AttributeError(f"the per-cell view of the storage does not expose {name!r}")
+        return getattr(self._storage, name)
+
+    def get_all_trials(
+        self,
+        study_id: int,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+    ) -> list[FrozenTrial]:
+        trials = self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        return [t for t in trials if cell_of(t) == self._cell]
+
+    def get_n_trials(
+        self, study_id: int, state: tuple[TrialState, ...] | TrialState | None = None
+    ) -> int:
+        states = (state,) if isinstance(state, TrialState) else state
+        return len(self.get_all_trials(study_id, deepcopy=False, states=states))
+
+
+class _CellStudy:
+    """A read-only view of a study showing only the trials of one cell type."""
+
+    def __init__(self, study: optuna.Study, cell: str | None, strict: bool) -> None:
+        self._study = study
+        self._cell = cell
+        self._storage = _CellStorage(study._storage, cell, strict)
+        self._strict = strict
+
+    def __getattr__(self, name: str) -> Any:
+        if self._strict and name not in _STUDY_PASS:
+            raise AttributeError(f"the per-cell view of the study does not expose {name!r}")
+        return getattr(self._study, name)
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        return [t for t in trials if cell_of(t) == self._cell]
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return self._get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+
+def cell_view(study: optuna.Study, cell: str | None, *, strict: bool = True) -> optuna.Study:
+    """``study`` showing only the trials of ``cell`` (see the module docstring)."""
+    return cast(optuna.Study, _CellStudy(study, cell, strict))
