@@ -251,7 +251,7 @@ def test_invalid_config_is_rejected(changes: dict[str, object]) -> None:
         TrainConfig(**{**arguments, **changes})  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_trains_on_cuda() -> None:
     data = _adding(seq_len=10, n_train=256, n_val=64)
     config = TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=2)

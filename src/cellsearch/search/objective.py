@@ -203,6 +203,7 @@ def _result_attrs(result: TrainResult, data: TaskData) -> dict[str, Any]:
         "test_metric": result.test_metric,
         "test_metric_name": data.metric,
         "stop_reason": result.stop_reason,
+        "peak_memory_bytes": result.peak_memory_bytes,  # CUDA only, else None
     }
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in attrs.items()

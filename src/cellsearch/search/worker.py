@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import socket
@@ -132,6 +133,27 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def release_cached_memory(device: torch.device) -> tuple[int, int] | None:
+    """Free what a failed trial left behind, and on CUDA give the cache back to the driver.
+
+    After an exception (a CUDA out-of-memory error above all) the trial's tensors become
+    garbage once its frames are gone; PyTorch's caching allocator would still hold their
+    blocks, which the other processes sharing the GPU (``--per-gpu``) could then not use.
+
+    Returns:
+        Bytes reserved by the allocator before and after, on CUDA; None elsewhere.
+    """
+    gc.collect()  # tensors kept alive by reference cycles through the traceback's frames
+    if device.type != "cuda":
+        return None
+    before = torch.cuda.memory_reserved(device)
+    torch.cuda.empty_cache()
+    after = torch.cuda.memory_reserved(device)
+    log.info("released cached GPU memory after a failed trial: %.0f MiB -> %.0f MiB reserved",
+             before / 2**20, after / 2**20)  # fmt: skip
+    return before, after
+
+
 class Worker:
     """Runs trials of whatever studies are runnable, one at a time."""
 
@@ -244,6 +266,8 @@ class Worker:
                 on_start=heartbeat.started,
                 patience=self.patience,
             )
+        if outcome.outcome == "error":  # out of memory, among others: give the memory back
+            release_cached_memory(self.device)
         if outcome.outcome == "interrupted":
             self._requeue_interrupted(
                 study, trial, outcome.reason or "interrupted", claim.generation
