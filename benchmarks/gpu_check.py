@@ -23,7 +23,11 @@ Run from the repository root (``make gpu-check`` sets PYTHONPATH and PYTHONUNBUF
     python benchmarks/gpu_check.py --parts a,d --out report.md
 
 The report goes to ``--out`` (default ``$OUT/gpu_check.md`` when OUT is set, else
-``./gpu_check.md``), rewritten after every part, and to standard output at the end.
+``./gpu_check.md``), rewritten after every part, and to standard output at the end; the
+worker and pytest logs of parts c, e and t to ``--logs`` (default ``$OUT/logs``). Parts
+not started after ``--budget-s`` seconds (330) are skipped, so that the whole check stays
+within about six minutes on one GPU (it needs about four). Exit status 1 when a part
+fails or breaks.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from gpu_table import Section, document, elapsed, nvidia_smi, overall, progress
 from gpu_trainer import part_b
 
 ROOT = Path(__file__).resolve().parent.parent
+WHEELS = "carry the wheels of benchmarks/gpu_wheels.sh (benchmarks/GPU.md)"
 SERVICE_MODULES = ("optuna", "sqlalchemy", "alembic", "pydantic", "pydantic_settings")
 TITLES = {
     "a": "cells forward+backward vs float64 CPU reference",
@@ -78,7 +83,7 @@ def service_part(key: str) -> Part:
     def run(device: torch.device, quick: bool, folder: Path) -> Section:
         missing = missing_service_modules()
         if missing:
-            return skipped(key, f"missing packages: {', '.join(missing)}")
+            return skipped(key, f"missing packages: {', '.join(missing)}; {WHEELS}")
         import gpu_workers  # needs the service's packages
 
         part: Part = gpu_workers.part_c if key == "c" else gpu_workers.part_e
@@ -89,19 +94,20 @@ def service_part(key: str) -> Part:
 
 def skipped(key: str, why: str) -> Section:
     """A section that says why its part did not run."""
-    note = f"skipped: {why}; carry the wheels of benchmarks/gpu_wheels.sh (benchmarks/GPU.md)"
-    return Section(key, TITLES[key], notes=[note], verdict="skipped")
+    return Section(key, TITLES[key], notes=[f"skipped: {why}"], verdict="skipped")
 
 
 def part_t(device: torch.device, quick: bool, folder: Path) -> Section:
     """Run the test files that hold ``cuda``-marked tests with ``-m cuda``."""
     missing = missing_service_modules((*SERVICE_MODULES, "pytest"))
     if missing:
-        return skipped("t", f"missing packages: {', '.join(missing)}")
+        return skipped("t", f"missing packages: {', '.join(missing)}; {WHEELS}")
     files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py")
                    if "mark.cuda" in p.read_text())  # fmt: skip
     command = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", *files]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=400)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    (folder / "t").mkdir(parents=True, exist_ok=True)
+    (folder / "t" / "pytest.log").write_text(done.stdout + done.stderr)
     lines = done.stdout.splitlines()
     counts = [line.strip("= ") for line in lines if re.search(r"\d+ (passed|failed|skip)", line)]
     summary = counts[-1] if counts else "no summary"
@@ -153,15 +159,24 @@ def environment(device: torch.device, argv: list[str]) -> list[str]:
     ]
 
 
-def default_out() -> Path:
-    """``$OUT/gpu_check.md`` when OUT is set, else ``./gpu_check.md``."""
-    return (
-        Path(os.environ["OUT"], "gpu_check.md") if os.environ.get("OUT") else Path("gpu_check.md")
-    )
+def save_logs(folder: Path, logs: Path | None) -> None:
+    """Concatenate the ``*.log`` files under ``folder`` into ``logs/<folder name>.log``."""
+    files = sorted(folder.rglob("*.log")) if folder.is_dir() else []
+    if logs is None or not files:
+        return
+    logs.mkdir(parents=True, exist_ok=True)
+    parts = [f"==== {f.relative_to(folder)}\n{f.read_text(errors='replace')}" for f in files]
+    (logs / f"{folder.name}.log").write_text("\n".join(parts))
 
 
-def run_part(key: str, device: torch.device, quick: bool, folder: Path) -> Section:
-    """One part, timed; an exception becomes an ``error`` section with its traceback tail."""
+def run_part(
+    key: str, device: torch.device, quick: bool, folder: Path, logs: Path | None = None
+) -> Section:
+    """One part, timed; an exception becomes an ``error`` section with its traceback tail.
+
+    The logs the part left under ``folder/key`` (worker processes, pytest) are copied
+    into ``logs`` when it is given.
+    """
     progress(f"part {key}: {TITLES[key]}")
     start = elapsed()
     try:
@@ -172,43 +187,61 @@ def run_part(key: str, device: torch.device, quick: bool, folder: Path) -> Secti
             key, TITLES[key], verdict="error", notes=[f"{type(exc).__name__}: {exc}", *tail]
         )
     section.seconds = elapsed() - start
+    save_logs(folder / key, logs)
     if device.type == "cuda":
         torch.cuda.empty_cache()  # leave the GPU to the next part's processes
     progress(f"part {key}: {section.verdict} in {section.seconds:.1f} s")
     return section
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the selected parts; return 1 if any failed or broke, else 0."""
-    argv = sys.argv[1:] if argv is None else argv
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, checked: ``parts`` becomes a list of known part keys."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"],
                         default="cuda" if torch.cuda.is_available() else "cpu")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="small sizes (a CPU rehearsal)")
     parser.add_argument("--parts", default="a,b,c,d,e,t", help="comma-separated, of a,b,c,d,e,t")
     parser.add_argument("--out", type=Path, default=None, help="markdown report (see above)")
+    parser.add_argument("--logs", type=Path, default=None,
+                        help="folder for the worker and pytest logs (default $OUT/logs if OUT "
+                        "is set, else none)")  # fmt: skip
+    parser.add_argument("--budget-s", type=float, default=330.0,
+                        help="seconds after which parts not yet started are skipped")  # fmt: skip
     args = parser.parse_args(argv)
-    keys = [key.strip() for key in args.parts.split(",") if key.strip()]
-    unknown = [key for key in keys if key not in PARTS]
+    args.parts = [key.strip() for key in args.parts.split(",") if key.strip()]
+    unknown = [key for key in args.parts if key not in PARTS]
     if unknown:
         parser.error(f"unknown parts {unknown}; choose from {','.join(PARTS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but CUDA is not available here (use --device cpu --quick)")
+    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else None
+    args.out = args.out or (out or Path()) / "gpu_check.md"
+    args.logs = args.logs or (out / "logs" if out else None)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected parts; return 1 if any failed or broke, else 0."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     device = torch.device("cuda:0" if args.device == "cuda" else "cpu")
-    out: Path = args.out or default_out()
     header = environment(device, argv)
-    progress(f"GPU check on {device}: parts {','.join(keys)}, report to {out}")
+    progress(f"GPU check on {device}: parts {','.join(args.parts)}, report to {args.out}")
     sections: list[Section] = []
-    shm = Path("/dev/shm")
-    with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=shm if shm.is_dir() else None) as tmp:
-        for key in keys:
-            sections.append(run_part(key, device, args.quick, Path(tmp)))
-            out.write_text(document(header, sections))
+    shm = Path("/dev/shm")  # SQLite's fsyncs cost nothing there
+    scratch = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="gpu-check-", dir=scratch) as tmp:
+        for key in args.parts:
+            if elapsed() > args.budget_s:
+                sections.append(skipped(key, f"out of time (--budget-s {args.budget_s:g})"))
+            else:
+                sections.append(run_part(key, device, args.quick, Path(tmp), args.logs))
+            args.out.write_text(document(header, sections))
     header.append(f"- total {elapsed():.0f} s")
     text = document(header, sections)
-    out.write_text(text)
+    args.out.write_text(text)
     print(text, flush=True)
-    progress(f"overall {overall(sections)}; report written to {out}")
+    progress(f"overall {overall(sections)}; report written to {args.out}")
     return 1 if overall(sections) == "fail" else 0
 
 

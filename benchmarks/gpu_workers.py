@@ -169,12 +169,12 @@ def scaling_run(device: torch.device, k: int, work: Workload, folder: Path) -> l
                 procs.check()
                 return get_study(engine=engine, name=spec.name).status == "completed"
 
-            wait_for(f"{k} workers to register", registered)
+            wait_for(f"{k} workers to register", registered, timeout=120)
 
             with MemorySampler(device.type == "cuda") as sampler:
                 start = time.perf_counter()
                 create_study(engine=engine, storage=optuna_storage(settings), spec=spec)
-                wait_for(f"study {spec.name}", completed)
+                wait_for(f"study {spec.name}", completed, timeout=240)
                 seconds = time.perf_counter() - start
         finally:
             procs.stop()
@@ -262,7 +262,7 @@ def run_oom_worker(device: torch.device, folder: Path) -> OomRun:
             try:
                 procs.start(_oom_command(device, db.url), WORKER_ENV)
                 progress("  (e) worker started: one trial too large, then two small ones")
-                wait_for("the worker to run 3 trials", lambda: procs.procs[0].poll() is not None)
+                wait_for("the worker's 3 trials", lambda: procs.procs[0].poll() is not None, 240)
             finally:
                 procs.stop()
         trials = {name: _trials(settings, name) for name in ("oom", "after-oom")}
