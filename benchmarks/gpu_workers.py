@@ -64,7 +64,7 @@ class Workload:
     per_worker: int
 
 
-FULL = Workload({"kind": "adding", "seq_len": 50, "n_train": 2048, "n_val": 256, "n_test": 256},
+FULL = Workload({"kind": "adding", "seq_len": 50, "n_train": 4096, "n_val": 256, "n_test": 256},
                 epochs=3, hidden=32, per_worker=8)  # fmt: skip
 QUICK = Workload({"kind": "adding", "seq_len": 8, "n_train": 64, "n_val": 16, "n_test": 16},
                  epochs=1, hidden=8, per_worker=2)  # fmt: skip
