@@ -36,8 +36,8 @@ from torch import nn
 
 from cellsearch.models import SequenceModel
 from cellsearch.search.tasks import AddingTask, TaskData, build_task
-from cellsearch.search.trial.config import TrainConfig
 from cellsearch.search.trial.trainer import train
+from cellsearch.search.trial_config import TrainConfig
 
 
 def model_builder(data: TaskData, hidden_size: int) -> Callable[[], nn.Module]:

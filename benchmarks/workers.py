@@ -328,11 +328,11 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     from cellsearch.models import SequenceModel
     from cellsearch.search.study.spec import StudySpec
     from cellsearch.search.tasks import build_task
-    from cellsearch.search.trial.config import TrainConfig
     from cellsearch.search.trial.optimizers import warm_up
     from cellsearch.search.trial.space import suggest_config
     from cellsearch.search.trial.trainer import EpochResult
     from cellsearch.search.trial.trainer import train as train_model
+    from cellsearch.search.trial_config import TrainConfig
     from cellsearch.service.db import engine_kwargs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -378,8 +378,8 @@ def ceiling_child(epochs: int, trials: int) -> None:
 
     from cellsearch.models import SequenceModel
     from cellsearch.search.tasks import build_task
-    from cellsearch.search.trial.config import TrainConfig
     from cellsearch.search.trial.trainer import train
+    from cellsearch.search.trial_config import TrainConfig
 
     torch.set_num_threads(1)
     spec = make_spec("ceiling", 1, CPU_TASK, epochs=epochs, hidden=8)

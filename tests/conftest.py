@@ -12,6 +12,20 @@ from sqlalchemy.engine import make_url
 POSTGRES_ENV = "CELLSEARCH_TEST_POSTGRES_URL"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``cuda`` where no CUDA device is visible."""
+    marked = [item for item in items if item.get_closest_marker("cuda") is not None]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in marked:
+        item.add_marker(skip)
+
+
 def postgres_admin_url() -> str | None:
     """The server URL for PostgreSQL tests; under CI=true its absence is a failure."""
     url = os.environ.get(POSTGRES_ENV)

@@ -22,8 +22,8 @@ from cellsearch.search.tasks.package_files import (
     load_series,
     load_ucr,
 )
-from cellsearch.search.trial.config import TrainConfig
 from cellsearch.search.trial.trainer import train
+from cellsearch.search.trial_config import TrainConfig
 
 HAVE_AEON = importlib.util.find_spec("aeon") is not None
 HAVE_STATSMODELS = importlib.util.find_spec("statsmodels") is not None

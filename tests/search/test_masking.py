@@ -9,8 +9,8 @@ import torch
 
 from cellsearch.models import SequenceModel
 from cellsearch.search.tasks import Split, TaskData, TaskMeta
-from cellsearch.search.trial.config import TrainConfig
 from cellsearch.search.trial.trainer import batch_loss, train
+from cellsearch.search.trial_config import TrainConfig
 
 LENGTHS = [3, 7, 5, 1, 7, 4, 2]
 T, F, OUT = 7, 3, 4

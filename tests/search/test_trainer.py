@@ -21,8 +21,8 @@ from cellsearch.search.tasks import (
     TaskMeta,
     build_task,
 )
-from cellsearch.search.trial.config import TrainConfig
 from cellsearch.search.trial.trainer import EpochResult, train
+from cellsearch.search.trial_config import TrainConfig
 
 
 class Scripted(nn.Module):
@@ -255,7 +255,7 @@ def test_invalid_config_is_rejected(changes: dict[str, object]) -> None:
         TrainConfig(**{**arguments, **changes})  # type: ignore[arg-type]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_trains_on_cuda() -> None:
     data = _adding(seq_len=10, n_train=256, n_val=64)
     config = TrainConfig(learning_rate=1e-2, batch_size=32, max_epochs=2)
@@ -311,7 +311,7 @@ import sys, torch
 from cellsearch.models import SequenceModel
 from cellsearch.search.tasks import AddingTask, build_task
 from cellsearch.search.trial.trainer import train
-from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial_config import TrainConfig
 from cellsearch.search.trial.optimizers import warm_up
 warm_up(torch.device("cpu"))
 before = {m for m in sys.modules if m.startswith("torch")}

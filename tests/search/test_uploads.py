@@ -20,8 +20,8 @@ from cellsearch.search.tasks.file_formats import (
     parse_upload,
     summarize,
 )
-from cellsearch.search.trial.config import TrainConfig
 from cellsearch.search.trial.trainer import train
+from cellsearch.search.trial_config import TrainConfig
 
 CSV_EXAMPLE = b"""sequence_id,step,f1,f2,label
 a,0,0.5,1.2,1

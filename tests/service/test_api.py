@@ -275,3 +275,25 @@ def test_api_process_does_not_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_bf16_is_refused_only_when_every_live_worker_is_on_cpu(
+    api: TestClient, migrated: Any
+) -> None:
+    from cellsearch.search.worker.protocol import WorkerInfo
+    from cellsearch.service.db import engine_for
+    from cellsearch.service.registry import SqlWorkerRegistry
+
+    registry = SqlWorkerRegistry(engine_for(migrated), grace_period=migrated.grace_period)
+    assert api.post(f"{V1}/studies", json=spec_data(name="a", precision="bf16")).status_code == 201
+    registry.beat(WorkerInfo("w1", "host", 1, "cpu"))
+    refused = api.post(f"{V1}/studies", json=spec_data(name="b", precision="bf16"))
+    assert refused.status_code == 422
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "precision"] and "1 live worker(s) train on CPU" in error["msg"]
+    assert api.get(f"{V1}/studies/b").status_code == 404  # nothing stored
+    assert api.post(f"{V1}/studies", json=spec_data(name="c")).status_code == 201  # fp32 fine
+    registry.beat(WorkerInfo("w2", "host", 2, "cuda:0"))
+    assert api.post(f"{V1}/studies", json=spec_data(name="d", precision="bf16")).status_code == 201
+    bad = api.post(f"{V1}/studies", json=spec_data(name="e", precision="fp8"))
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "precision"]

@@ -109,3 +109,13 @@ def test_failure_and_retry_attributes_round_trip(migrated: Any) -> None:
     assert frozen.state != PRUNED
     with pytest.raises(ValueError, match="unknown failure kind 'boom'"):
         failure_attrs("boom", None)
+
+
+def test_bf16_asked_on_a_cpu_worker_trains_fp32_and_says_so(migrated: Any) -> None:
+    study = make_study(migrated, precision="bf16", budget={"n_trials": 1, "max_epochs": 1})
+    worker, _ = make_worker(migrated)
+    assert drain(worker) == 1
+    record = TrialRecord.of(study.get_trials()[0])
+    assert record.precision == "fp32"
+    assert record.notes is not None and "bf16 ignored on cpu" in record.notes
+    assert record.peak_memory_bytes is None  # measured on CUDA only

@@ -44,8 +44,8 @@ def make_study(settings: Any, **overrides: Any) -> optuna.Study:
 
 def make_worker(settings: Any, **options: Any) -> tuple[Worker, SqlStudyLedger]:
     backend = sql_backend(engine_for(settings), grace_period=settings.grace_period)
-    worker = Worker(optuna_storage(settings), backend, device=torch.device("cpu"),
-                    poll_interval=0.01, **options)  # fmt: skip
+    options = {"device": torch.device("cpu"), "poll_interval": 0.01, **options}
+    worker = Worker(optuna_storage(settings), backend, **options)
     assert isinstance(backend.ledger, SqlStudyLedger)
     return worker, backend.ledger
 

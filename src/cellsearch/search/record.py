@@ -37,8 +37,8 @@ from optuna.trial import FrozenTrial, TrialState
 import cellsearch
 
 if TYPE_CHECKING:
-    from cellsearch.search.trial.config import TrialConfig
     from cellsearch.search.trial.trainer import TrainResult
+    from cellsearch.search.trial_config import TrialConfig
 
 CELL_PARAM = "cell_type"
 """The categorical parameter every trial samples its cell type as (even with one cell)."""
@@ -70,6 +70,9 @@ class Attr(StrEnum):
     TEST_METRIC = "test_metric"
     TEST_METRIC_NAME = "test_metric_name"
     STOP_REASON = "stop_reason"
+    PRECISION = "precision"
+    NOTES = "notes"
+    PEAK_MEMORY_BYTES = "peak_memory_bytes"
     # written on a FAIL trial
     FAILURE_KIND = "failure_kind"
     FAILURE_REASON = "failure_reason"
@@ -113,6 +116,9 @@ class TrialRecord:
     test_metric: float | None = None
     test_metric_name: str | None = None
     stop_reason: str | None = None
+    precision: str | None = None  # what the trial trained in (bf16 falls back to fp32 on CPU)
+    notes: str | None = None  # remarks of the run, e.g. that a precision was ignored
+    peak_memory_bytes: int | None = None  # peak of allocated GPU memory (CUDA only)
     failure_kind: str | None = None
     failure_reason: str | None = None
     retry_of: int | None = None
@@ -198,6 +204,9 @@ def result_attrs(result: TrainResult, metric_name: str) -> dict[str, Any]:
         Attr.TEST_METRIC: result.test_metric,
         Attr.TEST_METRIC_NAME: metric_name,
         Attr.STOP_REASON: result.stop_reason,
+        Attr.PRECISION: result.precision,
+        Attr.NOTES: "; ".join(result.notes) or None,
+        Attr.PEAK_MEMORY_BYTES: result.peak_memory_bytes,
     }
     return {k: finite(v) if isinstance(v, float) else v for k, v in attrs.items()}
 

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from cellsearch.search.errors import FieldError
+from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import WorkerInfo
 from cellsearch.service.db import connection_scope
 from cellsearch.service.tables import WorkerRecord, utcnow
@@ -68,3 +70,33 @@ class SqlWorkerRegistry:
     def retire(self, worker_id: str) -> None:
         with connection_scope(self.engine) as conn:
             conn.execute(delete(WorkerRecord).where(WorkerRecord.worker_id == worker_id))
+
+
+def live_devices(engine: Engine, *, grace_period: float) -> list[str]:
+    """The devices of the workers whose last beat is within the grace period."""
+    live = utcnow() - timedelta(seconds=grace_period)
+    with connection_scope(engine) as conn:
+        return list(
+            conn.scalars(select(WorkerRecord.device).where(WorkerRecord.last_heartbeat > live))
+        )
+
+
+def check_precision(engine: Engine, spec: StudySpec, *, grace_period: float) -> list[FieldError]:
+    """An error when the spec asks for bf16 and the live workers all train on CPU.
+
+    With no live worker the pool is unknown (workers may start later), so nothing is
+    refused; a CPU worker that runs a bf16 study trains in fp32 and notes it on the trial.
+    """
+    if spec.precision != "bf16":
+        return []
+    devices = live_devices(engine, grace_period=grace_period)
+    if not devices or any(d.startswith("cuda") for d in devices):
+        return []
+    return [
+        FieldError(
+            ("precision",),
+            f"no live worker can train in bf16: the {len(devices)} live worker(s) train on "
+            "CPU; start a worker with --device cuda, or ask for fp32",
+            "unsupported",
+        )
+    ]

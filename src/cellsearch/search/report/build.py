@@ -239,6 +239,9 @@ def _environment(
         return sorted({str(t.user_attrs[key]) for t in trials if key in t.user_attrs})
 
     devices = Counter(str(t.user_attrs[Attr.DEVICE]) for t in trials if Attr.DEVICE in t.user_attrs)
+    precisions = Counter(
+        str(t.user_attrs[Attr.PRECISION]) for t in trials if Attr.PRECISION in t.user_attrs
+    )
     return {
         "torch_versions": seen(Attr.TORCH_VERSION),
         "cellsearch_versions": seen(Attr.CELLSEARCH_VERSION),
@@ -247,6 +250,7 @@ def _environment(
         "devices": dict(sorted(devices.items())),
         "study_seed": context.seed,
         "trial_seeds_recorded": sum(Attr.SEED in t.user_attrs for t in trials),
+        "precisions": dict(sorted(precisions.items())),
         "bootstrap": {"replicates": n_bootstrap, "seed": [context.seed, "cell index"]},
     }
 

@@ -9,7 +9,7 @@ that the same spec model serves the published JSON Schema and every deployment's
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -21,10 +21,8 @@ from pydantic import (
 
 from cellsearch.models import CELLS
 from cellsearch.search.tasks import TaskSpec
+from cellsearch.search.trial_config import OPTIMIZERS, Precision
 
-OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
-"""The optimizers a trial can use (the trainer builds each)."""
-OPTIMIZERS: tuple[OptimizerName, ...] = get_args(OptimizerName)
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
@@ -263,6 +261,11 @@ class StudySpec(_Strict):
     budget: Budget
     sampler: Literal["tpe", "random", "gp", "qmc"] = "tpe"
     pruner: Literal["hyperband", "median", "successive_halving", "none"] = "hyperband"
+    precision: Precision = Field(
+        default="fp32",
+        description="bf16: the forward pass under bfloat16 autocast on CUDA workers (CPU "
+        "workers train in fp32 and say so on the trial).",
+    )
     seed: int = Field(default=0, ge=0)
 
     @model_validator(mode="before")

@@ -5,43 +5,56 @@
 - :mod:`.synthetic` (adding, copy, digits), :mod:`.bundled` (UCR/UEA, forecasting,
   chorales), :mod:`.user_data` (uploads): the kinds themselves.
 - :mod:`.data`: :class:`TaskData` (numpy while prepared, tensors once built).
-- :mod:`.file_formats` (NPZ/CSV parsing) and :mod:`.sequences` (padding, splits,
-  standardisation, forecasting windows).
+- :mod:`.file_formats` (NPZ/CSV parsing), :mod:`.package_files` (bundled files) and
+  :mod:`.sequences` (padding, splits, standardisation, forecasting windows).
+
+Names are loaded on first use, so that :mod:`.data` alone (numpy) serves the trainer
+where pydantic is not installed.
 """
 
-from cellsearch.search.tasks.base import Baseline, DatasetResolver, TaskKind, TaskSpecBase
-from cellsearch.search.tasks.bundled import ChoralesTask, ForecastTask, UcrTask
-from cellsearch.search.tasks.data import Split, TaskData, TaskMeta
-from cellsearch.search.tasks.registry import (
-    TASKS,
-    TaskSpec,
-    baseline_of,
-    build_task,
-    get_task_kind,
-    prepare_task,
-)
-from cellsearch.search.tasks.synthetic import AddingTask, CopyTask, DigitsTask
-from cellsearch.search.tasks.user_data import DatasetTask
+from __future__ import annotations
 
-__all__ = [
-    "TASKS",
-    "AddingTask",
-    "Baseline",
-    "ChoralesTask",
-    "CopyTask",
-    "DatasetResolver",
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cellsearch.search.tasks.base import Baseline, DatasetResolver, TaskKind, TaskSpecBase
+    from cellsearch.search.tasks.bundled import ChoralesTask, ForecastTask, UcrTask
+    from cellsearch.search.tasks.data import Split, TaskData, TaskMeta
+    from cellsearch.search.tasks.registry import (
+        TASKS,
+        TaskSpec,
+        baseline_of,
+        build_task,
+        get_task_kind,
+        prepare_task,
+    )
+    from cellsearch.search.tasks.synthetic import AddingTask, CopyTask, DigitsTask
+    from cellsearch.search.tasks.user_data import DatasetTask
+
+_MODULES = {
+    "base": ("Baseline", "DatasetResolver", "TaskKind", "TaskSpecBase"),
+    "bundled": ("ChoralesTask", "ForecastTask", "UcrTask"),
+    "data": ("Split", "TaskData", "TaskMeta"),
+    "registry": ("TASKS", "TaskSpec", "baseline_of", "build_task", "get_task_kind", "prepare_task"),
+    "synthetic": ("AddingTask", "CopyTask", "DigitsTask"),
+    "user_data": ("DatasetTask",),
+}
+_WHERE = {name: module for module, names in _MODULES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [  # noqa: RUF022 - grouped by module, as _MODULES
+    "Baseline", "DatasetResolver", "TaskKind", "TaskSpecBase",
+    "ChoralesTask", "ForecastTask", "UcrTask",
+    "Split", "TaskData", "TaskMeta",
+    "TASKS", "TaskSpec", "baseline_of", "build_task", "get_task_kind", "prepare_task",
+    "AddingTask", "CopyTask", "DigitsTask",
     "DatasetTask",
-    "DigitsTask",
-    "ForecastTask",
-    "Split",
-    "TaskData",
-    "TaskKind",
-    "TaskMeta",
-    "TaskSpec",
-    "TaskSpecBase",
-    "UcrTask",
-    "baseline_of",
-    "build_task",
-    "get_task_kind",
-    "prepare_task",
-]
+]  # fmt: skip
+assert set(__all__) == set(_WHERE)

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from cellsearch.search.study.spec import OPTIMIZERS, OptimizerName
-from cellsearch.search.trial.config import TrainConfig
+from cellsearch.search.trial_config import OPTIMIZERS, OptimizerName, TrainConfig
 
 
 def _adam(params: Iterable[Tensor], config: TrainConfig, fused: bool) -> torch.optim.Optimizer:

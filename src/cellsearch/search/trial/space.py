@@ -13,11 +13,10 @@ from cellsearch.search.study.spec import (
     FloatRange,
     IntParam,
     IntRange,
-    OptimizerName,
     StudySpec,
     choices,
 )
-from cellsearch.search.trial.config import ModelConfig, TrainConfig, TrialConfig
+from cellsearch.search.trial_config import ModelConfig, OptimizerName, TrainConfig, TrialConfig
 
 
 def suggest_int(trial: optuna.Trial, name: str, param: IntParam) -> int:
@@ -77,6 +76,7 @@ def suggest_config(
         grad_clip=grad_clip or None,  # 0 disables clipping
         max_seconds=spec.budget.max_trial_seconds,
         seed=seed,
+        precision=spec.precision,
     )
     model = ModelConfig(cell, hidden, num_layers, dropout, options)
     return TrialConfig(model, train)

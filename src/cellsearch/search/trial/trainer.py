@@ -12,6 +12,11 @@ at the best validation epoch (it is never used by the search).
 Variable-length sequences are zero-padded at the end, never packed. The model gathers
 the last valid step itself; per-step losses and metrics are masked past each sequence's
 length, so that a padded batch scores exactly what its sequences score one by one.
+
+Mixed precision (``precision="bf16"``) runs the model's forward pass under
+``torch.autocast`` in bfloat16 on CUDA and returns float32 predictions, so losses,
+metrics, gradients and optimizer state stay float32. On CPU it is ignored (the run is
+float32, and :attr:`TrainResult.notes` says so).
 """
 
 from __future__ import annotations
@@ -28,8 +33,8 @@ from torch import Tensor, nn
 
 from cellsearch.search.errors import TrainingDiverged
 from cellsearch.search.tasks.data import SPLITS, Split, TaskData, TaskMeta
-from cellsearch.search.trial.config import TrainConfig
 from cellsearch.search.trial.optimizers import make_optimizer
+from cellsearch.search.trial_config import Precision, TrainConfig
 
 StopReason = Literal["completed", "stopped", "time_limit"]
 
@@ -62,6 +67,10 @@ class TrainResult:
             (evaluation time excluded).
         stop_reason: ``completed`` (``max_epochs`` reached), ``stopped`` (``on_epoch``
             returned False) or ``time_limit`` (``max_seconds`` crossed).
+        precision: The precision training ran in (``fp32`` when ``bf16`` was ignored).
+        notes: Remarks on the run, e.g. that a requested precision was ignored.
+        peak_memory_bytes: ``torch.cuda.max_memory_allocated`` over the call on CUDA;
+            None elsewhere.
     """
 
     epochs_run: int
@@ -75,6 +84,9 @@ class TrainResult:
     samples_per_second: float
     stop_reason: StopReason
     history: tuple[EpochResult, ...]
+    precision: Precision = "fp32"
+    notes: tuple[str, ...] = ()
+    peak_memory_bytes: int | None = None
 
 
 def _unreduced_loss(prediction: Tensor, target: Tensor, loss: str) -> Tensor:
@@ -265,6 +277,33 @@ class _Best:
         return val.loss < self.val.loss
 
 
+class _Autocast(nn.Module):
+    """Runs a model's forward pass under bfloat16 autocast; predictions come back float32."""
+
+    def __init__(self, model: nn.Module, device_type: str) -> None:
+        super().__init__()
+        self.model = model
+        self.device_type = device_type
+
+    def forward(self, *args: Tensor) -> Tensor:
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            prediction = self.model(*args)
+        return prediction.float()  # losses and metrics in float32
+
+
+def _precision(config: TrainConfig, device: torch.device) -> tuple[Precision, tuple[str, ...]]:
+    """The precision a run uses on ``device``, and a note when the requested one is ignored."""
+    if config.precision == "bf16" and device.type != "cuda":
+        note = f"bf16 ignored on {device.type} (autocast is used on CUDA only): trained in fp32"
+        return "fp32", (note,)
+    return config.precision, ()
+
+
+def _peak_memory(device: torch.device) -> int | None:
+    """Peak allocated bytes on a CUDA device since the run's reset; None elsewhere."""
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
 def _move_split(split: Split[Tensor], meta: TaskMeta, device: torch.device) -> _Split:
     x, y = split.x.to(device), split.y.to(device)
     lengths, mask = split.lengths, None
@@ -325,7 +364,8 @@ def train(
 
     The model is moved to ``device``; the caller seeds its initialisation. Training is
     seeded by ``config.seed`` (``torch.manual_seed`` and the batch-order generator), so a
-    run on CPU is reproducible.
+    run on CPU is reproducible. With ``config.precision == "bf16"`` on CUDA the forward
+    passes run under bfloat16 autocast; on CUDA the peak of allocated memory is recorded.
 
     Args:
         model: Any module mapping a batch ``(B, T, I)`` to predictions shaped like the
@@ -347,7 +387,11 @@ def train(
     device = torch.device(device)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     model.to(device)
+    precision, notes = _precision(config, device)
+    runner = _Autocast(model, device.type) if precision == "bf16" else model
     splits = _move_splits(data, device)
     optimizer = make_optimizer(model, config, device)
     best = _Best()
@@ -357,13 +401,13 @@ def train(
     for epoch in range(1, config.max_epochs + 1):
         epoch_start = time.perf_counter()
         batch_losses, steps = _train_epoch(
-            model, splits["train"], data, config, optimizer, generator
+            runner, splits["train"], data, config, optimizer, generator
         )
         train_loss = _epoch_train_loss(
             batch_losses, splits["train"].size, config.batch_size, epoch, steps
         )
         train_seconds += time.perf_counter() - epoch_start
-        val = _validate(model, splits, data, config.batch_size, best, epoch)  # synchronises
+        val = _validate(runner, splits, data, config.batch_size, best, epoch)  # synchronises
         result = EpochResult(
             epoch, train_loss, val.loss, val.metric, time.perf_counter() - epoch_start
         )
@@ -385,4 +429,7 @@ def train(
         samples_per_second=splits["train"].size * len(history) / max(train_seconds, 1e-9),
         stop_reason=stop_reason,
         history=tuple(history),
+        precision=precision,
+        notes=notes,
+        peak_memory_bytes=_peak_memory(device),
     )

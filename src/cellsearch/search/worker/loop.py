@@ -35,7 +35,7 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
 from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.trial.retry import for_trial, is_transient, summary
-from cellsearch.search.worker import cpu
+from cellsearch.search.worker import cpu, device
 from cellsearch.search.worker.heartbeat import Heartbeat, quietly
 from cellsearch.search.worker.protocol import Backend, WorkerInfo
 from cellsearch.search.worker.recovery import StaleTrials, settle
@@ -164,6 +164,8 @@ class Worker:
                 on_start=heartbeat.started,
                 patience=self.patience,
             )
+        if outcome.outcome == "error":  # out of memory, among others: give the memory back
+            device.release_cached_memory(self.device)
         if outcome.outcome == "interrupted":
             self._requeue_interrupted(study, trial, outcome.reason or "interrupted", claim.reclaims)
         settle(self.ledger, study)

@@ -21,6 +21,7 @@ from cellsearch.service.api.deps import (
     StorageDep,
 )
 from cellsearch.service.datasets import check_dataset_task
+from cellsearch.service.registry import check_precision
 from cellsearch.service.reports import study_report, study_report_html
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
 
@@ -40,6 +41,7 @@ def create_study(
     """
     limits = settings.limits()
     errors = limits.check(spec) + check_dataset_task(engine=engine, spec=spec, limits=limits)
+    errors += check_precision(engine, spec, grace_period=settings.grace_period)
     if errors:
         raise SpecError(errors)
     record = ops.create_study(engine=engine, storage=storage, spec=spec)

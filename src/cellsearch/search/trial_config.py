@@ -1,14 +1,22 @@
-"""What one trial trains: the model's configuration and the training's (no torch here).
+"""What one trial trains: the model's configuration and the training's (plain types).
 
 :func:`cellsearch.search.trial.space.suggest_config` samples both from a study spec; the
-model is built from :class:`ModelConfig` and trained with :class:`TrainConfig`.
+model is built from :class:`ModelConfig` and trained with :class:`TrainConfig`. The
+optimizer and precision names are defined here and offered by the spec. Neither torch
+nor pydantic is imported, so the trainer runs where only torch is installed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
-from cellsearch.search.study.spec import OPTIMIZERS, OptimizerName
+OptimizerName = Literal["adam", "adamw", "sgd", "rmsprop"]
+"""The optimizers a trial can train with (the trainer builds each)."""
+OPTIMIZERS: tuple[OptimizerName, ...] = get_args(OptimizerName)
+Precision = Literal["fp32", "bf16"]
+"""``bf16`` runs the forward pass under bfloat16 autocast on CUDA (ignored on CPU)."""
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,8 @@ class TrainConfig:
         grad_clip: Maximum global gradient norm, or None for no clipping.
         max_seconds: Wall-clock limit; training stops after the epoch that crosses it.
         seed: Seed of everything random in training (dropout, batch order).
+        precision: ``fp32``, or ``bf16`` for the forward pass under bfloat16 autocast on
+            CUDA (ignored on CPU, where the run says so in its notes).
     """
 
     learning_rate: float
@@ -46,6 +56,7 @@ class TrainConfig:
     grad_clip: float | None = 1.0
     max_seconds: float | None = None
     seed: int = 0
+    precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
         checks = {
@@ -56,6 +67,7 @@ class TrainConfig:
             "grad_clip must be > 0 or None": self.grad_clip is None or self.grad_clip > 0,
             "max_seconds must be > 0 or None": self.max_seconds is None or self.max_seconds > 0,
             f"unknown optimizer {self.optimizer!r}": self.optimizer in OPTIMIZERS,
+            f"unknown precision {self.precision!r}": self.precision in PRECISIONS,
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:
