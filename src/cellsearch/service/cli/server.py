@@ -1,0 +1,141 @@
+"""Server-side commands: they talk to the database (migrate, serve, worker, dashboard)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import typer
+
+from cellsearch.service.cli.app import DatabaseUrl, app, load_settings, redact, setup_logging
+from cellsearch.service.settings import Settings
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Create Optuna's tables and apply the service's migrations."""
+    from cellsearch.service.migrate import upgrade
+
+    settings = load_settings(database_url=database_url)
+    upgrade(settings)
+    typer.echo(f"database ready: {redact(settings.database_url)}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address [CELLSEARCH_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [CELLSEARCH_PORT].")] = None,
+    database_url: DatabaseUrl = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Local workers to start [CELLSEARCH_LOCAL_WORKERS].")
+    ] = None,
+    device: Annotated[str, typer.Option(help="Device of the local workers.")] = "auto",
+) -> None:
+    """Run the API, migrating first, with local workers beside it."""
+    import uvicorn
+
+    from cellsearch.service.api.app import create_app
+    from cellsearch.service.migrate import upgrade
+    from cellsearch.service.processes import spawn_workers, stop_workers
+
+    setup_logging()
+    settings = load_settings(host=host, port=port, database_url=database_url, local_workers=workers)
+    os.environ["CELLSEARCH_DATABASE_URL"] = settings.database_url
+    upgrade(settings)
+    n = settings.local_workers
+    procs = spawn_workers(
+        settings, [(device, {})] * n
+    )  # they share the CPUs (search/worker/cpu.py)
+    typer.echo(
+        f"cellsearch API on http://{settings.host}:{settings.port} (docs at /docs), "
+        f"{n} local worker(s), database {redact(settings.database_url)}"
+    )
+    app = create_app()
+    serve_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        # uvicorn re-raises SIGTERM after its graceful shutdown, so code after
+        # uvicorn.run() would never run: the workers are stopped here instead.
+        try:
+            async with serve_lifespan(a) as state:
+                yield state
+        finally:
+            stop_workers(procs, timeout=settings.grace_period)
+
+    app.router.lifespan_context = lifespan
+    try:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    finally:
+        stop_workers(procs, timeout=settings.grace_period)
+
+
+@app.command()
+def worker(
+    database_url: DatabaseUrl = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    gpus: Annotated[
+        str | None, typer.Option(help="Start one process per GPU slot, e.g. 0,1.")
+    ] = None,
+    per_gpu: Annotated[int, typer.Option(help="Processes per GPU with --gpus.")] = 1,
+    max_trials: Annotated[
+        int | None, typer.Option(help="Exit after this many trials (default: run until stopped).")
+    ] = None,
+) -> None:
+    """Run trials of runnable studies until stopped (SIGTERM finishes the epoch, requeues)."""
+    setup_logging()
+    settings = load_settings(database_url=database_url)
+    if gpus is not None:
+        _supervise_gpu_workers(settings, gpus, per_gpu)
+        return
+    from cellsearch.service.runner import build_worker
+
+    try:
+        w = build_worker(settings, device)
+    except Exception as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    signal.signal(signal.SIGTERM, lambda *_: w.stop())
+    signal.signal(signal.SIGINT, lambda *_: w.stop())
+    ran = w.run(max_trials=max_trials)
+    typer.echo(f"worker {w.info.worker_id} exiting after {ran} trial(s)")
+
+
+def _supervise_gpu_workers(settings: Settings, gpus: str, per_gpu: int) -> None:
+    from cellsearch.service.processes import gpu_slots, spawn_workers, stop_workers
+
+    try:
+        slots = gpu_slots(gpus, per_gpu)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    procs = spawn_workers(settings, slots)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stopping and any(p.poll() is None for p in procs):
+        signal.sigtimedwait([signal.SIGTERM, signal.SIGINT], 1.0)
+    stop_workers(procs, timeout=settings.grace_period)
+
+
+@app.command()
+def dashboard(
+    database_url: DatabaseUrl = None,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8080,
+) -> None:
+    """Open optuna-dashboard on the same database (every study and trial)."""
+    import optuna_dashboard
+
+    from cellsearch.service.db import optuna_storage
+
+    settings = load_settings(database_url=database_url)
+    typer.echo(f"optuna-dashboard on http://{host}:{port}")
+    optuna_dashboard.run_server(optuna_storage(settings), host=host, port=port)
