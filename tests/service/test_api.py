@@ -18,7 +18,8 @@ V1 = "/api/v1"
 def create(api: TestClient, **overrides: Any) -> dict[str, Any]:
     response = api.post(f"{V1}/studies", json=spec_data(**overrides))
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_create_then_get_and_list(api: TestClient) -> None:

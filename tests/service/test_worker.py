@@ -17,6 +17,7 @@ from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.trial import objective
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
+from cellsearch.search.worker.protocol import WorkerInfo
 from cellsearch.search.worker.recovery import settle
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
@@ -178,8 +179,12 @@ def test_short_trials_write_the_registry_about_once_a_second(
     registry = worker.backend.registry
     beats: list[int | None] = []
     real_beat = registry.beat
-    monkeypatch.setattr(registry, "beat", lambda info: (beats.append(info.trial_number),
-                                                      real_beat(info))[1])  # fmt: skip
+
+    def beat(info: WorkerInfo) -> int:
+        beats.append(info.trial_number)
+        return real_beat(info)
+
+    monkeypatch.setattr(registry, "beat", beat)
     started = time.monotonic()
     assert drain(worker) == 6
     elapsed = time.monotonic() - started
@@ -477,7 +482,7 @@ def test_workers_on_one_machine_share_its_cpus(migrated: Any, torch_threads: Non
         rows = session.scalars(select(WorkerRecord)).all()
         assert {row.machine for row in rows} == {first.info.machine}
     first._beat()
-    assert sorted(row.torch_threads for row in _registry(migrated)) == [2, 2]
+    assert [row.torch_threads for row in _registry(migrated)] == [2, 2]
     second.backend.registry.retire(second.info.worker_id)  # it left: the share grows back
     first._beat()
     assert first.size_threads() == 4
