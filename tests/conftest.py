@@ -5,9 +5,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from cellsearch.service.settings import Settings
 
 POSTGRES_ENV = "CELLSEARCH_TEST_POSTGRES_URL"
 
@@ -77,7 +83,7 @@ def _dispose_cached_engines() -> None:
 
 
 @pytest.fixture
-def settings(db_url: str):  # type: ignore[no-untyped-def]
+def settings(db_url: str) -> Settings:
     """Settings for tests: fast heartbeats and polling."""
     from cellsearch.service.settings import Settings
 
@@ -85,7 +91,7 @@ def settings(db_url: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def migrated(settings):  # type: ignore[no-untyped-def]
+def migrated(settings: Settings) -> Settings:
     """The test database with both schemas in place."""
     from cellsearch.service.migrate import upgrade
 
@@ -94,7 +100,7 @@ def migrated(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def api(migrated):  # type: ignore[no-untyped-def]
+def api(migrated: Settings) -> Iterator[TestClient]:
     """A TestClient of the app on the migrated test database."""
     from fastapi.testclient import TestClient
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from cellsearch.models import CELLS, get_cell
+from cellsearch.models.custom import MGUCell
 from cellsearch.models.gru import GRUStack
 from cellsearch.models.layers import CellStack, RecurrentStack
 from cellsearch.models.minimal import MinGRUCell, MinLSTMCell
@@ -86,5 +87,7 @@ def test_fused_and_custom_cells_keep_their_autograd_paths_on_cuda() -> None:
     assert isinstance(gru, GRUStack) and not gru._use_cpu_path(x)  # cuDNN, not GRURecurrence
     mgu = get_cell("mgu").build(INPUT, HIDDEN).cuda()
     assert isinstance(mgu, CellStack)
+    cell = mgu.cells[0]
+    assert isinstance(cell, MGUCell)
     state = (torch.zeros(2, HIDDEN, device="cuda"),)
-    assert not mgu.cells[0].use_recurrence(x, state)  # type: ignore[operator]
+    assert not cell.use_recurrence(x, state)

@@ -11,7 +11,10 @@ from cellsearch.models.custom import CIFGCell, PeepholeLSTMCell
 from cellsearch.models.layers import CellStack
 
 INPUT, HIDDEN, BATCH = 5, 7, 3
-CELLS = {"lstm_peephole": PeepholeLSTMCell, "cifg": CIFGCell}
+CELLS: dict[str, type[PeepholeLSTMCell] | type[CIFGCell]] = {
+    "lstm_peephole": PeepholeLSTMCell,
+    "cifg": CIFGCell,
+}
 
 
 def _stack(name: str, num_layers: int, dtype: torch.dtype) -> CellStack:
@@ -24,6 +27,12 @@ def _stack(name: str, num_layers: int, dtype: torch.dtype) -> CellStack:
             if isinstance(cell, PeepholeLSTMCell):
                 cell.peephole.mul_(3.0)
     return stack
+
+
+def _first_cell(stack: CellStack, name: str) -> PeepholeLSTMCell | CIFGCell:
+    cell = stack.cells[0]
+    assert isinstance(cell, CELLS[name])
+    return cell
 
 
 def _forward_backward(
@@ -58,7 +67,7 @@ def test_recurrence_matches_autograd_form(
         h0 = torch.randn(shape, dtype=dtype, requires_grad=True)
         c0 = (2 * torch.randn(shape, dtype=dtype)).requires_grad_()
         state = (h0, c0)
-    assert stack.cells[0].use_recurrence(x, (x[:, 0],))
+    assert _first_cell(stack, name).use_recurrence(x, (x[:, 0],))
     fast = _forward_backward(stack, x, state)
     monkeypatch.setattr(CELLS[name], "use_recurrence", lambda *_: False)
     reference = _forward_backward(stack, x, state)
@@ -82,7 +91,7 @@ def test_autograd_form_without_grad(name: str) -> None:
     stack = _stack(name, 2, torch.float32)
     x = torch.randn(BATCH, 9, INPUT)
     with torch.no_grad():
-        assert not stack.cells[0].use_recurrence(x, (x[:, 0],))
+        assert not _first_cell(stack, name).use_recurrence(x, (x[:, 0],))
         out, state = stack(x)
     out_fast, state_fast = stack(x)
     torch.testing.assert_close(out, out_fast)

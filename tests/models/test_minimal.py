@@ -11,17 +11,19 @@ from cellsearch.models.minimal import (
     MinGRUCell,
     MinimalRecurrence,
     MinLSTMCell,
+    ScanMode,
     g,
     log_g,
     log_space_scan,
 )
 
-CELL_TYPES = [MinGRUCell, MinLSTMCell]
+CellType = type[MinGRUCell] | type[MinLSTMCell]
+CELL_TYPES: list[CellType] = [MinGRUCell, MinLSTMCell]
 INPUT, HIDDEN = 3, 4
 
 
-def _run(cell: MinGRUCell | MinLSTMCell, mode: str, x: Tensor, h0: Tensor) -> Tensor:
-    cell.mode = mode  # type: ignore[assignment]
+def _run(cell: MinGRUCell | MinLSTMCell, mode: ScanMode, x: Tensor, h0: Tensor) -> Tensor:
+    cell.mode = mode
     out, (h_last,) = cell.run(x, (h0,))
     torch.testing.assert_close(h_last, out[:, -1])
     return out
@@ -31,7 +33,9 @@ def _run(cell: MinGRUCell | MinLSTMCell, mode: str, x: Tensor, h0: Tensor) -> Te
 @pytest.mark.parametrize("steps", [1, 100, 2000])
 @pytest.mark.parametrize("h0_sign", [0.0, 1.0, -1.0])
 @pytest.mark.parametrize("mode", ["scan", "recurrence"])
-def test_scan_equals_sequential(cell_type: type, steps: int, h0_sign: float, mode: str) -> None:
+def test_scan_equals_sequential(
+    cell_type: CellType, steps: int, h0_sign: float, mode: ScanMode
+) -> None:
     torch.manual_seed(steps)
     cell = cell_type(INPUT, HIDDEN).double()
     x = torch.randn(2, steps, INPUT, dtype=torch.float64, requires_grad=True)
@@ -50,7 +54,7 @@ def test_scan_equals_sequential(cell_type: type, steps: int, h0_sign: float, mod
 
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 @pytest.mark.parametrize("mode", ["scan", "recurrence"])
-def test_scan_in_float32_stays_close(cell_type: type, mode: str) -> None:
+def test_scan_in_float32_stays_close(cell_type: CellType, mode: ScanMode) -> None:
     torch.manual_seed(0)
     cell = cell_type(INPUT, HIDDEN)
     x = torch.randn(2, 300, INPUT)
@@ -62,7 +66,7 @@ def test_scan_in_float32_stays_close(cell_type: type, mode: str) -> None:
 
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 @pytest.mark.parametrize("mode", ["scan", "recurrence"])
-def test_float32_stable_over_2000_steps(cell_type: type, mode: str) -> None:
+def test_float32_stable_over_2000_steps(cell_type: CellType, mode: ScanMode) -> None:
     """Strong decay and large inputs over T=2000 in float32: no 0, inf or NaN anywhere."""
     torch.manual_seed(3)
     cell = cell_type(INPUT, HIDDEN)
@@ -80,7 +84,7 @@ def test_float32_stable_over_2000_steps(cell_type: type, mode: str) -> None:
 
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
 def test_recurrence_gradcheck_across_chunks(
-    monkeypatch: pytest.MonkeyPatch, cell_type: type
+    monkeypatch: pytest.MonkeyPatch, cell_type: CellType
 ) -> None:
     monkeypatch.setattr(minimal, "CHUNK_STEPS", 3)  # 8 steps: chunks of 3, 3 and 2
     torch.manual_seed(0)
@@ -134,7 +138,7 @@ def test_auto_mode_picks_recurrence_on_cpu() -> None:
 
 
 @pytest.mark.parametrize("cell_type", CELL_TYPES)
-def test_recurrence_without_grad(cell_type: type) -> None:
+def test_recurrence_without_grad(cell_type: CellType) -> None:
     torch.manual_seed(0)
     cell = cell_type(INPUT, HIDDEN)
     x, h0 = torch.randn(2, 50, INPUT), torch.randn(2, HIDDEN)

@@ -120,6 +120,7 @@ def test_gru_cpu_path_matches_nn_gru(num_layers: int, steps: int, dtype: torch.d
 
 def test_gru_uses_fused_kernel_without_grad() -> None:
     stack = get_cell("gru").build(INPUT, HIDDEN)
+    assert isinstance(stack, GRUStack)
     x = torch.randn(BATCH, STEPS, INPUT)
     with torch.no_grad():
         assert not stack._use_cpu_path(x)

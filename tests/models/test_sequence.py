@@ -13,8 +13,17 @@ from cellsearch.models import (
     UnknownOptionError,
     get_cell,
 )
+from cellsearch.models.custom import IndRNNCell
+from cellsearch.models.layers import CellStack, RecurrentStack
 
 N_IN, H, N_OUT = 3, 6, 2
+
+
+def _indrnn_cells(stack: RecurrentStack) -> list[IndRNNCell]:
+    assert isinstance(stack, CellStack)
+    cells = [cell for cell in stack.cells if isinstance(cell, IndRNNCell)]
+    assert len(cells) == len(stack.cells)
+    return cells
 
 
 @pytest.mark.parametrize("name", sorted(CELLS))
@@ -84,8 +93,10 @@ def test_fused_forget_bias(num_layers: int) -> None:
 @pytest.mark.parametrize(("name", "gate"), [("lstm_peephole", 1), ("cifg", 0), ("minlstm", 0)])
 def test_custom_forget_bias(name: str, gate: int) -> None:
     stack = get_cell(name).build(N_IN, H, 2, forget_bias=2.0)
+    assert isinstance(stack, CellStack)
     for cell in stack.cells:
-        torch.testing.assert_close(cell.bias[gate * H : (gate + 1) * H], torch.full((H,), 2.0))
+        bias = cell.get_parameter("bias")
+        torch.testing.assert_close(bias[gate * H : (gate + 1) * H], torch.full((H,), 2.0))
 
 
 def test_default_options_leave_torch_init() -> None:
@@ -98,9 +109,9 @@ def test_default_options_leave_torch_init() -> None:
 
 
 def test_indrnn_recurrent_max_default_and_option() -> None:
-    assert get_cell("indrnn").build(N_IN, H).cells[0].recurrent_max == 1.0
+    assert _indrnn_cells(get_cell("indrnn").build(N_IN, H))[0].recurrent_max == 1.0
     stack = get_cell("indrnn").build(N_IN, H, 2, recurrent_max=0.25)
-    for cell in stack.cells:
+    for cell in _indrnn_cells(stack):
         assert cell.recurrent_max == 0.25
         assert bool((cell.recurrent_weight().abs() <= 0.25).all())
 

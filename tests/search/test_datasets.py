@@ -15,7 +15,13 @@ from cellsearch.models import SequenceModel
 from cellsearch.search.errors import DatasetError
 from cellsearch.search.tasks import TaskData, TaskSpec, baseline_of, build_task
 from cellsearch.search.tasks import package_files as datasets
-from cellsearch.search.tasks.bundled import ChoralesTask, ForecastTask, UcrTask
+from cellsearch.search.tasks.bundled import (
+    ChoralesTask,
+    ForecastTask,
+    SeriesName,
+    UcrName,
+    UcrTask,
+)
 from cellsearch.search.tasks.package_files import (
     CHORALES_N_PIECES,
     UCR_DATASETS,
@@ -111,7 +117,7 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @needs_aeon
 @pytest.mark.parametrize("name", sorted(UCR_DATASETS))
-def test_ucr_shapes_classes_and_splits(name: str) -> None:
+def test_ucr_shapes_classes_and_splits(name: UcrName) -> None:
     info = UCR_DATASETS[name]
     archive = load_ucr(name)
     assert (len(archive["train"][0]), len(archive["test"][0])) == (info.n_train, info.n_test)
@@ -153,7 +159,7 @@ def test_japanese_vowels_is_variable_length_with_nine_balanced_training_classes(
 
 @needs_aeon
 @pytest.mark.parametrize("name", ["JapaneseVowels", "ItalyPowerDemand"])
-def test_ucr_no_test_sequence_in_train_and_seeded_validation(name: str) -> None:
+def test_ucr_no_test_sequence_in_train_and_seeded_validation(name: UcrName) -> None:
     data = build_task(UcrTask(kind="ucr", name=name), seed=0)
     assert not _rows(data.test.x) & _rows(data.train.x)
     assert not _rows(data.val.x) & _rows(data.train.x)
@@ -217,7 +223,7 @@ def test_variable_length_training_is_deterministic() -> None:
     ],
 )
 @pytest.mark.parametrize("horizon", [1, 4])
-def test_forecast_windows_are_chronological(name: str, length: int, horizon: int) -> None:
+def test_forecast_windows_are_chronological(name: SeriesName, length: int, horizon: int) -> None:
     series = load_series(name)
     assert series.shape == (length, 1)
     spec = ForecastTask(kind="forecast", name=name, window=10, horizon=horizon)

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from cellsearch.models import CELLS
 from cellsearch.search.tasks import TASKS
+from cellsearch.service.settings import Settings
 from tests.search.test_spec import spec_data
 
 V1 = "/api/v1"
@@ -18,7 +19,8 @@ V1 = "/api/v1"
 def create(api: TestClient, **overrides: Any) -> dict[str, Any]:
     response = api.post(f"{V1}/studies", json=spec_data(**overrides))
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_create_then_get_and_list(api: TestClient) -> None:
@@ -40,7 +42,7 @@ def test_create_then_get_and_list(api: TestClient) -> None:
 
 
 def test_invalid_spec_is_422_naming_the_field_and_stores_nothing(
-    api: TestClient, migrated: Any
+    api: TestClient, migrated: Settings
 ) -> None:
     bad = spec_data(space={"cell_type": ["lstm", "tcn"]})
     response = api.post(f"{V1}/studies", json=bad)
@@ -53,7 +55,7 @@ def test_invalid_spec_is_422_naming_the_field_and_stores_nothing(
     assert optuna.get_all_study_names(migrated.database_url) == []
 
 
-def test_limit_violation_is_422_naming_limit(api: TestClient, migrated: Any) -> None:
+def test_limit_violation_is_422_naming_limit(api: TestClient, migrated: Settings) -> None:
     response = api.post(f"{V1}/studies", json=spec_data(space={"hidden_size": 5000}))
     assert response.status_code == 422
     (error,) = response.json()["detail"]
@@ -62,7 +64,7 @@ def test_limit_violation_is_422_naming_limit(api: TestClient, migrated: Any) -> 
     assert optuna.get_all_study_names(migrated.database_url) == []
 
 
-def test_duplicate_name_is_409_and_keeps_the_first(api: TestClient, migrated: Any) -> None:
+def test_duplicate_name_is_409_and_keeps_the_first(api: TestClient, migrated: Settings) -> None:
     create(api, seed=1)
     response = api.post(f"{V1}/studies", json=spec_data(seed=2))
     assert response.status_code == 409
@@ -70,7 +72,7 @@ def test_duplicate_name_is_409_and_keeps_the_first(api: TestClient, migrated: An
     assert api.get(f"{V1}/studies/adding-t20").json()["spec"]["seed"] == 1
 
 
-def test_bare_optuna_study_with_the_name_is_409(api: TestClient, migrated: Any) -> None:
+def test_bare_optuna_study_with_the_name_is_409(api: TestClient, migrated: Settings) -> None:
     optuna.create_study(study_name="adding-t20", storage=migrated.database_url)
     response = api.post(f"{V1}/studies", json=spec_data())
     assert response.status_code == 409
@@ -105,7 +107,7 @@ def test_lifecycle_transitions(api: TestClient) -> None:
     assert api.post(f"{V1}/studies/adding-t20/explode").status_code == 422
 
 
-def test_delete_removes_both_records(api: TestClient, migrated: Any) -> None:
+def test_delete_removes_both_records(api: TestClient, migrated: Settings) -> None:
     create(api)
     assert api.delete(f"{V1}/studies/adding-t20").status_code == 204
     assert api.get(f"{V1}/studies/adding-t20").status_code == 404
@@ -133,7 +135,7 @@ def _add_trials(url: str) -> None:
         )
 
 
-def test_trials_filter_paginate_and_counts(api: TestClient, migrated: Any) -> None:
+def test_trials_filter_paginate_and_counts(api: TestClient, migrated: Settings) -> None:
     create(api, space={"cell_type": ["lstm", "gru"]})
     _add_trials(migrated.database_url)
     all_trials = api.get(f"{V1}/studies/adding-t20/trials").json()
@@ -178,7 +180,7 @@ def test_trials_bad_query_is_422(api: TestClient, params: dict[str, Any], text: 
 
 
 def test_database_errors_never_reach_the_body(
-    api: TestClient, migrated: Any, monkeypatch: pytest.MonkeyPatch
+    api: TestClient, migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A broken query is a 500 without its SQL; an unreachable database is a 503."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -246,7 +248,7 @@ def test_workers_list_is_empty_without_workers(api: TestClient) -> None:
     assert api.get(f"{V1}/workers").json() == []
 
 
-def test_report_json_and_page(api: TestClient, migrated: Any) -> None:
+def test_report_json_and_page(api: TestClient, migrated: Settings) -> None:
     create(api, space={"cell_type": ["lstm", "gru"]})
     _add_trials(migrated.database_url)
     report = api.get(f"{V1}/studies/adding-t20/report").json()
@@ -278,7 +280,7 @@ def test_api_process_does_not_import_torch() -> None:
 
 
 def test_bf16_is_refused_only_when_every_live_worker_is_on_cpu(
-    api: TestClient, migrated: Any
+    api: TestClient, migrated: Settings
 ) -> None:
     from cellsearch.search.worker.protocol import WorkerInfo
     from cellsearch.service.db import engine_for

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from cellsearch.search.worker.loop import Worker
 from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.runner import sql_backend
+from cellsearch.service.settings import Settings
 
 V1 = "/api/v1"
 
@@ -77,7 +78,7 @@ def test_labels_out_of_range_are_422(api: TestClient) -> None:
     assert api.get(f"{V1}/datasets").json() == []
 
 
-def test_oversized_upload_is_413(api: TestClient, migrated: Any) -> None:
+def test_oversized_upload_is_413(api: TestClient, migrated: Settings) -> None:
     from cellsearch.service.settings import get_settings
 
     api.app.dependency_overrides[get_settings] = lambda: migrated.model_copy(  # type: ignore[attr-defined]
@@ -112,7 +113,7 @@ def test_study_on_unknown_dataset_is_422(api: TestClient) -> None:
     assert error["loc"] == ["body", "task", "dataset_id"] and "upload it first" in error["msg"]
 
 
-def test_study_runs_on_an_upload_and_protects_it(api: TestClient, migrated: Any) -> None:
+def test_study_runs_on_an_upload_and_protects_it(api: TestClient, migrated: Settings) -> None:
     ds = upload(api, classification_npz()).json()
     assert api.post(f"{V1}/studies", json=dataset_study(ds["id"])).status_code == 201
     backend = sql_backend(engine_for(migrated), grace_period=migrated.grace_period)

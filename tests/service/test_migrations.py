@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import optuna
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -20,6 +18,7 @@ from cellsearch.service.migrate import (
     include_name,
     upgrade,
 )
+from cellsearch.service.settings import Settings
 from cellsearch.service.studies import create_study
 from cellsearch.service.tables import Base
 from tests.search.test_spec import spec_data
@@ -27,7 +26,7 @@ from tests.search.test_spec import spec_data
 OPTUNA_TABLES = {"studies", "trials", "trial_params", "trial_values", "alembic_version"}
 
 
-def test_fresh_database_gets_both_schemas(migrated: Any) -> None:
+def test_fresh_database_gets_both_schemas(migrated: Settings) -> None:
     engine = engine_for(migrated)
     tables = set(inspect(engine).get_table_names())
     assert tables >= OPTUNA_TABLES
@@ -40,7 +39,7 @@ def test_fresh_database_gets_both_schemas(migrated: Any) -> None:
     assert current_revision(engine) == head_revision()
 
 
-def test_autogenerate_proposes_no_changes(migrated: Any) -> None:
+def test_autogenerate_proposes_no_changes(migrated: Settings) -> None:
     with engine_for(migrated).connect() as connection:
         context = MigrationContext.configure(
             connection,
@@ -56,7 +55,7 @@ def test_filter_excludes_optuna_tables() -> None:
     assert not include_name("alembic_version", "table", None)
 
 
-def test_upgrade_is_idempotent_and_optuna_loads_every_study(migrated: Any) -> None:
+def test_upgrade_is_idempotent_and_optuna_loads_every_study(migrated: Settings) -> None:
     engine = engine_for(migrated)
     storage = optuna_storage(migrated)
     for name in ("one", "two"):
@@ -69,7 +68,7 @@ def test_upgrade_is_idempotent_and_optuna_loads_every_study(migrated: Any) -> No
         assert study.direction == optuna.study.StudyDirection.MINIMIZE
 
 
-def test_downgrade_touches_only_our_tables(migrated: Any) -> None:
+def test_downgrade_touches_only_our_tables(migrated: Settings) -> None:
     engine = engine_for(migrated)
     config = alembic_config(migrated.database_url)
     with engine.begin() as connection:
@@ -81,14 +80,14 @@ def test_downgrade_touches_only_our_tables(migrated: Any) -> None:
     assert current_revision(engine) is None
 
 
-def _migrate(settings: Any, revision: str, *, down: bool = False) -> None:
+def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
     config = alembic_config(settings.database_url)
     with engine_for(settings).begin() as connection:
         config.attributes["connection"] = connection
         (command.downgrade if down else command.upgrade)(config, revision)
 
 
-def test_0005_drops_the_second_study_name_and_downgrade_restores_it(migrated: Any) -> None:
+def test_0005_drops_the_second_study_name_and_downgrade_restores_it(migrated: Settings) -> None:
     engine = engine_for(migrated)
     create_study(engine=engine, storage=optuna_storage(migrated), spec=parse_spec(spec_data()))
     _migrate(migrated, "0004", down=True)

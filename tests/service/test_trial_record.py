@@ -22,6 +22,7 @@ from cellsearch.search.record import Attr, TrialRecord, cell_of, is_counted
 from cellsearch.search.study.allocation import CellConditionedSampler
 from cellsearch.search.trial.objective import PRUNED
 from cellsearch.service.db import engine_for
+from cellsearch.service.settings import Settings
 from cellsearch.service.studies import trial_counts
 from tests.service.test_worker import drain, make_study, make_worker
 
@@ -33,7 +34,7 @@ def as_json(value: Any) -> Any:
     return json.loads(json.dumps(jsonable_encoder(value)))
 
 
-def test_every_reader_sees_the_record_the_worker_wrote(api: TestClient, migrated: Any) -> None:
+def test_every_reader_sees_the_record_the_worker_wrote(api: TestClient, migrated: Settings) -> None:
     study = make_study(migrated, space={"cell_type": ["lstm", "gru", "mgu"], "hidden_size": 6})
     worker, _ = make_worker(migrated)
     assert drain(worker) == 4
@@ -82,7 +83,7 @@ def test_every_reader_sees_the_record_the_worker_wrote(api: TestClient, migrated
         ]
 
 
-def test_a_running_trial_reads_its_cell_from_the_parameter(migrated: Any) -> None:
+def test_a_running_trial_reads_its_cell_from_the_parameter(migrated: Settings) -> None:
     """Before any attribute is written, the sampled parameter names the cell."""
     study = make_study(migrated)
     trial = study.ask()
@@ -93,7 +94,7 @@ def test_a_running_trial_reads_its_cell_from_the_parameter(migrated: Any) -> Non
     assert TrialRecord.of(frozen).state == "running"
 
 
-def test_failure_and_retry_attributes_round_trip(migrated: Any) -> None:
+def test_failure_and_retry_attributes_round_trip(migrated: Settings) -> None:
     from cellsearch.search.record import failure_attrs, failure_kind, retry_attrs
 
     study = make_study(migrated)
@@ -111,7 +112,7 @@ def test_failure_and_retry_attributes_round_trip(migrated: Any) -> None:
         failure_attrs("boom", None)
 
 
-def test_bf16_asked_on_a_cpu_worker_trains_fp32_and_says_so(migrated: Any) -> None:
+def test_bf16_asked_on_a_cpu_worker_trains_fp32_and_says_so(migrated: Settings) -> None:
     study = make_study(migrated, precision="bf16", budget={"n_trials": 1, "max_epochs": 1})
     worker, _ = make_worker(migrated)
     assert drain(worker) == 1

@@ -17,11 +17,13 @@ from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.trial import objective
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
+from cellsearch.search.worker.protocol import WorkerInfo
 from cellsearch.search.worker.recovery import settle
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.ledger import SqlStudyLedger
 from cellsearch.service.runner import sql_backend
+from cellsearch.service.settings import Settings
 from cellsearch.service.studies import change_status, create_study, delete_study, get_study
 from cellsearch.service.tables import WorkerRecord
 from tests.search.test_spec import spec_data
@@ -36,13 +38,13 @@ RECORDED = ("cell_type", "param_count", "device", "seconds", "epochs_run",
             "samples_per_second", "best_epoch", "test_metric", "test_metric_name")  # fmt: skip
 
 
-def make_study(settings: Any, **overrides: Any) -> optuna.Study:
+def make_study(settings: Settings, **overrides: Any) -> optuna.Study:
     spec = parse_spec(spec_data(**{**TINY, **overrides}))
     create_study(engine=engine_for(settings), storage=optuna_storage(settings), spec=spec)
     return optuna.load_study(study_name=spec.name, storage=optuna_storage(settings))
 
 
-def make_worker(settings: Any, **options: Any) -> tuple[Worker, SqlStudyLedger]:
+def make_worker(settings: Settings, **options: Any) -> tuple[Worker, SqlStudyLedger]:
     backend = sql_backend(engine_for(settings), grace_period=settings.grace_period)
     options = {"device": torch.device("cpu"), "poll_interval": 0.01, **options}
     worker = Worker(optuna_storage(settings), backend, **options)
@@ -61,7 +63,7 @@ def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials() if is_counted(t)]
 
 
-def test_runs_exactly_n_trials_balanced_and_records_everything(migrated: Any) -> None:
+def test_runs_exactly_n_trials_balanced_and_records_everything(migrated: Settings) -> None:
     study = make_study(migrated)
     worker, _ = make_worker(migrated)
     assert drain(worker) == 4
@@ -78,7 +80,7 @@ def test_runs_exactly_n_trials_balanced_and_records_everything(migrated: Any) ->
     assert worker.step() is None
 
 
-def test_stale_trial_is_failed_requeued_and_budget_stays_exact(migrated: Any) -> None:
+def test_stale_trial_is_failed_requeued_and_budget_stays_exact(migrated: Settings) -> None:
     study = make_study(migrated)
     worker, ledger = make_worker(migrated)
     claim = ledger.claim()  # a worker that dies right after starting its trial
@@ -106,7 +108,7 @@ def test_stale_trial_is_failed_requeued_and_budget_stays_exact(migrated: Any) ->
     assert retry.params["learning_rate"] == dead.params["learning_rate"]
 
 
-def test_trial_without_any_heartbeat_is_failed_after_the_grace_period(migrated: Any) -> None:
+def test_trial_without_any_heartbeat_is_failed_after_the_grace_period(migrated: Settings) -> None:
     # A worker killed between `ask` and its trial's first heartbeat leaves a running trial
     # that Optuna's own stale check never sees; the worker watches such trials itself.
     study = make_study(migrated)
@@ -130,7 +132,7 @@ def test_trial_without_any_heartbeat_is_failed_after_the_grace_period(migrated: 
     assert retry.params["cell_type"] == dead.params["cell_type"]
 
 
-def test_a_trial_that_writes_a_heartbeat_is_not_watched_as_silent(migrated: Any) -> None:
+def test_a_trial_that_writes_a_heartbeat_is_not_watched_as_silent(migrated: Settings) -> None:
     study = make_study(migrated)
     worker, _ = make_worker(migrated)
     alive = study.ask()
@@ -143,7 +145,7 @@ def test_a_trial_that_writes_a_heartbeat_is_not_watched_as_silent(migrated: Any)
 
 
 def test_long_trial_records_its_attributes_and_heartbeat_while_running(
-    migrated: Any, monkeypatch: pytest.MonkeyPatch
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Static attributes wait for the first heartbeat (one interval), then appear on the
     # running trial with it; the registry names the trial.
@@ -171,15 +173,19 @@ def test_long_trial_records_its_attributes_and_heartbeat_while_running(
 
 
 def test_short_trials_write_the_registry_about_once_a_second(
-    migrated: Any, monkeypatch: pytest.MonkeyPatch
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_study(migrated, budget={"n_trials": 6, "max_epochs": 1})
     worker, _ = make_worker(migrated)
     registry = worker.backend.registry
     beats: list[int | None] = []
     real_beat = registry.beat
-    monkeypatch.setattr(registry, "beat", lambda info: (beats.append(info.trial_number),
-                                                      real_beat(info))[1])  # fmt: skip
+
+    def beat(info: WorkerInfo) -> int:
+        beats.append(info.trial_number)
+        return real_beat(info)
+
+    monkeypatch.setattr(registry, "beat", beat)
     started = time.monotonic()
     assert drain(worker) == 6
     elapsed = time.monotonic() - started
@@ -188,7 +194,7 @@ def test_short_trials_write_the_registry_about_once_a_second(
 
 
 def test_study_made_again_under_the_same_name_gets_its_own_task_and_trials(
-    migrated: Any,
+    migrated: Settings,
 ) -> None:
     # (SQLite may give the new Optuna study the old one's id.)
     make_study(migrated, budget={"n_trials": 1, "max_epochs": 1})
@@ -206,7 +212,7 @@ def test_study_made_again_under_the_same_name_gets_its_own_task_and_trials(
 
 
 def test_pause_interrupts_after_the_epoch_and_requeues(
-    migrated: Any, monkeypatch: pytest.MonkeyPatch
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     study = make_study(migrated)
     worker, ledger = make_worker(migrated)
@@ -224,7 +230,7 @@ def test_pause_interrupts_after_the_epoch_and_requeues(
     assert any(t.user_attrs.get("retry_of") == 0 for t in counted(study))
 
 
-def test_pause_during_the_last_epoch_lets_the_trial_finish(migrated: Any) -> None:
+def test_pause_during_the_last_epoch_lets_the_trial_finish(migrated: Settings) -> None:
     # Requeueing a trial that has trained all its epochs would throw finished work away.
     study = make_study(migrated, budget={"n_trials": 4, "max_epochs": 1})
     worker, ledger = make_worker(migrated)
@@ -262,7 +268,9 @@ def outage(calls: int) -> Any:
     return wrap
 
 
-def test_trial_rides_out_a_database_outage(migrated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trial_rides_out_a_database_outage(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A restart of the database while a trial trains: its reports, lifecycle checks and
     # outcome are retried; the trial completes, nothing is recorded as a model error.
     study = make_study(migrated, budget={"n_trials": 1, "max_epochs": 3})
@@ -292,7 +300,7 @@ def test_trial_rides_out_a_database_outage(migrated: Any, monkeypatch: pytest.Mo
 
 
 def test_an_outage_longer_than_the_patience_is_not_a_model_error(
-    migrated: Any, monkeypatch: pytest.MonkeyPatch
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     study = make_study(migrated, budget={"n_trials": 1, "max_epochs": 2})
     worker, _ = make_worker(migrated)
@@ -308,7 +316,7 @@ def test_an_outage_longer_than_the_patience_is_not_a_model_error(
 
 
 def test_trial_failed_as_stale_while_it_trains_is_given_up(
-    migrated: Any, monkeypatch: pytest.MonkeyPatch
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Its heartbeats stopped (a long outage, a frozen host) and another worker failed and
     # requeued it; the owner then discards its result instead of telling or requeueing.
@@ -333,7 +341,9 @@ def test_trial_failed_as_stale_while_it_trains_is_given_up(
     assert get_study(engine=engine_for(migrated), name="adding-t20").status == "completed"
 
 
-def test_cancelled_study_is_not_requeued(migrated: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancelled_study_is_not_requeued(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     study = make_study(migrated)
     worker, ledger = make_worker(migrated)
 
@@ -355,7 +365,7 @@ def test_cancelled_study_is_not_requeued(migrated: Any, monkeypatch: pytest.Monk
      (RuntimeError("CUDA out of memory"), "error")],
 )  # fmt: skip
 def test_model_failures_are_outcomes_that_count(
-    migrated: Any, monkeypatch: pytest.MonkeyPatch, error: Exception, kind: str
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch, error: Exception, kind: str
 ) -> None:
     def failing_train(*_args: Any, **_kwargs: Any) -> None:
         raise error
@@ -371,7 +381,7 @@ def test_model_failures_are_outcomes_that_count(
     assert get_study(engine=engine_for(migrated), name="adding-t20").status == "completed"
 
 
-def test_paused_study_is_not_claimed_until_resumed(migrated: Any) -> None:
+def test_paused_study_is_not_claimed_until_resumed(migrated: Settings) -> None:
     make_study(migrated)
     worker, _ = make_worker(migrated)
     change_status(engine=engine_for(migrated), name="adding-t20", action="pause")
@@ -380,7 +390,7 @@ def test_paused_study_is_not_claimed_until_resumed(migrated: Any) -> None:
     assert worker.step() is not None
 
 
-def test_lost_unit_is_reclaimed_after_the_grace_period(migrated: Any) -> None:
+def test_lost_unit_is_reclaimed_after_the_grace_period(migrated: Settings) -> None:
     study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
     worker, ledger = make_worker(migrated)
     assert ledger.claim() is not None  # claimed, then the worker died before `ask`
@@ -393,12 +403,12 @@ def test_lost_unit_is_reclaimed_after_the_grace_period(migrated: Any) -> None:
     assert get_study(engine=engine_for(migrated), name="adding-t20").status == "completed"
 
 
-def claimed_and_reclaims(settings: Any) -> tuple[int, int]:
+def claimed_and_reclaims(settings: Settings) -> tuple[int, int]:
     record = get_study(engine=engine_for(settings), name="adding-t20")
     return record.claimed, record.reclaims
 
 
-def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Any) -> None:
+def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Settings) -> None:
     # A stale trial is failed and requeued; before its worker gives the unit back, another
     # worker's settle sees no running trial and reclaims that unit. The late release must
     # then do nothing, or the budget would overshoot by one (seen once in CI, 25 of 24).
@@ -424,7 +434,7 @@ def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Any) -
     assert claimed_and_reclaims(migrated) == (2, 1)
 
 
-def test_two_reclaims_from_one_reading_do_not_both_apply(migrated: Any) -> None:
+def test_two_reclaims_from_one_reading_do_not_both_apply(migrated: Settings) -> None:
     study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
     worker, ledger = make_worker(migrated)
     assert worker.step() is not None
@@ -442,7 +452,7 @@ def test_two_reclaims_from_one_reading_do_not_both_apply(migrated: Any) -> None:
     assert len(counted(study)) == 1
 
 
-def test_worker_registry_heartbeat(migrated: Any) -> None:
+def test_worker_registry_heartbeat(migrated: Settings) -> None:
     make_study(migrated, budget={"n_trials": 1, "max_epochs": 1})
     worker, _ = make_worker(migrated)
     ran = worker.run(max_trials=1)
@@ -463,7 +473,7 @@ def torch_threads() -> Any:
     torch.set_num_threads(before)
 
 
-def test_workers_on_one_machine_share_its_cpus(migrated: Any, torch_threads: None) -> None:
+def test_workers_on_one_machine_share_its_cpus(migrated: Settings, torch_threads: None) -> None:
     first, _ = make_worker(migrated)
     second, _ = make_worker(migrated)
     for worker in (first, second):
@@ -477,13 +487,13 @@ def test_workers_on_one_machine_share_its_cpus(migrated: Any, torch_threads: Non
         rows = session.scalars(select(WorkerRecord)).all()
         assert {row.machine for row in rows} == {first.info.machine}
     first._beat()
-    assert sorted(row.torch_threads for row in _registry(migrated)) == [2, 2]
+    assert [row.torch_threads for row in _registry(migrated)] == [2, 2]
     second.backend.registry.retire(second.info.worker_id)  # it left: the share grows back
     first._beat()
     assert first.size_threads() == 4
 
 
-def test_fixed_thread_count_is_kept(migrated: Any, torch_threads: None) -> None:
+def test_fixed_thread_count_is_kept(migrated: Settings, torch_threads: None) -> None:
     fixed, _ = make_worker(migrated, torch_threads=1)
     other, _ = make_worker(migrated)
     other._beat()
@@ -492,7 +502,7 @@ def test_fixed_thread_count_is_kept(migrated: Any, torch_threads: None) -> None:
 
 
 def test_a_dead_workers_row_stops_counting_after_the_grace_period(
-    migrated: Any, torch_threads: None
+    migrated: Settings, torch_threads: None
 ) -> None:
     alive, _ = make_worker(migrated)
     dead, _ = make_worker(migrated)
@@ -505,12 +515,12 @@ def test_a_dead_workers_row_stops_counting_after_the_grace_period(
     assert alive.size_threads() == 4
 
 
-def _registry(settings: Any) -> list[WorkerRecord]:
+def _registry(settings: Settings) -> list[WorkerRecord]:
     with session_scope(engine_for(settings)) as session:
         return list(session.scalars(select(WorkerRecord)))
 
 
-def test_param_budget_gives_every_cell_about_the_same_size(migrated: Any) -> None:
+def test_param_budget_gives_every_cell_about_the_same_size(migrated: Settings) -> None:
     study = make_study(
         migrated,
         space={"cell_type": ["lstm", "gru", "rnn_tanh", "mgu"]},

@@ -13,6 +13,7 @@ import torch
 from cellsearch.search.trial import objective
 from cellsearch.search.worker import device as device_module
 from cellsearch.search.worker.device import release_cached_memory
+from cellsearch.service.settings import Settings
 from tests.service.test_worker import drain, make_study, make_worker
 
 COMPLETE, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
@@ -20,7 +21,7 @@ OOM_MESSAGE = "CUDA out of memory. Tried to allocate 512.00 GiB"
 
 
 def test_out_of_memory_is_an_error_outcome_and_the_worker_goes_on(
-    migrated: Any, monkeypatch: pytest.MonkeyPatch
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real_train = objective.train
     calls: list[int] = []
@@ -76,7 +77,7 @@ def test_release_on_cuda_empties_the_allocator_cache(monkeypatch: pytest.MonkeyP
 
 @pytest.mark.cuda
 def test_a_real_cuda_out_of_memory_is_an_error_and_its_memory_is_given_back(
-    migrated: Any,
+    migrated: Settings,
 ) -> None:
     # a cap of 5% of the card; the peephole LSTM's autograd loop needs tens of GiB here
     torch.cuda.set_per_process_memory_fraction(0.05)

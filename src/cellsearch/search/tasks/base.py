@@ -40,10 +40,10 @@ class HeldOutSplits(TaskSpecBase):
     """Validation and test shares carved from one pool by a seeded (stratified) split."""
 
     val_fraction: float = Field(
-        0.15, ge=0.01, lt=1.0, description="Share held out for validation (seeded split)."
+        default=0.15, ge=0.01, lt=1.0, description="Share held out for validation (seeded split)."
     )
     test_fraction: float = Field(
-        0.15, ge=0.01, lt=1.0, description="Share held out for testing (seeded split)."
+        default=0.15, ge=0.01, lt=1.0, description="Share held out for testing (seeded split)."
     )
 
     @model_validator(mode="after")

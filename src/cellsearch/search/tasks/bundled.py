@@ -40,16 +40,17 @@ from cellsearch.search.tasks.sequences import (
     seeded_split,
 )
 
+UcrName = Literal["JapaneseVowels", "BasicMotions", "GunPoint", "ItalyPowerDemand", "ArrowHead"]
+SeriesName = Literal["airline", "sunspots"]
+
 
 class UcrTask(TaskSpecBase):
     """A UCR/UEA classification archive, classified from the last valid step."""
 
     kind: Literal["ucr"] = Field(description="Task identifier.")
-    name: Literal["JapaneseVowels", "BasicMotions", "GunPoint", "ItalyPowerDemand", "ArrowHead"] = (
-        Field(description="Archive name, as in the UCR/UEA repository.")
-    )
+    name: UcrName = Field(description="Archive name, as in the UCR/UEA repository.")
     val_fraction: float = Field(
-        0.2,
+        default=0.2,
         ge=0.05,
         le=0.5,
         description="Share of the archive's training set held out for validation.",
@@ -69,19 +70,21 @@ class ForecastTask(TaskSpecBase):
     """Forecast the next ``horizon`` values of a series from a window of ``window`` values."""
 
     kind: Literal["forecast"] = Field(description="Task identifier.")
-    name: Literal["airline", "sunspots"] = Field(
+    name: SeriesName = Field(
         description="'airline': monthly passengers 1949-1960 (aeon); 'sunspots': yearly "
         "sunspot numbers 1700-2008 (statsmodels)."
     )
     window: int = Field(
-        12, ge=1, le=128, description="Input steps per window (model input length)."
+        default=12, ge=1, le=128, description="Input steps per window (model input length)."
     )
-    horizon: int = Field(1, ge=1, le=24, description="Future steps predicted (1: next step).")
+    horizon: int = Field(
+        default=1, ge=1, le=24, description="Future steps predicted (1: next step)."
+    )
     val_fraction: float = Field(
-        0.15, ge=0.05, le=0.4, description="Share of the series (in time) for validation."
+        default=0.15, ge=0.05, le=0.4, description="Share of the series (in time) for validation."
     )
     test_fraction: float = Field(
-        0.15, ge=0.05, le=0.4, description="Last share of the series for testing."
+        default=0.15, ge=0.05, le=0.4, description="Last share of the series for testing."
     )
 
     @model_validator(mode="after")
@@ -111,13 +114,13 @@ class ChoralesTask(TaskSpecBase):
 
     kind: Literal["chorales"] = Field(description="Task identifier.")
     max_pieces: int | None = Field(
-        None, ge=3, description="Use only the first N chorales (None: all of them)."
+        default=None, ge=3, description="Use only the first N chorales (None: all of them)."
     )
     val_fraction: float = Field(
-        0.2, ge=0.05, le=0.4, description="Share of the pieces for validation."
+        default=0.2, ge=0.05, le=0.4, description="Share of the pieces for validation."
     )
     test_fraction: float = Field(
-        0.2, ge=0.05, le=0.4, description="Share of the pieces for testing."
+        default=0.2, ge=0.05, le=0.4, description="Share of the pieces for testing."
     )
 
     def sequence_length(self) -> int:

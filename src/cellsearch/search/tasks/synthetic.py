@@ -38,10 +38,10 @@ class AddingTask(TaskSpecBase):
     """The adding problem: sum the two values marked in a sequence of uniform noise."""
 
     kind: Literal["adding"] = Field(description="Task identifier.")
-    seq_len: int = Field(100, ge=2, description="Sequence length T (model input length).")
-    n_train: int = Field(8000, ge=1, description="Number of training sequences.")
-    n_val: int = Field(2000, ge=1, description="Number of validation sequences.")
-    n_test: int = Field(2000, ge=1, description="Number of test sequences.")
+    seq_len: int = Field(default=100, ge=2, description="Sequence length T (model input length).")
+    n_train: int = Field(default=8000, ge=1, description="Number of training sequences.")
+    n_val: int = Field(default=2000, ge=1, description="Number of validation sequences.")
+    n_test: int = Field(default=2000, ge=1, description="Number of test sequences.")
 
     def sequence_length(self) -> int:
         """Return the length T of the model's input sequences."""
@@ -57,16 +57,16 @@ class CopyTask(TaskSpecBase):
 
     kind: Literal["copy"] = Field(description="Task identifier.")
     seq_len: int = Field(
-        100,
+        default=100,
         ge=1,
         description=(
             "Delay T of Arjovsky et al. (2016): 10 symbols, T-1 blanks, a marker, then 10 "
             "blanks; the model input length is T+20."
         ),
     )
-    n_train: int = Field(8000, ge=1, description="Number of training sequences.")
-    n_val: int = Field(2000, ge=1, description="Number of validation sequences.")
-    n_test: int = Field(2000, ge=1, description="Number of test sequences.")
+    n_train: int = Field(default=8000, ge=1, description="Number of training sequences.")
+    n_val: int = Field(default=2000, ge=1, description="Number of validation sequences.")
+    n_test: int = Field(default=2000, ge=1, description="Number of test sequences.")
 
     def sequence_length(self) -> int:
         """Return the length T+20 of the model's input sequences."""
@@ -82,7 +82,7 @@ class DigitsTask(HeldOutSplits):
 
     kind: Literal["digits"] = Field(description="Task identifier.")
     mode: Literal["rows", "pixels"] = Field(
-        "rows",
+        default="rows",
         description="'rows': T=8 steps of 8 pixels; 'pixels': T=64 steps of 1 pixel.",
     )
 

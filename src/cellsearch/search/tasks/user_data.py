@@ -25,10 +25,14 @@ class DatasetTask(HeldOutSplits):
     kind: Literal["dataset"] = Field(description="Task identifier.")
     dataset_id: str = Field(min_length=1, max_length=64, description="Id of the uploaded data set.")
     task: Literal["classification", "regression", "per_step", "forecasting"] | None = Field(
-        None, description="Task kind; None: inferred from the data where unambiguous."
+        default=None, description="Task kind; None: inferred from the data where unambiguous."
     )
-    window: int = Field(16, ge=1, le=4096, description="Forecasting: input steps per window.")
-    horizon: int = Field(1, ge=1, le=512, description="Forecasting: future steps predicted.")
+    window: int = Field(
+        default=16, ge=1, le=4096, description="Forecasting: input steps per window."
+    )
+    horizon: int = Field(
+        default=1, ge=1, le=512, description="Forecasting: future steps predicted."
+    )
 
     def sequence_length(self) -> int:
         """Return 0: unknown until the data are read (limits are checked at upload)."""
