@@ -17,7 +17,7 @@ from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.trial import objective
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
-from cellsearch.search.worker.protocol import WorkerInfo
+from cellsearch.search.worker.protocol import Finished, WorkerInfo
 from cellsearch.search.worker.recovery import settle
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
@@ -422,9 +422,9 @@ def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Settin
     storage = optuna_storage(migrated)
     storage.set_trial_user_attr(dead._trial_id, "failure_kind", "stale")
     storage.set_trial_state_values(dead._trial_id, state=optuna.trial.TrialState.FAIL)
-    objective.requeue(study, dead.params, dead.number, "stale")
+    objective.requeue(study, dead, "stale")
     time.sleep(migrated.grace_period + 0.5)
-    settle(worker.ledger, study)  # reclaims the unit of the failed trial
+    settle(worker.ledger, study, parse_spec(spec_data(**TINY)))  # reclaims the failed unit
     assert claimed_and_reclaims(migrated) == (1, 1)
     assert reclaims is not None
     ledger.release("adding-t20", reclaims)  # the stale handler's late release: void
@@ -441,11 +441,11 @@ def test_two_reclaims_from_one_reading_do_not_both_apply(migrated: Settings) -> 
     assert ledger.claim() is not None  # a unit lost: its worker died before `ask`
     time.sleep(migrated.grace_period + 0.5)
 
-    def finished_while_another_worker_reclaims_and_claims() -> int:
-        ledger.settle("adding-t20", lambda: 1)  # the other worker reclaims first ...
+    def finished_while_another_worker_reclaims_and_claims() -> Finished:
+        ledger.settle("adding-t20", lambda: Finished(1))  # the other worker reclaims first ...
         assert claimed_and_reclaims(migrated) == (1, 1)
         assert ledger.claim() is not None  # ... and a third claims the freed unit
-        return 1  # what this worker counted before all that
+        return Finished(1)  # what this worker counted before all that
 
     ledger.settle("adding-t20", finished_while_another_worker_reclaims_and_claims)
     assert claimed_and_reclaims(migrated) == (2, 1)  # this stale reclaim did not apply

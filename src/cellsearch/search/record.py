@@ -27,6 +27,7 @@ A FAIL trial without a recorded kind counts as ``error``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from enum import StrEnum
@@ -79,6 +80,10 @@ class Attr(StrEnum):
     # written on a requeued copy of a trial
     RETRY_OF = "retry_of"
     RETRY_REASON = "retry_reason"
+    # written on a re-evaluation trial (a search configuration retrained with a fresh seed)
+    REEVALUATION_OF = "reevaluation_of"
+    REEVALUATION_JOB = "reevaluation_job"
+    REEVALUATION_SEED = "reevaluation_seed"
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,9 @@ class TrialRecord:
     failure_reason: str | None = None
     retry_of: int | None = None
     retry_reason: str | None = None
+    reevaluation_of: int | None = None  # the search trial whose configuration this retrains
+    reevaluation_job: int | None = None
+    reevaluation_seed: int | None = None  # 0-based index of the fresh seed
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialRecord:
@@ -172,6 +180,34 @@ def is_counted(trial: FrozenTrial) -> bool:
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return trial.state == TrialState.FAIL and failure_kind(trial) in COUNTED_FAILURES
+
+
+def is_reevaluation(trial: FrozenTrial) -> bool:
+    """Whether a trial retrains a search trial's configuration with a fresh seed.
+
+    Re-evaluation trials are never shown to the sampler or the pruner, count in their own
+    budget, and are summarised apart from the search in the report.
+    """
+    return Attr.REEVALUATION_OF in trial.user_attrs
+
+
+def search_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials of the search itself (re-evaluations left out)."""
+    return [t for t in trials if not is_reevaluation(t)]
+
+
+def reevaluation_attrs(of: int, job: int, seed: int) -> dict[str, Any]:
+    """The attributes of re-evaluation job ``job``: trial ``of``'s configuration, seed ``seed``."""
+    return {Attr.REEVALUATION_OF: of, Attr.REEVALUATION_JOB: job, Attr.REEVALUATION_SEED: seed}
+
+
+def requeue_attrs(number: int, user_attrs: Mapping[str, Any], reason: str) -> dict[str, Any]:
+    """The attributes of a requeued copy of trial ``number`` (whose attributes are
+    ``user_attrs``): where it comes from, and the re-evaluation job it runs, if any, so that
+    the copy runs the same job."""
+    keep = (Attr.REEVALUATION_OF, Attr.REEVALUATION_JOB, Attr.REEVALUATION_SEED)
+    job: dict[str, Any] = {k: user_attrs[k] for k in keep if k in user_attrs}
+    return {**job, **retry_attrs(number, reason)}
 
 
 def static_attrs(

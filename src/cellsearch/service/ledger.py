@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.worker.protocol import Claim
+from cellsearch.search.worker.protocol import ActiveStudy, Claim, Finished
 from cellsearch.service.db import connection_scope
 from cellsearch.service.tables import StudyRecord, utcnow
 
@@ -27,8 +27,8 @@ class SqlStudyLedger:
     """:class:`cellsearch.search.worker.protocol.StudyLedger` over the service's tables.
 
     A claim is one conditional ``UPDATE ... SET claimed = claimed + 1 WHERE claimed <
-    n_trials`` (atomic on SQLite and PostgreSQL), so no number of concurrent workers
-    can take more units than the budget holds. The hot paths use Core statements: an
+    n_trials + reevaluations`` (atomic on SQLite and PostgreSQL), so no number of
+    concurrent workers can take more units than the budget holds. The hot paths use Core statements: an
     ORM session costs several times more per statement than the statement itself.
     """
 
@@ -37,22 +37,32 @@ class SqlStudyLedger:
         self.grace_period = grace_period
         self._specs: dict[str, StudySpec] = {}  # by incarnation, most recent last
 
-    def active_studies(self) -> list[tuple[str, str]]:
-        query = select(StudyRecord.name, StudyRecord.id, StudyRecord.created_at).where(
-            StudyRecord.status == "running"
-        )
+    def active_studies(self) -> list[ActiveStudy]:
+        query = select(
+            StudyRecord.name, StudyRecord.id, StudyRecord.created_at, StudyRecord.spec
+        ).where(StudyRecord.status == "running")
         with connection_scope(self.engine) as conn:
-            return [(name, _incarnation(i, created)) for name, i, created in conn.execute(query)]
+            rows = conn.execute(query).all()
+        return [
+            ActiveStudy(name, incarnation, self._spec(incarnation, spec))
+            for name, i, created, spec in rows
+            for incarnation in [_incarnation(i, created)]
+        ]
 
     def claim(self) -> Claim | None:
-        runnable = (StudyRecord.status == "running", StudyRecord.claimed < StudyRecord.n_trials)
+        budget = StudyRecord.n_trials + StudyRecord.reevaluations
+        runnable = (StudyRecord.status == "running", StudyRecord.claimed < budget)
         candidate = (
             select(StudyRecord.id).where(*runnable).order_by(StudyRecord.id).limit(1)
         ).scalar_subquery()
         statement = (
             update(StudyRecord)
             .where(StudyRecord.id == candidate, *runnable)
-            .values(claimed=StudyRecord.claimed + 1, last_claim_at=utcnow())
+            .values(
+                claimed=StudyRecord.claimed + 1,
+                issued=StudyRecord.issued + 1,
+                last_claim_at=utcnow(),
+            )
             .returning(
                 StudyRecord.name,
                 StudyRecord.spec,
@@ -60,6 +70,8 @@ class SqlStudyLedger:
                 StudyRecord.id,
                 StudyRecord.created_at,
                 StudyRecord.reclaims,
+                StudyRecord.issued,
+                StudyRecord.reevaluation_base,
             )
         )
         for _ in range(_CLAIM_ATTEMPTS):
@@ -68,10 +80,11 @@ class SqlStudyLedger:
                 if row is None and conn.scalar(select(candidate)) is None:
                     return None  # nothing runnable (not a lost race)
             if row is not None:  # another worker may have taken the last unit: retry
-                name, spec, claimed, record_id, created_at, reclaims = row
+                name, spec, claimed, record_id, created_at, reclaims, issued, base = row
                 incarnation = _incarnation(record_id, created_at)
                 spec = self._spec(incarnation, spec)
-                return Claim(name, spec, claimed - 1, incarnation, reclaims=reclaims)
+                ticket = None if base is None else issued - 1 - base
+                return Claim(name, spec, claimed - 1, incarnation, reclaims, ticket)
         return None
 
     def _spec(self, incarnation: str, stored: dict[str, Any]) -> StudySpec:
@@ -100,8 +113,12 @@ class SqlStudyLedger:
         with connection_scope(self.engine) as conn:
             return conn.scalar(select(StudyRecord.status).where(StudyRecord.name == study_name))
 
-    def settle(self, study_name: str, count_finished: Callable[[], int | None]) -> None:
+    def settle(self, study_name: str, count_finished: Callable[[], Finished | None]) -> None:
         """Complete a study whose units are all used; reclaim units lost to a crash.
+
+        A re-evaluating study whose search units are all used by finished trials is not
+        completed: its re-evaluation units join the budget (once: the change applies only
+        while ``reevaluation_base`` is NULL), and it completes when those are used too.
 
         Acts only when no trial is running. A unit can be lost when a worker dies
         between claiming it and asking Optuna for the trial, or when giving back the unit
@@ -121,19 +138,38 @@ class SqlStudyLedger:
             StudyRecord.n_trials,
             StudyRecord.last_claim_at,
             StudyRecord.reclaims,
+            StudyRecord.reevaluations,
+            StudyRecord.reevaluation_base,
+            StudyRecord.issued,
         ).where(StudyRecord.name == study_name)
         with connection_scope(self.engine) as conn:
             record = conn.execute(ledger).first()
         if record is None or record.status not in ("running", "paused"):
             return
-        if record.claimed < record.n_trials:
+        budget = record.n_trials + record.reevaluations
+        if record.claimed < budget:
             return
-        finished = count_finished()  # outside a transaction: SQLite must not hold a lock
-        if finished is None:
+        progress = count_finished()  # outside a transaction: SQLite must not hold a lock
+        if progress is None:
             return
+        finished = progress.counted
         change = update(StudyRecord).where(StudyRecord.name == study_name)
         with connection_scope(self.engine) as conn:
-            if finished >= record.n_trials:
+            if (
+                finished >= budget
+                and record.reevaluation_base is None
+                and progress.reevaluation_jobs
+            ):
+                log.info("study %s: search done; %d re-evaluation trials join the budget",
+                         study_name, progress.reevaluation_jobs)  # fmt: skip
+                conn.execute(
+                    change.where(StudyRecord.reevaluation_base.is_(None)).values(
+                        reevaluations=progress.reevaluation_jobs,
+                        reevaluation_base=StudyRecord.issued,
+                    )
+                )
+                return
+            if finished >= budget:
                 conn.execute(
                     change.where(StudyRecord.status.in_(("running", "paused"))).values(
                         status="completed"

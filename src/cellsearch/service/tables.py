@@ -42,7 +42,8 @@ class StudyRecord(Base):
 
     ``claimed`` counts the budget units in use: trials finished or running. A worker
     increments it atomically before asking Optuna for a trial, and a requeued trial
-    gives its unit back, so ``claimed`` never exceeds ``n_trials``.
+    gives its unit back, so ``claimed`` never exceeds ``n_trials`` (plus
+    ``reevaluations`` once a re-evaluating study's search is done).
     """
 
     __tablename__ = "cellsearch_studies"
@@ -58,8 +59,14 @@ class StudyRecord(Base):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     last_claim_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # bumped by every reclaim; a release made with an older value is void (see queue.py)
+    # bumped by every reclaim; a release made with an older value is void (see ledger.py)
     reclaims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # every claim ever made (never decremented): re-evaluation claims' tickets derive from it
+    issued: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # re-evaluation units, added once the search is done (0 before, or without re-evaluation)
+    reevaluations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # ``issued`` when the re-evaluation began; NULL while the search runs
+    reevaluation_base: Mapped[int | None] = mapped_column(Integer)
 
     def study_spec(self) -> StudySpec:
         """The validated spec (the ``spec`` column holds it as submitted, in JSON)."""

@@ -45,19 +45,29 @@ class SpecLimits(BaseModel):
             (("task", "seq_len"), task.sequence_length(), "max_seq_len"),
             (("task",), task.dataset_size(), "max_dataset_size"),
             (("param_budget",), spec.param_budget, "max_param_budget"),
+            (("reevaluate",), _with_reevaluations(spec), "max_trials"),
         ]
         errors = []
         for loc, value, setting in checks:
             limit = getattr(self, setting)
             if value is not None and value > limit:
+                what = f"{value:g}"
+                if loc == ("reevaluate",):
+                    what = (f"n_trials + cell types x top_k x seeds = {spec.budget.n_trials} + "
+                            f"{spec.max_reevaluations} = {value:g}")  # fmt: skip
                 errors.append(
                     FieldError(
                         loc=loc,
-                        msg=f"{value:g} exceeds this server's limit {setting}={limit:g}",
+                        msg=f"{what} exceeds this server's limit {setting}={limit:g}",
                         type="limit_exceeded",
                     )
                 )
         return errors
+
+
+def _with_reevaluations(spec: StudySpec) -> int | None:
+    """Search and re-evaluation trials together, when the study re-evaluates."""
+    return None if spec.reevaluate is None else spec.budget.n_trials + spec.max_reevaluations
 
 
 def parse_spec(data: Any, limits: SpecLimits | None = None) -> StudySpec:

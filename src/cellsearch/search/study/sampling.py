@@ -13,6 +13,7 @@ import warnings
 
 import optuna
 
+from cellsearch.search.study import pruning
 from cellsearch.search.study.allocation import CellConditionedSampler, balanced_cell
 from cellsearch.search.study.spec import StudySpec
 
@@ -51,13 +52,10 @@ def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
-    """The pruner named by ``spec.pruner``, sized to the epoch budget."""
-    if spec.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(
-            min_resource=1, max_resource=spec.budget.max_epochs, reduction_factor=3
-        )
-    if spec.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    if spec.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    return optuna.pruners.NopPruner()
+    """The pruner of ``spec``: per cell type under balanced allocation (see :mod:`.pruning`)."""
+    return pruning.make_pruner(
+        spec.pruner,
+        spec.budget.max_epochs,
+        spec.allocation,
+        spec.pruning.min_complete_per_cell,
+    )

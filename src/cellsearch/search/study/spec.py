@@ -241,6 +241,26 @@ class Budget(_Strict):
     )
 
 
+class Pruning(_Strict):
+    """How pruning treats cell types (the pruner itself is ``pruner``)."""
+
+    min_complete_per_cell: int = Field(
+        default=3,
+        ge=0,
+        le=1000,
+        description="Never prune a trial of a cell type with fewer completed trials than "
+        "this, so every cell type can be tested (0 disables).",
+    )
+
+
+class Reevaluate(_Strict):
+    """Seed re-evaluation: once the search budget is spent, the top ``top_k``
+    configurations of each cell type are retrained from scratch with ``seeds`` fresh seeds."""
+
+    top_k: int = Field(default=3, ge=1, le=20, description="Configurations per cell type.")
+    seeds: int = Field(default=5, ge=2, le=50, description="Fresh seeds per configuration.")
+
+
 class StudySpec(_Strict):
     """A study: a task, a search space and a budget."""
 
@@ -260,7 +280,17 @@ class StudySpec(_Strict):
     objective: Objective = Field(default_factory=Objective)
     budget: Budget
     sampler: Literal["tpe", "random", "gp", "qmc"] = "tpe"
-    pruner: Literal["hyperband", "median", "successive_halving", "none"] = "hyperband"
+    pruner: Literal["hyperband", "median", "successive_halving", "none"] = Field(
+        default="hyperband",
+        description="With allocation balanced, each cell type is pruned against its own "
+        "trials only (its own rungs, brackets or median); adaptive prunes across cell types.",
+    )
+    pruning: Pruning = Field(default_factory=Pruning)
+    reevaluate: Reevaluate | None = Field(
+        default=None,
+        description="Retrain the best configurations of each cell type with fresh seeds once "
+        "the search is done; the verdict then rests on them (null: off).",
+    )
     precision: Precision = Field(
         default="fp32",
         description="bf16: the forward pass under bfloat16 autocast on CUDA workers (CPU "
@@ -288,3 +318,22 @@ class StudySpec(_Strict):
     def cell_types(self) -> list[str]:
         """The searched cell types, in the order given."""
         return choices(self.space.cell_type)
+
+    @property
+    def max_reevaluations(self) -> int:
+        """The most re-evaluation trials the study can run (fewer when a cell type has
+        fewer completed trials than ``top_k``)."""
+        if self.reevaluate is None:
+            return 0
+        return len(self.cell_types) * self.reevaluate.top_k * self.reevaluate.seeds
+
+    @model_validator(mode="after")
+    def _budget_holds_the_reevaluation(self) -> StudySpec:
+        per_cell = self.budget.n_trials // len(self.cell_types)
+        if self.allocation == "balanced" and self.reevaluate is not None:
+            if self.reevaluate.top_k > max(per_cell, 1):
+                raise ValueError(
+                    f"reevaluate.top_k: {self.reevaluate.top_k} exceeds the {per_cell} trials "
+                    f"each of the {len(self.cell_types)} cell types gets from budget.n_trials"
+                )
+        return self

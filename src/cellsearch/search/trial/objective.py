@@ -16,10 +16,12 @@ from typing import Any, Literal
 
 import optuna
 import torch
+from optuna.trial import FrozenTrial
 
 from cellsearch.models import SequenceModel, count_parameters
 from cellsearch.search import record
 from cellsearch.search.errors import TrainingDiverged
+from cellsearch.search.study.reevaluation import JOB_SEED_OFFSET
 from cellsearch.search.study.sampling import trial_seed
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData
@@ -44,9 +46,11 @@ class TrialOutcome:
     reason: str | None = None
 
 
-def requeue(study: optuna.Study, params: dict[str, Any], number: int, reason: str) -> None:
-    """Enqueue the parameters of trial ``number`` again so that a worker re-runs them."""
-    study.enqueue_trial(params, user_attrs=record.retry_attrs(number, reason), skip_if_exists=False)
+def requeue(study: optuna.Study, trial: optuna.Trial | FrozenTrial, reason: str) -> None:
+    """Enqueue ``trial``'s parameters again (and its re-evaluation job, if it runs one) so
+    that a worker re-runs them."""
+    attrs = record.requeue_attrs(trial.number, trial.user_attrs, reason)
+    study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
 
 
 def run_trial(
@@ -85,7 +89,8 @@ def run_trial(
             requeued by a worker.
     """
     retried = retry.for_trial(trial.number, patience)
-    seed = trial_seed(spec.seed, 1_000_000 + trial.number)
+    job = trial.user_attrs.get(record.Attr.REEVALUATION_JOB)
+    seed = trial_seed(spec.seed, 1_000_000 + trial.number if job is None else JOB_SEED_OFFSET + job)
     meta = data.meta
     try:
         config = retried(

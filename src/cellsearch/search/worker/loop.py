@@ -30,6 +30,8 @@ import optuna
 import torch
 
 from cellsearch.search.errors import WorkerError
+from cellsearch.search import record
+from cellsearch.search.study import reevaluation
 from cellsearch.search.study.sampling import make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
@@ -142,11 +144,18 @@ class Worker:
         name, spec = claim.study_name, claim.spec
         self.size_threads()
         study = self._study(name, claim.incarnation)
-        study.sampler = make_sampler(spec, claim.index)
-        study.pruner = make_pruner(spec)
-        with warnings.catch_warnings():  # we record heartbeats ourselves (see Heartbeat)
-            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-            trial = study.ask()
+        if claim.reevaluation is None:
+            study.sampler = make_sampler(spec, claim.index)
+            study.pruner = make_pruner(spec)
+            with warnings.catch_warnings():  # we record heartbeats ourselves (see Heartbeat)
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+                trial = study.ask()
+        else:
+            reevaluating = self._reevaluation_trial(study, spec, claim.reevaluation)
+            if reevaluating is None:
+                self.ledger.release(name, claim.reclaims)
+                return None
+            trial = reevaluating
         # The first heartbeat comes from the heartbeat thread after one interval (a shorter
         # trial never writes one); a worker that dies before it is caught by the stale
         # watch on silent trials.
@@ -168,8 +177,35 @@ class Worker:
             device.release_cached_memory(self.device)
         if outcome.outcome == "interrupted":
             self._requeue_interrupted(study, trial, outcome.reason or "interrupted", claim.reclaims)
-        settle(self.ledger, study)
+        settle(self.ledger, study, spec)
         return outcome
+
+    def _reevaluation_trial(
+        self, study: optuna.Study, spec: StudySpec, ticket: int
+    ) -> optuna.Trial | None:
+        """The trial of a re-evaluation claim: job ``ticket`` of the plan, or (a ticket past
+        the plan's end, after a requeue gave a unit back) a requeued copy of a job.
+
+        The job is enqueued (its configuration as fixed parameters, its identity as
+        attributes) and then one waiting trial is taken, atomically, as ``ask`` takes one;
+        every job is enqueued by exactly one ticket and every claim takes exactly one
+        waiting trial, so each job runs once however the claims interleave. Its sampler
+        never samples (every parameter is fixed) and its pruner never prunes.
+        """
+        jobs = reevaluation.plan(spec, study.get_trials(deepcopy=False))
+        if ticket < len(jobs):
+            job = jobs[ticket]
+            attrs = record.reevaluation_attrs(job.of, job.index, job.seed)
+            study.enqueue_trial(job.params, user_attrs=attrs, skip_if_exists=False)
+        study.sampler = optuna.samplers.RandomSampler(seed=ticket)
+        study.pruner = optuna.pruners.NopPruner()
+        study._thread_local.cached_all_trials = None
+        trial_id = study._pop_waiting_trial_id()
+        if trial_id is None:  # nothing left to re-run (its copy was taken meanwhile)
+            log.warning("study %s: re-evaluation ticket %d found no waiting job",
+                        study.study_name, ticket)  # fmt: skip
+            return None
+        return optuna.Trial(study, trial_id)
 
     def recover_stale(self, *, force: bool = False) -> int:
         """Fail and requeue the stale trials of every active study (see :mod:`.recovery`)."""
@@ -181,7 +217,7 @@ class Worker:
         name = study.study_name
         retried = for_trial(trial.number, self.patience)
         if retried(lambda: self.ledger.status(name), "status check") != "cancelled":
-            retried(lambda: requeue(study, trial.params, trial.number, reason), "requeue")
+            retried(lambda: requeue(study, trial, reason), "requeue")
         retried(lambda: self.ledger.release(name, reclaims), "budget release")
 
     def _study(self, name: str, incarnation: str) -> optuna.Study:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import DatasetResolver
@@ -24,6 +24,29 @@ class Claim:
     index: int  # 0-based order of the claim within the study
     incarnation: str  # changes when a study is deleted and made again under its name
     reclaims: int = 0  # the ledger's reclaim count when the unit was claimed
+    reevaluation: int | None = None  # a re-evaluation claim's ticket (0, 1, ...); None: search
+
+
+class ActiveStudy(NamedTuple):
+    """A study whose status is ``running``."""
+
+    name: str
+    incarnation: str
+    spec: StudySpec
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a study's finished trials add up to, for the ledger's settle.
+
+    Attributes:
+        counted: Trials that used a unit of the budget (search and re-evaluation).
+        reevaluation_jobs: Re-evaluation trials the study's finished search calls for (0
+            when it does not re-evaluate).
+    """
+
+    counted: int
+    reevaluation_jobs: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,8 +66,8 @@ class WorkerInfo:
 class StudyLedger(Protocol):
     """The study lifecycle and the budget ledger."""
 
-    def active_studies(self) -> list[tuple[str, str]]:
-        """Name and incarnation of every study whose status is ``running``."""
+    def active_studies(self) -> list[ActiveStudy]:
+        """Every study whose status is ``running``."""
 
     def claim(self) -> Claim | None:
         """Atomically take one unit of some running study's budget, or ``None``."""
@@ -59,11 +82,12 @@ class StudyLedger(Protocol):
     def status(self, study_name: str) -> str | None:
         """The study's lifecycle status, or ``None`` if it no longer exists."""
 
-    def settle(self, study_name: str, count_finished: Callable[[], int | None]) -> None:
-        """Mark the study completed once every unit is used, or reclaim lost units.
+    def settle(self, study_name: str, count_finished: Callable[[], Finished | None]) -> None:
+        """Once every unit is used: begin the re-evaluation (its units join the budget) or
+        mark the study completed; else reclaim lost units.
 
-        ``count_finished`` is called only when every unit is claimed; it returns the
-        number of counted trials, or ``None`` while a trial is still running.
+        ``count_finished`` is called only when every unit is claimed; it returns what the
+        finished trials add up to, or ``None`` while a trial is still running.
         """
 
 

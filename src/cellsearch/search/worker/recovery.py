@@ -21,24 +21,28 @@ import optuna
 from cellsearch.search import record
 from cellsearch.search.trial.objective import requeue
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
-from cellsearch.search.worker.protocol import StudyLedger
+from cellsearch.search.study import reevaluation
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.worker.protocol import Finished, StudyLedger
 
 log = logging.getLogger(__name__)
 STALE_REASON = "the worker running it stopped sending heartbeats"
 
 
-def settle(ledger: StudyLedger, study: optuna.Study) -> None:
-    """Let the ledger complete ``study`` or reclaim its lost units (see the protocol).
+def settle(ledger: StudyLedger, study: optuna.Study, spec: StudySpec) -> None:
+    """Let the ledger complete ``study``, begin its re-evaluation, or reclaim its lost units
+    (see the protocol).
 
     A WAITING (requeued) trial holds no unit; if its unit was never given back (the
     release hit a dead connection) only settle's reclaim can free one for it.
     """
 
-    def count_finished() -> int | None:
+    def count_finished() -> Finished | None:
         trials = study.get_trials(deepcopy=False)
         if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
             return None
-        return sum(record.is_counted(t) for t in trials)
+        counted = sum(record.is_counted(t) for t in trials)
+        return Finished(counted, len(reevaluation.plan(spec, trials)))
 
     ledger.settle(study.study_name, count_finished)
 
@@ -82,7 +86,7 @@ class StaleTrials:
         self._last_check = now
         recovered = 0
         silent_now: dict[int, float] = {}
-        for name, incarnation in self.ledger.active_studies():
+        for name, incarnation, spec in self.ledger.active_studies():
             study = self.study(name, incarnation)
             stale = set(self.storage._get_stale_trial_ids(study._study_id))
             for trial_id in running_without_heartbeat(self.storage, study._study_id):
@@ -91,7 +95,7 @@ class StaleTrials:
                 if now - first_seen > self.grace_period:
                     stale.add(trial_id)
             recovered += sum(self._fail(study, trial_id) for trial_id in sorted(stale))
-            settle(self.ledger, study)
+            settle(self.ledger, study, spec)
         self._silent_since = silent_now
         return recovered
 
@@ -111,6 +115,6 @@ class StaleTrials:
             return False  # another worker got there first
         frozen = self.storage.get_trial(trial_id)
         log.warning("trial %d of %s is stale; requeued", frozen.number, study.study_name)
-        requeue(study, frozen.params, frozen.number, STALE_REASON)
+        requeue(study, frozen, STALE_REASON)
         self.ledger.release(study.study_name, reclaims)
         return True
