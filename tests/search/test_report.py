@@ -125,9 +125,7 @@ def test_single_cell_type() -> None:
     trials = [make_trial(i, "lstm", 0.1 * i + 0.1, lr=0.001 * (i + 1)) for i in range(12)]
     report = build_report(trials, make_context(cell_types=("lstm",)), n_bootstrap=50)
     assert report["comparison"] is None
-    assert (
-        report["verdict"] == "Only one cell type (lstm) has completed trials: nothing to compare."
-    )
+    assert report["verdict"] == "Only one cell type has finished trials: nothing to compare."
     assert cell(report, "lstm")["best"]["value"] == pytest.approx(0.1)
     assert report["importance"]["cell_type"] is None
     assert "learning_rate" in report["importance"]["per_cell"]["lstm"]["importances"]
@@ -150,7 +148,11 @@ def test_all_failed_trials() -> None:
         for i in range(6)
     ]
     report = build_report(trials, make_context())
-    assert report["verdict"].startswith("No completed trials (6 finished, none completed)")
+    assert report["verdict"].startswith(
+        "Not enough completed trials to compare cell types (each needs 3): "
+        "lstm: 0 of 3 trials completed (3 diverged); gru: 0 of 3 trials completed (3 diverged)"
+    )
+    assert report["leader"] is None
     for c in report["cells"]:
         assert c["divergence_rate"] == 1.0 and c["failures"]["diverged"] == 3
         assert c["best"] is None and c["learning_curve"] is None
@@ -183,6 +185,7 @@ def test_pruned_trials_counted_and_excluded_from_best() -> None:
     assert gru["best"]["value"] == pytest.approx(0.5)  # the pruned 0.01 is not a best
     assert gru["pruned"] == {"count": 2, "median_value_at_pruning": pytest.approx(0.015)}
     assert gru["learning_curve"]["n_trials"] == [6, 4, 4]
+    assert gru["draws"] == {"n": 6, "completed": 4, "failed": 2}
 
 
 def test_learning_curve_median_and_band() -> None:
@@ -264,5 +267,6 @@ def test_untestable_comparison_does_not_claim_no_difference() -> None:
     trials = [make_trial(i, c, v) for i, (c, v) in enumerate(
         [("lstm", 0.17), ("lstm", 0.18), ("gru", 0.001), ("gru", 0.002)])]  # fmt: skip
     report = build_report(trials, make_context(cell_types=("lstm", "gru")), importance=False)
-    assert report["verdict"].startswith("Not enough completed trials to test")
-    assert "gru leads" in report["verdict"]
+    assert report["verdict"].startswith("Not enough completed trials to compare cell types")
+    assert "lstm: 2 of 2 trials completed; gru: 2 of 2 trials completed" in report["verdict"]
+    assert "leads" not in report["verdict"] and report["leader"] is None

@@ -28,8 +28,9 @@ class SqlStudyLedger:
 
     A claim is one conditional ``UPDATE ... SET claimed = claimed + 1 WHERE claimed <
     n_trials + reevaluations`` (atomic on SQLite and PostgreSQL), so no number of
-    concurrent workers can take more units than the budget holds. The hot paths use Core statements: an
-    ORM session costs several times more per statement than the statement itself.
+    concurrent workers can take more units than the budget holds. The hot paths use
+    Core statements: an ORM session costs several times more per statement than the
+    statement itself.
     """
 
     def __init__(self, engine: Engine, *, grace_period: float) -> None:

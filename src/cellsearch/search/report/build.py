@@ -6,12 +6,15 @@ NaN or infinity: missing numbers are ``None``). Sections:
 - ``study``: name, direction, metric, budget, allocation, status, counts by state,
   ``partial`` (True unless the service marked the study completed).
 - ``verdict``: one sentence; "No detectable difference at this budget" when no
-  corrected test rejects.
+  corrected test rejects, with what the design could detect; it never names a leader
+  from fewer than three completed trials per cell type, and rests on the seed
+  re-evaluation when the study has one.
 - ``warnings`` (things that change how to read the numbers) and ``notes``.
 - ``cells``: one summary per cell type (see :mod:`cellsearch.search.report.cells`).
-- ``comparison``: pairwise best-of-n probabilities and Holm-corrected tests (see
-  :mod:`cellsearch.search.report.compare`), or None with fewer than two cell
-  types with completed trials.
+- ``comparison``: pairwise best-of-n probabilities and Holm-corrected tests on every
+  finished draw (see :mod:`cellsearch.search.report.compare`), or None with fewer than
+  two cell types with finished trials.
+- ``reevaluation``: the seed re-evaluation (see :mod:`.reevaluated`), or None.
 - ``importance``: overall and per cell type (see
   :mod:`cellsearch.search.report.importance`).
 - ``allocation``: which cell type each trial used, by trial number and by
@@ -24,7 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -32,10 +35,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 import cellsearch
-from cellsearch.search.record import CELL_PARAM, Attr, cell_of
+from cellsearch.search.record import CELL_PARAM, Attr, cell_of, search_trials
 from cellsearch.search.report import cells as report_cells
 from cellsearch.search.report import compare as report_compare
 from cellsearch.search.report import importance as report_importance
+from cellsearch.search.report import reevaluated
+from cellsearch.search.report import warnings as report_warnings
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import baseline_of
 
@@ -57,6 +62,8 @@ class ReportContext:
     status: str
     baseline: float | None = None
     baseline_description: str | None = None
+    reevaluate: tuple[int, int] | None = None  # (top_k, seeds) when the study re-evaluates
+    ranges: dict[str, tuple[float, float, bool]] = field(default_factory=dict)  # low, high, log
 
     @classmethod
     def of(cls, spec: StudySpec, *, status: str) -> ReportContext:
@@ -77,6 +84,10 @@ class ReportContext:
             status=status,
             baseline=baseline.value if spec.objective.metric == "val_loss" else None,
             baseline_description=baseline.description,
+            reevaluate=(
+                None if spec.reevaluate is None else (spec.reevaluate.top_k, spec.reevaluate.seeds)
+            ),
+            ranges=spec.ranges(),
         )
 
 
@@ -99,7 +110,8 @@ def build_report(
         The report as a JSON-serialisable dict (see the module docstring).
     """
     maximize = context.direction == "maximize"
-    groups, unknown = _group(trials, context.cell_types)
+    search = search_trials(trials)
+    groups, unknown = _group(search, context.cell_types)
     budget = max(1, context.n_trials // max(1, len(groups)))
     cells = [
         report_cells.summarise_cell(
@@ -109,29 +121,45 @@ def build_report(
             budget=budget,
             n_bootstrap=n_bootstrap,
             seed=[context.seed, index],
+            floor=context.baseline,
         )
         for index, (cell, group) in enumerate(groups.items())
     ]
-    scores = {cell: report_cells.completed_values(g)[1] for cell, g in groups.items()}
-    scores = {cell: s for cell, s in scores.items() if s.size}
+    draws = {cell: report_cells.draws_of(g, maximize) for cell, g in groups.items()}
+    draws = {cell: d for cell, d in draws.items() if d.size}
     comparison = None
-    if len(scores) >= 2:
-        comparison = report_compare.compare_cells(scores, maximize=maximize, budget=budget)
-    n_finished = sum(t.state in _FINISHED for t in trials)
+    if len(draws) >= 2:
+        comparison = report_compare.compare_cells(draws, budget=budget)
+    n_finished = sum(t.state in _FINISHED for t in search)
     lead = report_compare.leader(cells, maximize)
+    verdict, leader = report_compare.verdict(
+        comparison, cells=cells, lead=lead, n_finished=n_finished
+    )
+    reevaluation = None
+    if context.reevaluate is not None:
+        top_k, seeds = context.reevaluate
+        reevaluation = reevaluated.summarise(
+            trials, top_k=top_k, seeds=seeds, maximize=maximize,
+            complete=context.status == "completed", seed=context.seed,
+        )  # fmt: skip
+        verdict, leader = reevaluated.verdict(reevaluation, maximize) or (verdict, leader)
     report: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "study": _study_section(trials, context, n_finished),
-        "verdict": report_compare.verdict(
-            comparison, lead=lead, compared=list(scores), n_finished=n_finished
+        "study": _study_section(search, context, n_finished),
+        "verdict": verdict,
+        "leader": leader,
+        "warnings": (
+            report_warnings.partial(context.status, n_finished, context.n_trials)
+            + report_warnings.adaptive(context.allocation)
+            + report_warnings.pruning_rates(cells)
+            + report_warnings.range_edges(cells, context.ranges)
         ),
-        "leader": lead if comparison is not None else None,
-        "warnings": _warnings(context, n_finished),
-        "notes": _notes(groups, unknown, cells, comparison),
+        "notes": _notes(groups, unknown, cells, comparison, reevaluation),
         "cells": cells,
         "comparison": comparison,
+        "reevaluation": reevaluation,
         "importance": None,
-        "allocation": _allocation(trials),
+        "allocation": _allocation(search),
         "environment": _environment(trials, context, n_bootstrap),
     }
     if importance:
@@ -167,32 +195,22 @@ def _study_section(
     return section
 
 
-def _warnings(context: ReportContext, n_finished: int) -> list[str]:
-    out: list[str] = []
-    if context.status != "completed":
-        out.append(
-            f"Partial results: the study is {context.status}; {n_finished} of "
-            f"{context.n_trials} planned trials have finished. Numbers will change."
-        )
-    if context.allocation == "adaptive":
-        out.append(
-            "Allocation is adaptive: the sampler chose the cell types, so per-cell samples "
-            "are unequal in size and biased toward regions the sampler favoured. Per-cell "
-            "statistics and the comparison are not those of an equal, independent search."
-        )
-    return out
-
-
 def _notes(
     groups: dict[str, list[FrozenTrial]],
     unknown: list[FrozenTrial],
     cells: list[dict[str, Any]],
     comparison: dict[str, Any] | None,
+    reevaluation: dict[str, Any] | None,
 ) -> list[str]:
     out = [
-        "Best value, median, confidence interval and expected best-of-n use completed "
-        "trials only; pruned trials are reported separately (value at pruning).",
-        "Divergence and pruning rates exclude stale failures (a worker died; not a model outcome).",
+        "Every finished search trial counts as one draw of its cell type's search: a pruned, "
+        "diverged or failed draw can never be the best (it ranks below every completed "
+        "trial). The expected best after n trials and P(best of n beats) count them so; the "
+        "best value and the median are those of the completed trials; pruned trials' values "
+        "at pruning are reported separately.",
+        "Requeued trials (stale: a worker died; interrupted: paused or stopped) are not draws: "
+        "they ran again. Intervals and probabilities resting on fewer than two completed "
+        "trials are not shown.",
     ]
     empty = [cell for cell, group in groups.items() if not group]
     if empty:
@@ -201,13 +219,24 @@ def _notes(
         out.append(f"{len(unknown)} trial(s) carry no cell type and are left out per cell.")
     if any((c.get("expected_best_at_budget") or {}).get("extrapolated") for c in cells):
         out.append(
-            "Some cell types have fewer completed trials than the per-cell budget; their "
+            "Some cell types have fewer finished trials than the per-cell budget; their "
             "expected best at the budget is extrapolated from the trials seen."
         )
     if comparison is not None:
         out.append(
             f"Comparison: {report_compare.TEST_NAME} (alpha {report_compare.ALPHA}); "
             f"P(A beats B) is for the best of {comparison['n']} trials each."
+        )
+    if reevaluation is not None:
+        out.append(
+            f"Seed re-evaluation: the {reevaluation['top_k']} best configurations of each cell "
+            f"type retrained with {reevaluation['seeds']} fresh seeds "
+            f"({reevaluation['finished']} runs finished). "
+            + (
+                "The verdict rests on it."
+                if reevaluation["complete"]
+                else "Until it has finished, the verdict rests on the search."
+            )
         )
     return out
 

@@ -2,10 +2,16 @@
 
 Conventions (documented in the report's notes as well):
 
-- Best value, median, bootstrap interval and expected best-of-n use COMPLETE
-  trials with a finite value only. A PRUNED trial's last intermediate value is the
-  value at pruning, measured after fewer epochs, so it is not comparable with a
-  completed trial's value; it is summarised separately under ``pruned``.
+- Every finished search trial is one *draw* of the search procedure. A draw either
+  completed with a finite value, or failed: it was pruned, diverged or errored. A
+  failed draw can never be the best; its value is the worst possible (see
+  :mod:`.draw_stats`). The expected best of ``n`` draws counts failed draws that way;
+  the best value and the median are those of the completed draws.
+- Requeued failures (``stale``: the worker died; ``interrupted``: paused or stopped)
+  are not draws: their trials were run again.
+- Intervals resting on fewer than two completed draws are not shown (None).
+- A PRUNED trial's last intermediate value is the value at pruning, measured after fewer
+  epochs; it is summarised separately under ``pruned``.
 - Divergence and pruning rates are fractions of the trials that ended with a
   model outcome: COMPLETE, PRUNED, and FAIL except the requeued kinds
   (``stale``: the worker died; ``interrupted``: paused or stopped), whose trials were
@@ -32,7 +38,7 @@ from cellsearch.search.record import (
     TrialRecord,
     failure_kind,
 )
-from cellsearch.search.report import stats
+from cellsearch.search.report import draw_stats, stats
 
 STATE_KEYS = {
     TrialState.COMPLETE: "complete",
@@ -54,6 +60,18 @@ def completed_values(trials: Sequence[FrozenTrial]) -> tuple[list[FrozenTrial], 
         if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
     ]
     return done, np.fromiter((t.value for t in done), dtype=np.float64, count=len(done))
+
+
+def draws_of(trials: Sequence[FrozenTrial], maximize: bool) -> draw_stats.Draws:
+    """The finished draws of one cell type's search trials (see the module docstring)."""
+    _, values = completed_values(trials)
+    failed = sum(
+        t.state == TrialState.PRUNED
+        or (t.state == TrialState.FAIL and failure_kind(t) in COUNTED_FAILURES)
+        or (t.state == TrialState.COMPLETE and (t.value is None or not math.isfinite(t.value)))
+        for t in trials
+    )
+    return draw_stats.Draws.of(values, failed, maximize=maximize)
 
 
 def state_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
@@ -138,7 +156,11 @@ def _best(
 ) -> dict[str, Any]:
     index = int(np.argmax(values) if maximize else np.argmin(values))
     trial = done[index]
-    low, high = stats.bootstrap_ci(values, maximize=maximize, n_bootstrap=n_bootstrap, seed=seed)
+    low, high = (None, None)
+    if draw_stats.can_show(values.size):
+        low, high = stats.bootstrap_ci(
+            values, maximize=maximize, n_bootstrap=n_bootstrap, seed=seed
+        )
     record = TrialRecord.of(trial)
     return {
         "value": float(values[index]),
@@ -153,17 +175,26 @@ def _best(
     }
 
 
-def _expected_best(values: np.ndarray, maximize: bool, budget: int) -> dict[str, Any]:
-    grid = evp_grid(values.size)
-    mean, std = stats.expected_max(values, grid, maximize=maximize)
-    at_mean, at_std = stats.expected_max(values, [budget], maximize=maximize)
+def _expected_best(
+    draws: draw_stats.Draws, budget: int, floor: float | None, n_bootstrap: int, seed: list[int]
+) -> dict[str, Any]:
+    grid = evp_grid(draws.size)
+    curve = draw_stats.expected_best(draws, grid, floor=floor)
+    at = draw_stats.expected_best(draws, [budget], floor=floor)
+    low, high = draw_stats.expected_best_ci(
+        draws, budget, floor=floor, n_bootstrap=n_bootstrap, seed=seed
+    )
     return {
-        "curve": {"n": grid.tolist(), "mean": mean.tolist(), "std": std.tolist()},
+        "curve": {k: curve[k] for k in ("n", "mean", "std", "p_all_failed")},
         "at_budget": {
             "n": budget,
-            "mean": float(at_mean[0]),
-            "std": float(at_std[0]),
-            "extrapolated": budget > values.size,
+            "mean": at["mean"][0],
+            "std": at["std"][0],
+            "p_all_failed": at["p_all_failed"][0],
+            "mean_with_floor": None if floor is None else at["mean_with_floor"][0],
+            "ci_low": low,
+            "ci_high": high,
+            "extrapolated": budget > draws.size,
         },
     }
 
@@ -176,11 +207,19 @@ def summarise_cell(
     budget: int,
     n_bootstrap: int,
     seed: list[int],
+    floor: float | None = None,
 ) -> dict[str, Any]:
-    """Summary of one cell type's trials (see the module docstring for conventions)."""
+    """Summary of one cell type's search trials (see the module docstring for conventions).
+
+    Args:
+        floor: The score of a search whose every draw failed (the task's baseline), for
+            the expected best at the budget; None leaves that figure out.
+    """
     done, values = completed_values(trials)
+    draws = draws_of(trials, maximize)
     summary: dict[str, Any] = {"cell_type": cell, **_outcomes(trials)}
     summary["n_completed"] = len(done)
+    summary["draws"] = {"n": draws.size, "completed": draws.n_completed, "failed": draws.failed}
     summary["pruned"] = _pruned_summary(trials)
     summary["learning_curve"] = learning_curve(trials)
     summary["points"] = {
@@ -188,12 +227,12 @@ def summarise_cell(
         "value": values.tolist(),
         "param_count": [t.user_attrs.get(Attr.PARAM_COUNT) for t in done],
     }
-    if not done:
-        summary.update(best=None, median=None, expected_best=None, expected_best_at_budget=None)
-        return summary
-    summary["best"] = _best(done, values, maximize, n_bootstrap, seed)
-    summary["median"] = float(np.median(values))
-    evp = _expected_best(values, maximize, budget)
-    summary["expected_best"] = evp["curve"]
-    summary["expected_best_at_budget"] = evp["at_budget"]
+    summary.update(best=None, median=None, expected_best=None, expected_best_at_budget=None)
+    if done:
+        summary["best"] = _best(done, values, maximize, n_bootstrap, seed)
+        summary["median"] = float(np.median(values))
+    if draws.size:
+        evp = _expected_best(draws, budget, floor, n_bootstrap, seed)
+        summary["expected_best"] = evp["curve"]
+        summary["expected_best_at_budget"] = evp["at_budget"]
     return summary

@@ -1,23 +1,24 @@
 """Across-cell-type part of the comparison report: pairwise tests and the verdict.
 
-Effect size. For cell types A and B with completed scores ``a`` and ``b``,
-``p_best_of_n`` is the probability that the best of ``n`` draws (with
-replacement) from the empirical distribution of ``a`` beats the best of ``n``
-draws from ``b``, ties counting one half, computed exactly from the two
-empirical CDFs (:func:`cellsearch.search.report.stats.p_best_of_n_beats`). ``n`` is the
-common per-cell budget: the planned number of trials divided by the number of
+Draws. Every finished search trial of a cell type is one draw of its search; pruned,
+diverged and errored draws count as failed draws, worse than every completed one (see
+:mod:`.draw_stats`). Statistics therefore compare whole search procedures, and a cell
+type that is pruned or diverges more often is not flattered by its survivors.
+
+Effect size. ``p_best_of_n`` is the probability that the best of ``n`` draws (with
+replacement) of A beats the best of ``n`` draws of B, ties counting one half, computed
+exactly from the two empirical distributions with failed draws at the bottom. ``n`` is
+the common per-cell budget: the planned number of trials divided by the number of
 searched cell types (at least 1). ``p_single`` is the same for ``n = 1``.
 
-Significance. A two-sided Mann-Whitney U test on the completed scores of each
-pair, with Holm's correction over all pairs tested (family-wise alpha 0.05). The
-test asks whether one draw of A tends to beat one draw of B, which is exactly
-``p_single != 1/2``; it is rank-based (no normality, robust to diverging
-outliers) and cheap enough for every pair of a large study. It is conservative
-for the best-of-n question (a difference only in the upper tail may go
-undetected), and it assumes the scores of a cell type are independent draws,
-which holds for random search and only approximately for adaptive samplers.
-Pairs where either side has fewer than ``MIN_TEST_SIZE`` completed trials are not
-tested.
+Significance. A two-sided censored rank test on each pair (Gehan's generalised
+Wilcoxon for this censoring: a Mann-Whitney test in which failed draws tie below every
+completed draw; exact for small samples), with Holm's correction over all pairs tested
+(family-wise alpha 0.05). Pairs where either side has fewer than ``MIN_TEST_SIZE``
+completed draws are not tested, and no leader is named from them.
+
+With seed re-evaluation, the verdict rests on the retrained best configuration of each
+cell type instead: its per-seed values are compared with the same test.
 """
 
 from __future__ import annotations
@@ -25,48 +26,61 @@ from __future__ import annotations
 from itertools import combinations
 from typing import Any
 
-import numpy as np
-
-from cellsearch.search.report import stats
+from cellsearch.search.report import design_power, draw_stats, stats
 
 ALPHA = 0.05
 MIN_TEST_SIZE = 3
-TEST_NAME = "two-sided Mann-Whitney U on completed scores, Holm-corrected"
+TEST_NAME = (
+    "two-sided censored rank test (pruned, diverged and failed draws tie below every "
+    "completed one), Holm-corrected"
+)
 NO_DIFFERENCE = "No detectable difference at this budget"
 
 
-def compare_cells(scores: dict[str, np.ndarray], *, maximize: bool, budget: int) -> dict[str, Any]:
+def compare_cells(draws: dict[str, draw_stats.Draws], *, budget: int) -> dict[str, Any]:
     """Pairwise effect sizes and Holm-corrected tests between cell types.
 
     Args:
-        scores: Completed, finite scores per cell type (cells with none omitted).
-        maximize: False when lower values are better.
+        draws: Finished draws per cell type (cells with no draw omitted).
         budget: The common per-cell budget ``n`` of the best-of-n probability.
 
     Returns:
-        ``{"n", "alpha", "test", "pairs"}``; each pair holds ``a``, ``b``, sample
-        sizes, ``p_best_of_n`` and ``p_single`` (probability that A beats B),
-        ``p_value``, ``p_adjusted``, ``reject`` and ``better`` (the winning cell
-        type when rejected, else None).
+        ``{"n", "alpha", "test", "pairs"}``; each pair holds ``a``, ``b``, draw counts
+        (``n_a``, ``n_b``: completed; ``draws_a``, ``draws_b``: all), ``p_best_of_n`` and
+        ``p_single`` (probability that A beats B; None when either side has fewer than two
+        completed draws), ``p_value``, ``p_adjusted``, ``reject`` and ``better`` (the
+        winning cell type when rejected, else None).
     """
-    pairs: list[dict[str, Any]] = []
-    for a, b in combinations(sorted(scores), 2):
-        pair: dict[str, Any] = {
-            "a": a,
-            "b": b,
-            "n_a": int(scores[a].size),
-            "n_b": int(scores[b].size),
-            "p_best_of_n": stats.p_best_of_n_beats(scores[a], scores[b], budget, maximize=maximize),
-            "p_single": None,
-            "p_value": None,
-            "p_adjusted": None,
-            "reject": False,
-            "better": None,
-        }
-        if min(scores[a].size, scores[b].size) >= MIN_TEST_SIZE:
-            effect, p_value = stats.mann_whitney(scores[a], scores[b], maximize=maximize)
-            pair.update(p_single=effect, p_value=p_value)
-        pairs.append(pair)
+    pairs = [_pair(a, b, draws[a], draws[b], budget) for a, b in combinations(sorted(draws), 2)]
+    _holm(pairs)
+    return {"n": budget, "alpha": ALPHA, "test": TEST_NAME, "pairs": pairs}
+
+
+def _pair(
+    a: str, b: str, da: draw_stats.Draws, db: draw_stats.Draws, budget: int
+) -> dict[str, Any]:
+    pair: dict[str, Any] = {
+        "a": a,
+        "b": b,
+        "n_a": da.n_completed,
+        "n_b": db.n_completed,
+        "draws_a": da.size,
+        "draws_b": db.size,
+        "p_best_of_n": draw_stats.shown(draw_stats.p_best_of_n_beats(da, db, budget), da, db),
+        "p_single": None,
+        "p_value": None,
+        "p_adjusted": None,
+        "reject": False,
+        "better": None,
+    }
+    if min(da.n_completed, db.n_completed) >= MIN_TEST_SIZE:
+        test = draw_stats.censored_rank_test(da, db)
+        pair.update(p_single=test.effect, p_value=test.p_value)
+    return pair
+
+
+def _holm(pairs: list[dict[str, Any]]) -> None:
+    """Holm-correct the tested pairs in place and name the better cell of each rejection."""
     tested = [p for p in pairs if p["p_value"] is not None]
     adjusted, reject = stats.holm([p["p_value"] for p in tested], ALPHA)
     for pair, p_adj, rej in zip(tested, adjusted, reject, strict=True):
@@ -74,12 +88,17 @@ def compare_cells(scores: dict[str, np.ndarray], *, maximize: bool, budget: int)
         pair["reject"] = bool(rej)
         if rej:
             pair["better"] = pair["a"] if pair["p_single"] > 0.5 else pair["b"]
-    return {"n": budget, "alpha": ALPHA, "test": TEST_NAME, "pairs": pairs}
 
 
 def leader(cells: list[dict[str, Any]], maximize: bool) -> str | None:
-    """The cell type with the best expected best-of-n at the common budget."""
-    ranked = [c for c in cells if c.get("expected_best_at_budget")]
+    """The cell type with the best expected best-of-n at the common budget, among those
+    with at least ``MIN_TEST_SIZE`` completed draws."""
+    ranked = [
+        c
+        for c in cells
+        if c["n_completed"] >= MIN_TEST_SIZE
+        and (c.get("expected_best_at_budget") or {}).get("mean") is not None
+    ]
     if not ranked:
         return None
     sign = 1.0 if maximize else -1.0
@@ -94,51 +113,124 @@ def _names(cells: list[str]) -> str:
     return ", ".join(cells)
 
 
+def missing_evidence(cells: list[dict[str, Any]]) -> list[str]:
+    """One phrase per cell type with too few completed draws to compare, e.g.
+    ``"lstm: 1 of 10 trials completed (9 pruned)"``."""
+    out = []
+    for c in cells:
+        if c["n_completed"] >= MIN_TEST_SIZE:
+            continue
+        lost = {"pruned": c["counts"]["pruned"], **c["failures"]}
+        why = ", ".join(f"{n} {kind}" for kind, n in lost.items() if n and kind != "stale")
+        finished = c["draws"]["n"]
+        out.append(
+            f"{c['cell_type']}: {c['n_completed']} of {finished} trials completed"
+            + (f" ({why})" if why else "")
+        )
+    return out
+
+
 def verdict(
     comparison: dict[str, Any] | None,
     *,
+    cells: list[dict[str, Any]],
     lead: str | None,
-    compared: list[str],
     n_finished: int,
-) -> str:
-    """The one-line verdict sentence of the report.
+) -> tuple[str, str | None]:
+    """The one-line verdict sentence of the report, and the cell type it names as the
+    leader (if any); search trials (see :func:`reevaluation_verdict` for re-evaluated
+    studies).
 
     Args:
-        comparison: Output of :func:`compare_cells`, or None when fewer than two
-            cell types have completed trials.
+        comparison: Output of :func:`compare_cells`, or None with fewer than two cell
+            types with draws.
+        cells: The per-cell summaries.
         lead: The leading cell type (see :func:`leader`).
-        compared: Cell types that have completed trials.
         n_finished: Finished trials in the study (complete, pruned or failed).
     """
     if n_finished == 0:
-        return "No finished trials yet: nothing to compare."
-    if not compared:
-        return f"No completed trials ({n_finished} finished, none completed): nothing to compare."
-    if comparison is None or lead is None:
-        return f"Only one cell type ({compared[0]}) has completed trials: nothing to compare."
-    n, pairs = comparison["n"], comparison["pairs"]
-    method = f"{n} trials per cell type; {TEST_NAME}, alpha {ALPHA}"
-    if not any(p["p_value"] is not None for p in pairs):
+        return "No finished trials yet: nothing to compare.", None
+    missing = missing_evidence(cells)
+    if missing:
         return (
-            "Not enough completed trials to test for a difference "
-            f"(need {MIN_TEST_SIZE} per cell type); {lead} leads on expected best-of-{n}."
-        )
+            "Not enough completed trials to compare cell types (each needs "
+            f"{MIN_TEST_SIZE}): {'; '.join(missing)}. Run more trials (budget.n_trials), "
+            "raise pruning.min_complete_per_cell, or use pruner: none."
+        ), None
+    if comparison is None or lead is None:
+        return "Only one cell type has finished trials: nothing to compare.", None
+    return _tested_verdict(comparison, lead, [c["cell_type"] for c in cells], "trials")
+
+
+def _tested_verdict(
+    comparison: dict[str, Any], lead: str, compared: list[str], unit: str
+) -> tuple[str, str | None]:
+    n, pairs = comparison["n"], comparison["pairs"]
+    method = f"{n} {unit} per cell type; {comparison['test']}, alpha {ALPHA}"
     detected = [p for p in pairs if p["reject"]]
     if not detected:
-        return f"{NO_DIFFERENCE} between {_names(compared)} ({method})."
+        return _no_difference(pairs, compared, unit, method), None
     beaten = [p["b"] if p["a"] == lead else p["a"] for p in detected if p["better"] == lead]
     tied = [c for c in compared if c != lead and c not in beaten]
     if beaten and not tied:
-        return f"{lead} is best: better than {_names(beaten)} ({method})."
+        return f"{lead} is best: better than {_names(beaten)} ({method}).", lead
     if beaten:
         return (
             f"{lead} leads: better than {_names(beaten)}; no detectable difference "
             f"from {_names(tied)} at this budget ({method})."
-        )
+        ), lead
     others = "; ".join(
         f"{p['better']} better than {p['b'] if p['better'] == p['a'] else p['a']}" for p in detected
     )
     return (
-        f"{lead} leads on expected best-of-{n} but with no detectable difference from "
-        f"{_names(tied)} at this budget; detected: {others} ({method})."
+        f"No cell type is best overall; detected: {others}; no other pair differs at this "
+        f"budget ({method})."
+    ), None
+
+
+def _no_difference(pairs: list[dict[str, Any]], compared: list[str], unit: str, method: str) -> str:
+    """The sentence when no pair differs: why, and what would tell them apart."""
+    m = max(1, len(pairs))
+    smallest = min(min(p["draws_a"], p["draws_b"]) for p in pairs)
+    attainable = design_power.min_attainable_p(smallest, smallest)
+    needed = design_power.trials_needed(m, ALPHA)
+    if attainable > ALPHA / m:
+        return (
+            f"The design cannot detect a difference between {_names(compared)}: with "
+            f"{smallest} {unit} per cell type the smallest p-value the test can give is "
+            f"{attainable:.2g}, above the {ALPHA / m:.2g} that Holm's correction needs for "
+            f"{m} pair(s); at least {needed} {unit} per cell type are needed."
+        )
+    effects = [p["p_single"] for p in pairs if p["p_single"] is not None]
+    largest = max(effects, key=lambda e: abs(e - 0.5), default=0.5)
+    power = design_power.trials_for_power(largest, m_pairs=m, alpha=ALPHA)
+    hint = (
+        f"; the largest observed effect (P(one beats the other) = {largest:.2f}) would need "
+        f"about {power} {unit} per cell type for 80% power"
+        if power is not None
+        else ""
     )
+    return f"{NO_DIFFERENCE} between {_names(compared)} ({method}){hint}."
+
+
+def compare_reevaluated(
+    seeds: dict[str, draw_stats.Draws], *, n_seeds: int
+) -> dict[str, Any] | None:
+    """Pairwise tests on the per-seed values of each cell type's retrained best
+    configuration (failed seeds count as failed draws); None with fewer than two."""
+    if len(seeds) < 2:
+        return None
+    pairs = [_pair(a, b, seeds[a], seeds[b], 1) for a, b in combinations(sorted(seeds), 2)]
+    _holm(pairs)
+    test = TEST_NAME.replace("draws", "seeds")
+    return {"n": n_seeds, "alpha": ALPHA, "test": test, "pairs": pairs}
+
+
+def reevaluation_verdict(
+    comparison: dict[str, Any], means: dict[str, float], maximize: bool
+) -> tuple[str, str | None]:
+    """The verdict from re-evaluated configurations (it says that it rests on them)."""
+    sign = 1.0 if maximize else -1.0
+    lead = max(means, key=lambda cell: sign * means[cell])
+    body, named = _tested_verdict(comparison, lead, sorted(means), "seeds")
+    return f"After re-evaluation of each cell type's best configuration: {body}", named

@@ -319,6 +319,27 @@ class StudySpec(_Strict):
         """The searched cell types, in the order given."""
         return choices(self.space.cell_type)
 
+    def ranges(self) -> dict[str, tuple[float, float, bool]]:
+        """The searched ranges as ``name -> (low, high, log)`` (cell options as
+        ``<cell>.<option>``); fixed values and choice lists are not ranges."""
+        space = self.space
+        named: dict[str, Any] = {
+            "hidden_size": None if self.param_budget is not None else space.hidden_size,
+            "num_layers": space.num_layers,
+            "learning_rate": space.learning_rate,
+            "batch_size": space.batch_size,
+            "dropout": space.dropout,
+            "weight_decay": space.weight_decay,
+            "grad_clip": space.grad_clip,
+        }
+        for cell, options in space.cell_options.items():
+            named.update({f"{cell}.{name}": param for name, param in options.items()})
+        return {
+            name: (float(p.low), float(p.high), p.log)
+            for name, p in named.items()
+            if isinstance(p, IntRange | FloatRange)
+        }
+
     @property
     def max_reevaluations(self) -> int:
         """The most re-evaluation trials the study can run (fewer when a cell type has
@@ -330,10 +351,10 @@ class StudySpec(_Strict):
     @model_validator(mode="after")
     def _budget_holds_the_reevaluation(self) -> StudySpec:
         per_cell = self.budget.n_trials // len(self.cell_types)
-        if self.allocation == "balanced" and self.reevaluate is not None:
-            if self.reevaluate.top_k > max(per_cell, 1):
-                raise ValueError(
-                    f"reevaluate.top_k: {self.reevaluate.top_k} exceeds the {per_cell} trials "
-                    f"each of the {len(self.cell_types)} cell types gets from budget.n_trials"
-                )
+        top_k = 0 if self.reevaluate is None else self.reevaluate.top_k
+        if self.allocation == "balanced" and top_k > max(per_cell, 1):
+            raise ValueError(
+                f"reevaluate.top_k: {top_k} exceeds the {per_cell} trials "
+                f"each of the {len(self.cell_types)} cell types gets from budget.n_trials"
+            )
         return self

@@ -29,8 +29,8 @@ from collections import OrderedDict
 import optuna
 import torch
 
-from cellsearch.search.errors import WorkerError
 from cellsearch.search import record
+from cellsearch.search.errors import WorkerError
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.sampling import make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec

@@ -19,10 +19,10 @@ from collections.abc import Callable
 import optuna
 
 from cellsearch.search import record
-from cellsearch.search.trial.objective import requeue
-from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.trial.objective import requeue
+from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.protocol import Finished, StudyLedger
 
 log = logging.getLogger(__name__)
