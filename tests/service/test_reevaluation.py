@@ -15,7 +15,7 @@ from cellsearch.search.study.limits import SpecLimits, parse_spec
 from cellsearch.search.trial import objective
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.settings import Settings
-from cellsearch.service.studies import get_study
+from cellsearch.service.studies import get_study, trial_counts
 from cellsearch.service.tables import StudyRecord
 from tests.search.test_spec import spec_data
 from tests.service.test_worker import TINY, drain, make_study, make_worker
@@ -58,6 +58,9 @@ def test_the_best_configuration_of_each_cell_is_retrained_with_fresh_seeds(
     seeds = Counter((r.reevaluation_of, r.seed) for r in again)
     assert all(n == 1 for n in seeds.values())  # ... with fresh, distinct seeds
     assert {r.seed for r in again}.isdisjoint({TrialRecord.of(t).seed for t in search})
+    counts = trial_counts(engine=engine_for(migrated), names=["adding-t20"])["adding-t20"]
+    assert (counts.finished, counts.reevaluated, counts.complete) == (4, 4, 4)
+    assert sum(counts.by_cell.values()) == 4  # search trials per cell, runs apart
 
 
 def test_a_study_without_reevaluate_completes_after_its_search(migrated: Settings) -> None:

@@ -33,6 +33,7 @@ class Counts(BaseModel):
     pruned: int
     failed: int
     requeued: int
+    reevaluated: int = Field(description="Finished seed re-evaluation runs (own budget).")
     finished: int
     by_cell: dict[str, int] = Field(description="Finished trials per cell type.")
 
@@ -53,6 +54,9 @@ class StudyOut(BaseModel):
     task: str
     cell_types: list[str]
     n_trials: int
+    n_reevaluations: int = Field(
+        description="Seed re-evaluation runs added once the search finished (0 before)."
+    )
     counts: Counts
     created_at: datetime
     updated_at: datetime
@@ -66,6 +70,7 @@ class StudyOut(BaseModel):
             task=spec.task.kind,
             cell_types=spec.cell_types,
             n_trials=record.n_trials,
+            n_reevaluations=record.reevaluations,
             counts=Counts.of(counts),
             created_at=record.created_at,
             updated_at=record.updated_at,

@@ -27,7 +27,10 @@ TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
 
 @dataclass
 class TrialCounts:
-    """Trials of one study by state; ``failed`` are model outcomes, ``requeued`` are not."""
+    """Trials of one study by state; ``failed`` are model outcomes, ``requeued`` are not.
+
+    Finished re-evaluation runs are counted apart (``reevaluated``), not as search trials.
+    """
 
     running: int = 0
     waiting: int = 0
@@ -35,6 +38,7 @@ class TrialCounts:
     pruned: int = 0
     failed: int = 0
     requeued: int = 0
+    reevaluated: int = 0
     by_cell: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -124,18 +128,21 @@ def delete_study(*, engine: Engine, storage: optuna.storages.RDBStorage, name: s
 _COUNTS_SQL = text(
     """
     SELECT s.study_name, t.state, k.value_json AS failure_kind, c.value_json AS cell,
-           COUNT(*) AS n
+           CASE WHEN r.trial_id IS NULL THEN 0 ELSE 1 END AS reevaluation, COUNT(*) AS n
     FROM trials t
     JOIN studies s ON s.study_id = t.study_id
     LEFT JOIN trial_user_attributes k ON k.trial_id = t.trial_id AND k.key = :failure_kind
     LEFT JOIN trial_user_attributes c ON c.trial_id = t.trial_id AND c.key = :cell_type
+    LEFT JOIN trial_user_attributes r ON r.trial_id = t.trial_id AND r.key = :reevaluation
     WHERE s.study_name IN :names
-    GROUP BY s.study_name, t.state, k.value_json, c.value_json
+    GROUP BY s.study_name, t.state, k.value_json, c.value_json,
+             CASE WHEN r.trial_id IS NULL THEN 0 ELSE 1 END
     """
 ).bindparams(
     bindparam("names", expanding=True),
     failure_kind=Attr.FAILURE_KIND.value,
     cell_type=Attr.CELL_TYPE.value,
+    reevaluation=Attr.REEVALUATION_OF.value,
 )
 
 
@@ -147,13 +154,17 @@ def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCoun
     with session_scope(engine) as session:
         rows = session.execute(_COUNTS_SQL, {"names": list(names)}).all()
     by_cell: dict[str, Counter[str]] = {name: Counter() for name in names}
-    for study_name, state, failure_kind, cell, n in rows:
+    for study_name, state, failure_kind, cell, reevaluation, n in rows:
         c = counts[study_name]
         kind = str(failure_kind or "").strip('"')
-        _add(c, str(state), kind, n)
-        if str(state) in ("COMPLETE", "PRUNED") or (
+        counted = str(state) in ("COMPLETE", "PRUNED") or (
             str(state) == "FAIL" and kind in COUNTED_FAILURES
-        ):
+        )
+        if reevaluation and counted:
+            c.reevaluated += n  # re-evaluation runs have their own budget
+            continue
+        _add(c, str(state), kind, n)
+        if counted:
             by_cell[study_name][str(cell or "").strip('"')] += n
     for name in names:
         counts[name].by_cell = dict(sorted(by_cell[name].items()))
