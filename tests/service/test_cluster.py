@@ -8,6 +8,7 @@ file in the test's folder (printed when a test fails), every wait has a deadline
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -33,6 +34,8 @@ from cellsearch.service.tables import WorkerRecord
 
 T = TypeVar("T")
 RUNNING = optuna.trial.TrialState.RUNNING
+COMPLETE = optuna.trial.TrialState.COMPLETE
+PRUNED = optuna.trial.TrialState.PRUNED
 WAITING = optuna.trial.TrialState.WAITING
 FAIL = optuna.trial.TrialState.FAIL
 
@@ -135,9 +138,10 @@ def settings_for(url: str) -> Settings:
 
 def make_study(
     settings: Settings, name: str, n_trials: int, *, task: dict[str, Any] = TINY_TASK,
-    max_epochs: int = 2,
+    max_epochs: int = 2, **spec_fields: Any,
 ) -> None:  # fmt: skip
-    """Migrate the database (idempotent) and submit an adding study without a pruner."""
+    """Migrate the database (idempotent) and submit an adding study (no pruner unless
+    ``spec_fields`` say otherwise)."""
     upgrade(settings)
     spec = parse_spec(
         {
@@ -148,6 +152,7 @@ def make_study(
             "budget": {"n_trials": n_trials, "max_epochs": max_epochs},
             "pruner": "none",
             "seed": 7,
+            **spec_fields,
         }
     )  # fmt: skip
     create_study(engine=engine_for(settings), storage=optuna_storage(settings), spec=spec)
@@ -239,6 +244,42 @@ def test_three_workers_run_exactly_the_budget(postgres_url: str, cluster: Cluste
     trials = assert_exact_budget(settings, "budget-pg", 30)
     assert len(trials) == 30  # nothing failed or was requeued on the way
     assert cluster.stop(workers) == [0, 0, 0]
+
+
+@pytest.mark.postgres
+def test_minimum_completions_per_cell_hold_under_three_workers(
+    postgres_url: str, cluster: Cluster
+) -> None:
+    """Per-cell Hyperband with min_complete_per_cell=3 and three concurrent workers: no
+    trial is pruned before its cell type has three completed trials."""
+    settings = settings_for(postgres_url)
+    minimum = 3
+    make_study(settings, "min-complete", 24, max_epochs=9, pruner="hyperband",
+               pruning={"min_complete_per_cell": minimum},
+               space={"cell_type": ["lstm", "gru"], "hidden_size": {"low": 4, "high": 8},
+                      "learning_rate": {"low": 1e-4, "high": 0.3, "log": True},
+                      "batch_size": 32})  # fmt: skip
+    workers = cluster.start(postgres_url, 3)
+    wait_completed(settings, "min-complete", cluster, workers)
+    assert cluster.stop(workers) == [0, 0, 0]
+    trials = assert_exact_budget(settings, "min-complete", 24)
+    pruned = [t for t in trials if t.state == PRUNED]
+    assert pruned, "the test needs pruning to happen"
+    for cell in ("lstm", "gru"):
+        done = [t for t in trials if t.state == COMPLETE and t.params["cell_type"] == cell]
+        assert len(done) >= minimum
+        for trial in (t for t in pruned if t.params["cell_type"] == cell):
+            ended = trial.datetime_complete
+            assert ended is not None
+            before = [t for t in done if t.datetime_complete and t.datetime_complete <= ended]
+            assert len(before) >= minimum, (cell, trial.number, [t.number for t in before])
+    # the workers really ran side by side
+    spans = sorted(
+        (t.datetime_start, t.datetime_complete)
+        for t in trials
+        if t.datetime_start is not None and t.datetime_complete is not None
+    )
+    assert any(b[0] < a[1] for a, b in itertools.pairwise(spans))
 
 
 @pytest.mark.postgres
