@@ -107,7 +107,7 @@ class Variant:
 
 VARIANTS = {
     "none": Variant("pruner: none", lambda e: global_pruner("none", e)),
-    "global": Variant("global Hyperband (today)", lambda e: global_pruner("hyperband", e)),
+    "global": Variant("global Hyperband (no guards)", lambda e: global_pruner("hyperband", e)),
     "cell": Variant(
         "per-cell Hyperband, min 3 completed", lambda e: make_pruner("hyperband", e, "balanced", 3)
     ),

@@ -11,10 +11,10 @@ exactly from the two empirical distributions with failed draws at the bottom. ``
 the common per-cell budget: the planned number of trials divided by the number of
 searched cell types (at least 1). ``p_single`` is the same for ``n = 1``.
 
-Significance. A two-sided censored rank test on each pair (Gehan's generalised
-Wilcoxon for this censoring: a Mann-Whitney test in which failed draws tie below every
-completed draw; exact for small samples), with Holm's correction over all pairs tested
-(family-wise alpha 0.05). Pairs where either side has fewer than ``MIN_TEST_SIZE``
+Significance. A two-sided permutation test of ``P(best of n beats)`` on each pair, on ranks
+in which failed draws tie below every completed draw (for ``n = 1`` this is Gehan's
+generalised Wilcoxon for this censoring; :mod:`.best_of_n_test`), with Holm's correction
+over all pairs tested (family-wise alpha 0.05). Pairs where either side has fewer than ``MIN_TEST_SIZE``
 completed draws are not tested, and no leader is named from them.
 
 With seed re-evaluation, the verdict rests on the retrained best configuration of each
@@ -27,12 +27,13 @@ from itertools import combinations
 from typing import Any
 
 from cellsearch.search.report import design_power, draw_stats, stats
+from cellsearch.search.report.best_of_n_test import comparison_test
 
 ALPHA = 0.05
 MIN_TEST_SIZE = 3
 TEST_NAME = (
-    "two-sided censored rank test (pruned, diverged and failed draws tie below every "
-    "completed one), Holm-corrected"
+    "two-sided permutation test of P(best of n beats) on ranks in which pruned, diverged "
+    "and failed draws tie below every completed one, Holm-corrected"
 )
 NO_DIFFERENCE = "No detectable difference at this budget"
 
@@ -72,10 +73,12 @@ def _pair(
         "p_adjusted": None,
         "reject": False,
         "better": None,
+        "method": None,
     }
     if min(da.n_completed, db.n_completed) >= MIN_TEST_SIZE:
-        test = draw_stats.censored_rank_test(da, db)
-        pair.update(p_single=test.effect, p_value=test.p_value)
+        single = draw_stats.censored_rank_test(da, db)
+        test = comparison_test(da, db, budget)
+        pair.update(p_single=single.effect, p_value=test.p_value, method=test.method)
     return pair
 
 
@@ -87,7 +90,8 @@ def _holm(pairs: list[dict[str, Any]]) -> None:
         pair["p_adjusted"] = float(p_adj)
         pair["reject"] = bool(rej)
         if rej:
-            pair["better"] = pair["a"] if pair["p_single"] > 0.5 else pair["b"]
+            effect = pair["p_best_of_n"] if pair["p_best_of_n"] is not None else pair["p_single"]
+            pair["better"] = pair["a"] if effect > 0.5 else pair["b"]
 
 
 def leader(cells: list[dict[str, Any]], maximize: bool) -> str | None:
