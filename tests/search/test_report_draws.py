@@ -64,23 +64,26 @@ def test_best_of_n_probability_and_rank_test_count_failed_draws() -> None:
             x, y = _best_of(sa), _best_of(sb)
             wins.append(1.0 if x < y else 0.5 if x == y else 0.0)
     assert pair["p_best_of_n"] == pytest.approx(np.mean(wins))
-    # the censored rank test against an exact permutation test over every split
-    pooled = np.array([*a_pool, *b_pool])
-    order = -np.where(np.isinf(pooled), 1e9, pooled)  # larger is better; failed tie lowest
+    # the test: every split of the pooled draws, the same best-of-2 statistic by brute force
+    pooled = [*a_pool, *b_pool]
 
-    def u_of(group: tuple[int, ...]) -> float:
-        ranks = np.argsort(np.argsort(order, kind="stable"), kind="stable").astype(float)
-        # mid-ranks for ties
-        for value in np.unique(order):
-            tied = order == value
-            ranks[tied] = ranks[tied].mean()
-        return float(ranks[list(group)].sum())
+    def p_beats(side_a: list[float], side_b: list[float]) -> float:
+        scores = []
+        for sa in itertools.product(side_a, repeat=2):
+            for sb in itertools.product(side_b, repeat=2):
+                x, y = _best_of(sa), _best_of(sb)
+                scores.append(1.0 if x < y else 0.5 if x == y else 0.0)
+        return float(np.mean(scores))
 
-    observed = u_of(tuple(range(len(a_pool))))
-    null = [u_of(g) for g in itertools.combinations(range(pooled.size), len(a_pool))]
-    lower = np.mean([u <= observed + 1e-9 for u in null])
-    upper = np.mean([u >= observed - 1e-9 for u in null])
-    assert pair["p_value"] == pytest.approx(min(1.0, 2 * min(lower, upper)))
+    observed = p_beats(a_pool, b_pool)
+    null = []
+    for chosen in itertools.combinations(range(len(pooled)), len(a_pool)):
+        side_a = [pooled[i] for i in chosen]
+        side_b = [pooled[i] for i in range(len(pooled)) if i not in chosen]
+        null.append(p_beats(side_a, side_b))
+    extreme = np.mean([abs(t - 0.5) >= abs(observed - 0.5) - 1e-12 for t in null])
+    assert pair["p_best_of_n"] == pytest.approx(observed)
+    assert pair["p_value"] == pytest.approx(extreme) and pair["method"] == "exact"
 
 
 def test_no_leader_is_named_from_fewer_than_three_completed_trials() -> None:
