@@ -221,8 +221,11 @@ class Processes:
 
 
 @contextmanager
-def workers(db: Database, n: int, folder: Path) -> Iterator[Processes]:
-    """``n`` idle ``cellsearch worker`` processes on ``db``, each registered."""
+def workers(
+    db: Database, n: int, folder: Path, env: dict[str, str] | None = None
+) -> Iterator[Processes]:
+    """``n`` idle ``cellsearch worker`` processes on ``db``, each registered (``env`` adds
+    to or overrides :data:`WORKER_ENV`)."""
     from sqlalchemy import select
 
     from cellsearch.service.db import engine_for, session_scope
@@ -233,7 +236,7 @@ def workers(db: Database, n: int, folder: Path) -> Iterator[Processes]:
         for _ in range(n):
             procs.start(
                 ["-m", "cellsearch", "worker", "--database-url", db.url, "--device", "cpu"],
-                WORKER_ENV,
+                {**WORKER_ENV, **(env or {})},
             )
         pids = {p.pid for p in procs.procs}
         engine = engine_for(_settings(db.url))
