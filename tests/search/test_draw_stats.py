@@ -333,7 +333,7 @@ def test_expected_best_ci_minimisation_blocks_and_small_samples(
     low_max = ds.expected_best_ci(ds.Draws.of(-values, 4), 5, seed=3)
     low_min = ds.expected_best_ci(ds.Draws.of(values, 4, maximize=False), 5, seed=3)
     assert low_min == pytest.approx((-low_max[1], -low_max[0]))  # type: ignore[operator]
-    monkeypatch.setattr(ds, "_BLOCK", 50)  # 2 rows per block
+    monkeypatch.setattr(stats, "_BOOTSTRAP_BLOCK", 50)  # 2 rows per block
     assert ds.expected_best_ci(ds.Draws.of(-values, 4), 5, seed=3) == pytest.approx(low_max)
     assert ds.expected_best_ci(ds.Draws.of([1.0], 9), 2) == (None, None)
 

@@ -14,8 +14,8 @@ searched cell types (at least 1). ``p_single`` is the same for ``n = 1``.
 Significance. A two-sided permutation test of ``P(best of n beats)`` on each pair, on ranks
 in which failed draws tie below every completed draw (for ``n = 1`` this is Gehan's
 generalised Wilcoxon for this censoring; :mod:`.best_of_n_test`), with Holm's correction
-over all pairs tested (family-wise alpha 0.05). Pairs where either side has fewer than ``MIN_TEST_SIZE``
-completed draws are not tested, and no leader is named from them.
+over all pairs tested (family-wise alpha 0.05). Pairs where either side has fewer than
+``MIN_TEST_SIZE`` completed draws are not tested, and no leader is named from them.
 
 With seed re-evaluation, the verdict rests on the retrained best configuration of each
 cell type instead: its per-seed values are compared with the same test.

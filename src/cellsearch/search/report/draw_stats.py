@@ -34,6 +34,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats as sps
 
+from cellsearch.search.report.stats import resamples
+
 FloatArray = NDArray[np.float64]
 T = TypeVar("T")
 
@@ -42,8 +44,6 @@ MIN_SHOWN = 2
 # The exact permutation test is used while (smaller group size) x (all draws) is at
 # most this; its counting then costs at most a few million array operations.
 EXACT_LIMIT = 2000
-# Bootstrap replicates are drawn in blocks of at most this many indices.
-_BLOCK = 2_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,12 +233,9 @@ def expected_best_ci(
     size, failed = draws.size, draws.failed
     ranked = draws.ranked()
     ranked[:failed] = 0.0 if floor is None else draws.sign * float(floor)  # 0: masked below
-    rng = np.random.default_rng(seed)
-    rows = max(1, _BLOCK // size)
     means = np.empty(n_bootstrap)
-    for start in range(0, n_bootstrap, rows):
-        stop = min(n_bootstrap, start + rows)
-        idx = rng.integers(0, size, size=(stop - start, size))  # (B, N)
+    for start, idx in resamples(size, n_bootstrap, seed):  # idx: (B, N)
+        stop = start + len(idx)
         offsets = np.arange(stop - start)[:, None] * size
         counts = np.bincount((idx + offsets).ravel(), minlength=(stop - start) * size)
         cum = np.cumsum(counts.reshape(stop - start, size), axis=1) / size  # (B, N)

@@ -20,7 +20,7 @@ Statistics that count failed (pruned, diverged, errored) trials as draws are in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,22 @@ FloatArray = NDArray[np.float64]
 # Bootstrap replicates are drawn in blocks of at most this many indices, so memory
 # stays bounded for large studies while the work stays vectorised.
 _BOOTSTRAP_BLOCK = 2_000_000
+
+
+def resamples(
+    size: int, n_bootstrap: int, seed: int | Sequence[int]
+) -> Iterator[tuple[int, NDArray[np.int64]]]:
+    """Bootstrap resamples of ``range(size)``, in blocks: ``(first replicate, indices)``.
+
+    Replicate ``b`` is row ``b`` of ``numpy.random.default_rng(seed).integers(0, size,
+    size=(n_bootstrap, size))`` (rows drawn in order, so the result does not depend on the
+    block size); blocks hold at most about two million indices, bounding memory.
+    """
+    rng = np.random.default_rng(seed)
+    rows = max(1, _BOOTSTRAP_BLOCK // size)
+    for start in range(0, n_bootstrap, rows):
+        stop = min(n_bootstrap, start + rows)
+        yield start, rng.integers(0, size, size=(stop - start, size))
 
 
 def _as_scores(scores: ArrayLike, maximize: bool) -> FloatArray:
@@ -114,14 +130,9 @@ def bootstrap_ci(
     mirrored = _as_scores(values, maximize)
     if n_bootstrap < 1 or not 0.0 < confidence < 1.0:
         raise ValueError("n_bootstrap must be >= 1 and confidence in (0, 1)")
-    size = values.size
-    rng = np.random.default_rng(seed)
-    rows = max(1, _BOOTSTRAP_BLOCK // size)
     bests = np.empty(n_bootstrap)
-    for start in range(0, n_bootstrap, rows):
-        stop = min(n_bootstrap, start + rows)
-        idx = rng.integers(0, size, size=(stop - start, size))  # (rows, N)
-        bests[start:stop] = mirrored[idx].max(axis=1)
+    for start, idx in resamples(values.size, n_bootstrap, seed):  # idx: (rows, N)
+        bests[start : start + len(idx)] = mirrored[idx].max(axis=1)
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(bests, [tail, 100.0 - tail])
     if maximize:
@@ -255,13 +266,9 @@ def seed_summary(
     }
     if size < 2:
         return out
-    rng = np.random.default_rng(seed)
-    rows = max(1, _BOOTSTRAP_BLOCK // size)
     means = np.empty(n_bootstrap)
-    for start in range(0, n_bootstrap, rows):
-        stop = min(n_bootstrap, start + rows)
-        idx = rng.integers(0, size, size=(stop - start, size))  # (rows, k)
-        means[start:stop] = values[idx].mean(axis=1)
+    for start, idx in resamples(size, n_bootstrap, seed):  # idx: (rows, k)
+        means[start : start + len(idx)] = values[idx].mean(axis=1)
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
     out.update(std=float(values.std(ddof=1)), ci_low=float(low), ci_high=float(high))
