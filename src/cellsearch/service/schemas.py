@@ -49,7 +49,10 @@ class StudyOut(BaseModel):
     """A study with its progress."""
 
     name: str
-    status: str
+    status: str = Field(
+        description="queued (running, but waiting behind an older study), running, paused, "
+        "cancelled or completed."
+    )
     task: str
     cell_types: list[str]
     n_trials: int
@@ -58,11 +61,11 @@ class StudyOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: StudyRecord, counts: TrialCounts) -> StudyOut:
+    def of(cls, record: StudyRecord, counts: TrialCounts, status: str | None = None) -> StudyOut:
         spec = record.study_spec()
         return cls(
             name=record.name,
-            status=record.status,
+            status=status or record.status,
             task=spec.task.kind,
             cell_types=spec.cell_types,
             n_trials=record.n_trials,
