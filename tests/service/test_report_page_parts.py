@@ -159,7 +159,7 @@ def test_best_configurations_and_what_each_interval_is(chromium: Any, tmp_path: 
     }
     assert {"learning_rate", "batch_size", "hidden_size", "optimizer", "dropout"} <= set(rows)
     assert rows["optimizer"] == ["adam"] * 3
-    assert any(name.startswith("test mse") for name in rows)
+    assert any(name.startswith("test MSE") for name in rows)
     legend = chromium.find_element("id", "legend").text
     assert "interval of that best value" in legend and "not a confidence interval" in legend
     summary = chromium.find_element("id", "summary").text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from cellsearch.search.report.metric import quantity_label
 from cellsearch.service.report_figures import metric_label
 
 REFRESH_SECONDS = 15  # how often the page of a running study reloads itself
@@ -140,7 +141,7 @@ def best_configurations(report: dict[str, Any], dashboard_url: str | None = None
         return ""
     bests = [c["best"] for c in cells]
     test_names = {b.get("test_metric_name") for b in bests} - {None}
-    test_label = f"test {', '.join(sorted(test_names))}" if test_names else "test metric"
+    test_label = ", ".join(quantity_label(n) for n in sorted(test_names)) or "test metric"
     rows: list[tuple[str, list[str]]] = [
         ("trial", [_trial_link(b["trial_number"], dashboard_url) for b in bests]),
         (esc(metric_label(report)), [fmt(b["value"]) for b in bests]),

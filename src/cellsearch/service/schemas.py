@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, Field
 
 from cellsearch.search.record import TrialRecord
+from cellsearch.search.report.metric import objective_metric
 from cellsearch.service.studies import TrialCounts
 from cellsearch.service.tables import StudyRecord, WorkerRecord
 
@@ -55,6 +56,9 @@ class StudyOut(BaseModel):
     )
     task: str
     cell_types: list[str]
+    objective: str | None = Field(
+        default=None, description="What the study optimises, in words: 'validation MSE'."
+    )
     n_trials: int
     counts: Counts
     created_at: datetime
@@ -68,6 +72,7 @@ class StudyOut(BaseModel):
             status=status or record.status,
             task=spec.task.kind,
             cell_types=spec.cell_types,
+            objective=objective_metric(spec).label,
             n_trials=record.n_trials,
             counts=Counts.of(counts),
             created_at=record.created_at,

@@ -1,0 +1,208 @@
+"""Following a study until it ends (``submit --wait``, ``watch``).
+
+One status line, redrawn in place on a terminal and printed now and then into a pipe:
+trials finished, the epoch each running trial is in, the best value under the
+objective's name, the time elapsed and an ETA, in at most 80 columns. When the API stops
+answering (a restart, a deploy), the watch says so, retries, and carries on when it is
+back; it gives up after ``max_outage`` seconds and says how to re-attach.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+
+from cellsearch.service.cli.client import Api, ApiUnavailable
+from cellsearch.service.cli.text import num, width, wrap
+
+FINAL_STATUSES = ("completed", "cancelled")
+EXIT_CANCELLED = 3  # the study was cancelled before its budget was used
+EXIT_NO_RESULT = 4  # the study ended without one completed trial (all failed or pruned)
+PIPE_EVERY = 15.0  # seconds between status lines into a pipe when nothing else changes
+
+
+def clock(seconds: float) -> str:
+    """``m:ss``, or ``h:mm:ss`` from an hour."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+@dataclass
+class Eta:
+    """Time left, from the epochs done since the watch began (all workers together).
+
+    A finished trial counts as ``max_epochs`` epochs, a running one as the epochs it
+    reported; so the first estimate comes after the first epoch, not the first trial.
+    """
+
+    first: tuple[float, float] | None = None  # (time, epochs done) at the first look
+
+    def update(self, now: float, done: float, total: float) -> float | None:
+        """Seconds left, or None until there is progress to measure."""
+        if self.first is None or done < self.first[1]:  # a requeue can take epochs back
+            self.first = (now, done)
+            return None
+        start, done0 = self.first
+        if done <= done0 or now - start < 1.0:
+            return None
+        return max(0.0, (total - done) * (now - start) / (done - done0))
+
+
+def epochs_done(study: dict[str, Any], running: list[dict[str, Any]]) -> tuple[float, float]:
+    """Epochs done and the total of the budget (a finished trial counts as all of its)."""
+    max_epochs = study["spec"]["budget"]["max_epochs"]
+    done = study["counts"]["finished"] * max_epochs
+    done += sum(min(len(t.get("learning_curve") or {}), max_epochs) for t in running)
+    return float(done), float(study["n_trials"] * max_epochs)
+
+
+def _running_text(running: list[dict[str, Any]], max_epochs: int, detailed: bool) -> str:
+    # the epoch a trial is in: one past those it reported, at most the last
+    epochs = sorted(min(len(t.get("learning_curve") or {}) + 1, max_epochs) for t in running)
+    if not epochs:
+        return "none running"
+    if not detailed:
+        span = f"{epochs[0]}" if epochs[0] == epochs[-1] else f"{epochs[0]}-{epochs[-1]}"
+        return f"{len(epochs)} running, epoch {span}/{max_epochs}"
+    shown = ", ".join(f"{e}/{max_epochs}" for e in epochs[-3:])
+    more = f" +{len(epochs) - 3}" if len(epochs) > 3 else ""
+    return f"{len(epochs)} running, epoch {shown}{more}"
+
+
+def progress_line(
+    study: dict[str, Any],
+    running: list[dict[str, Any]],
+    *,
+    elapsed: float,
+    eta: float | None,
+    columns: int = 80,
+) -> str:
+    """The one-line status of a study, at most ``columns`` characters."""
+    c = study["counts"]
+    max_epochs = study["spec"]["budget"]["max_epochs"]
+    head = f"{c['finished']}/{study['n_trials']} done"
+    if c["failed"]:
+        head += f" ({c['failed']} failed)"
+    if study["status"] != "running":
+        head += f", {study['status']}"
+    best = study.get("best_trial")
+    objective = study.get("objective") or "value"
+    times = f"{clock(elapsed)}, ETA {clock(eta) if eta is not None else '--'}"
+    bests = [f"best {objective} (none yet)"]
+    if best:
+        value = num(best["value"], 3)
+        bests = [f"best {objective} {value} ({best['cell_type']})", f"best {objective} {value}",
+                 f"best {value} ({best['cell_type']})", f"best {value}"]  # fmt: skip
+    candidates = [
+        " | ".join((head, _running_text(running, max_epochs, detailed), best_text, times))
+        for best_text in bests
+        for detailed in (True, False)
+    ]  # the objective's name goes last, after the per-trial epochs
+    fitting = [line for line in candidates if len(line) <= columns]
+    return fitting[0] if fitting else candidates[-1][: columns - 1] + "~"
+
+
+@dataclass
+class _Display:
+    """Where the status goes: redrawn in place on a terminal, printed now and then in a pipe."""
+
+    tty: bool = field(default_factory=lambda: sys.stdout.isatty())
+    drawn: bool = False
+    last_printed: tuple[Any, ...] | None = None
+    last_time: float = 0.0
+
+    def status(self, line: str, key: tuple[Any, ...], now: float) -> None:
+        if self.tty:
+            typer.echo(f"\r{line}\x1b[K", nl=False)
+            sys.stdout.flush()
+            self.drawn = True
+        elif key != self.last_printed or now - self.last_time >= PIPE_EVERY:
+            typer.echo(line)
+            self.last_printed, self.last_time = key, now
+
+    def message(self, text: str) -> None:
+        self.end_line()
+        for line in wrap(text):
+            typer.echo(line, err=True)
+
+    def end_line(self) -> None:
+        if self.tty and self.drawn:
+            typer.echo("")
+            self.drawn = False
+
+
+def follow(
+    api: Api,
+    name: str,
+    *,
+    poll: float = 1.0,
+    max_outage: float = 600.0,
+    now: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Show the study's progress until it is completed or cancelled; return its detail.
+
+    While the API does not answer, retry every few seconds for up to ``max_outage``
+    seconds (then end the command with status 1 and say how to re-attach).
+    """
+    display, eta, started = _Display(), Eta(), now()
+    down_since: float | None = None
+    retry = max(poll, 2.0)
+    while True:
+        try:
+            study = api.study_or_unavailable(name)
+            running = api.running_trials(name) if study["counts"]["running"] else []
+        except ApiUnavailable as exc:
+            if down_since is None:
+                down_since = now()
+                display.message(f"{exc} Retrying every {retry:g} s for up to "
+                                f"{clock(max_outage)} (Ctrl-C stops watching).")  # fmt: skip
+            elif now() - down_since > max_outage:
+                display.message(
+                    f"gave up: the API did not answer for {clock(max_outage)}. The study goes "
+                    f"on; re-attach with `cellsearch watch {name}`."
+                )
+                raise typer.Exit(1) from None
+            sleep(retry)
+            continue
+        if down_since is not None:
+            display.message(f"the API answers again (after {clock(now() - down_since)}); "
+                            f"following {name}")  # fmt: skip
+            down_since = None
+        t = now()
+        done, total = epochs_done(study, running)
+        line = progress_line(study, running, elapsed=t - started, eta=eta.update(t, done, total),
+                             columns=width() - 1)  # fmt: skip
+        display.status(line, (study["counts"]["finished"], study["status"], len(running)), t)
+        if study["status"] in FINAL_STATUSES:
+            display.end_line()
+            return study
+        sleep(poll)
+
+
+def exit_code(study: dict[str, Any]) -> int:
+    """0 when the study completed with results; 3 when cancelled; 4 when no trial completed."""
+    if study["status"] == "cancelled":
+        return EXIT_CANCELLED
+    if study["status"] == "completed" and study["counts"]["complete"] == 0:
+        return EXIT_NO_RESULT
+    return 0
+
+
+def ending(study: dict[str, Any]) -> str | None:
+    """What to tell the user when the watch ends other than with results (None: fine)."""
+    c, name = study["counts"], study["name"]
+    if study["status"] == "cancelled":
+        return f"study {name} was cancelled after {c['finished']} of {study['n_trials']} trials"
+    if exit_code(study) == EXIT_NO_RESULT:
+        return (
+            f"study {name} ended without a completed trial ({c['failed']} failed, "
+            f"{c['pruned']} pruned): see `cellsearch trials {name} --state fail`"
+        )
+    return None
