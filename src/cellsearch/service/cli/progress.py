@@ -62,17 +62,31 @@ def epochs_done(study: dict[str, Any], running: list[dict[str, Any]]) -> tuple[f
     return float(done), float(study["n_trials"] * max_epochs)
 
 
-def _running_text(running: list[dict[str, Any]], max_epochs: int, detailed: bool) -> str:
+def _running_text(running: list[dict[str, Any]], max_epochs: int, mode: str) -> str:
+    """``2 running (epoch 3/10, 7/10)``; ``compact``: ``(epoch 3-7/10)``; ``count``: none."""
     # the epoch a trial is in: one past those it reported, at most the last
     epochs = sorted(min(len(t.get("learning_curve") or {}) + 1, max_epochs) for t in running)
-    if not epochs:
-        return "none running"
-    if not detailed:
+    if not epochs or mode == "count":
+        return f"{len(epochs)} running"
+    if mode == "compact":
         span = f"{epochs[0]}" if epochs[0] == epochs[-1] else f"{epochs[0]}-{epochs[-1]}"
-        return f"{len(epochs)} running, epoch {span}/{max_epochs}"
+        return f"{len(epochs)} running (epoch {span}/{max_epochs})"
     shown = ", ".join(f"{e}/{max_epochs}" for e in epochs[-3:])
     more = f" +{len(epochs) - 3}" if len(epochs) > 3 else ""
-    return f"{len(epochs)} running, epoch {shown}{more}"
+    return f"{len(epochs)} running (epoch {shown}{more})"
+
+
+# (running trials, "done" after the count, the best trial's cell, time elapsed), in the
+# order tried: the objective's name and the ETA are always kept
+_VARIANTS = (
+    ("full", True, True, True),
+    ("full", True, False, True),
+    ("full", False, False, True),
+    ("compact", False, False, True),
+    ("full", False, False, False),
+    ("compact", False, False, False),
+    ("count", False, False, False),
+)
 
 
 def progress_line(
@@ -83,29 +97,27 @@ def progress_line(
     eta: float | None,
     columns: int = 80,
 ) -> str:
-    """The one-line status of a study, at most ``columns`` characters."""
+    """The one-line status of a study, at most ``columns`` characters, e.g.
+    ``3/30 | 2 running (epoch 3-7/10) | best validation MSE 0.000271 | 0:42, ETA 1:05``."""
     c = study["counts"]
     max_epochs = study["spec"]["budget"]["max_epochs"]
-    head = f"{c['finished']}/{study['n_trials']} done"
-    if c["failed"]:
-        head += f" ({c['failed']} failed)"
-    if study["status"] != "running":
-        head += f", {study['status']}"
     best = study.get("best_trial")
     objective = study.get("objective") or "value"
-    times = f"{clock(elapsed)}, ETA {clock(eta) if eta is not None else '--'}"
-    bests = [f"best {objective} (none yet)"]
-    if best:
-        value = num(best["value"], 3)
-        bests = [f"best {objective} {value} ({best['cell_type']})", f"best {objective} {value}",
-                 f"best {value} ({best['cell_type']})", f"best {value}"]  # fmt: skip
-    candidates = [
-        " | ".join((head, _running_text(running, max_epochs, detailed), best_text, times))
-        for best_text in bests
-        for detailed in (True, False)
-    ]  # the objective's name goes last, after the per-trial epochs
-    fitting = [line for line in candidates if len(line) <= columns]
-    return fitting[0] if fitting else candidates[-1][: columns - 1] + "~"
+    status = "" if study["status"] == "running" else f", {study['status']}"
+    failed = f" ({c['failed']} failed)" if c["failed"] else ""
+    left = f"ETA {clock(eta) if eta is not None else '--'}"
+    line = ""
+    for mode, done, cell, spent in _VARIANTS:
+        head = f"{c['finished']}/{study['n_trials']}{' done' if done else ''}{failed}{status}"
+        best_text = f"best {objective} " + (
+            f"{num(best['value'], 3)}" + (f" ({best['cell_type']})" if cell else "")
+            if best else "(none yet)"
+        )  # fmt: skip
+        times = f"{clock(elapsed)}, {left}" if spent else left
+        line = " | ".join((head, _running_text(running, max_epochs, mode), best_text, times))
+        if len(line) <= columns:
+            return line
+    return line[: columns - 1] + "~"
 
 
 @dataclass
@@ -143,14 +155,17 @@ def follow(
     *,
     poll: float = 1.0,
     max_outage: float = 600.0,
-    now: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """Show the study's progress until it is completed or cancelled; return its detail.
 
     While the API does not answer, retry every few seconds for up to ``max_outage``
-    seconds (then end the command with status 1 and say how to re-attach).
+    seconds (then end the command with status 1 and say how to re-attach). ``now`` and
+    ``sleep`` default to the ``time`` module's clock and sleep.
     """
+    now = now or time.monotonic
+    sleep = sleep or time.sleep
     display, eta, started = _Display(), Eta(), now()
     down_since: float | None = None
     retry = max(poll, 2.0)
