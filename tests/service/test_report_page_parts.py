@@ -37,7 +37,7 @@ DISTRIBUTIONS = {
 
 def _trial(number: int, cell: str, rng: np.random.Generator) -> FrozenTrial:
     value = float(CENTRE[cell] * rng.uniform(0.5, 3.0))
-    params = {
+    params: dict[str, Any] = {
         "cell_type": cell,
         "learning_rate": float(10 ** rng.uniform(-4, -1)),
         "batch_size": int(rng.choice([32, 64])),

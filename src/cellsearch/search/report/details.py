@@ -68,9 +68,9 @@ def hyperparameters(trial: FrozenTrial, fixed: dict[str, Any]) -> dict[str, Any]
     cell = cell_of(trial)
     attrs = trial.user_attrs
     out: dict[str, Any] = {CELL_PARAM: cell, **trial.params}  # sampled ones first
-    for name in (Attr.HIDDEN_SIZE, Attr.NUM_LAYERS):
-        if attrs.get(name) is not None:
-            out.setdefault(str(name), attrs[name])
+    for attr in (Attr.HIDDEN_SIZE, Attr.NUM_LAYERS):
+        if attrs.get(attr) is not None:
+            out.setdefault(str(attr), attrs[attr])
     for option, value in (attrs.get(Attr.CELL_OPTIONS) or {}).items():
         out.setdefault(f"{cell}.{option}", value)
     for name, value in fixed.items():
