@@ -217,7 +217,7 @@ def test_running_study_says_it_is_partial_and_reloads_keeping_the_filter(
 ) -> None:
     from selenium.webdriver.support.ui import Select
 
-    monkeypatch.setattr(report_sections, "REFRESH_SECONDS", 4)
+    monkeypatch.setattr(report_sections, "REFRESH_SECONDS", 6)
     assert _load(chromium, render_report_html(decades_report("running")), tmp_path) == []
     banner = chromium.find_element("id", "partial").text
     assert "Partial results: the study is running" in banner and "reloads itself" in banner
@@ -228,12 +228,43 @@ def test_running_study_says_it_is_partial_and_reloads_keeping_the_filter(
     deadline = time.monotonic() + 20
     while _js(chromium, "return window.notReloaded === true") and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _js(chromium, "return window.notReloaded === undefined"), "the page did not reload"
-    assert chromium.find_element("id", "cell-filter").get_attribute("value") == "lstm"
-    assert {r[1] for r in _rows(chromium)} == {"lstm"}
+    # read in one script: the page reloads again a few seconds later
+    reloaded, chosen, cells = _js(
+        chromium,
+        "return [window.notReloaded === undefined, document.getElementById('cell-filter').value,"
+        " Array.from(document.querySelectorAll('#trials tbody tr td:nth-child(2)'),"
+        " td => td.textContent)]",
+    )
+    assert reloaded, "the page did not reload"
+    assert chosen == "lstm" and set(cells) == {"lstm"}
 
 
 def test_cancelled_study_banner_says_the_numbers_are_final() -> None:
     page = render_report_html(decades_report("cancelled"), plotly_js="plotly.js")
     assert "the study was cancelled; 36 of 40 trials have finished" in page
     assert "const PAGE = " in page and '"refresh": 0' in page
+
+
+@pytest.mark.browser
+def test_a_big_study_draws_its_parallel_coordinates_when_scrolled_to_and_says_how_many(
+    chromium: Any, tmp_path: Path
+) -> None:
+    spec = parse_spec(spec_data(name="big", budget={"n_trials": 2700, "max_epochs": 5}))
+    rng = np.random.default_rng(2)
+    trials = [_trial(i, CELLS[i % 3], rng) for i in range(2700)]
+    report = build_report(trials, ReportContext.of(spec, status="completed"), n_bootstrap=20,
+                          importance=False)  # fmt: skip
+    assert _load(chromium, render_report_html(report), tmp_path) == []
+    drawn = "return !!document.getElementById('plot-parcoords').data"
+    assert not _js(chromium, drawn)  # not while out of sight: the page is not held up
+    _js(chromium, "document.getElementById('plot-parcoords').scrollIntoView()")
+    deadline = time.monotonic() + 60
+    while not _js(chromium, drawn) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    lines = "return document.getElementById('plot-parcoords').data[0].dimensions[0].values.length"
+    assert _js(chromium, lines) == 2000
+    note = chromium.find_element("id", "parcoords-note").text
+    assert note.startswith("Drawing 2000 of the 2700 completed trials, evenly spread")
+    labels = "return document.getElementById('plot-parcoords').data[0].dimensions.map(d => d.label)"
+    assert "log10 learning_rate" in _js(chromium, labels)  # sampled on a log scale
+    assert "batch_size" in _js(chromium, labels)

@@ -129,7 +129,7 @@ def _trials_section(report: dict[str, Any]) -> str:
         f"<p><label>cell type <select id='cell-filter'><option value=''>all</option>{options}"
         "</select></label> <span id='trial-count'></span></p>"
         "<h3>Parallel coordinates of the completed trials</h3>"
-        "<div class='plot' id='plot-parcoords'></div>"
+        "<div class='plot' id='plot-parcoords'></div><p class='legend' id='parcoords-note'></p>"
         "<table id='trials'><thead></thead><tbody></tbody></table>"
         "<p class='pager'><button id='prev'>previous</button><span id='page-info'></span>"
         "<button id='next'>next</button></p>"

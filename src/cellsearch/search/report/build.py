@@ -156,8 +156,10 @@ def build_report(
     if importance:
         report["importance"] = _importance(groups, maximize, context.seed)
     _add_details(report, groups, context)
-    report["trials"] = report_details.trial_table(trials) if trial_table else None
-    return _json_safe(report)
+    safe: dict[str, Any] = _json_safe(report)
+    # built JSON-safe, and large: kept out of the recursive pass
+    safe["trials"] = report_details.trial_table(trials) if trial_table else None
+    return safe
 
 
 def _add_details(

@@ -114,34 +114,14 @@ def beats_baseline(
 
 def _round(value: Any) -> Any:
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return None
-        return float(f"{value:.{_DIGITS}g}")
+        return float(f"{value:.{_DIGITS}g}") if math.isfinite(value) else None
     return value
 
 
 def _state(trial: FrozenTrial) -> str:
     if trial.state == TrialState.FAIL:
-        kind = failure_kind(trial)
-        return "failed" if is_counted(trial) else f"requeued ({kind})"
+        return "failed" if is_counted(trial) else f"requeued ({failure_kind(trial)})"
     return trial.state.name.lower()
-
-
-def _epochs(trial: FrozenTrial) -> int | None:
-    epochs = trial.user_attrs.get(Attr.EPOCHS_RUN)
-    if epochs is None and trial.intermediate_values:
-        return len(trial.intermediate_values)  # a running trial: the epochs reported so far
-    return int(epochs) if epochs is not None else None
-
-
-def _varying(trial: FrozenTrial) -> dict[str, Any]:
-    """The hyperparameters that differ between trials (the cell type apart)."""
-    out: dict[str, Any] = {}
-    size = trial.user_attrs.get(Attr.HIDDEN_SIZE)
-    if size is not None and "hidden_size" not in trial.params:
-        out["hidden_size"] = size  # solved from a parameter budget
-    out.update((k, v) for k, v in trial.params.items() if k != CELL_PARAM)
-    return out
 
 
 def trial_table(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
@@ -150,21 +130,49 @@ def trial_table(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
     Returns:
         ``{"number", "cell_type", "state", "value", "epochs", "seconds", "param_count"}``
         lists of equal length, and ``params``: each searched hyperparameter's column
-        (None where a trial has no such parameter, e.g. another cell's option). ``state``
-        is ``complete``, ``pruned``, ``failed`` (a model outcome: diverged or error),
-        ``requeued (interrupted|stale)``, ``running`` or ``waiting``; ``value`` is the
-        objective (for a pruned trial, its value at pruning); floats keep 6 digits.
+        (None where a trial has no such parameter, e.g. another cell's option; a hidden
+        size solved from a parameter budget is one). ``state`` is ``complete``,
+        ``pruned``, ``failed`` (a model outcome: diverged or error), ``requeued
+        (interrupted|stale)``, ``running`` or ``waiting``; ``value`` is the objective (for
+        a pruned trial, its value at pruning); ``epochs`` of a running trial are those it
+        reported so far. ``log_scale`` names the parameters sampled on a log scale.
+        Floats keep 6 significant digits; everything is JSON-safe.
     """
-    ordered = sorted(trials, key=lambda t: t.number)
-    varying = [_varying(t) for t in ordered]
-    names = sorted({name for row in varying for name in row})
-    return {
-        "number": [t.number for t in ordered],
-        "cell_type": [cell_of(t) for t in ordered],
-        "state": [_state(t) for t in ordered],
-        "value": [_round(t.value) if t.values else None for t in ordered],
-        "epochs": [_epochs(t) for t in ordered],
-        "seconds": [_round(t.user_attrs.get(Attr.SECONDS)) for t in ordered],
-        "param_count": [t.user_attrs.get(Attr.PARAM_COUNT) for t in ordered],
-        "params": {name: [_round(row.get(name)) for row in varying] for name in names},
+    columns: dict[str, list[Any]] = {
+        k: [] for k in ("number", "cell_type", "state", "value", "epochs", "seconds", "param_count")
     }
+    rows: list[dict[str, Any]] = []
+    for trial in sorted(trials, key=lambda t: t.number):
+        attrs, params = trial.user_attrs, trial.params
+        epochs = attrs.get(Attr.EPOCHS_RUN)
+        if epochs is None and trial.intermediate_values:
+            epochs = len(trial.intermediate_values)
+        columns["number"].append(trial.number)
+        columns["cell_type"].append(cell_of(trial))
+        columns["state"].append(_state(trial))
+        columns["value"].append(_round(trial.value) if trial.values else None)
+        columns["epochs"].append(epochs)
+        columns["seconds"].append(_round(attrs.get(Attr.SECONDS)))
+        columns["param_count"].append(attrs.get(Attr.PARAM_COUNT))
+        row = {k: v for k, v in params.items() if k != CELL_PARAM}
+        size = attrs.get(Attr.HIDDEN_SIZE)
+        if size is not None and "hidden_size" not in params:
+            row["hidden_size"] = size  # solved from a parameter budget
+        rows.append(row)
+    names = sorted({name for row in rows for name in row})
+    table: dict[str, Any] = dict(columns)
+    table["params"] = {name: [_round(row.get(name)) for row in rows] for name in names}
+    table["log_scale"] = _log_scaled(trials, names)
+    return table
+
+
+def _log_scaled(trials: Sequence[FrozenTrial], names: list[str]) -> list[str]:
+    """The parameters sampled on a log scale (their distributions say so)."""
+    found: dict[str, bool] = {}
+    for trial in trials:
+        for name, dist in trial.distributions.items():
+            if name not in found:
+                found[name] = bool(getattr(dist, "log", False))
+        if len(found) >= len(names) + 1:
+            break
+    return [name for name in names if found.get(name)]

@@ -7,6 +7,8 @@
   "use strict";
   const PAGE_SIZE = 100;
   const LOG_SPAN = 100; // as the server's plots: log scale above two decades
+  const PARCOORDS_MAX = 2000; // lines drawn at most (evenly spread over the trial numbers)
+  const PARCOORDS_EAGER = 500; // more lines than this: drawn once the plot scrolls into view
 
   function readState() {
     const q = new URLSearchParams(window.location.hash.slice(1));
@@ -160,10 +162,12 @@
     return Math.max(...positive) / Math.min(...positive) > LOG_SPAN;
   }
 
-  function dimension(label, values) {
+  function dimension(label, values, log) {
     if (values.some((v) => v === null || v === undefined)) return null; // not every trial has it
     if (values.every((v) => typeof v === "number")) {
-      if (spansDecades(values)) return {label: "log10 " + label, values: values.map(Math.log10)};
+      if (log && values.every((v) => v > 0)) {
+        return {label: "log10 " + label, values: values.map(Math.log10)};
+      }
       return {label: label, values: values};
     }
     const levels = Array.from(new Set(values.map(String))).sort();
@@ -175,9 +179,26 @@
     };
   }
 
+  function spread(items, most) {
+    if (items.length <= most) return items;
+    const byNumber = items.slice().sort((i, j) => T.number[i] - T.number[j]);
+    return Array.from({length: most}, (_, k) => byNumber[Math.floor((k * byNumber.length) / most)]);
+  }
+
+  let pending = null;
   function parcoords(rows) {
     const div = document.getElementById("plot-parcoords");
-    const done = rows.filter((i) => T.state[i] === "complete" && T.value[i] !== null);
+    const complete = rows.filter((i) => T.state[i] === "complete" && T.value[i] !== null);
+    if (complete.length > PARCOORDS_EAGER && !div.dataset.seen) {
+      pending = rows; // drawn when it comes into view: a big plot must not hold up the page
+      return;
+    }
+    const done = spread(complete, PARCOORDS_MAX);
+    const note = document.getElementById("parcoords-note");
+    note.textContent = done.length < complete.length
+      ? `Drawing ${done.length} of the ${complete.length} completed trials, evenly spread over ` +
+        "the trial numbers; filter by cell type to draw fewer at a time."
+      : "";
     if (!done.length) {
       const note = {text: "No completed trials to draw yet.", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5};
       const hidden = {visible: false};
@@ -192,11 +213,13 @@
       ticktext: cells,
       range: [0, Math.max(1, cells.length - 1)],
     }];
+    const logScale = T.log_scale || [];
     for (const name of paramNames) {
-      const dim = dimension(name, done.map((i) => T.params[name][i]));
+      const dim = dimension(name, done.map((i) => T.params[name][i]), logScale.includes(name));
       if (dim) dims.push(dim);
     }
-    const value = dimension(PAGE.metric_label, done.map((i) => T.value[i]));
+    const values = done.map((i) => T.value[i]);
+    const value = dimension(PAGE.metric_label, values, spansDecades(values)); // as the plots
     dims.push(value);
     const trace = {
       type: "parcoords",
@@ -219,6 +242,18 @@
     header();
     body(rows);
     if (redraw) parcoords(rows); // the plot depends on the filter only
+  }
+
+  if ("IntersectionObserver" in window) {
+    const plot = document.getElementById("plot-parcoords");
+    new IntersectionObserver(function (entries, observer) {
+      if (!entries.some((e) => e.isIntersecting)) return;
+      plot.dataset.seen = "1";
+      observer.disconnect();
+      if (pending) parcoords(pending);
+    }).observe(plot);
+  } else {
+    document.getElementById("plot-parcoords").dataset.seen = "1";
   }
 
   filter.addEventListener("change", function () {
