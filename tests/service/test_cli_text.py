@@ -71,6 +71,12 @@ def test_eta_from_epochs_done_since_the_watch_began() -> None:
     assert eta.update(10.0, 20.0, 300.0) is None  # no progress yet
     # 10 epochs in 20 s: 0.5 epochs a second, 270 left -> 540 s
     assert eta.update(20.0, 30.0, 300.0) == pytest.approx(540.0)
+    # later the rate is that of the last minute: 60 epochs in the 60 s before t=200
+    for t, done in ((80.0, 40.0), (140.0, 100.0), (200.0, 160.0)):
+        left = eta.update(t, done, 300.0)
+    assert left == pytest.approx(140.0)  # 140 epochs left at 1 epoch/s
+    # a minute without an epoch done: back to the rate of the whole watch
+    assert eta.update(270.0, 160.0, 300.0) == pytest.approx(140 * 270 / (160 - 20))
     s = study(finished=2, running=2)
     assert epochs_done(s, running(3, 5)) == (2 * 10 + 3 + 5, 300)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,23 +36,31 @@ def clock(seconds: float) -> str:
 
 @dataclass
 class Eta:
-    """Time left, from the epochs done since the watch began (all workers together).
+    """Time left, from the epochs done lately (all workers together).
 
     A finished trial counts as ``max_epochs`` epochs, a running one as the epochs it
     reported; so the first estimate comes after the first epoch, not the first trial.
+    The rate is measured over the last ``window`` seconds (a watch that began during an
+    outage or a slow first trial soon forgets it), or over the whole watch when nothing
+    was done in the window.
     """
 
+    window: float = 60.0
     first: tuple[float, float] | None = None  # (time, epochs done) at the first look
+    samples: deque[tuple[float, float]] = field(default_factory=deque)
 
     def update(self, now: float, done: float, total: float) -> float | None:
         """Seconds left, or None until there is progress to measure."""
-        if self.first is None or done < self.first[1]:  # a requeue can take epochs back
+        if self.first is None or done < self.samples[-1][1]:  # a requeue took epochs back
             self.first = (now, done)
-            return None
-        start, done0 = self.first
-        if done <= done0 or now - start < 1.0:
-            return None
-        return max(0.0, (total - done) * (now - start) / (done - done0))
+            self.samples.clear()
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()  # keep one sample at least `window` old as the anchor
+        for start, done0 in (self.samples[0], self.first):
+            if done > done0 and now - start >= 1.0:
+                return max(0.0, (total - done) * (now - start) / (done - done0))
+        return None
 
 
 def epochs_done(study: dict[str, Any], running: list[dict[str, Any]]) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -56,6 +57,20 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     typer.echo(f"database ready: {redact(settings.database_url)}")
 
 
+class QuietReads(logging.Filter):
+    """Drops access-log lines of successful GETs (a watching CLI polls every second), so
+    that the lines of finished trials, errors and changes stand out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(args, tuple) and len(args) == 5
+        ):  # uvicorn: client, method, path, http, status
+            method, status = args[1], args[4]
+            return not (method == "GET" and isinstance(status, int) and status < 400)
+        return True
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [CELLSEARCH_HOST].")] = None,
@@ -99,6 +114,7 @@ def serve(
             stop_workers(procs, timeout=settings.grace_period)
 
     app.router.lifespan_context = lifespan
+    logging.getLogger("uvicorn.access").addFilter(QuietReads())
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     finally:
