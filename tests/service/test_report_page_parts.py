@@ -266,5 +266,5 @@ def test_a_big_study_draws_its_parallel_coordinates_when_scrolled_to_and_says_ho
     note = chromium.find_element("id", "parcoords-note").text
     assert note.startswith("Drawing 2000 of the 2700 completed trials, evenly spread")
     labels = "return document.getElementById('plot-parcoords').data[0].dimensions.map(d => d.label)"
-    assert "log10 learning_rate" in _js(chromium, labels)  # sampled on a log scale
+    assert "learning_rate (log)" in _js(chromium, labels)  # sampled on a log scale
     assert "batch_size" in _js(chromium, labels)

@@ -51,6 +51,7 @@ font-weight:600}
 #trials th[aria-sort=ascending]::after{content:" \\25B2"}
 #trials th[aria-sort=descending]::after{content:" \\25BC"}
 .pager button{margin:0 .4rem}
+.scroll{overflow-x:auto;max-width:100%}
 """
 
 
@@ -130,7 +131,7 @@ def _trials_section(report: dict[str, Any]) -> str:
         "</select></label> <span id='trial-count'></span></p>"
         "<h3>Parallel coordinates of the completed trials</h3>"
         "<div class='plot' id='plot-parcoords'></div><p class='legend' id='parcoords-note'></p>"
-        "<table id='trials'><thead></thead><tbody></tbody></table>"
+        "<div class='scroll'><table id='trials'><thead></thead><tbody></tbody></table></div>"
         "<p class='pager'><button id='prev'>previous</button><span id='page-info'></span>"
         "<button id='next'>next</button></p>"
     )

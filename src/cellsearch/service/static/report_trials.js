@@ -162,11 +162,26 @@
     return Math.max(...positive) / Math.min(...positive) > LOG_SPAN;
   }
 
-  function dimension(label, values, log) {
+  function logTicks(low, high) {
+    // 1, 2 and 5 times the powers of ten inside [low, high], as positions on a log10 axis
+    const ticks = [];
+    for (let p = Math.floor(Math.log10(low)); p <= Math.ceil(Math.log10(high)); p++) {
+      for (const m of [1, 2, 5]) {
+        const v = m * Math.pow(10, p);
+        if (v >= low && v <= high) ticks.push(v);
+      }
+    }
+    if (ticks.length < 2) ticks.splice(0, ticks.length, low, high);
+    return {tickvals: ticks.map(Math.log10), ticktext: ticks.map((v) => String(Number(v.toPrecision(3))))};
+  }
+
+  function dimension(label, values, log, keepConstant) {
     if (values.some((v) => v === null || v === undefined)) return null; // not every trial has it
+    if (!keepConstant && new Set(values.map(String)).size < 2) return null; // one value: no axis
     if (values.every((v) => typeof v === "number")) {
       if (log && values.every((v) => v > 0)) {
-        return {label: "log10 " + label, values: values.map(Math.log10)};
+        const ticks = logTicks(Math.min(...values), Math.max(...values));
+        return {label: label + " (log)", values: values.map(Math.log10), ...ticks};
       }
       return {label: label, values: values};
     }
@@ -219,7 +234,7 @@
       if (dim) dims.push(dim);
     }
     const values = done.map((i) => T.value[i]);
-    const value = dimension(PAGE.metric_label, values, spansDecades(values)); // as the plots
+    const value = dimension(PAGE.metric_label, values, spansDecades(values), true); // as the plots
     dims.push(value);
     const trace = {
       type: "parcoords",
@@ -229,7 +244,7 @@
         colorscale: "Viridis",
         reversescale: PAGE.direction === "minimize", // the best trials in yellow
         showscale: true,
-        colorbar: {title: {text: value.label}},
+        colorbar: {title: {text: value.label}, tickvals: value.tickvals, ticktext: value.ticktext},
       },
     };
     Plotly.react(div, [trace], {margin: {l: 70, r: 170, t: 50, b: 30}}, {displaylogo: false, responsive: true});
