@@ -19,7 +19,11 @@ STATE_NAMES = ("running", "waiting", "complete", "pruned", "fail")
 
 def _wait(client: Api, name: str) -> None:
     """Follow a study to its end; exit 3 if it was cancelled, 4 if nothing completed."""
-    study = progress.follow(client, name)
+    try:
+        study = progress.follow(client, name)
+    except KeyboardInterrupt:
+        typer.echo(f"\nstopped watching; {name} goes on (`cellsearch watch {name}`)", err=True)
+        raise typer.Exit(130) from None
     render.print_study(study)
     message = progress.ending(study)
     if message:
