@@ -15,6 +15,9 @@ from typing import Any, NoReturn
 import httpx
 import typer
 import yaml
+from rich.console import Console
+
+err_console = Console(stderr=True)  # kept for callers; this module prints plain text
 
 RETRYABLE_STATUSES = (502, 503, 504)  # a proxy or the API itself restarting, the database away
 
