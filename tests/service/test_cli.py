@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ def test_worker_gives_up_on_an_unmigrated_database(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CELLSEARCH_STARTUP_TIMEOUT", "1")
+    Path(sqlite_url.removeprefix("sqlite:///")).touch()  # there, but not migrated
     result = runner.invoke(app, ["worker", "--database-url", sqlite_url, "--device", "cpu"])
     assert result.exit_code == 2
     assert "cellsearch migrate" in result.output and "gave up after 1 s" in result.output

@@ -128,7 +128,7 @@ def test_submit_wait_and_read_back(service: str, env: dict[str, str], tmp_path: 
     assert shown.returncode == 0 and "best: trial" in shown.stdout
     report = cli("report", "e2e-adding", env=env)
     assert report.returncode == 0, report.stderr
-    assert "rnn_tanh" in report.stdout and "expected best-of-n" in report.stdout
+    assert "rnn_tanh" in report.stdout and "E[best of" in report.stdout
     again = cli("submit", str(spec_file), env=env)
     assert again.returncode == 1 and "already exists" in again.stderr
 

@@ -77,7 +77,7 @@ def test_page_escapes_user_strings_and_shows_warnings() -> None:
     assert HOSTILE not in page
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;&amp;" in page
     assert '<script src="https://cdn.example/plotly.js"' in page
-    assert "PARTIAL RESULTS" in page and "Allocation is adaptive" in page
+    assert "Partial results: the study is running" in page and "Allocation is adaptive" in page
     assert "predict the mean" in page
 
 
@@ -138,15 +138,18 @@ def test_every_plot_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
         "plot-importance-cells",
         "plot-scatter",
         "plot-allocation",
+        "plot-parcoords",
     }
     for plot in plots:
         assert plot.find_elements(By.CSS_SELECTOR, ".main-svg"), plot.get_attribute("id")
-        assert plot.find_elements(By.CSS_SELECTOR, ".trace"), plot.get_attribute("id")
+        drawn = ".parcoords" if plot.get_attribute("id") == "plot-parcoords" else ".trace"
+        assert plot.find_elements(By.CSS_SELECTOR, drawn), plot.get_attribute("id")
     verdict = browser.find_element(By.ID, "verdict").text
     assert verdict == report["verdict"] and "rnn_tanh" in verdict
     assert browser.title == f"cellsearch report: {HOSTILE}"
     assert "rnn_tanh" in browser.find_element(By.ID, "summary").text
-    assert "optuna_version" in browser.find_element(By.ID, "environment").text
+    environment = browser.find_element(By.ID, "environment").text
+    assert "cellsearch (this report)" in environment and "{" not in environment
 
 
 @pytest.mark.browser

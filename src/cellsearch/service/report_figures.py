@@ -2,11 +2,17 @@
 
 Each builder returns ``{"id", "title", "data", "layout"}`` or None when the report
 holds nothing to plot for it; :func:`figures` collects the non-empty ones.
+
+Every plot of the objective names it ("validation MSE"), draws the task's baseline
+where there is one, switches to a log axis when the plotted values span more than two
+decades (:func:`axis_type`), and cuts its bands at the objective's bounds (an MSE band
+never goes below 0; on a log axis it stops at the bottom of the plotted range).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Figure = dict[str, Any]
@@ -20,6 +26,82 @@ def _color(index: int, alpha: float = 1.0) -> str:
     code = _PALETTE[index % len(_PALETTE)]
     red, green, blue = (int(code[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({red},{green},{blue},{alpha})"
+
+
+LOG_SPAN = 100.0  # above this max/min ratio of the plotted values, the axis is logarithmic
+
+
+def metric_label(report: dict[str, Any]) -> str:
+    """The objective in words ("validation MSE"); older reports: its raw name."""
+    study = report["study"]
+    return str(study.get("metric_label") or study["metric"])
+
+
+def axis_type(values: Iterable[float | None]) -> str:
+    """``"log"`` when the values are all positive and span more than two decades."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite or min(finite) <= 0:
+        return "linear"
+    return "log" if max(finite) / min(finite) > LOG_SPAN else "linear"
+
+
+def clip_band(
+    low: list[Any], high: list[Any], report: dict[str, Any], *, log: bool, floor: float
+) -> tuple[list[Any], list[Any]]:
+    """A band's edges cut at the objective's bounds (and at ``floor`` on a log axis)."""
+    study = report["study"]
+    bottom = study.get("metric_low")
+    top = study.get("metric_high")
+    if log:
+        bottom = floor if bottom is None else max(bottom, floor)
+
+    def cut(v: Any) -> Any:
+        if v is None:
+            return None
+        if bottom is not None:
+            v = max(v, bottom)
+        return v if top is None else min(v, top)
+
+    return [cut(v) for v in low], [cut(v) for v in high]
+
+
+def _baseline(report: dict[str, Any], layout: dict[str, Any]) -> None:
+    """Draw the task's baseline as a dashed horizontal line with its description."""
+    study = report["study"]
+    if study.get("baseline") is None:
+        return
+    value = study["baseline"]
+    label = f"baseline {value:.4g}: {study.get('baseline_description') or 'trivial predictor'}"
+    layout["shapes"] = [
+        {
+            "type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value,
+            "line": {"dash": "dash", "color": "#444"},
+        }
+    ]  # fmt: skip
+    layout["annotations"] = [
+        {"xref": "paper", "x": 1, "y": value, "text": label[:90], "showarrow": False,
+         "xanchor": "right", "yanchor": "bottom", "font": {"size": 11}}
+    ]  # fmt: skip
+
+
+def _metric_layout(
+    report: dict[str, Any], x_title: str, y_title: str, values: list[Any], **extra: Any
+) -> dict[str, Any]:
+    """A layout whose y axis shows the objective: named, log when needed, with baseline."""
+    baseline = report["study"].get("baseline")
+    kind = axis_type([*values, baseline])
+    layout = _layout(x_title, y_title, **extra)
+    layout["yaxis"]["type"] = kind
+    if kind == "log":
+        layout["yaxis"]["exponentformat"] = "power"  # 10^-4, not plotly's "100µ"
+    _baseline(report, layout)
+    return layout
+
+
+def _floor(values: Iterable[float | None]) -> float:
+    """The lowest edge a band may reach on a log axis: a decade under the lowest value."""
+    positive = [v for v in values if v is not None and v > 0]
+    return min(positive) / 10 if positive else 1e-12
 
 
 def _layout(x_title: str, y_title: str, **extra: Any) -> dict[str, Any]:
@@ -52,50 +134,40 @@ def _band(
 
 def evp_figure(report: dict[str, Any]) -> Figure | None:
     """Expected best score after n trials, mean +- one standard deviation."""
+    curves = [(i, c, c["expected_best"]) for i, c in enumerate(report["cells"])
+              if c.get("expected_best")]  # fmt: skip
+    if not curves:
+        return None
+    label = metric_label(report)
+    means = [m for _, _, curve in curves for m in curve["mean"]]
+    layout = _metric_layout(report, "trials per cell type (n)", f"expected best {label}", means)
+    log = layout["yaxis"]["type"] == "log"
     data: list[dict[str, Any]] = []
-    for index, cell in enumerate(report["cells"]):
-        curve = cell.get("expected_best")
-        if not curve:
-            continue
+    for index, cell, curve in curves:
         mean, std = curve["mean"], curve["std"]
         low = [m - s for m, s in zip(mean, std, strict=True)]
         high = [m + s for m, s in zip(mean, std, strict=True)]
+        low, high = clip_band(low, high, report, log=log, floor=_floor(means))
         data += _band(curve["n"], mean, low, high, cell["cell_type"], index)
-    if not data:
-        return None
-    study = report["study"]
-    layout = _layout("trials per cell type (n)", f"expected best {study['metric']}")
-    if study.get("baseline") is not None:
-        label = study.get("baseline_description") or "baseline"
-        layout["shapes"] = [
-            {
-                "type": "line", "xref": "paper", "x0": 0, "x1": 1,
-                "y0": study["baseline"], "y1": study["baseline"],
-                "line": {"dash": "dash", "color": "#444"},
-            }
-        ]  # fmt: skip
-        layout["annotations"] = [
-            {"xref": "paper", "x": 1, "y": study["baseline"], "text": label, "showarrow": False,
-             "xanchor": "right", "yanchor": "bottom"}
-        ]  # fmt: skip
-    title = "Expected best validation score after n trials (mean ± 1 sd)"
+    title = f"Expected best {label} after n trials (mean ± 1 sd of the best of n)"
     return {"id": "plot-evp", "title": title, "data": data, "layout": layout}
 
 
 def curves_figure(report: dict[str, Any]) -> Figure | None:
     """Median learning curve with its inter-quartile band per cell type."""
-    data: list[dict[str, Any]] = []
-    for index, cell in enumerate(report["cells"]):
-        curve = cell.get("learning_curve")
-        if curve:
-            data += _band(
-                curve["epoch"], curve["median"], curve["q25"], curve["q75"],
-                cell["cell_type"], index,
-            )  # fmt: skip
-    if not data:
+    curves = [(i, c, c["learning_curve"]) for i, c in enumerate(report["cells"])
+              if c.get("learning_curve")]  # fmt: skip
+    if not curves:
         return None
-    layout = _layout("epoch", "validation value (median, IQR)")
-    title = "Learning curves: median and inter-quartile band"
+    label = metric_label(report)
+    medians = [m for _, _, curve in curves for m in curve["median"]]
+    layout = _metric_layout(report, "epoch", f"{label} (median, IQR)", medians)
+    log = layout["yaxis"]["type"] == "log"
+    data: list[dict[str, Any]] = []
+    for index, cell, curve in curves:
+        low, high = clip_band(curve["q25"], curve["q75"], report, log=log, floor=_floor(medians))
+        data += _band(curve["epoch"], curve["median"], low, high, cell["cell_type"], index)
+    title = f"Learning curves: {label} per epoch (median and inter-quartile band over trials)"
     return {"id": "plot-curves", "title": title, "data": data, "layout": layout}
 
 
@@ -117,7 +189,10 @@ def importance_figure(report: dict[str, Any]) -> Figure | None:
         }
     ]  # fmt: skip
     layout = _layout("importance (share)", "", margin={"l": 140, "t": 30})
-    title = f"Hyperparameter importance, whole study ({overall['n_trials']} trials)"
+    title = (
+        f"Hyperparameter importance for the {metric_label(report)}, whole study "
+        f"({overall['n_trials']} completed trials)"
+    )
     return {"id": "plot-importance", "title": title, "data": data, "layout": layout}
 
 
@@ -137,8 +212,8 @@ def importance_cells_figure(report: dict[str, Any]) -> Figure | None:
     if not data:
         return None
     layout = _layout("hyperparameter", "importance (share)", barmode="group")
-    return {"id": "plot-importance-cells", "title": "Importance within each cell type",
-            "data": data, "layout": layout}  # fmt: skip
+    title = f"Importance for the {metric_label(report)} within each cell type"
+    return {"id": "plot-importance-cells", "title": title, "data": data, "layout": layout}
 
 
 def scatter_figure(report: dict[str, Any]) -> Figure | None:
@@ -158,10 +233,12 @@ def scatter_figure(report: dict[str, Any]) -> Figure | None:
             })  # fmt: skip
     if not data:
         return None
-    layout = _layout("parameter count", report["study"]["metric"], xaxis={"type": "log",
-                     "title": {"text": "parameter count"}})  # fmt: skip
-    return {"id": "plot-scatter", "title": "Value against parameter count", "data": data,
-            "layout": layout}  # fmt: skip
+    label = metric_label(report)
+    values = [v for trace in data for v in trace["y"]]
+    x_axis = {"type": "log", "title": {"text": "parameter count"}}
+    layout = _metric_layout(report, "parameter count", label, values, xaxis=x_axis)
+    title = f"{label[0].upper()}{label[1:]} of each completed trial against its parameter count"
+    return {"id": "plot-scatter", "title": title, "data": data, "layout": layout}
 
 
 def allocation_figure(report: dict[str, Any]) -> Figure | None:

@@ -6,15 +6,30 @@ HTML-escaped; figure data go into a ``<script type="application/json">``-safe
 literal (``<``, ``>`` and ``&`` written as ``\\u`` escapes). With
 ``plotly_js="inline"`` the installed plotly package's ``plotly.min.js`` is
 embedded, so the page needs no network.
+
+The trial table and the parallel-coordinates plot are drawn in the browser
+(``static/report_trials.js``) from the report's ``trials`` columns, which the page
+carries: one request, about 100 bytes a trial, sortable and filterable without a
+server round trip. While the study runs, the page reloads itself and keeps the table's
+filter, sort and page in the address's fragment.
 """
 
 from __future__ import annotations
 
-import html
 import json
+from importlib import resources
 from typing import Any
 
-from cellsearch.service.report_figures import figures
+from cellsearch.service.report_figures import figures, metric_label
+from cellsearch.service.report_sections import (
+    best_configurations,
+    environment_table,
+    esc,
+    fmt,
+    partial_banner,
+    refresh_seconds,
+    summary_table,
+)
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -26,23 +41,18 @@ table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}
 th,td{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 th:first-child,td:first-child{text-align:left}
 .plot{width:100%;height:420px;margin:1rem 0}
+.banner{padding:.6rem 1rem;background:#fdecea;border-left:6px solid #c53030;margin:.6rem 0;
+font-weight:600}
+.legend{font-size:.85rem;color:#444}
+#best-configs th,#environment th{text-align:left;font-weight:500;background:#fafafa}
+#environment td{text-align:left}
+#trials th{cursor:pointer;user-select:none;background:#fafafa}
+#trials td:nth-child(2),#trials td:nth-child(3){text-align:left}
+#trials th[aria-sort=ascending]::after{content:" \\25B2"}
+#trials th[aria-sort=descending]::after{content:" \\25BC"}
+.pager button{margin:0 .4rem}
+.scroll{overflow-x:auto;max-width:100%}
 """
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "&mdash;"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return _esc(value)
-
-
-def _rate(value: float | None) -> str:
-    return "&mdash;" if value is None else f"{100 * value:.1f}%"
 
 
 def _script_json(value: Any) -> str:
@@ -56,31 +66,7 @@ def _plotly_tag(plotly_js: str) -> str:
 
         code = get_plotlyjs().replace("</script", "<\\/script")
         return f"<script>{code}</script>"
-    return f'<script src="{_esc(plotly_js)}" charset="utf-8"></script>'
-
-
-def _summary_table(report: dict[str, Any]) -> str:
-    head = (
-        "<tr><th>cell type</th><th>complete</th><th>pruned</th><th>failed</th>"
-        "<th>best</th><th>95% CI</th><th>median</th><th>E[best of n]</th>"
-        "<th>divergence</th><th>pruning</th><th>params (best)</th><th>s/epoch (best)</th></tr>"
-    )
-    rows = []
-    for cell in report["cells"]:
-        best = cell.get("best") or {}
-        at = cell.get("expected_best_at_budget") or {}
-        ci = f"[{_fmt(best['ci_low'])}, {_fmt(best['ci_high'])}]" if best else "&mdash;"
-        evp = f"{_fmt(at['mean'])} &plusmn; {_fmt(at['std'], 2)} (n={at['n']})" if at else "&mdash;"
-        counts = cell["counts"]
-        rows.append(
-            f"<tr><td>{_esc(cell['cell_type'])}</td><td>{counts['complete']}</td>"
-            f"<td>{counts['pruned']}</td><td>{counts['fail']}</td><td>{_fmt(best.get('value'))}</td>"
-            f"<td>{ci}</td><td>{_fmt(cell.get('median'))}</td><td>{evp}</td>"
-            f"<td>{_rate(cell['divergence_rate'])}</td><td>{_rate(cell['pruning_rate'])}</td>"
-            f"<td>{_fmt(best.get('param_count'))}</td><td>{_fmt(best.get('seconds_per_epoch'))}</td>"
-            "</tr>"
-        )
-    return f"<table id='summary'>{head}{''.join(rows)}</table>"
+    return f'<script src="{esc(plotly_js)}" charset="utf-8"></script>'
 
 
 def _pairs_table(report: dict[str, Any]) -> str:
@@ -92,53 +78,104 @@ def _pairs_table(report: dict[str, Any]) -> str:
         "<th>p-value</th><th>Holm-adjusted</th><th>difference</th></tr>"
     )
     rows = [
-        f"<tr><td>{_esc(p['a'])}</td><td>{_esc(p['b'])}</td><td>{_fmt(p['p_best_of_n'], 3)}</td>"
-        f"<td>{_fmt(p['p_value'], 3)}</td><td>{_fmt(p['p_adjusted'], 3)}</td>"
-        f"<td>{_esc(p['better'] + ' better') if p['better'] else 'not detected'}</td></tr>"
+        f"<tr><td>{esc(p['a'])}</td><td>{esc(p['b'])}</td><td>{fmt(p['p_best_of_n'], 3)}</td>"
+        f"<td>{fmt(p['p_value'], 3)}</td><td>{fmt(p['p_adjusted'], 3)}</td>"
+        f"<td>{esc(p['better'] + ' better') if p['better'] else 'not detected'}</td></tr>"
         for p in comparison["pairs"]
     ]
-    test = _esc(comparison["test"])
+    test = esc(comparison["test"])
     return f"<h2>Pairwise comparison</h2><p>{test}</p><table>{head}{''.join(rows)}</table>"
 
 
-def _environment(report: dict[str, Any]) -> str:
-    rows = "".join(
-        f"<tr><td>{_esc(k)}</td><td>{_esc(json.dumps(v))}</td></tr>"
-        for k, v in report.get("environment", {}).items()
-    )
-    return f"<h2>Environment</h2><table id='environment'>{rows}</table>"
-
-
-def _header(report: dict[str, Any]) -> str:
+def _header(report: dict[str, Any], dashboard_url: str | None) -> str:
     study = report["study"]
+    counts = study.get("trial_counts") or {}
     meta = (
-        f"{_esc(study['metric'])} ({_esc(study['direction'])}); status {_esc(study['status'])}; "
-        f"{study['n_finished']} of {study['n_trials']} trials finished; "
-        f"allocation {_esc(study['allocation'])}"
+        f"objective: {esc(metric_label(report))} ({esc(study['direction'])}); "
+        f"status {esc(study['status'])}; {study['n_finished']} of {study['n_trials']} trials "
+        f"finished; allocation {esc(study['allocation'])}"
     )
-    if study.get("partial"):
-        meta += " &mdash; <strong>PARTIAL RESULTS</strong>"
-    warnings = "".join(f"<div class='warning'>{_esc(w)}</div>" for w in report["warnings"])
+    if counts.get("running"):
+        meta += f"; {counts['running']} running"
+    if study.get("baseline") is not None:
+        meta += (
+            f"<br>baseline {fmt(study['baseline'])}: "
+            f"{esc(study.get('baseline_description') or 'trivial predictor')}"
+        )
+    if dashboard_url:
+        meta += (
+            f"<br><a href='{esc(dashboard_url)}' id='dashboard-link'>open in optuna-dashboard</a>"
+        )
+    banner = partial_banner(report)
+    # the banner says what the "Partial results" warning says, and more
+    warnings = [w for w in report["warnings"] if not (banner and w.startswith("Partial results"))]
+    warned = "".join(f"<div class='warning'>{esc(w)}</div>" for w in warnings)
     return (
-        f"<h1>Cell-type comparison: {_esc(study['study_name'])}</h1><p class='meta'>{meta}</p>"
-        f"<p class='verdict' id='verdict'>{_esc(report['verdict'])}</p>{warnings}"
+        f"<h1>Cell-type comparison: {esc(study['study_name'])}</h1><p class='meta'>{meta}</p>"
+        f"{banner}<p class='verdict' id='verdict'>{esc(report['verdict'])}</p>{warned}"
     )
 
 
-def render_report_html(report: dict[str, Any], *, plotly_js: str = "inline") -> str:
+def _trials_section(report: dict[str, Any]) -> str:
+    trials = report.get("trials")
+    if not trials or not trials["number"]:
+        return ""
+    options = "".join(
+        f"<option value='{esc(c['cell_type'])}'>{esc(c['cell_type'])}</option>"
+        for c in report["cells"]
+    )
+    return (
+        "<h2>Trials</h2><p>Every trial of the study; the plot draws the completed ones. "
+        "Click a column's name to sort by it.</p>"
+        f"<p><label>cell type <select id='cell-filter'><option value=''>all</option>{options}"
+        "</select></label> <span id='trial-count'></span></p>"
+        "<h3>Parallel coordinates of the completed trials</h3>"
+        "<div class='plot' id='plot-parcoords'></div><p class='legend' id='parcoords-note'></p>"
+        "<div class='scroll'><table id='trials'><thead></thead><tbody></tbody></table></div>"
+        "<p class='pager'><button id='prev'>previous</button><span id='page-info'></span>"
+        "<button id='next'>next</button></p>"
+    )
+
+
+def _page_script(
+    report: dict[str, Any], payload: list[dict[str, Any]], dashboard: str | None
+) -> str:
+    page = {
+        "metric_label": metric_label(report),
+        "direction": report["study"]["direction"],
+        "cells": [c["cell_type"] for c in report["cells"]],
+        "dashboard": dashboard,
+        "refresh": refresh_seconds(report),
+    }
+    code = resources.files("cellsearch.service").joinpath("static/report_trials.js").read_text()
+    code = code.replace("</script", "<\\/script")
+    trials = _script_json(report.get("trials"))
+    return (
+        f"<script>const FIGS = {_script_json(payload)};\n"
+        "for (const f of FIGS) { Plotly.newPlot(f.id, f.data, f.layout, "
+        "{responsive: true, displaylogo: false}); }\n"
+        f"const PAGE = {_script_json(page)};\nconst TRIALS = {trials};\n{code}</script>"
+    )
+
+
+def render_report_html(
+    report: dict[str, Any], *, plotly_js: str = "inline", dashboard_url: str | None = None
+) -> str:
     """Render a report dict as one self-contained HTML page.
 
     Args:
         report: The output of :func:`cellsearch.search.report.build_report`.
         plotly_js: ``"inline"`` to embed plotly.min.js from the installed plotly
             package; otherwise the URL of a plotly.js script.
+        dashboard_url: The study's page in optuna-dashboard
+            (``.../dashboard/studies/<id>``); each trial then links to it there.
 
     Returns:
         The page as a string.
     """
     figs = figures(report)
     plots = "".join(
-        f"<h2>{_esc(f['title'])}</h2><div class='plot' id='{_esc(f['id'])}'></div>" for f in figs
+        f"<h2>{esc(f['title'])}</h2><div class='plot' id='{esc(f['id'])}'></div>" for f in figs
     )
     if not any(cell.get("best") for cell in report["cells"]):
         plots = (
@@ -146,16 +183,13 @@ def render_report_html(report: dict[str, Any], *, plotly_js: str = "inline") -> 
             "compare or plot. The page fills in as trials finish.</p>" + plots
         )
     payload = [{"id": f["id"], "data": f["data"], "layout": f["layout"]} for f in figs]
-    notes = "".join(f"<li>{_esc(n)}</li>" for n in report["notes"])
-    script = (
-        f"<script>const FIGS = {_script_json(payload)};\n"
-        "for (const f of FIGS) { Plotly.newPlot(f.id, f.data, f.layout, "
-        "{responsive: true, displaylogo: false}); }</script>"
-    )
-    title = _esc(f"cellsearch report: {report['study']['study_name']}")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in report["notes"])
+    title = esc(f"cellsearch report: {report['study']['study_name']}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>{_CSS}</style>{_plotly_tag(plotly_js)}</head><body>"
-        f"{_header(report)}<h2>Per cell type</h2>{_summary_table(report)}{_pairs_table(report)}"
-        f"{plots}<h2>Notes</h2><ul>{notes}</ul>{_environment(report)}{script}</body></html>"
+        f"{_header(report, dashboard_url)}<h2>Per cell type</h2>{summary_table(report)}"
+        f"{best_configurations(report, dashboard_url)}{_pairs_table(report)}{plots}"
+        f"{_trials_section(report)}<h2>Notes</h2><ul>{notes}</ul>{environment_table(report)}"
+        f"{_page_script(report, payload, dashboard_url)}</body></html>"
     )

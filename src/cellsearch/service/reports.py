@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from cellsearch.search.report import ReportContext, build_report
 from cellsearch.service.report_page import render_report_html
 from cellsearch.service.studies import get_study
+from cellsearch.service.study_states import head_of_queue, shown_status
 
 PLOTLY_URL = "/api/v1/assets/plotly.min.js"
 
@@ -19,13 +20,25 @@ def study_report(
 ) -> dict[str, Any]:
     """Build the report of study ``name`` from its trials."""
     record = get_study(engine=engine, name=name)
-    context = ReportContext.of(record.study_spec(), status=record.status)
     study = optuna.load_study(study_name=record.name, storage=storage)
-    return build_report(study.get_trials(deepcopy=False), context)
+    trials = study.get_trials(deepcopy=False)
+    running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
+    status = shown_status(record, running_trials=running, head=head_of_queue(engine=engine))
+    return build_report(trials, ReportContext.of(record.study_spec(), status=status))
 
 
-def study_report_html(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> str:
-    """The report of study ``name`` as an HTML page."""
-    return render_report_html(
-        study_report(engine=engine, storage=storage, name=name), plotly_js=PLOTLY_URL
-    )
+def study_report_html(
+    *,
+    engine: Engine,
+    storage: optuna.storages.RDBStorage,
+    name: str,
+    dashboard_url: str | None = None,
+) -> str:
+    """The report of study ``name`` as an HTML page (linked to optuna-dashboard's root
+    ``dashboard_url`` when one is given)."""
+    report = study_report(engine=engine, storage=storage, name=name)
+    study_page = None
+    if dashboard_url:
+        study_id = storage.get_study_id_from_name(name)
+        study_page = f"{dashboard_url.rstrip('/')}/dashboard/studies/{study_id}"
+    return render_report_html(report, plotly_js=PLOTLY_URL, dashboard_url=study_page)

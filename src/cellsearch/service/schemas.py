@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, Field
 
 from cellsearch.search.record import TrialRecord
+from cellsearch.search.report.metric import objective_metric
 from cellsearch.service.studies import TrialCounts
 from cellsearch.service.tables import StudyRecord, WorkerRecord
 
@@ -50,9 +51,15 @@ class StudyOut(BaseModel):
     """A study with its progress."""
 
     name: str
-    status: str
+    status: str = Field(
+        description="queued (running, but waiting behind an older study), running, paused, "
+        "cancelled or completed."
+    )
     task: str
     cell_types: list[str]
+    objective: str | None = Field(
+        default=None, description="What the study optimises, in words: 'validation MSE'."
+    )
     n_trials: int
     n_reevaluations: int = Field(
         description="Seed re-evaluation runs added once the search finished (0 before)."
@@ -62,13 +69,14 @@ class StudyOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, record: StudyRecord, counts: TrialCounts) -> StudyOut:
+    def of(cls, record: StudyRecord, counts: TrialCounts, status: str | None = None) -> StudyOut:
         spec = record.study_spec()
         return cls(
             name=record.name,
-            status=record.status,
+            status=status or record.status,
             task=spec.task.kind,
             cell_types=spec.cell_types,
+            objective=objective_metric(spec).label,
             n_trials=record.n_trials,
             n_reevaluations=record.reevaluations,
             counts=Counts.of(counts),

@@ -30,6 +30,11 @@ class Settings(SpecLimits, BaseSettings):
     api_url: str = Field(
         default="http://127.0.0.1:8000", description="Where the CLI finds the API."
     )
+    dashboard_url: str | None = Field(
+        default=None,
+        description="optuna-dashboard's root (e.g. http://127.0.0.1:8080); report pages link "
+        "each trial to it.",
+    )
     heartbeat_interval: int = Field(default=10, ge=1, description="Seconds between heartbeats.")
     grace_period: int = Field(
         default=30, ge=2, description="Seconds without a heartbeat before a trial is stale."

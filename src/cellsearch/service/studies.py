@@ -15,6 +15,7 @@ from cellsearch.search.record import COUNTED_FAILURES, Attr, cell_of
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound
+from cellsearch.service.study_labels import label_study
 from cellsearch.service.tables import StudyRecord
 
 # action -> (statuses it applies to, resulting status)
@@ -59,12 +60,13 @@ def create_study(
         if StudyRecord.find(session, spec.name) is not None:
             raise Conflict(f"study {spec.name!r} already exists")
     try:
-        optuna.create_study(
+        study = optuna.create_study(
             study_name=spec.name, storage=storage, direction=spec.objective.direction
         )
     except optuna.exceptions.DuplicatedStudyError:
         raise Conflict(f"an Optuna study named {spec.name!r} already exists") from None
     try:
+        label_study(study, spec)  # the objective's name and the spec, for optuna-dashboard
         with session_scope(engine) as session:
             record = StudyRecord(
                 name=spec.name,

@@ -3,14 +3,19 @@
 :func:`build_report` turns a study's trials into a JSON-serialisable dict (no
 NaN or infinity: missing numbers are ``None``). Sections:
 
-- ``study``: name, direction, metric, budget, allocation, status, counts by state,
-  ``partial`` (True unless the service marked the study completed).
+- ``study``: name, direction, metric (``metric_label`` in words, ``metric_low`` and
+  ``metric_high`` its bounds), budget, allocation, status, counts by state (``counts``
+  by Optuna state; ``trial_counts`` as the service counts them), the hyperparameters the
+  spec fixes (``fixed_params``), ``partial`` (True unless the service marked the study
+  completed).
 - ``verdict``: one sentence; "No detectable difference at this budget" when no
   corrected test rejects, with what the design could detect; it never names a leader
   from fewer than three completed trials per cell type, and rests on the seed
   re-evaluation when the study has one.
 - ``warnings`` (things that change how to read the numbers) and ``notes``.
-- ``cells``: one summary per cell type (see :mod:`cellsearch.search.report.cells`).
+- ``cells``: one summary per cell type (see :mod:`cellsearch.search.report.cells`),
+  with ``n_beat_baseline`` (completed trials better than the baseline) and the best
+  trial's ``hyperparameters`` (every one, fixed ones included).
 - ``comparison``: pairwise best-of-n probabilities and Holm-corrected tests on every
   finished draw (see :mod:`cellsearch.search.report.compare`), or None with fewer than
   two cell types with finished trials.
@@ -20,6 +25,8 @@ NaN or infinity: missing numbers are ``None``). Sections:
 - ``allocation``: which cell type each trial used, by trial number and by
   completion order.
 - ``environment``: versions, devices and seeds.
+- ``trials``: one row per trial, column by column (see
+  :func:`cellsearch.search.report.details.trial_table`).
 """
 
 from __future__ import annotations
@@ -32,20 +39,21 @@ from typing import Any, Literal
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 import cellsearch
-from cellsearch.search.record import CELL_PARAM, Attr, cell_of, search_trials
+from cellsearch.search.record import CELL_PARAM, Attr, cell_of, is_counted, search_trials
 from cellsearch.search.report import cells as report_cells
 from cellsearch.search.report import compare as report_compare
+from cellsearch.search.report import details as report_details
 from cellsearch.search.report import importance as report_importance
 from cellsearch.search.report import reevaluated
 from cellsearch.search.report import warnings as report_warnings
+from cellsearch.search.report.metric import objective_metric
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import baseline_of
 
 SCHEMA_VERSION = 1
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,10 @@ class ReportContext:
     baseline_description: str | None = None
     reevaluate: tuple[int, int] | None = None  # (top_k, seeds) when the study re-evaluates
     ranges: dict[str, tuple[float, float, bool]] = field(default_factory=dict)  # low, high, log
+    metric_label: str | None = None  # the objective in words: "validation MSE"
+    metric_low: float | None = None  # the lowest value the objective can take
+    metric_high: float | None = None
+    fixed_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, spec: StudySpec, *, status: str) -> ReportContext:
@@ -73,6 +85,7 @@ class ReportContext:
         minimises that loss.
         """
         baseline = baseline_of(spec.task)
+        metric = objective_metric(spec)
         return cls(
             study_name=spec.name,
             direction=spec.objective.direction,
@@ -88,6 +101,10 @@ class ReportContext:
                 None if spec.reevaluate is None else (spec.reevaluate.top_k, spec.reevaluate.seeds)
             ),
             ranges=spec.ranges(),
+            metric_label=metric.label,
+            metric_low=metric.low,
+            metric_high=metric.high,
+            fixed_params=report_details.fixed_params(spec),
         )
 
 
@@ -97,6 +114,7 @@ def build_report(
     *,
     n_bootstrap: int = 1000,
     importance: bool = True,
+    trial_table: bool = True,
 ) -> dict[str, Any]:
     """Build the comparison report of a study.
 
@@ -105,6 +123,7 @@ def build_report(
         context: Study facts that are not stored on the trials.
         n_bootstrap: Bootstrap replicates for each best-value interval.
         importance: False to skip hyperparameter importance (the slowest part).
+        trial_table: False to leave out the per-trial table (``trials`` is then None).
 
     Returns:
         The report as a JSON-serialisable dict (see the module docstring).
@@ -130,7 +149,7 @@ def build_report(
     comparison = None
     if len(draws) >= 2:
         comparison = report_compare.compare_cells(draws, budget=budget)
-    n_finished = sum(t.state in _FINISHED for t in search)
+    n_finished = sum(is_counted(t) for t in search)  # as the service counts them
     lead = report_compare.leader(cells, maximize)
     verdict, leader = report_compare.verdict(
         comparison, cells=cells, lead=lead, n_finished=n_finished
@@ -164,7 +183,27 @@ def build_report(
     }
     if importance:
         report["importance"] = _importance(groups, maximize, context.seed)
-    return _json_safe(report)
+    _add_details(report, groups, context)
+    safe: dict[str, Any] = _json_safe(report)
+    # built JSON-safe, and large: kept out of the recursive pass
+    safe["trials"] = report_details.trial_table(trials) if trial_table else None
+    return safe
+
+
+def _add_details(
+    report: dict[str, Any], groups: dict[str, list[FrozenTrial]], context: ReportContext
+) -> None:
+    """Per cell: trials that beat the baseline, every hyperparameter of the best trial."""
+    maximize = context.direction == "maximize"
+    for cell in report["cells"]:
+        values = cell["points"]["value"]
+        cell["n_beat_baseline"] = report_details.beats_baseline(
+            values, context.baseline, maximize=maximize
+        )
+        best = cell.get("best")
+        if best is not None:
+            trial = next(t for t in groups[cell["cell_type"]] if t.number == best["trial_number"])
+            best["hyperparameters"] = report_details.hyperparameters(trial, context.fixed_params)
 
 
 def _group(
@@ -189,6 +228,7 @@ def _study_section(
     section["cell_types"] = list(context.cell_types)
     section.update(
         counts=report_cells.state_counts(trials),
+        trial_counts=report_details.trial_counts(trials),
         n_finished=n_finished,
         partial=context.status != "completed",
     )

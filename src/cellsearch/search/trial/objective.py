@@ -138,7 +138,7 @@ def run_trial(
             return False
         return True
 
-    finish = functools.partial(_finish, study, trial, retried)
+    finish = functools.partial(_finish, study, trial, retried, spec.objective.metric)
     try:
         result = train(model.to(device), data, config.train, device, on_epoch)
     except TrainingDiverged as exc:
@@ -167,6 +167,7 @@ def _finish(
     study: optuna.Study,
     trial: optuna.Trial,
     retried: Callable[[Callable[[], Any], str], Any],
+    metric: str,
     outcome: Outcome,
     reason: str | None,
     attrs: dict[str, Any],
@@ -191,7 +192,25 @@ def _finish(
     kind = record.Attr.FAILURE_KIND
     if told.state != state or told.user_attrs.get(kind) != attrs.get(kind):
         return _lost(trial)  # finished by another worker's stale check, not by this tell
+    log.info("%s", outcome_line(study.study_name, trial.number, outcome, metric, value, attrs))
     return TrialOutcome(trial.number, outcome, value=value, reason=reason)
+
+
+def outcome_line(
+    study: str, number: int, outcome: str, metric: str, value: float | None, attrs: dict[str, Any]
+) -> str:
+    """The log line of a finished trial: cell, outcome, value, epochs, seconds."""
+    cell = attrs.get(record.Attr.CELL_TYPE, "?")
+    parts = [f"study {study} trial {number} ({cell}) {outcome}"]
+    if value is not None:
+        parts.append(f"{metric} {value:.5g}")
+    if attrs.get(record.Attr.EPOCHS_RUN) is not None:
+        parts.append(f"{attrs[record.Attr.EPOCHS_RUN]} epochs")
+    if attrs.get(record.Attr.SECONDS) is not None:
+        parts.append(f"{attrs[record.Attr.SECONDS]:.1f} s")
+    if attrs.get(record.Attr.FAILURE_REASON):
+        parts.append(str(attrs[record.Attr.FAILURE_REASON])[:200])
+    return ", ".join(parts)
 
 
 def _lost(trial: optuna.Trial) -> TrialOutcome:

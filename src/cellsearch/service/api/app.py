@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import cellsearch
 from cellsearch.search.errors import DatasetError, SearchError, SpecError
-from cellsearch.service.api.routes import catalog, datasets, health, studies, workers
+from cellsearch.service.api.routes import catalog, datasets, health, studies, validation, workers
 from cellsearch.service.errors import (
     Conflict,
     NotFound,
@@ -63,6 +63,7 @@ def create_app() -> FastAPI:
     )
     for router in (studies.router, datasets.router, catalog.router, health.router, workers.router):
         app.include_router(router, prefix=PREFIX)
+    app.include_router(validation.router, prefix=PREFIX)  # POST /studies/validate
 
     async def _handle(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc)

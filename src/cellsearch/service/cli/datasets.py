@@ -9,6 +9,7 @@ import typer
 
 from cellsearch.service.cli import render
 from cellsearch.service.cli.app import ApiUrl, api, app
+from cellsearch.service.cli.text import echo_json
 
 dataset_app = typer.Typer(help="Upload, list and delete data sets (NPZ or long-format CSV).")
 app.add_typer(dataset_app, name="dataset")
@@ -30,13 +31,22 @@ def dataset_upload(
 
 
 @dataset_app.command("list")
-def dataset_list(api_url: ApiUrl = None) -> None:
+def dataset_list(
+    json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    api_url: ApiUrl = None,
+) -> None:
     """List the uploaded data sets."""
-    render.print_datasets(api(api_url).datasets())
+    datasets = api(api_url).datasets()
+    echo_json(datasets) if json_ else render.print_datasets(datasets)
 
 
 @dataset_app.command("delete")
-def dataset_delete(dataset_id: str, api_url: ApiUrl = None) -> None:
+def dataset_delete(
+    ref: Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The data set's name or id.")],
+    api_url: ApiUrl = None,
+) -> None:
     """Delete a data set that no study uses."""
-    api(api_url).delete_dataset(dataset_id)
-    typer.echo(f"deleted {dataset_id}")
+    client = api(api_url)
+    found = client.find_dataset(ref)
+    client.delete_dataset(found["id"])
+    typer.echo(f"deleted data set {found['name']} (id {found['id']})")

@@ -1,113 +1,138 @@
-"""What the CLI prints: tables, the progress of a study, the report (rich)."""
+"""What the CLI prints for studies, trials, data sets and the catalog (plain text).
+
+Lines fit 80 columns (:mod:`.text`); messages and names print as written, never as
+markup. The progress of a running study is :mod:`.progress`; the report :mod:`.report_text`.
+"""
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from cellsearch.service.cli.text import echo_lines, num, table, table_width, width, wrap
 
-from cellsearch.service.cli.client import Api
-
-console = Console()
-FINAL_STATUSES = ("completed", "cancelled")
+STATES = ("complete", "pruned", "failed", "running", "waiting", "requeued")
 
 
-def follow(api: Api, name: str, poll: float = 1.0) -> dict[str, Any]:
-    """Show a progress bar until the study is completed or cancelled."""
-    study = api.study(name)
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[detail]}"), TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(name, total=study["n_trials"], detail="")
-        while True:
-            c = study["counts"]
-            best = study["best_trial"]
-            detail = f"running {c['running']}  pruned {c['pruned']}  failed {c['failed']}" + (
-                f"  best {best['value']:.4g} ({best['cell_type']})" if best else ""
-            )
-            progress.update(bar, completed=c["finished"], detail=detail)
-            if study["status"] in FINAL_STATUSES:
-                break
-            time.sleep(poll)
-            study = api.study(name)
-    print_study(study)
-    return study
+def _progress(study: dict[str, Any]) -> str:
+    c = study["counts"]
+    running = f", {c['running']} running" if c["running"] else ""
+    return f"{c['finished']}/{study['n_trials']}{running}"
 
 
 def print_studies(studies: list[dict[str, Any]]) -> None:
-    table = Table("name", "status", "task", "cells", "finished", "running", "created")
-    for s in studies:
-        c = s["counts"]
-        progress = f"{c['finished']}/{s['n_trials']}"
-        cells = ", ".join(s["cell_types"])
-        table.add_row(
-            s["name"],
-            s["status"],
-            s["task"],
-            cells,
-            progress,
-            str(c["running"]),
-            s["created_at"][:19],
-        )
-    console.print(table if studies else "no studies yet: `cellsearch submit SPEC.yaml`")
+    """One row per study: status, task, progress, cells, creation time."""
+    if not studies:
+        echo_lines(["no studies yet: `cellsearch submit SPEC.yaml`"])
+        return
+    rows = [
+        [s["name"], s["status"], s["task"], _progress(s), ", ".join(s["cell_types"]),
+         s["created_at"][:16].replace("T", " ")]
+        for s in studies
+    ]  # fmt: skip
+    headers = ["name", "status", "task", "finished", "cells", "created"]
+    echo_lines(table(headers, rows, wrap_column=4))
 
 
 def print_study(study: dict[str, Any]) -> None:
+    """A study: status, objective, counts by state and by cell type, best trial."""
     c = study["counts"]
-    console.print(f"[bold]{study['name']}[/bold]  {study['status']}  task {study['task']}  "
-                  f"{c['finished']}/{study['n_trials']} finished")  # fmt: skip
-    table = Table("complete", "pruned", "failed", "running", "waiting", "requeued")
-    table.add_row(
-        *(str(c[k]) for k in ("complete", "pruned", "failed", "running", "waiting", "requeued"))
+    objective = study.get("objective") or study["spec"].get("objective", {}).get("metric", "")
+    lines = [
+        f"{study['name']}: {study['status']}, task {study['task']}, "
+        f"{c['finished']} of {study['n_trials']} trials finished",
+    ]
+    if objective:
+        lines.append(f"objective: {objective}")
+    lines += [""]
+    lines += table(list(STATES), [[str(c[k]) for k in STATES]], right=[True] * len(STATES))
+    lines += wrap(
+        "failed: diverged or raised an error (counted); requeued: interrupted by a pause, a "
+        "cancel or a stopped worker, or lost with a worker (not counted)."
     )
-    console.print(table)
     if c["by_cell"]:
-        console.print(
+        lines += wrap(
             "finished per cell: " + ", ".join(f"{k} {v}" for k, v in c["by_cell"].items())
         )
     best = study.get("best_trial")
     if best:
-        params = json.dumps(best["params"], default=str)
-        console.print(f"best: trial {best['number']} value {best['value']:.5g} "
-                      f"({best['cell_type']}, {best['param_count']} params) {params}")  # fmt: skip
+        params = ", ".join(f"{k}={num(v)}" for k, v in best["params"].items() if k != "cell_type")
+        lines += wrap(
+            f"best: trial {best['number']}, {objective or 'value'} {num(best['value'], 5)} "
+            f"({best['cell_type']}, {best['param_count']} parameters): {params}",
+            indent="  ",
+        )
+    echo_lines(lines)
 
 
 def print_datasets(datasets: list[dict[str, Any]]) -> None:
-    table = Table("id", "name", "kind", "sequences", "max length", "features", "classes", "bytes")
-    for d in datasets:
-        table.add_row(d["id"], d["name"], d["kind"], str(d["n_sequences"]), str(d["max_length"]),
-                      str(d["n_features"]), _num(d["n_classes"]), str(d["size_bytes"]))  # fmt: skip
-    console.print(table if datasets else "no datasets yet: `cellsearch dataset upload FILE`")
+    """One row per uploaded data set."""
+    if not datasets:
+        echo_lines(["no data sets yet: `cellsearch dataset upload FILE --name NAME`"])
+        return
+    headers = ["name", "id", "kind", "sequences", "length", "features", "classes"]
+    rows = [
+        [d["name"], d["id"], d["kind"], str(d["n_sequences"]), str(d["max_length"]),
+         str(d["n_features"]), num(d["n_classes"])]
+        for d in datasets
+    ]  # fmt: skip
+    echo_lines(table(headers, rows, right=[False, False, False, True, True, True, True]))
 
 
-def print_report(report: dict[str, Any]) -> None:
-    """The verdict, warnings and one row per cell type."""
-    console.print(f"[bold]{report['verdict']}[/bold]")
-    for warning in report.get("warnings", []):
-        console.print(f"[yellow]warning:[/yellow] {warning}")
-    table = Table("cell", "completed", "best", "95% CI", "median", "expected best-of-n",
-                  "diverged", "pruned", "params", "s/epoch")  # fmt: skip
-    for cell in report["cells"]:
-        best = cell.get("best") or {}
-        evp = cell.get("expected_best_at_budget") or {}
-        table.add_row(
-            cell["cell_type"],
-            str(cell["n_completed"]),
-            _num(best.get("value")),
-            f"[{_num(best.get('ci_low'))}, {_num(best.get('ci_high'))}]",
-            _num(cell.get("median")),
-            f"{_num(evp.get('mean'))} (n={evp.get('n', '-')})",
-            _num(cell.get("divergence_rate")),
-            _num(cell.get("pruning_rate")),
-            _num(best.get("param_count")),
-            _num(best.get("seconds_per_epoch")),
-        )
-    console.print(table)
+def print_trials(trials: list[dict[str, Any]], objective: str) -> None:
+    """One row per trial; its hyperparameters on the row, or under it when too wide."""
+    if not trials:
+        echo_lines(["no trials match"])
+        return
+    headers = ["#", "cell", "state", objective or "value", "epochs", "seconds"]
+    rows = []
+    for t in trials:
+        epochs = t.get("epochs_run") or (len(t.get("learning_curve") or {}) or None)
+        state = t["state"] + (f" ({t['failure_kind']})" if t.get("failure_kind") else "")
+        rows.append([str(t["number"]), t.get("cell_type") or "-", state, num(t["value"]),
+                     num(epochs), num(t.get("seconds"), 3)])  # fmt: skip
+    params = [
+        " ".join(f"{k}={num(v)}" for k, v in t["params"].items() if k != "cell_type")
+        for t in trials
+    ]
+    right = [True, False, False, True, True, True]
+    wide = [[*r, p] for r, p in zip(rows, params, strict=True)]
+    if table_width([*headers, "hyperparameters"], wide) <= width():
+        echo_lines(table([*headers, "hyperparameters"], wide, right=[*right, False]))
+        return
+    lines = table(headers, rows, right=right)
+    out = lines[:2]
+    for line, text in zip(lines[2:], params, strict=True):
+        out += [line, *wrap(text, indent="      ")]
+    echo_lines(out)
 
 
-def _num(value: Any) -> str:
-    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+def print_cells(cells: list[dict[str, Any]]) -> None:
+    """The registered cells: name, what they are, options, parameters per layer."""
+    rows = [
+        [c["name"], c["title"], ", ".join(o["name"] for o in c["options"]) or "-",
+         str(c["param_count_example"])]
+        for c in cells
+    ]  # fmt: skip
+    echo_lines(table(["name", "cell", "options", "params (H=64)"], rows, wrap_column=1,
+                     right=[False, False, False, True]))  # fmt: skip
+    echo_lines(wrap("params (H=64): parameters of one layer with one input and 64 hidden units."))
+
+
+def print_tasks(tasks: list[dict[str, Any]]) -> None:
+    """The task kinds: name, title, trivial baseline."""
+    rows = [[t["kind"], t["title"], t["baseline"]] for t in tasks]
+    echo_lines(table(["kind", "task", "baseline"], rows, wrap_column=2))
+
+
+def print_validation(result: dict[str, Any]) -> None:
+    """What a valid spec would make, part by part."""
+    name = result["name"]
+    lines = [f"valid: {name} would run {result['n_trials']} trials, "
+             f"{result['trials_per_cell']} per cell type"]  # fmt: skip
+    width = max(len(k) for k in result["summary"])
+    for key, text in result["summary"].items():
+        lines += wrap(text, indent=" " * (width + 4), first=f"  {key.rjust(width)}: ")
+    if not result["name_available"]:
+        lines += wrap(f"but a study named {name!r} exists already: submit would be refused "
+                      "(choose another name, or `cellsearch delete` the old study)")  # fmt: skip
+    echo_lines(lines)

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from cellsearch.service.cli.app import DatabaseUrl, app, load_settings, redact, setup_logging
 from cellsearch.service.settings import Settings
+
+
+def missing_sqlite_file(database_url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist (opening it would create it)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    name = url.database
+    if url.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    if name.startswith("file:") or url.query.get("mode") == "memory":
+        return None  # a URI filename or an in-memory database: nothing to check here
+    path = Path(name)
+    return None if path.exists() else path
+
+
+def refuse_new_database(settings: Settings, command: str) -> None:
+    """Exit with status 2, naming the database, when ``command`` would create a new,
+    empty SQLite file instead of using the service's database."""
+    path = missing_sqlite_file(settings.database_url)
+    if path is None:
+        return
+    typer.secho(
+        f"error: no database at {path.resolve()} ({redact(settings.database_url)}); "
+        f"`cellsearch {command}` does not create one. Run `cellsearch migrate` or "
+        "`cellsearch serve` (which migrates) first, or point --database-url "
+        "(CELLSEARCH_DATABASE_URL) at the service's database.",
+        err=True,
+        fg="red",
+    )
+    raise typer.Exit(2)
 
 
 @app.command()
@@ -22,6 +55,20 @@ def migrate(database_url: DatabaseUrl = None) -> None:
     settings = load_settings(database_url=database_url)
     upgrade(settings)
     typer.echo(f"database ready: {redact(settings.database_url)}")
+
+
+class QuietReads(logging.Filter):
+    """Drops access-log lines of successful GETs (a watching CLI polls every second), so
+    that the lines of finished trials, errors and changes stand out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(args, tuple) and len(args) == 5
+        ):  # uvicorn: client, method, path, http, status
+            method, status = args[1], args[4]
+            return not (method == "GET" and isinstance(status, int) and status < 400)
+        return True
 
 
 @app.command()
@@ -67,6 +114,7 @@ def serve(
             stop_workers(procs, timeout=settings.grace_period)
 
     app.router.lifespan_context = lifespan
+    logging.getLogger("uvicorn.access").addFilter(QuietReads())
     try:
         uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     finally:
@@ -88,6 +136,7 @@ def worker(
     """Run trials of runnable studies until stopped (SIGTERM finishes the epoch, requeues)."""
     setup_logging()
     settings = load_settings(database_url=database_url)
+    refuse_new_database(settings, "worker")
     if gpus is not None:
         _supervise_gpu_workers(settings, gpus, per_gpu)
         return
@@ -137,5 +186,6 @@ def dashboard(
     from cellsearch.service.db import optuna_storage
 
     settings = load_settings(database_url=database_url)
+    refuse_new_database(settings, "dashboard")
     typer.echo(f"optuna-dashboard on http://{host}:{port}")
     optuna_dashboard.run_server(optuna_storage(settings), host=host, port=port)

@@ -7,41 +7,120 @@ from typing import Annotated
 
 import typer
 
-from cellsearch.service.cli import render
+from cellsearch.service.cli import progress, render
 from cellsearch.service.cli.app import ApiUrl, api, app
-from cellsearch.service.cli.client import load_spec
+from cellsearch.service.cli.client import Api, load_spec
+from cellsearch.service.cli.report_text import print_report
+from cellsearch.service.cli.text import echo_json
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+STATE_NAMES = ("running", "waiting", "complete", "pruned", "fail")
+
+
+def _wait(client: Api, name: str) -> None:
+    """Follow a study to its end; exit 3 if it was cancelled, 4 if nothing completed."""
+    try:
+        study = progress.follow(client, name)
+    except KeyboardInterrupt:
+        typer.echo(f"\nstopped watching; {name} goes on (`cellsearch watch {name}`)", err=True)
+        raise typer.Exit(130) from None
+    render.print_study(study)
+    message = progress.ending(study)
+    if message:
+        typer.echo(message, err=True)
+    else:
+        typer.echo(f"report: cellsearch report {name}")
+    raise typer.Exit(progress.exit_code(study))
 
 
 @app.command()
 def submit(
     spec_file: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON.", exists=True)],
-    wait: Annotated[bool, typer.Option(help="Follow progress until the study ends.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            help="Follow progress until the study ends; exit 3 if it is cancelled, 4 if no "
+            "trial completed. Rides out restarts of the API."
+        ),
+    ] = False,
     api_url: ApiUrl = None,
 ) -> None:
     """Submit a study spec to the API."""
     client = api(api_url)
     study = client.submit(load_spec(spec_file))
-    typer.echo(f"submitted {study['name']}: {study['n_trials']} trials")
+    typer.echo(f"submitted {study['name']}: {study['n_trials']} trials ({study['status']})")
     if wait:
-        render.follow(client, study["name"])
+        _wait(client, study["name"])
+
+
+@app.command()
+def watch(name: str, api_url: ApiUrl = None) -> None:
+    """Follow a study's progress until it ends (as submit --wait; same exit statuses)."""
+    _wait(api(api_url), name)
+
+
+@app.command()
+def validate(
+    spec_file: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON.", exists=True)],
+    json_: Json = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Check a spec against the server's limits and data sets without submitting it.
+
+    Exits 1 with each invalid field named, or when a study already has the name.
+    """
+    result = api(api_url).validate(load_spec(spec_file))
+    if json_:
+        echo_json(result)
+    else:
+        render.print_validation(result)
+    if not result["name_available"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def trials(
+    name: str,
+    state: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Only trials in this state ({', '.join(STATE_NAMES)}); repeatable."),
+    ] = None,
+    cell: Annotated[str | None, typer.Option(help="Only trials of this cell type.")] = None,
+    json_: Json = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """List a study's trials: cell, state, value, epochs, seconds, hyperparameters."""
+    bad = [s for s in state or [] if s not in STATE_NAMES]
+    if bad:
+        raise typer.BadParameter(f"{', '.join(bad)}: states are {', '.join(STATE_NAMES)}",
+                                 param_hint="--state")  # fmt: skip
+    client = api(api_url)
+    found = client.trials(name, states=state, cell=cell)
+    if json_:
+        echo_json(found)
+        return
+    render.print_trials(found, client.study(name).get("objective") or "value")
 
 
 @app.command("list")
-def list_(api_url: ApiUrl = None) -> None:
-    """List studies with their progress."""
-    render.print_studies(api(api_url).studies())
+def list_(json_: Json = False, api_url: ApiUrl = None) -> None:
+    """List studies with their progress (queued: waiting behind an older study)."""
+    studies = api(api_url).studies()
+    echo_json(studies) if json_ else render.print_studies(studies)
 
 
 @app.command()
-def show(name: str, api_url: ApiUrl = None) -> None:
+def show(name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
     """Show a study: status, counts by state and cell type, best trial."""
-    render.print_study(api(api_url).study(name))
+    study = api(api_url).study(name)
+    echo_json(study) if json_ else render.print_study(study)
 
 
 @app.command()
-def report(name: str, api_url: ApiUrl = None) -> None:
-    """Print the comparison report of a study's cell types."""
-    render.print_report(api(api_url).report(name))
+def report(name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
+    """Print the comparison report of a study's cell types (80 columns)."""
+    found = api(api_url).report(name)
+    echo_json(found) if json_ else print_report(found)
 
 
 @app.command()

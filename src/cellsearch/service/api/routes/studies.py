@@ -20,10 +20,10 @@ from cellsearch.service.api.deps import (
     SettingsDep,
     StorageDep,
 )
-from cellsearch.service.datasets import check_dataset_task
-from cellsearch.service.registry import check_precision
 from cellsearch.service.reports import study_report, study_report_html
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
+from cellsearch.service.spec_checks import spec_problems
+from cellsearch.service.study_states import shown_statuses
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
@@ -39,9 +39,7 @@ def create_study(
 
     422 names each invalid field (including this server's limits); 409 if the name is taken.
     """
-    limits = settings.limits()
-    errors = limits.check(spec) + check_dataset_task(engine=engine, spec=spec, limits=limits)
-    errors += check_precision(engine, spec, grace_period=settings.grace_period)
+    errors = spec_problems(spec=spec, settings=settings, engine=engine)
     if errors:
         raise SpecError(errors)
     record = ops.create_study(engine=engine, storage=storage, spec=spec)
@@ -55,7 +53,9 @@ def list_studies(
     """Studies, newest first, with progress counts."""
     records, total = ops.list_studies(engine=engine, offset=offset, limit=limit)
     counts = ops.trial_counts(engine=engine, names=[r.name for r in records])
-    items = [StudyOut.of(r, counts[r.name]) for r in records]
+    running = {name: c.running for name, c in counts.items()}
+    shown = shown_statuses(engine=engine, records=records, running=running)
+    items = [StudyOut.of(r, counts[r.name], shown[r.name]) for r in records]
     return Page(items=items, total=total, offset=offset, limit=limit)
 
 
@@ -115,17 +115,24 @@ def get_report(name: str, engine: EngineDep, storage: StorageDep) -> dict[str, o
 
 
 @router.get("/{name}/report.html", response_class=HTMLResponse)
-def get_report_html(name: str, engine: EngineDep, storage: StorageDep) -> HTMLResponse:
+def get_report_html(
+    name: str, settings: SettingsDep, engine: EngineDep, storage: StorageDep
+) -> HTMLResponse:
     """The comparison report as a page with plots."""
-    return HTMLResponse(study_report_html(engine=engine, storage=storage, name=name))
+    page = study_report_html(
+        engine=engine, storage=storage, name=name, dashboard_url=settings.dashboard_url
+    )
+    return HTMLResponse(page)
 
 
 def _detail(engine: EngineDep, storage: StorageDep, name: str) -> StudyDetail:
     record = ops.get_study(engine=engine, name=name)
     counts = ops.trial_counts(engine=engine, names=[record.name])
     best = ops.best_trial(storage=storage, name=record.name)
+    running = {record.name: counts[record.name].running}
+    shown = shown_statuses(engine=engine, records=[record], running=running)
     return StudyDetail(
-        **StudyOut.of(record, counts[record.name]).model_dump(),
+        **StudyOut.of(record, counts[record.name], shown[record.name]).model_dump(),
         spec=record.spec,
         best_trial=TrialOut.of(best) if best else None,
     )

@@ -1,0 +1,27 @@
+"""Client commands about what can be searched: cell types and task kinds."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cellsearch.service.cli import render
+from cellsearch.service.cli.app import ApiUrl, api, app
+from cellsearch.service.cli.text import echo_json
+
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command()
+def cells(json_: Json = False, api_url: ApiUrl = None) -> None:
+    """List the recurrent cell types a spec can search (space.cell_type)."""
+    found = api(api_url).cells()
+    echo_json(found) if json_ else render.print_cells(found)
+
+
+@app.command()
+def tasks(json_: Json = False, api_url: ApiUrl = None) -> None:
+    """List the task kinds a spec can name (task.kind), with their trivial baselines."""
+    found = api(api_url).tasks()
+    echo_json(found) if json_ else render.print_tasks(found)

@@ -1,0 +1,80 @@
+"""What optuna-dashboard shows of a study: its objective's name and its spec, in words.
+
+optuna-dashboard reads everything from Optuna's tables. Without help it calls the
+objective "Objective 0" and shows nothing of the spec; :func:`label_study` names the
+objective (``study.set_metric_names``: "validation MSE") and writes the spec as study
+user attributes, one readable line per part (the dashboard lists them as a table).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import optuna
+
+from cellsearch.search.report.details import fixed_params
+from cellsearch.search.report.metric import objective_metric
+from cellsearch.search.study.spec import FloatRange, IntRange, StudySpec
+from cellsearch.search.tasks import baseline_of
+
+_SPACE_FIELDS = ("hidden_size", "num_layers", "learning_rate", "batch_size", "dropout",
+                 "optimizer", "weight_decay", "grad_clip")  # fmt: skip
+
+
+def _range(name: str, value: Any) -> str | None:
+    """A searched parameter in words; None for a fixed one."""
+    if isinstance(value, IntRange | FloatRange):
+        if value.low == value.high:
+            return None
+        return f"{name} {value.low:g} to {value.high:g}" + (" (log scale)" if value.log else "")
+    if isinstance(value, list) and len(value) > 1:
+        return f"{name} one of {', '.join(str(v) for v in value)}"
+    return None
+
+
+def readable_spec(spec: StudySpec) -> dict[str, str]:
+    """The spec as short lines of text, keyed by what each describes."""
+    space = spec.space
+    task = spec.task.model_dump(exclude={"kind"}, exclude_none=True)
+    searched = [
+        _range(name, getattr(space, name))
+        for name in _SPACE_FIELDS
+        if not (name == "hidden_size" and spec.param_budget is not None)
+    ]
+    searched += [
+        _range(f"{cell}.{option}", value)
+        for cell, options in space.cell_options.items()
+        for option, value in options.items()
+    ]
+    fixed = fixed_params(spec)
+    baseline = baseline_of(spec.task)
+    metric = objective_metric(spec)
+    lines = {
+        "task": f"{spec.task.kind}: " + ", ".join(f"{k}={v}" for k, v in task.items()),
+        "objective": f"{metric.label} ({spec.objective.direction})",
+        "cell types": ", ".join(spec.cell_types),
+        "searched": "; ".join(s for s in searched if s) or "nothing besides the cell type",
+        "fixed": ", ".join(f"{k}={v}" for k, v in fixed.items()) or "nothing",
+        "budget": f"{spec.budget.n_trials} trials of at most {spec.budget.max_epochs} epochs"
+        + (f", {spec.budget.max_trial_seconds:g} s each" if spec.budget.max_trial_seconds else ""),
+        "search": f"{spec.allocation} allocation, {spec.sampler} sampler, pruner {spec.pruner}, "
+        f"seed {spec.seed}",
+        "baseline": ("" if spec.objective.metric == "val_loss" else "of the validation loss: ")
+        + (f"{baseline.value:.4g}, " if baseline.value is not None else "")
+        + baseline.description,
+    }
+    if spec.param_budget is not None:
+        lines["param budget"] = f"about {spec.param_budget} parameters per model"
+    if spec.description:
+        lines["description"] = spec.description
+    return lines
+
+
+def label_study(study: optuna.Study, spec: StudySpec) -> None:
+    """Name the study's objective and write its spec where optuna-dashboard shows them."""
+    with warnings.catch_warnings():  # set_metric_names is marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([objective_metric(spec).label])
+    for key, text in readable_spec(spec).items():
+        study.set_user_attr(key, text)

@@ -1,0 +1,52 @@
+"""The status a study shows: its stored status, or ``queued`` while it waits behind another.
+
+The stored status (``running``, ``paused``, ``cancelled``, ``completed``) is what the
+ledger acts on. Workers claim from the oldest running study that has budget left
+(:meth:`cellsearch.service.ledger.SqlStudyLedger.claim`), so a younger running study
+gets no worker until that one's budget is all claimed. Such a study, with none of its
+trials running, is shown as ``queued``: "running" would say that work is being done
+on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from sqlalchemy import Engine, func, select
+
+from cellsearch.service.db import session_scope
+from cellsearch.service.tables import StudyRecord
+
+SHOWN_STATUSES = ("queued", "running", "paused", "cancelled", "completed")
+
+
+def head_of_queue(*, engine: Engine) -> int | None:
+    """The id of the study workers claim from next, or None when none has budget left."""
+    query = select(func.min(StudyRecord.id)).where(
+        StudyRecord.status == "running", StudyRecord.claimed < StudyRecord.n_trials
+    )
+    with session_scope(engine) as session:
+        return session.scalar(query)
+
+
+def shown_status(record: StudyRecord, *, running_trials: int, head: int | None) -> str:
+    """``queued`` for a running study with budget left, no running trial, and an older
+    runnable study ahead of it (``head``); otherwise the stored status."""
+    waiting = (
+        record.status == "running"
+        and running_trials == 0
+        and record.claimed < record.n_trials
+        and head is not None
+        and head < record.id
+    )
+    return "queued" if waiting else record.status
+
+
+def shown_statuses(
+    *, engine: Engine, records: Sequence[StudyRecord], running: Mapping[str, int]
+) -> dict[str, str]:
+    """The shown status of each study, by name (``running``: its running trials)."""
+    head = head_of_queue(engine=engine) if any(r.status == "running" for r in records) else None
+    return {
+        r.name: shown_status(r, running_trials=running.get(r.name, 0), head=head) for r in records
+    }
