@@ -118,3 +118,12 @@ def test_follow_gives_up_after_the_outage_limit_and_says_how_to_reattach(
     err = " ".join(capsys.readouterr().err.split())  # wrapped at 80 columns
     assert "Retrying every 2 s for up to 4:10" in err
     assert "re-attach with `cellsearch watch s`" in err
+
+
+def test_progress_counts_the_seed_reevaluation_once_it_is_planned() -> None:
+    counts = {"finished": 30, "running": 1, "failed": 0, "complete": 30, "pruned": 0,
+              "reevaluated": 4}  # fmt: skip
+    s = study(counts=counts, n_reevaluations=9)
+    line = progress_line(s, running(2), elapsed=60, eta=30, columns=200)
+    assert line.startswith("30/30 +4/9 re-eval done | 1 running (epoch 3/10)")
+    assert epochs_done(s, running(2)) == (342.0, 390.0)  # (30 + 4) x 10 + 2 of (30 + 9) x 10

@@ -66,9 +66,11 @@ class Eta:
 def epochs_done(study: dict[str, Any], running: list[dict[str, Any]]) -> tuple[float, float]:
     """Epochs done and the total of the budget (a finished trial counts as all of its)."""
     max_epochs = study["spec"]["budget"]["max_epochs"]
-    done = study["counts"]["finished"] * max_epochs
+    counts = study["counts"]
+    done = (counts["finished"] + counts.get("reevaluated", 0)) * max_epochs
     done += sum(min(len(t.get("learning_curve") or {}), max_epochs) for t in running)
-    return float(done), float(study["n_trials"] * max_epochs)
+    planned = study["n_trials"] + study.get("n_reevaluations", 0)
+    return float(done), float(planned * max_epochs)
 
 
 def _running_text(running: list[dict[str, Any]], max_epochs: int, mode: str) -> str:
@@ -117,7 +119,11 @@ def progress_line(
     left = f"ETA {clock(eta) if eta is not None else '--'}"
     line = ""
     for mode, done, cell, spent in _VARIANTS:
-        head = f"{c['finished']}/{study['n_trials']}{' done' if done else ''}{failed}{status}"
+        again = study.get("n_reevaluations", 0)
+        rerun = f" +{c.get('reevaluated', 0)}/{again} re-eval" if again else ""
+        head = (
+            f"{c['finished']}/{study['n_trials']}{rerun}{' done' if done else ''}{failed}{status}"
+        )
         best_text = f"best {objective} " + (
             f"{num(best['value'], 3)}" + (f" ({best['cell_type']})" if cell else "")
             if best else "(none yet)"
