@@ -12,6 +12,7 @@ import pytest
 from scipy import stats as sps
 
 from cellsearch.search.report import suite_stats as ss
+from cellsearch.search.report.cd_diagram import cd_diagram_svg
 
 # Demsar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets",
 # JMLR 7, Table 6: AUC of C4.5 (m = 0), C4.5+m, C4.5+cf and C4.5+m+cf on 14 UCI data
@@ -479,7 +480,7 @@ def test_cd_svg_parses_and_names_every_cell() -> None:
     rng = np.random.default_rng(2)
     scores = np.array([0.9, 0.88, 0.7, 0.5, 0.48]) + rng.normal(scale=0.02, size=(12, 5))
     result = ss.compare_over_tasks(scores, [True] * 12, names)
-    svg = ss.cd_diagram_svg(result)
+    svg = cd_diagram_svg(result)
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg") and root.get("width") == "720"
     ns = "{http://www.w3.org/2000/svg}"
@@ -494,7 +495,7 @@ def test_cd_svg_parses_and_names_every_cell() -> None:
 
 def test_cd_svg_without_complete_tasks() -> None:
     result = ss.compare_over_tasks(np.full((2, 2), np.nan), [True] * 2, ["a", "b"])
-    root = ET.fromstring(ss.cd_diagram_svg(result))
+    root = ET.fromstring(cd_diagram_svg(result))
     assert root.tag.endswith("svg")
 
 
