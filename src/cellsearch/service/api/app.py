@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import cellsearch
 from cellsearch.search.errors import DatasetError, SearchError, SpecError
-from cellsearch.service.api.routes import catalog, datasets, health, studies, workers
+from cellsearch.service.api.routes import catalog, datasets, health, studies, suites, workers
 from cellsearch.service.errors import (
     Conflict,
     NotFound,
@@ -62,6 +62,8 @@ def create_app() -> FastAPI:
         docs_url="/docs",
     )
     for router in (studies.router, datasets.router, catalog.router, health.router, workers.router):
+        app.include_router(router, prefix=PREFIX)
+    for router in (suites.router, suites.schema_router):
         app.include_router(router, prefix=PREFIX)
 
     async def _handle(_request: Request, exc: Exception) -> JSONResponse:

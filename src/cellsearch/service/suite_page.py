@@ -1,0 +1,178 @@
+"""The cross-task report of a suite as one self-contained HTML page (no script).
+
+:func:`render_suite_html` takes the dict made by
+:func:`cellsearch.search.report.suite.build_suite_report`. The critical-difference
+diagram is inline SVG (:mod:`cellsearch.search.report.cd_diagram`); every string from
+the report is HTML-escaped, with the helpers and style of the study page
+(:mod:`cellsearch.service.report_page`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cellsearch.search.report.cd_diagram import cd_diagram_svg
+from cellsearch.service.report_page import _CSS, _esc, _fmt
+
+_SUITE_CSS = """
+td.best{font-weight:bold;background:#f0fff4} td.out{color:#888}
+.sub{display:block;color:#666;font-size:.8rem}
+#cd svg{max-width:100%;height:auto}
+"""
+
+
+def _header(report: Mapping[str, Any]) -> str:
+    suite = report["suite"]
+    meta = (
+        f"{suite['n_included']} of {suite['n_tasks']} tasks counted; cell types "
+        f"{_esc(', '.join(suite['cell_types']))}"
+    )
+    if suite["partial"]:
+        meta += " &mdash; <strong>PARTIAL RESULTS</strong>"
+    about = f"<p>{_esc(suite['description'])}</p>" if suite["description"] else ""
+    warnings = "".join(f"<div class='warning'>{_esc(w)}</div>" for w in report["warnings"])
+    return (
+        f"<h1>Cell types across tasks: {_esc(suite['name'])}</h1><p class='meta'>{meta}</p>"
+        f"{about}<p class='verdict' id='verdict'>{_esc(report['verdict'])}</p>{warnings}"
+    )
+
+
+def _tasks_table(report: Mapping[str, Any], study_url: str | None) -> str:
+    rows = []
+    for t in report["tasks"]:
+        study = _esc(t["study"])
+        if study_url and t["status"] != "missing":
+            study = f"<a href='{_esc(study_url.format(name=t['study']))}'>{study}</a>"
+        metric = f"{_esc(t['metric'])} ({_esc(t['direction'])})" if t["metric"] else "&mdash;"
+        counted = "yes" if t["included"] else f"no: {_esc(t['reason'])}"
+        rows.append(
+            f"<tr><td>{_esc(t['task'])}</td><td>{study}</td><td>{_esc(t['kind'])}</td>"
+            f"<td>{_esc(t['status'])}</td><td>{t['n_finished']}/{t['n_trials']}</td>"
+            f"<td>{metric}</td><td>{counted}</td></tr>"
+        )
+    head = (
+        "<tr><th>task</th><th>study</th><th>kind</th><th>status</th><th>trials</th>"
+        "<th>metric</th><th>counted</th></tr>"
+    )
+    return f"<h2>Tasks</h2><table id='tasks'>{head}{''.join(rows)}</table>"
+
+
+def _score_cell(score: Mapping[str, Any] | None, used: bool) -> str:
+    if score is None:
+        return "<td class='out'>no score</td>"
+    interval = ""
+    if score["low"] is not None and score["high"] is not None:
+        interval = f" [{_fmt(score['low'])}, {_fmt(score['high'])}]"
+    rank = score["rank"]
+    best = used and rank is not None and rank <= 1.0
+    sub = f"normalised {_fmt(score['normalised'], 3)}"
+    sub += f", rank {_fmt(rank, 3)}" if rank is not None else ", not ranked"
+    css = " class='best'" if best else ""
+    return f"<td{css}>{_fmt(score['value'])}{interval}<span class='sub'>{sub}</span></td>"
+
+
+def _scores_table(report: Mapping[str, Any]) -> str:
+    cells = report["suite"]["cell_types"]
+    comparison = report["comparison"] or {}
+    used = set(comparison.get("tasks_used", []))
+    head = "<tr><th>task</th>" + "".join(f"<th>{_esc(c)}</th>" for c in cells) + "</tr>"
+    rows = [
+        f"<tr><td>{_esc(task)}</td>"
+        + "".join(_score_cell(scores.get(c), task in used) for c in cells)
+        + "</tr>"
+        for task, scores in report["scores"].items()
+    ]
+    if not rows:
+        return "<p class='empty' id='scores-empty'>No finished study yet: no scores.</p>"
+    return (
+        "<h2>Scores per task</h2><p>Each cell: the score in the task's units with its 95% "
+        "interval; below, the normalised score (1 = best cell type) and the rank on the "
+        f"task.</p><table id='scores'>{head}{''.join(rows)}</table>"
+    )
+
+
+def _ranks_table(comparison: Mapping[str, Any]) -> str:
+    cd = comparison["cd"]
+    rows = "".join(
+        f"<tr><td>{_esc(c)}</td><td>{_fmt(r, 3)}</td></tr>"
+        for c, r in zip(cd["order"], cd["average_ranks"], strict=True)
+    )
+    return (
+        f"<h2>Average ranks over {comparison['n_tasks']} tasks</h2>"
+        f"<table id='ranks'><tr><th>cell type</th><th>average rank</th></tr>{rows}</table>"
+    )
+
+
+def _tests(comparison: Mapping[str, Any]) -> str:
+    fried = comparison["friedman"]
+    if fried is None:
+        text = (
+            f"Not tested: {comparison['n_tasks']} tasks with a score for every cell type; "
+            f"the tests need at least {comparison['min_tasks']}."
+        )
+    else:
+        iman = fried["iman_davenport"]
+        text = (
+            f"Friedman &chi;&sup2; = {_fmt(fried['statistic'])} (df {fried['df']}), "
+            f"p = {_fmt(fried['p_value'], 3)}; Iman-Davenport F = {_fmt(iman['statistic'])}, "
+            f"p = {_fmt(iman['p_value'], 3)}; Kendall's W = {_fmt(fried['kendall_w'], 3)}."
+        )
+    return f"<h2>Tests</h2><p id='friedman'>{text}</p>"
+
+
+def _pairs_table(report: Mapping[str, Any]) -> str:
+    comparison = report["comparison"] or {}
+    tests = {(p["a"], p["b"]): p for p in comparison.get("pairs", [])}
+    head = (
+        "<tr><th>A</th><th>B</th><th>A wins / ties / losses</th><th>Wilcoxon p</th>"
+        "<th>Holm-adjusted</th><th>result</th></tr>"
+    )
+    rows = []
+    for w in report["win_tie_loss"]:
+        test = tests.get((w["a"], w["b"]))
+        if test is None:
+            p = adj = "&mdash;"
+            result = "not tested"
+        else:
+            p, adj = _fmt(test["p_value"], 3), _fmt(test["p_adjusted"], 3)
+            better = test["better"] if test["separated"] else None
+            result = f"{_esc(better)} better" if better else "not separated"
+        rows.append(
+            f"<tr><td>{_esc(w['a'])}</td><td>{_esc(w['b'])}</td>"
+            f"<td>{w['wins']} / {w['ties']} / {w['losses']}</td><td>{p}</td><td>{adj}</td>"
+            f"<td>{result}</td></tr>"
+        )
+    if not rows:
+        return ""
+    return f"<h2>Pairs of cell types</h2><table id='pairs'>{head}{''.join(rows)}</table>"
+
+
+def render_suite_html(report: Mapping[str, Any], *, study_url: str | None = None) -> str:
+    """Render a suite report as one HTML page.
+
+    Args:
+        report: The output of :func:`cellsearch.search.report.suite.build_suite_report`.
+        study_url: Link to each study's page, with ``{name}`` for the study's name.
+
+    Returns:
+        The page as a string.
+    """
+    comparison = report["comparison"]
+    body = [_header(report), _tasks_table(report, study_url), _scores_table(report)]
+    if comparison is not None and comparison["cells_compared"]:
+        svg = cd_diagram_svg(comparison)
+        body += [
+            _ranks_table(comparison),
+            f"<h2>Critical-difference diagram</h2><div id='cd'>{svg}</div>",
+            _tests(comparison),
+        ]
+    body.append(_pairs_table(report))
+    notes = "".join(f"<li>{_esc(n)}</li>" for n in report["notes"])
+    body.append(f"<h2>Notes</h2><ul id='notes'>{notes}</ul>")
+    title = _esc(f"cellsearch suite: {report['suite']['name']}")
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{title}</title><style>{_CSS}{_SUITE_CSS}</style></head><body>"
+        f"{''.join(body)}</body></html>"
+    )
