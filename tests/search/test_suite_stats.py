@@ -549,3 +549,15 @@ def test_verdict_best_average_rank_without_a_supporting_test() -> None:
     # Cliques are runs of consecutive cells: a~c is not separated, but b sits between
     # them and b-c is, so the diagram cannot join a and c (the pairs table shows it).
     assert result["cd"]["cliques"] == [["a", "b"], ["c"]]
+
+
+def test_task_scale_is_the_map_of_normalise() -> None:
+    scores = np.array([[0.2, 0.6, 0.4], [3.0, 1.0, 2.0], [5.0, 5.0, np.nan]])
+    maximize = [True, False, True]
+    ref, span = ss.task_scale(scores, maximize, baselines=[0.0, None, None])
+    # task 1: baseline 0 (below the best 0.6); task 2 mirrored: worst -3, best -1.
+    np.testing.assert_allclose(ref[:2], [0.0, -3.0])
+    np.testing.assert_allclose(span, [0.6, 2.0, 0.0])
+    mirrored = np.where(np.array(maximize)[:, None], scores, -scores)
+    by_map = (mirrored[:2] - ref[:2, None]) / span[:2, None]
+    np.testing.assert_allclose(by_map, ss.normalise(scores, maximize, [0.0, None, None])[:2])
