@@ -30,7 +30,7 @@ differ) get ``-2``, ``-3``... in the order given. Two identical task specs are a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,8 @@ SUITE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 STUDY_NAME_MAX = 63
 _PLACEHOLDER = "suite-template"
 _TASK_ADAPTER: TypeAdapter[Any] = TypeAdapter(TaskSpec)
+SpecCheck = Callable[[StudySpec], list[FieldError]]
+"""A check of a study spec that returns its errors (``SpecLimits.check`` is one)."""
 
 
 class _SuiteShape(BaseModel):
@@ -165,7 +167,7 @@ def _task_errors(index: int, raw: Any, exc: ValidationError) -> list[FieldError]
     return out
 
 
-def _template_errors(study: dict[str, Any], limits: SpecLimits) -> list[FieldError]:
+def _template_errors(study: dict[str, Any], checks: Sequence[SpecCheck]) -> list[FieldError]:
     """The template's own errors, checked once with a stand-in name and task."""
     errors = [
         FieldError(
@@ -187,17 +189,19 @@ def _template_errors(study: dict[str, Any], limits: SpecLimits) -> list[FieldErr
         ]
     return errors + [
         FieldError(("study", *e.loc), e.msg, e.type)
-        for e in limits.check(spec)
+        for check in checks
+        for e in check(spec)
         if e.loc[:1] != ("task",)
     ]
 
 
-def _task_limit_errors(index: int, task: Any, limits: SpecLimits) -> list[FieldError]:
-    """A task's sizes against the server's limits (the template's are checked apart)."""
+def _task_check_errors(index: int, task: Any, checks: Sequence[SpecCheck]) -> list[FieldError]:
+    """A task's errors found by ``checks`` (the template's are checked apart)."""
     spec = StudySpec(name=_PLACEHOLDER, task=task, budget=Budget(n_trials=1))
     return [
         FieldError(("tasks", index, *e.loc[1:]), f"task {index} ({task.kind}): {e.msg}", e.type)
-        for e in limits.check(spec)
+        for check in checks
+        for e in check(spec)
         if e.loc[:1] == ("task",)
     ]
 
@@ -220,6 +224,7 @@ def parse_suite(
     limits: SpecLimits,
     max_tasks: int,
     dataset_names: Mapping[str, str] | None = None,
+    checks: Sequence[SpecCheck] = (),
 ) -> SuitePlan:
     """Validate a suite spec and make the study spec of each task.
 
@@ -228,6 +233,9 @@ def parse_suite(
         limits: The server's limits, applied to every study.
         max_tasks: The most tasks a suite may have.
         dataset_names: Names of uploaded data sets by id (for readable task names).
+        checks: More checks of a study spec, beside ``limits.check`` (the service's:
+            uploaded data sets, precision). Each is run once on the template (its errors
+            outside ``task`` count) and once per task (its errors inside ``task`` count).
 
     Raises:
         SpecError: listing every problem found (see the module docstring).
@@ -242,7 +250,8 @@ def parse_suite(
         shape = _SuiteShape.model_validate(data)
     except ValidationError as exc:
         raise SpecError(_shape_errors(exc)) from None
-    errors = _template_errors(shape.study, limits)
+    all_checks = [limits.check, *checks]
+    errors = _template_errors(shape.study, all_checks)
     valid: list[tuple[int, Any]] = []
     for index, raw in enumerate(shape.tasks):
         try:
@@ -251,7 +260,7 @@ def parse_suite(
             errors += _task_errors(index, raw, exc)
             continue
         valid.append((index, task))
-        errors += _task_limit_errors(index, task, limits)
+        errors += _task_check_errors(index, task, all_checks)
     errors += _duplicates(valid)
     if errors:
         raise SpecError(sorted(errors, key=_order))

@@ -21,9 +21,10 @@ import optuna
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from cellsearch.search.errors import FieldError, SpecError
+from cellsearch.search.errors import FieldError
 from cellsearch.search.report import ReportContext
 from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
+from cellsearch.search.study.spec import StudySpec
 from cellsearch.service.datasets import check_dataset_task, list_datasets
 from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict
@@ -85,17 +86,20 @@ def validate_suite(data: Any, *, engine: Engine, settings: Settings) -> SuitePla
     ):
         names = {d.id: d.name for d in list_datasets(engine=engine)}
     limits = settings.limits()
-    plan = parse_suite(data, limits=limits, max_tasks=settings.max_suite_tasks, dataset_names=names)
-    errors: list[FieldError] = []
-    for index, spec in enumerate(plan.studies):
-        for e in check_dataset_task(engine=engine, spec=spec, limits=limits):
-            named = f"task {index} ({spec.task.kind}): {e.msg}"
-            errors.append(FieldError(("tasks", index, *e.loc[1:]), named, e.type))
-    precision = check_precision(engine, plan.studies[0], grace_period=settings.grace_period)
-    errors += [FieldError(("study", *e.loc), e.msg, e.type) for e in precision]
-    if errors:
-        raise SpecError(errors)
-    return plan
+
+    def datasets(spec: StudySpec) -> list[FieldError]:
+        return check_dataset_task(engine=engine, spec=spec, limits=limits)
+
+    def precision(spec: StudySpec) -> list[FieldError]:
+        return check_precision(engine, spec, grace_period=settings.grace_period)
+
+    return parse_suite(
+        data,
+        limits=limits,
+        max_tasks=settings.max_suite_tasks,
+        dataset_names=names,
+        checks=(datasets, precision),
+    )
 
 
 def _clashes(engine: Engine, storage: optuna.storages.RDBStorage, plan: SuitePlan) -> list[str]:
