@@ -198,7 +198,7 @@ def test_unfinished_and_deleted_studies_are_listed_and_left_out() -> None:
     assert list(report["scores"]) == ["done"]
     assert report["suite"]["partial"] and report["suite"]["n_included"] == 1
     (warning,) = report["warnings"]
-    assert warning.startswith("4 of 5 tasks are left out") and "run (running)" in warning
+    assert warning.startswith("4 of 5 tasks not counted") and "run (running)" in warning
 
 
 def test_no_finished_study_yet() -> None:

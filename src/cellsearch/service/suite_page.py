@@ -17,6 +17,7 @@ from cellsearch.service.report_page import _CSS, _esc, _fmt
 
 _SUITE_CSS = """
 td.best{font-weight:bold;background:#f0fff4} td.out{color:#888}
+#tasks td,#tasks th{text-align:left} #tasks td:nth-child(2){white-space:nowrap}
 .sub{display:block;color:#666;font-size:.8rem}
 #cd svg{max-width:100%;height:auto}
 """

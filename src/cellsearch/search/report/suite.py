@@ -247,10 +247,7 @@ def _warnings(rows: Sequence[Mapping[str, Any]], result: Mapping[str, Any] | Non
     left = [r for r in rows if not r["included"]]
     if left:
         names = ", ".join(f"{r['task']} ({r['status']})" for r in left)
-        out.append(
-            f"{len(left)} of {len(rows)} tasks are left out until their studies finish "
-            f"or because they cannot count: {names}."
-        )
+        out.append(f"{len(left)} of {len(rows)} tasks not counted (reasons under tasks): {names}.")
     if result is not None and result["tasks_dropped"]:
         out.append(
             "Left out of ranks and tests because a compared cell type has no score on "
