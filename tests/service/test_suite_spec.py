@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -204,3 +205,17 @@ def test_too_many_tasks_is_refused_before_anything_else() -> None:
     ((loc, msg, kind),) = errors_of(suite_data(tasks=tasks, study=None), max_tasks=4)
     assert (loc, kind) == (("tasks",), "limit_exceeded")
     assert msg == "5 tasks exceed this server's limit max_suite_tasks=4"
+
+
+@pytest.mark.parametrize("path", ["examples/suite-small.yaml", "examples/suite-full.yaml"])
+def test_example_suites_are_valid_under_the_default_limits(path: str) -> None:
+    import yaml
+
+    from cellsearch.service.settings import Settings
+
+    root = Path(__file__).resolve().parents[2]
+    data = yaml.safe_load((root / path).read_text())
+    settings = Settings()
+    plan = parse_suite(data, limits=settings.limits(), max_tasks=settings.max_suite_tasks)
+    assert len(plan.studies) >= 8
+    assert len({s.task.kind for s in plan.studies}) >= 5
