@@ -48,7 +48,7 @@ def study_report(
     pruned: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A real per-study report of completed trials with the given values per cell."""
-    trials = []
+    trials: list[FrozenTrial] = []
     for cell, cell_values in values.items():
         for v in cell_values:
             trials.append(_trial(len(trials), cell, v, TrialState.COMPLETE))

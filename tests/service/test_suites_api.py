@@ -19,7 +19,7 @@ NAMES = ["tiny-adding-t8", "tiny-copy-t5"]
 def create(api: TestClient, **overrides: Any) -> dict[str, Any]:
     response = api.post(f"{V1}/suites", json=suite_data(**overrides))
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 def assert_nothing_stored(api: TestClient, settings: Any, studies: list[str] | None = None) -> None:
