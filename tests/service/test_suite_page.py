@@ -83,3 +83,12 @@ def test_suite_page_renders_in_chromium(browser: Any, tmp_path: Path) -> None:  
     ranks = browser.find_element(By.ID, "ranks").text
     assert ranks.index("rnn_tanh") > ranks.index("gru")  # worst listed last
     browser.save_screenshot(str(tmp_path / "suite.png"))
+
+
+def test_pair_result_names_the_friedman_gate() -> None:
+    from cellsearch.service.suite_page import _pair_result
+
+    assert _pair_result({"separated": True, "reject": True, "better": "gru"}) == "gru better"
+    held = _pair_result({"separated": False, "reject": True, "better": "gru"})
+    assert held == "not separated (Holm rejects, but the Friedman test does not)"
+    assert _pair_result({"separated": False, "reject": False, "better": None}) == "not separated"

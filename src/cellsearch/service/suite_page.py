@@ -122,6 +122,15 @@ def _tests(comparison: Mapping[str, Any]) -> str:
     return f"<h2>Tests</h2><p id='friedman'>{text}</p>"
 
 
+def _pair_result(test: Mapping[str, Any]) -> str:
+    """One pair's outcome in words (Holm alone can reject while the Friedman gate holds)."""
+    if test["separated"]:
+        return f"{_esc(test['better'])} better"
+    if test["reject"]:
+        return "not separated (Holm rejects, but the Friedman test does not)"
+    return "not separated"
+
+
 def _pairs_table(report: Mapping[str, Any]) -> str:
     comparison = report["comparison"] or {}
     tests = {(p["a"], p["b"]): p for p in comparison.get("pairs", [])}
@@ -137,8 +146,7 @@ def _pairs_table(report: Mapping[str, Any]) -> str:
             result = "not tested"
         else:
             p, adj = _fmt(test["p_value"], 3), _fmt(test["p_adjusted"], 3)
-            better = test["better"] if test["separated"] else None
-            result = f"{_esc(better)} better" if better else "not separated"
+            result = _pair_result(test)
         rows.append(
             f"<tr><td>{_esc(w['a'])}</td><td>{_esc(w['b'])}</td>"
             f"<td>{w['wins']} / {w['ties']} / {w['losses']}</td><td>{p}</td><td>{adj}</td>"

@@ -102,7 +102,11 @@ def print_suite_report(report: dict[str, Any]) -> None:
         p = adjusted = "-"
         if test is not None:
             p, adjusted = f"{test['p_value']:.3g}", f"{test['p_adjusted']:.3g}"
-            result = f"{test['better']} better" if test["separated"] else "not separated"
+            result = "not separated"
+            if test["separated"]:
+                result = f"{test['better']} better"
+            elif test["reject"]:
+                result = "not separated (Friedman gate)"
         pairs.add_row(w["a"], w["b"], f"{w['wins']}/{w['ties']}/{w['losses']}", p, adjusted, result)
     if report["win_tie_loss"]:
         console.print(pairs)
