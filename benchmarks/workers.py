@@ -165,14 +165,15 @@ def median_training_seconds(url: str, name: str) -> float:
 
 
 def counted_trials(url: str, name: str) -> int:
-    """How many trials of the study used a unit of its budget."""
+    """How many search trials of the study used a unit of its budget (seed
+    re-evaluation runs, which have a budget of their own, left out)."""
     import optuna
 
-    from cellsearch.search.record import is_counted
+    from cellsearch.search.record import is_counted, search_trials
     from cellsearch.service.db import optuna_storage
 
     study = optuna.load_study(study_name=name, storage=optuna_storage(_settings(url)))
-    return sum(is_counted(t) for t in study.get_trials(deepcopy=False))
+    return sum(is_counted(t) for t in search_trials(study.get_trials(deepcopy=False)))
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def workers(
         procs.stop()
 
 
-def time_cellsearch(db: Database, spec: Any, procs: Processes) -> float:
+def time_cellsearch(db: Database, spec: Any, procs: Processes, timeout: float = TIMEOUT_S) -> float:
     """Seconds from creating ``spec``'s study to its record reading ``completed``."""
     from cellsearch.service.db import engine_for, optuna_storage
     from cellsearch.service.studies import create_study, get_study
@@ -266,7 +267,7 @@ def time_cellsearch(db: Database, spec: Any, procs: Processes) -> float:
 
     start = time.perf_counter()
     create_study(engine=engine, storage=optuna_storage(settings), spec=spec)
-    wait_for(f"study {spec.name}", completed)
+    wait_for(f"study {spec.name}", completed, timeout)
     seconds = time.perf_counter() - start
     counted = counted_trials(db.url, spec.name)
     if counted != spec.budget.n_trials:

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats as sps
 
 from cellsearch.search.report import suite_stats as ss
+from cellsearch.search.report.cd_diagram import cd_diagram_svg
 
 # Demsar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets",
 # JMLR 7, Table 6: AUC of C4.5 (m = 0), C4.5+m, C4.5+cf and C4.5+m+cf on 14 UCI data
@@ -479,7 +480,7 @@ def test_cd_svg_parses_and_names_every_cell() -> None:
     rng = np.random.default_rng(2)
     scores = np.array([0.9, 0.88, 0.7, 0.5, 0.48]) + rng.normal(scale=0.02, size=(12, 5))
     result = ss.compare_over_tasks(scores, [True] * 12, names)
-    svg = ss.cd_diagram_svg(result)
+    svg = cd_diagram_svg(result)
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg") and root.get("width") == "720"
     ns = "{http://www.w3.org/2000/svg}"
@@ -494,7 +495,7 @@ def test_cd_svg_parses_and_names_every_cell() -> None:
 
 def test_cd_svg_without_complete_tasks() -> None:
     result = ss.compare_over_tasks(np.full((2, 2), np.nan), [True] * 2, ["a", "b"])
-    root = ET.fromstring(ss.cd_diagram_svg(result))
+    root = ET.fromstring(cd_diagram_svg(result))
     assert root.tag.endswith("svg")
 
 
@@ -548,3 +549,15 @@ def test_verdict_best_average_rank_without_a_supporting_test() -> None:
     # Cliques are runs of consecutive cells: a~c is not separated, but b sits between
     # them and b-c is, so the diagram cannot join a and c (the pairs table shows it).
     assert result["cd"]["cliques"] == [["a", "b"], ["c"]]
+
+
+def test_task_scale_is_the_map_of_normalise() -> None:
+    scores = np.array([[0.2, 0.6, 0.4], [3.0, 1.0, 2.0], [5.0, 5.0, np.nan]])
+    maximize = [True, False, True]
+    ref, span = ss.task_scale(scores, maximize, baselines=[0.0, None, None])
+    # task 1: baseline 0 (below the best 0.6); task 2 mirrored: worst -3, best -1.
+    np.testing.assert_allclose(ref[:2], [0.0, -3.0])
+    np.testing.assert_allclose(span, [0.6, 2.0, 0.0])
+    mirrored = np.where(np.array(maximize)[:, None], scores, -scores)
+    by_map = (mirrored[:2] - ref[:2, None]) / span[:2, None]
+    np.testing.assert_allclose(by_map, ss.normalise(scores, maximize, [0.0, None, None])[:2])

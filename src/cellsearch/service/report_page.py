@@ -31,7 +31,7 @@ from cellsearch.service.report_sections import (
     summary_table,
 )
 
-_CSS = """
+PAGE_CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{margin-bottom:.2rem} .meta{color:#555;margin-top:0}
 .verdict{font-size:1.25rem;padding:.8rem 1rem;background:#eef5ff;border-left:6px solid #2b6cb0}
@@ -187,7 +187,7 @@ def render_report_html(
     title = esc(f"cellsearch report: {report['study']['study_name']}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{title}</title><style>{_CSS}</style>{_plotly_tag(plotly_js)}</head><body>"
+        f"<title>{title}</title><style>{PAGE_CSS}</style>{_plotly_tag(plotly_js)}</head><body>"
         f"{_header(report, dashboard_url)}<h2>Per cell type</h2>{summary_table(report)}"
         f"{best_configurations(report, dashboard_url)}{_pairs_table(report)}{plots}"
         f"{_trials_section(report)}<h2>Notes</h2><ul>{notes}</ul>{environment_table(report)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, Field
 from cellsearch.search.record import TrialRecord
 from cellsearch.search.report.metric import objective_metric
 from cellsearch.service.studies import TrialCounts
+from cellsearch.service.suites import SuiteStudy, SuiteView
 from cellsearch.service.tables import StudyRecord, WorkerRecord
 
 T = TypeVar("T")
@@ -173,3 +175,70 @@ class DatasetOut(BaseModel):
 class Health(BaseModel):
     status: str
     detail: str | None = None
+
+
+class SuiteStudyOut(BaseModel):
+    """One task of a suite and the progress of its study (status ``missing``: deleted)."""
+
+    task: str
+    study: str
+    kind: str
+    status: str
+    n_trials: int
+    counts: Counts
+
+    @classmethod
+    def of(cls, study: SuiteStudy) -> SuiteStudyOut:
+        return cls(
+            task=study.task,
+            study=study.name,
+            kind=study.kind,
+            status=study.status,
+            n_trials=study.record.n_trials if study.record else 0,
+            counts=Counts.of(study.counts),
+        )
+
+
+class SuiteOut(BaseModel):
+    """A suite with the progress of its studies."""
+
+    name: str
+    description: str
+    status: str = Field(description="running, paused, completed, cancelled (or empty).")
+    cell_types: list[str]
+    n_tasks: int
+    studies_by_status: dict[str, int]
+    finished: int = Field(description="Finished trials over all its studies.")
+    n_trials: int = Field(description="Planned trials over all its studies.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, view: SuiteView) -> SuiteOut:
+        record = view.record
+        cells = record.spec["study"]["space"]["cell_type"]
+        return cls(
+            name=record.name,
+            description=record.description,
+            status=view.status,
+            cell_types=cells if isinstance(cells, list) else [cells],
+            n_tasks=len(view.studies),
+            studies_by_status=dict(Counter(s.status for s in view.studies)),
+            finished=sum(s.counts.finished for s in view.studies),
+            n_trials=sum(s.record.n_trials for s in view.studies if s.record),
+            created_at=record.created_at,
+        )
+
+
+class SuiteDetail(SuiteOut):
+    """A suite with its spec and one entry per task."""
+
+    spec: dict[str, Any]
+    studies: list[SuiteStudyOut]
+
+    @classmethod
+    def of_view(cls, view: SuiteView) -> SuiteDetail:
+        return cls(
+            **SuiteOut.of(view).model_dump(),
+            spec=view.record.spec,
+            studies=[SuiteStudyOut.of(s) for s in view.studies],
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, LargeBinary, MetaData, String, select
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cellsearch.search.study.spec import StudySpec
@@ -67,6 +67,10 @@ class StudyRecord(Base):
     reevaluations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # ``issued`` when the re-evaluation began; NULL while the search runs
     reevaluation_base: Mapped[int | None] = mapped_column(Integer)
+    # the suite that made the study (service/suites.py); None for a study submitted alone
+    suite_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cellsearch_suites.id", ondelete="SET NULL"), index=True
+    )
 
     def study_spec(self) -> StudySpec:
         """The validated spec (the ``spec`` column holds it as submitted, in JSON)."""
@@ -138,4 +142,38 @@ class DatasetRecord(Base):
         record = session.get(cls, dataset_id)
         if record is None:
             raise NotFound(f"dataset {dataset_id!r} not found")
+        return record
+
+
+class SuiteRecord(Base):
+    """A suite: one study per task from one template (its studies link back by ``suite_id``).
+
+    ``studies`` lists the names of the studies it made, in the order of its tasks; a
+    study deleted on its own stays listed (and shows as missing).
+    """
+
+    __tablename__ = "cellsearch_suites"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(String(2000), default="")
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    studies: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    @classmethod
+    def find(cls, session: Session, name: str) -> SuiteRecord | None:
+        """The suite called ``name``, or ``None``."""
+        return session.scalars(select(cls).where(cls.name == name)).one_or_none()
+
+    @classmethod
+    def find_or_raise(cls, session: Session, name: str) -> SuiteRecord:
+        """The suite called ``name``.
+
+        Raises:
+            NotFound: no suite has that name.
+        """
+        record = cls.find(session, name)
+        if record is None:
+            raise NotFound(f"suite {name!r} not found")
         return record

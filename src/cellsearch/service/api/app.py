@@ -10,7 +10,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import cellsearch
 from cellsearch.search.errors import DatasetError, SearchError, SpecError
-from cellsearch.service.api.routes import catalog, datasets, health, studies, validation, workers
+from cellsearch.service.api.routes import (
+    catalog,
+    datasets,
+    health,
+    studies,
+    suites,
+    validation,
+    workers,
+)
 from cellsearch.service.errors import (
     Conflict,
     NotFound,
@@ -64,6 +72,8 @@ def create_app() -> FastAPI:
     for router in (studies.router, datasets.router, catalog.router, health.router, workers.router):
         app.include_router(router, prefix=PREFIX)
     app.include_router(validation.router, prefix=PREFIX)  # POST /studies/validate
+    for router in (suites.router, suites.schema_router):
+        app.include_router(router, prefix=PREFIX)
 
     async def _handle(_request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc)

@@ -141,6 +141,24 @@ class Api:
     def delete_dataset(self, dataset_id: str) -> None:
         self._call("DELETE", f"/datasets/{dataset_id}")
 
+    def submit_suite(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/suites", json=spec)
+
+    def suites(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/suites", params={"limit": 500})["items"]
+
+    def suite(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/suites/{name}")
+
+    def suite_report(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/suites/{name}/report")
+
+    def suite_action(self, name: str, action: str) -> dict[str, Any]:
+        return self._call("POST", f"/suites/{name}/{action}")
+
+    def delete_suite(self, name: str) -> None:
+        self._call("DELETE", f"/suites/{name}")
+
 
 def _fail(message: str, code: int = 1) -> NoReturn:
     """End the command: ``error: message`` on stderr, as plain text, and exit ``code``."""

@@ -1,0 +1,294 @@
+"""Suite operations behind the API and the CLI (keyword-only, no HTTP here).
+
+A suite makes one ordinary study per task (:mod:`cellsearch.service.suite_spec`); its
+lifecycle actions apply to every study it made, and its report ranks cell types over the
+finished ones (:mod:`cellsearch.search.report.suite`).
+
+Creating a suite is all or nothing: every name is checked first; the Optuna studies are
+made next, then the suite and all its study records are written in one transaction, so
+no worker sees any study before all exist; on any failure the Optuna studies already
+made are deleted again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
+
+from cellsearch.search.errors import FieldError
+from cellsearch.search.report import ReportContext
+from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.service.datasets import check_dataset_task, list_datasets
+from cellsearch.service.db import session_scope
+from cellsearch.service.errors import Conflict
+from cellsearch.service.registry import check_precision
+from cellsearch.service.settings import Settings
+from cellsearch.service.studies import TRANSITIONS, TrialCounts, trial_counts
+from cellsearch.service.suite_page import render_suite_html
+from cellsearch.service.suite_spec import SuitePlan, parse_suite
+from cellsearch.service.tables import StudyRecord, SuiteRecord
+
+MISSING = "missing"
+STUDY_PAGE = "/api/v1/studies/{name}/report.html"
+
+
+@dataclass
+class SuiteStudy:
+    """One task of a suite with its study (``record`` None: the study was deleted)."""
+
+    task: str
+    name: str
+    kind: str
+    record: StudyRecord | None
+    counts: TrialCounts
+
+    @property
+    def status(self) -> str:
+        """The study's status, or ``"missing"``."""
+        return MISSING if self.record is None else self.record.status
+
+
+@dataclass
+class SuiteView:
+    """A suite with its studies in task order."""
+
+    record: SuiteRecord
+    studies: list[SuiteStudy]
+
+    @property
+    def status(self) -> str:
+        """running while any study runs; then paused; completed when all are; else cancelled."""
+        statuses = {s.status for s in self.studies if s.record is not None}
+        for status in ("running", "paused"):
+            if status in statuses:
+                return status
+        if not statuses:
+            return "empty"
+        return "completed" if statuses == {"completed"} else "cancelled"
+
+
+def validate_suite(data: Any, *, engine: Engine, settings: Settings) -> SuitePlan:
+    """Check a submitted suite spec as a single study is checked, for every task.
+
+    Raises:
+        SpecError: every problem, naming the task (index and kind) or the template field.
+    """
+    names = None
+    if isinstance(data, dict) and any(
+        isinstance(t, dict) and t.get("kind") == "dataset" for t in data.get("tasks") or []
+    ):
+        names = {d.id: d.name for d in list_datasets(engine=engine)}
+    limits = settings.limits()
+
+    def datasets(spec: StudySpec) -> list[FieldError]:
+        return check_dataset_task(engine=engine, spec=spec, limits=limits)
+
+    def precision(spec: StudySpec) -> list[FieldError]:
+        return check_precision(engine, spec, grace_period=settings.grace_period)
+
+    return parse_suite(
+        data,
+        limits=limits,
+        max_tasks=settings.max_suite_tasks,
+        dataset_names=names,
+        checks=(datasets, precision),
+    )
+
+
+def _clashes(engine: Engine, storage: optuna.storages.RDBStorage, plan: SuitePlan) -> list[str]:
+    names = [s.name for s in plan.studies]
+    with session_scope(engine) as session:
+        ours = set(session.scalars(select(StudyRecord.name).where(StudyRecord.name.in_(names))))
+    bare = set(optuna.get_all_study_names(storage)) & set(names)
+    return [n for n in names if n in ours | bare]
+
+
+def create_suite(
+    *, engine: Engine, storage: optuna.storages.RDBStorage, plan: SuitePlan
+) -> SuiteRecord:
+    """Create the suite and all its studies, or nothing.
+
+    Raises:
+        Conflict: the suite's name, or the name of any study it would make, is taken.
+    """
+    with session_scope(engine) as session:
+        if SuiteRecord.find(session, plan.name) is not None:
+            raise Conflict(f"suite {plan.name!r} already exists")
+    taken = _clashes(engine, storage, plan)
+    if taken:
+        raise Conflict(f"suite {plan.name!r} would make studies that exist: {', '.join(taken)}")
+    made: list[str] = []
+    try:
+        for spec in plan.studies:
+            optuna.create_study(
+                study_name=spec.name, storage=storage, direction=spec.objective.direction
+            )
+            made.append(spec.name)
+        return _write_records(engine, plan)
+    except optuna.exceptions.DuplicatedStudyError:
+        _drop_optuna(storage, made)
+        raise Conflict(f"a study of suite {plan.name!r} was created meanwhile") from None
+    except BaseException:
+        _drop_optuna(storage, made)
+        raise
+
+
+def _write_records(engine: Engine, plan: SuitePlan) -> SuiteRecord:
+    """The suite and its study records, in one transaction."""
+    suite = SuiteRecord(
+        name=plan.name,
+        description=plan.description,
+        spec=plan.stored_spec(),
+        studies=[s.name for s in plan.studies],
+    )
+    try:
+        with session_scope(engine) as session:
+            session.add(suite)
+            session.flush()  # the suite's id, for the studies' link
+            for spec in plan.studies:
+                session.add(
+                    StudyRecord(
+                        name=spec.name,
+                        spec=spec.to_json(),
+                        status="running",
+                        n_trials=spec.budget.n_trials,
+                        claimed=0,
+                        suite_id=suite.id,
+                    )
+                )
+    except IntegrityError:
+        raise Conflict(f"suite {plan.name!r} or one of its studies already exists") from None
+    return suite
+
+
+def _drop_optuna(storage: optuna.storages.RDBStorage, names: Sequence[str]) -> None:
+    for name in names:
+        with contextlib.suppress(KeyError):
+            optuna.delete_study(study_name=name, storage=storage)
+
+
+def _views(engine: Engine, suites: Sequence[SuiteRecord]) -> list[SuiteView]:
+    """The studies of each suite, with their trial counts (three queries in all)."""
+    ids = [s.id for s in suites]
+    with session_scope(engine) as session:
+        members = session.scalars(select(StudyRecord).where(StudyRecord.suite_id.in_(ids)))
+        by_key = {(r.suite_id, r.name): r for r in members}
+    counts = trial_counts(engine=engine, names=[name for _, name in by_key])
+    views = []
+    for suite in suites:
+        prefix = len(suite.name) + 1
+        studies = []
+        for name, task in zip(suite.studies, suite.spec["tasks"], strict=True):
+            record = by_key.get((suite.id, name))
+            count = counts.get(name, TrialCounts()) if record else TrialCounts()
+            studies.append(SuiteStudy(name[prefix:], name, task["kind"], record, count))
+        views.append(SuiteView(suite, studies))
+    return views
+
+
+def get_suite(*, engine: Engine, name: str) -> SuiteView:
+    """The suite called ``name`` with its studies (NotFound otherwise)."""
+    with session_scope(engine) as session:
+        record = SuiteRecord.find_or_raise(session, name)
+    return _views(engine, [record])[0]
+
+
+def list_suites(*, engine: Engine, offset: int, limit: int) -> tuple[list[SuiteView], int]:
+    """A page of suites, newest first, and the total count."""
+    with session_scope(engine) as session:
+        total = session.scalar(select(func.count()).select_from(SuiteRecord)) or 0
+        rows = list(
+            session.scalars(
+                select(SuiteRecord).order_by(SuiteRecord.id.desc()).offset(offset).limit(limit)
+            )
+        )
+    return _views(engine, rows), total
+
+
+def change_suite_status(*, engine: Engine, name: str, action: str) -> list[str]:
+    """Pause, resume or cancel every study of the suite to which the action applies.
+
+    Returns:
+        The names of the studies that changed.
+
+    Raises:
+        NotFound: no such suite.
+        Conflict: the action applies to none of its studies.
+    """
+    allowed, target = TRANSITIONS[action]
+    with session_scope(engine) as session:
+        suite = SuiteRecord.find_or_raise(session, name)
+        members = session.scalars(
+            select(StudyRecord)
+            .where(StudyRecord.suite_id == suite.id)
+            .order_by(StudyRecord.id)
+            .with_for_update()
+        ).all()
+        changed = [r for r in members if r.status in allowed]
+        if not changed:
+            statuses = ", ".join(sorted({r.status for r in members})) or "none left"
+            raise Conflict(f"cannot {action} suite {name!r}: its studies are {statuses}")
+        for record in changed:
+            record.status = target
+        return [r.name for r in changed]
+
+
+def delete_suite(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> list[str]:
+    """Delete the suite, its study records, then their Optuna studies and trials.
+
+    Returns:
+        The names of the studies deleted.
+    """
+    with session_scope(engine) as session:
+        suite = SuiteRecord.find_or_raise(session, name)
+        members = session.scalars(select(StudyRecord).where(StudyRecord.suite_id == suite.id))
+        names = []
+        for record in members:
+            names.append(record.name)
+            session.delete(record)
+        session.flush()
+        session.delete(suite)
+    _drop_optuna(storage, names)
+    return names
+
+
+def suite_report(
+    *, engine: Engine, storage: optuna.storages.RDBStorage, name: str
+) -> dict[str, Any]:
+    """The cross-task report of suite ``name``, from its finished studies' trials."""
+    view = get_suite(engine=engine, name=name)
+    tasks = []
+    for study in view.studies:
+        report = None
+        if study.record is not None and study.record.status == "completed":
+            context = ReportContext.of(study.record.study_spec(), status=study.record.status)
+            trials = optuna.load_study(study_name=study.name, storage=storage).get_trials(
+                deepcopy=False
+            )
+            report = study_report_for_suite(trials, context)
+        n_trials = study.record.n_trials if study.record else 0
+        tasks.append(
+            SuiteTask(study.task, study.name, study.kind, study.status,
+                      study.counts.finished, n_trials, report)
+        )  # fmt: skip
+    spec = view.record.spec
+    cells = spec["study"]["space"]["cell_type"]
+    return build_suite_report(
+        view.record.name,
+        tasks,
+        cell_types=cells if isinstance(cells, list) else [cells],
+        description=view.record.description,
+    )
+
+
+def suite_report_html(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> str:
+    """The cross-task report of suite ``name`` as an HTML page."""
+    report = suite_report(engine=engine, storage=storage, name=name)
+    return render_suite_html(report, study_url=STUDY_PAGE)
