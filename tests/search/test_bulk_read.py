@@ -13,7 +13,7 @@ import itertools
 import math
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import optuna
@@ -34,6 +34,7 @@ from cellsearch.search.trial import bulk_read
 from cellsearch.search.trial.bulk_read import TrialFilter
 
 CELLS = ["lstm", "gru", "mgu"]
+Direction = Literal["minimize", "maximize"]
 JSON_VALUES: list[Any] = [
     None, True, False, 0, -7, 2**40, 1.5, -0.0, 1e-300, float("nan"), float("inf"), "",
     "lstm", "é ü 中文 \"quoted\" \\ back", [], [1, "a", None, [2.5]], {}, {"a": {"b": [1, {}]}},
@@ -92,7 +93,7 @@ def _decorate(study: optuna.Study, trial: optuna.Trial, rng: np.random.Generator
         study._storage.set_trial_system_attr(trial._trial_id, "note", {"n": [1, None]})
 
 
-def random_study(url: str, seed: int, direction: str = "minimize") -> optuna.Study:
+def random_study(url: str, seed: int, direction: Direction = "minimize") -> optuna.Study:
     """A study of about 30 trials in every state (seeded)."""
     rng = np.random.default_rng(seed)
     study = optuna.create_study(study_name=f"s{seed}", storage=url, direction=direction)
@@ -121,7 +122,7 @@ def _special_trials(study: optuna.Study) -> None:
     """
     cells = CategoricalDistribution(CELLS)
     odd: list[tuple[int, BaseDistribution, float]] = []
-    for params, attrs, rewrite in [
+    cases: list[tuple[dict[str, Any], dict[str, Any], tuple[BaseDistribution, float] | None]] = [
         ({}, {"cell_type": "gru"}, None),  # the attribute alone names the cell
         ({}, {"cell_type": None}, None),
         ({}, {"cell_type": 3}, None),
@@ -130,7 +131,8 @@ def _special_trials(study: optuna.Study) -> None:
         ({"cell_type": "gru"}, {}, (CategoricalDistribution(["mgu", "lstm"]), 0.0)),
         ({"cell_type": "gru"}, {}, (IntDistribution(0, 5), 3.0)),
         ({"cell_type": "gru"}, {"cell_type": "gru"}, (FloatDistribution(0.0, 1.0), 0.25)),
-    ]:
+    ]
+    for params, attrs, rewrite in cases:
         trial = optuna.trial.create_trial(
             state=TrialState.COMPLETE,
             value=1.0,
@@ -244,7 +246,7 @@ def test_datetimes_convert_like_optuna_in_any_time_zone(
 
 
 @pytest.mark.parametrize("direction", ["minimize", "maximize"])
-def test_best_trial_equals_optunas(db_url: str, direction: str) -> None:
+def test_best_trial_equals_optunas(db_url: str, direction: Direction) -> None:
     engine = create_engine(db_url)
     study = optuna.create_study(study_name="best", storage=db_url, direction=direction)
     with engine.connect() as conn:
