@@ -39,8 +39,8 @@ from optuna.storages._rdb import models
 from sqlalchemy import Connection, func, insert, select, text, update
 
 from cellsearch.search.record import Attr
-from cellsearch.search.trial import bulk_read
 from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.trial import bulk_read
 from cellsearch.service import studies
 from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.migrate import upgrade
@@ -236,14 +236,9 @@ def _copy(conn: Connection, name: str, rows: list[dict[str, Any]]) -> None:
     buffer = io.StringIO()
     for row in rows:
         buffer.write("\t".join(_copy_text(row[c]) for c in columns) + "\n")
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(  # type: ignore[attr-defined]
-            f"COPY {T[name].name} ({', '.join(columns)}) FROM STDIN"
-        ) as copy,
-    ):
+    raw: Any = conn.connection.dbapi_connection  # psycopg's connection, for its COPY
+    statement = f"COPY {T[name].name} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(statement) as copy:
         copy.write(buffer.getvalue())
 
 
@@ -267,12 +262,11 @@ def build_study(url: str, name: str, n: int, *, seed: int = 0, batch: int = 5000
     studies.create_study(engine=engine, storage=storage, spec=spec)
     started = time.perf_counter()
     with storage.engine.begin() as conn:
-        study_id = conn.scalar(
-            select(models.StudyModel.study_id).where(models.StudyModel.study_name == name)
-        )
+        study_id = bulk_read.find_study_id(conn, name)
+        assert study_id is not None
         first_id = (conn.scalar(select(func.max(T["trials"].c.trial_id))) or 0) + 1
         rng = np.random.default_rng(seed)
-        for rows in _batches(rng, first_id, int(study_id), n, batch):
+        for rows in _batches(rng, first_id, study_id, n, batch):
             _write(conn, rows)
         if conn.dialect.name == "postgresql":  # explicit ids: move the sequence past them
             conn.execute(
