@@ -44,6 +44,9 @@ class Settings(SpecLimits, BaseSettings):
     db_pool_size: int = Field(default=2, ge=1)
     db_max_overflow: int = Field(default=2, ge=0)
     max_upload_bytes: int = Field(default=100_000_000, ge=1, description="Largest dataset upload.")
+    report_cache_size: int = Field(
+        default=4, ge=0, description="Studies whose built report each API process keeps (0: none)."
+    )
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> Settings:

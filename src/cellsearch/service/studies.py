@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import optuna
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from cellsearch.search.record import COUNTED_FAILURES, Attr, cell_of
+from cellsearch.search.record import COUNTED_FAILURES, Attr, TrialRecord
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.service.db import session_scope
+from cellsearch.search.trial import bulk_read
+from cellsearch.service.db import connection_scope, session_scope
 from cellsearch.service.errors import Conflict, NotFound
 from cellsearch.service.tables import StudyRecord
 
@@ -170,32 +171,35 @@ def _add(c: TrialCounts, state: str, failure_kind: str, n: int) -> None:
         setattr(c, state.lower(), getattr(c, state.lower()) + n)
 
 
-def best_trial(
-    *, storage: optuna.storages.RDBStorage, name: str
-) -> optuna.trial.FrozenTrial | None:
-    """The study's best completed trial, if any."""
-    study = optuna.load_study(study_name=name, storage=storage)
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
+def best_trial(*, engine: Engine, name: str) -> TrialRecord | None:
+    """The study's best completed trial, if any (one query finds it; only it is read)."""
+    with connection_scope(engine) as conn:
+        study_id = _optuna_study_id(conn, name)
+        best = bulk_read.best_trial(conn, study_id)
+    return None if best is None else TrialRecord.of(best)
 
 
 def list_trials(
     *,
-    storage: optuna.storages.RDBStorage,
+    engine: Engine,
     name: str,
     states: Sequence[optuna.trial.TrialState] | None,
     cell_type: str | None,
     offset: int,
     limit: int,
-) -> tuple[list[optuna.trial.FrozenTrial], int]:
-    """A page of a study's trials (by number), filtered by state and cell type."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        raise NotFound(f"study {name!r} not found") from None
-    trials = study.get_trials(deepcopy=False, states=tuple(states) if states else None)
-    if cell_type is not None:
-        trials = [t for t in trials if cell_of(t) == cell_type]
-    return trials[offset : offset + limit], len(trials)
+) -> tuple[list[TrialRecord], int]:
+    """A page of a study's trials (by number), filtered by state and cell type, and how
+    many pass the filter; the filter and the page are applied in SQL."""
+    where = bulk_read.TrialFilter(states=states, cell_type=cell_type)
+    with connection_scope(engine) as conn:
+        study_id = _optuna_study_id(conn, name)
+        total = bulk_read.count_trials(conn, study_id, where)
+        trials = bulk_read.read_trials(conn, study_id, where, offset=offset, limit=limit)
+    return [TrialRecord.of(t) for t in trials], total
+
+
+def _optuna_study_id(conn: Connection, name: str) -> int:
+    study_id = bulk_read.find_study_id(conn, name)
+    if study_id is None:
+        raise NotFound(f"study {name!r} not found")
+    return study_id

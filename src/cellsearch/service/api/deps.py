@@ -1,14 +1,16 @@
-"""FastAPI dependencies: settings, the engine and Optuna's storage."""
+"""FastAPI dependencies: settings, the engine, Optuna's storage and the report cache."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import Annotated, Any
 
 import optuna
 from fastapi import Depends, Query
 from sqlalchemy import Engine
 
 from cellsearch.service.db import engine_for, optuna_storage
+from cellsearch.service.report_cache import ReportCache
 from cellsearch.service.settings import Settings, get_settings
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -26,5 +28,19 @@ def get_storage(settings: SettingsDep) -> optuna.storages.RDBStorage:
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StorageDep = Annotated[optuna.storages.RDBStorage, Depends(get_storage)]
-OffsetQuery = Annotated[int, Query(ge=0, description="Items to skip.")]
+MAX_OFFSET = 2**31 - 1  # the largest a 32-bit signed integer holds, on every database
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+
+
+@functools.cache
+def _report_cache(max_studies: int) -> ReportCache[Any]:
+    return ReportCache(max_studies)
+
+
+def get_report_cache(settings: SettingsDep) -> ReportCache[Any]:
+    """The process's cache of built reports (one per process, of the configured size)."""
+    return _report_cache(settings.report_cache_size)
+
+
+ReportCacheDep = Annotated[ReportCache[Any], Depends(get_report_cache)]

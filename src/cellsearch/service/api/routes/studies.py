@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import optuna
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 
 from cellsearch.models import CELLS
@@ -17,18 +18,24 @@ from cellsearch.service.api.deps import (
     EngineDep,
     LimitQuery,
     OffsetQuery,
+    ReportCacheDep,
     SettingsDep,
     StorageDep,
 )
+from cellsearch.service.assets import etags_of
 from cellsearch.service.datasets import check_dataset_task
 from cellsearch.service.registry import check_precision
-from cellsearch.service.reports import study_report, study_report_html
+from cellsearch.service.reports import cached_report, report_state
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
 CellName = StrEnum("CellName", {name: name for name in CELLS})  # type: ignore[misc]
 """A registered cell type, validated (and documented) as a query parameter."""
+_REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+    304: {"description": "The client's copy (If-None-Match) is current."},
+}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyDetail)
@@ -45,7 +52,7 @@ def create_study(
     if errors:
         raise SpecError(errors)
     record = ops.create_study(engine=engine, storage=storage, spec=spec)
-    return _detail(engine, storage, record.name)
+    return _detail(engine, record.name)
 
 
 @router.get("", response_model=Page[StudyOut])
@@ -60,9 +67,9 @@ def list_studies(
 
 
 @router.get("/{name}", response_model=StudyDetail)
-def get_study(name: str, engine: EngineDep, storage: StorageDep) -> StudyDetail:
+def get_study(name: str, engine: EngineDep) -> StudyDetail:
     """A study's spec, status, counts by trial state and best trial."""
-    return _detail(engine, storage, name)
+    return _detail(engine, name)
 
 
 @router.post("/{name}/{action}", response_model=StudyDetail)
@@ -70,11 +77,10 @@ def change_status(
     name: str,
     action: Literal["pause", "resume", "cancel"],
     engine: EngineDep,
-    storage: StorageDep,
 ) -> StudyDetail:
     """Pause, resume or cancel; running trials stop within one epoch."""
     ops.change_status(engine=engine, name=name, action=action)
-    return _detail(engine, storage, name)
+    return _detail(engine, name)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -88,7 +94,6 @@ def delete_study(name: str, engine: EngineDep, storage: StorageDep) -> Response:
 def list_trials(
     name: str,
     engine: EngineDep,
-    storage: StorageDep,
     state: Annotated[list[TrialStateName] | None, Query()] = None,
     cell_type: CellName | None = None,
     offset: OffsetQuery = 0,
@@ -98,34 +103,60 @@ def list_trials(
     record = ops.get_study(engine=engine, name=name)
     states = [optuna.trial.TrialState[s.upper()] for s in state] if state else None
     trials, total = ops.list_trials(
-        storage=storage,
+        engine=engine,
         name=record.name,
         states=states,
         cell_type=None if cell_type is None else cell_type.value,
         offset=offset,
         limit=limit,
     )
-    return Page(items=[TrialOut.of(t) for t in trials], total=total, offset=offset, limit=limit)
+    return Page(items=trials, total=total, offset=offset, limit=limit)
 
 
-@router.get("/{name}/report")
-def get_report(name: str, engine: EngineDep, storage: StorageDep) -> dict[str, object]:
-    """The comparison report of cell types (JSON)."""
-    return study_report(engine=engine, storage=storage, name=name)
+@router.get("/{name}/report", responses=_REPORT_RESPONSES)
+def get_report(name: str, request: Request, engine: EngineDep, cache: ReportCacheDep) -> Response:
+    """The comparison report of cell types (JSON); built once per change of the study's
+    trials, with an ETag (304 when the client's copy is current)."""
+    state = report_state(engine=engine, name=name)
+    return _conditional(
+        request,
+        state.etag,
+        lambda: cached_report(engine=engine, state=state, cache=cache).body,
+        "application/json",
+    )
 
 
-@router.get("/{name}/report.html", response_class=HTMLResponse)
-def get_report_html(name: str, engine: EngineDep, storage: StorageDep) -> HTMLResponse:
-    """The comparison report as a page with plots."""
-    return HTMLResponse(study_report_html(engine=engine, storage=storage, name=name))
+@router.get("/{name}/report.html", response_class=HTMLResponse, responses={304: {}})
+def get_report_html(
+    name: str, request: Request, engine: EngineDep, cache: ReportCacheDep
+) -> Response:
+    """The comparison report as a page with plots (plotly.js is linked, not inlined)."""
+    state = report_state(engine=engine, name=name)
+    etag = state.etag[:-1] + '-html"'
+    return _conditional(
+        request,
+        etag,
+        lambda: cached_report(engine=engine, state=state, cache=cache).html(),
+        "text/html; charset=utf-8",
+    )
 
 
-def _detail(engine: EngineDep, storage: StorageDep, name: str) -> StudyDetail:
+def _conditional(
+    request: Request, etag: str, body: Callable[[], bytes | str], media_type: str
+) -> Response:
+    """304 when the request names ``etag``; else ``body()``. Clients revalidate each time."""
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in etags_of(request.headers.get("if-none-match")):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(content=body(), media_type=media_type, headers=headers)
+
+
+def _detail(engine: EngineDep, name: str) -> StudyDetail:
     record = ops.get_study(engine=engine, name=name)
     counts = ops.trial_counts(engine=engine, names=[record.name])
-    best = ops.best_trial(storage=storage, name=record.name)
+    best = ops.best_trial(engine=engine, name=record.name)
     return StudyDetail(
         **StudyOut.of(record, counts[record.name]).model_dump(),
         spec=record.spec,
-        best_trial=TrialOut.of(best) if best else None,
+        best_trial=best,
     )
