@@ -17,7 +17,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from cellsearch.search.report import ReportContext, build_report
 from cellsearch.service import assets
 from cellsearch.service.api.deps import MAX_OFFSET, get_report_cache
-from cellsearch.service.report_cache import ReportCache
+from cellsearch.service.marker_cache import MarkerCache
 from cellsearch.service.report_page import render_report_html
 from tests.search.test_spec import spec_data
 
@@ -26,9 +26,9 @@ CELLS = ["lstm", "gru"]
 
 
 @pytest.fixture
-def cache(api: TestClient) -> ReportCache[Any]:
+def cache(api: TestClient) -> MarkerCache[Any]:
     """A fresh report cache for the test's app, so that builds can be counted."""
-    fresh: ReportCache[Any] = ReportCache(4)
+    fresh: MarkerCache[Any] = MarkerCache(4)
     api.app.dependency_overrides[get_report_cache] = lambda: fresh  # type: ignore[attr-defined]
     return fresh
 
@@ -52,7 +52,7 @@ def _report(api: TestClient, **headers: str) -> Any:
 
 
 def test_report_is_built_once_until_a_trial_finishes(
-    api: TestClient, migrated: Any, cache: ReportCache[Any]
+    api: TestClient, migrated: Any, cache: MarkerCache[Any]
 ) -> None:
     study = _study(api, migrated)
     for i in range(4):
@@ -80,7 +80,7 @@ def test_report_is_built_once_until_a_trial_finishes(
 
 
 def test_report_etag_gives_304_until_the_study_changes(
-    api: TestClient, migrated: Any, cache: ReportCache[Any]
+    api: TestClient, migrated: Any, cache: MarkerCache[Any]
 ) -> None:
     study = _study(api, migrated)
     _finish(study, "lstm", 0.5)
@@ -103,7 +103,7 @@ def test_report_etag_gives_304_until_the_study_changes(
 
 
 def test_deleted_and_recreated_study_gets_a_new_report(
-    api: TestClient, migrated: Any, cache: ReportCache[Any]
+    api: TestClient, migrated: Any, cache: MarkerCache[Any]
 ) -> None:
     _finish(_study(api, migrated), "lstm", 0.5)
     assert _report(api).json()["study"]["n_finished"] == 1
@@ -192,7 +192,7 @@ def test_report_page_of_10000_trials_is_under_1_mb_and_links_plotly() -> None:
 
 
 def test_served_page_links_plotly_and_is_small(
-    api: TestClient, migrated: Any, cache: ReportCache[Any]
+    api: TestClient, migrated: Any, cache: MarkerCache[Any]
 ) -> None:
     study = _study(api, migrated)
     for i in range(20):
@@ -223,7 +223,7 @@ def test_plotly_asset_is_cached_for_a_year_and_revalidates(api: TestClient) -> N
 
 
 def test_cache_keeps_the_most_recently_used_studies() -> None:
-    cache: ReportCache[str] = ReportCache(2)
+    cache: MarkerCache[str] = MarkerCache(2)
     assert cache.get("a", 1, lambda: "a1") == "a1"
     assert cache.get("b", 1, lambda: "b1") == "b1"
     assert cache.get("a", 1, lambda: "never") == "a1"  # a is now the most recent
@@ -235,13 +235,13 @@ def test_cache_keeps_the_most_recently_used_studies() -> None:
 
 
 def test_cache_of_size_zero_always_builds() -> None:
-    cache: ReportCache[int] = ReportCache(0)
+    cache: MarkerCache[int] = MarkerCache(0)
     assert [cache.get("a", 1, lambda: 7) for _ in range(3)] == [7, 7, 7]
     assert cache.builds == 3 and len(cache) == 0
 
 
 def test_concurrent_requests_wait_for_one_build() -> None:
-    cache: ReportCache[int] = ReportCache(4)
+    cache: MarkerCache[int] = MarkerCache(4)
     calls: list[int] = []
 
     def build() -> int:
@@ -262,7 +262,7 @@ def test_concurrent_requests_wait_for_one_build() -> None:
 
 
 def test_a_failed_build_is_not_cached() -> None:
-    cache: ReportCache[int] = ReportCache(4)
+    cache: MarkerCache[int] = MarkerCache(4)
 
     def broken() -> int:
         raise RuntimeError("database went away")

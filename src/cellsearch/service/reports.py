@@ -3,8 +3,8 @@
 :func:`report_state` reads what identifies the current report of a study: its service
 record and a marker of its trials (:func:`cellsearch.search.trial.bulk_read.change_marker`:
 per state, how many trials and the last completion). :func:`cached_report` returns the
-report for that state from the process's :class:`~cellsearch.service.report_cache.
-ReportCache`, building it (trials read in bulk) when the state changed. The state's
+report for that state from the process's :class:`~cellsearch.service.marker_cache.
+MarkerCache`, building it (trials read in bulk) when the state changed. The state's
 digest is the responses' ETag, so a client holding the current report gets a 304.
 """
 
@@ -24,7 +24,7 @@ from cellsearch.search.trial import bulk_read
 from cellsearch.service.assets import plotly_src
 from cellsearch.service.db import connection_scope, session_scope
 from cellsearch.service.errors import NotFound
-from cellsearch.service.report_cache import ReportCache
+from cellsearch.service.marker_cache import MarkerCache
 from cellsearch.service.report_page import render_report_html
 from cellsearch.service.tables import StudyRecord
 
@@ -84,7 +84,7 @@ def report_state(*, engine: Engine, name: str) -> ReportState:
 
 
 def cached_report(
-    *, engine: Engine, state: ReportState, cache: ReportCache[BuiltReport]
+    *, engine: Engine, state: ReportState, cache: MarkerCache[BuiltReport]
 ) -> BuiltReport:
     """The report of the study in ``state``: from ``cache``, or built now and kept there."""
     return cache.get(state.key, state.marker, lambda: build_study_report(engine, state))

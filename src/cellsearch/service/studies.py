@@ -142,11 +142,18 @@ _COUNTS_SQL = text(
 
 def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCounts]:
     """Trial counts by state (and finished trials by cell) for each named study."""
+    if not names:
+        return {}
+    with connection_scope(engine) as conn:
+        return counts_on(conn, names)
+
+
+def counts_on(conn: Connection, names: Sequence[str]) -> dict[str, TrialCounts]:
+    """:func:`trial_counts` on an open connection (one grouped query)."""
     counts = {name: TrialCounts() for name in names}
     if not names:
         return counts
-    with session_scope(engine) as session:
-        rows = session.execute(_COUNTS_SQL, {"names": list(names)}).all()
+    rows = conn.execute(_COUNTS_SQL, {"names": list(names)}).all()
     by_cell: dict[str, Counter[str]] = {name: Counter() for name in names}
     for study_name, state, failure_kind, cell, n in rows:
         c = counts[study_name]
@@ -193,8 +200,7 @@ def list_trials(
     where = bulk_read.TrialFilter(states=states, cell_type=cell_type)
     with connection_scope(engine) as conn:
         study_id = _optuna_study_id(conn, name)
-        total = bulk_read.count_trials(conn, study_id, where)
-        trials = bulk_read.read_trials(conn, study_id, where, offset=offset, limit=limit)
+        trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
     return [TrialRecord.of(t) for t in trials], total
 
 

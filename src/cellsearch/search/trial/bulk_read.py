@@ -23,6 +23,7 @@ Optuna's tables are read, never written, through Optuna's own table definitions.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -30,16 +31,16 @@ from typing import Any
 
 from optuna.distributions import (
     BaseDistribution,
-    CategoricalDistribution,
     json_to_distribution,
 )
 from optuna.storages._rdb import models
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import Connection, String, and_, case, exists, false, func, or_, select, type_coerce
+from sqlalchemy import Connection, String, and_, case, false, func, or_, select, type_coerce
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
 
-from cellsearch.search.record import CELL_PARAM, Attr
+from cellsearch.search.record import CELL_PARAM, Attr, cell_of
 
 _STUDIES = models.StudyModel.__table__
 _DIRECTIONS = models.StudyDirectionModel.__table__
@@ -49,6 +50,15 @@ _VALUES = models.TrialValueModel.__table__
 _STEPS = models.TrialIntermediateValueModel.__table__
 _USER = models.TrialUserAttributeModel.__table__
 _SYSTEM = models.TrialSystemAttributeModel.__table__
+_CELL_PARAM = _PARAMS.alias("cell_param")
+_CELL_ATTR = _USER.alias("cell_attr")
+_WITH_CELL = _TRIALS.outerjoin(
+    _CELL_PARAM,
+    and_(_CELL_PARAM.c.trial_id == _TRIALS.c.trial_id, _CELL_PARAM.c.param_name == CELL_PARAM),
+).outerjoin(
+    _CELL_ATTR,
+    and_(_CELL_ATTR.c.trial_id == _TRIALS.c.trial_id, _CELL_ATTR.c.key == Attr.CELL_TYPE.value),
+)  # unique (trial_id, param_name) and (trial_id, key): one row per trial
 _VALUE_TYPE = models.TrialValueModel.TrialValueType
 _FINITE = "FINITE"  # the stored name of a finite value (Optuna keeps the others as types)
 _SPECIAL = {"INF_POS": float("inf"), "INF_NEG": float("-inf"), "NAN": float("nan")}
@@ -72,8 +82,7 @@ def find_study_id(conn: Connection, name: str) -> int | None:
 
 def count_trials(conn: Connection, study_id: int, where: TrialFilter = ALL) -> int:
     """How many trials of the study pass ``where`` (one aggregate query)."""
-    query = select(func.count()).select_from(_TRIALS).where(*_conditions(conn, study_id, where))
-    return int(conn.scalar(query) or 0)
+    return read_page(conn, study_id, where, limit=0)[1]
 
 
 def read_trials(
@@ -88,16 +97,23 @@ def read_trials(
 
     With the defaults this equals ``optuna.load_study(...).get_trials()`` of the study.
     """
-    conditions = _conditions(conn, study_id, where)
-    query = _trial_columns().where(*conditions).order_by(_TRIALS.c.trial_id)
-    if offset or limit is not None:
-        query = query.offset(offset).limit(limit)
-        rows = conn.execute(query).all()
-        chosen: Any = [row.trial_id for row in rows]
-    else:
-        rows = conn.execute(query).all()
-        chosen = select(_TRIALS.c.trial_id).where(*conditions)
-    return _build(conn, rows, chosen)
+    selection = _select(conn, study_id, where, count=False)
+    return _read(conn, selection, offset, limit)
+
+
+def read_page(
+    conn: Connection,
+    study_id: int,
+    where: TrialFilter = ALL,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> tuple[list[FrozenTrial], int]:
+    """:func:`read_trials`, and how many trials pass ``where`` in all."""
+    selection = _select(conn, study_id, where, count=True)
+    assert selection.total is not None
+    trials = _read(conn, selection, offset, limit) if limit != 0 else []
+    return trials, selection.total
 
 
 def read_trials_by_id(conn: Connection, trial_ids: Sequence[int]) -> list[FrozenTrial]:
@@ -138,19 +154,36 @@ def best_trial(conn: Connection, study_id: int) -> FrozenTrial | None:
     return None if trial_id is None else read_trials_by_id(conn, [trial_id])[0]
 
 
+def find_study_ids(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """The ids of Optuna's studies with these names (names without a study are left out)."""
+    query = select(_STUDIES.c.study_name, _STUDIES.c.study_id).where(
+        _STUDIES.c.study_name.in_(list(names))
+    )
+    return {name: study_id for name, study_id in conn.execute(query)}
+
+
 def change_marker(conn: Connection, study_id: int) -> tuple[Any, ...]:
     """A cheap fingerprint of the study's trials: changes when a trial starts or finishes.
 
     Per state: how many trials, and the last completion time; one grouped query on the
-    trials table alone. Attribute writes on a running trial do not change it.
+    trials table alone. Attribute writes on a running trial do not change it (cellsearch
+    writes a trial's attributes before its outcome).
     """
+    return change_markers(conn, [study_id])[study_id]
+
+
+def change_markers(conn: Connection, study_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """:func:`change_marker` of several studies in one query."""
+    t = _TRIALS.c
     query = (
-        select(_TRIALS.c.state, func.count(), func.max(_TRIALS.c.datetime_complete))
-        .where(_TRIALS.c.study_id == study_id)
-        .group_by(_TRIALS.c.state)
+        select(t.study_id, _name(t.state), func.count(), func.max(t.datetime_complete))
+        .where(t.study_id.in_(list(study_ids)))
+        .group_by(t.study_id, t.state)
     )
-    rows = conn.execute(query).all()
-    return tuple(sorted((state.name, n, str(last)) for state, n, last in rows))
+    found: dict[int, list[tuple[str, int, str]]] = {study_id: [] for study_id in study_ids}
+    for study_id, state, n, last in conn.execute(query):
+        found[study_id].append((state, n, str(last)))
+    return {study_id: tuple(sorted(rows)) for study_id, rows in found.items()}
 
 
 def _trial_columns() -> Any:
@@ -158,68 +191,94 @@ def _trial_columns() -> Any:
     return select(t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete)
 
 
-def _conditions(conn: Connection, study_id: int, where: TrialFilter) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class _Selection:
+    """The trials that pass a filter: the tables to read them from, the conditions, and
+    how many there are (when asked for)."""
+
+    source: FromClause
+    conditions: list[ColumnElement[bool]]
+    total: int | None
+
+
+def _select(conn: Connection, study_id: int, where: TrialFilter, *, count: bool) -> _Selection:
+    """Resolve ``where`` into SQL; the cell type through one grouped query (see
+    :func:`_cell_condition`), which also gives the count."""
     conditions: list[ColumnElement[bool]] = [_TRIALS.c.study_id == study_id]
     if where.states is not None:
         conditions.append(_TRIALS.c.state.in_(list(where.states)))
     if where.cell_type is not None:
-        conditions.append(_cell_condition(conn, study_id, where.cell_type))
-    return conditions
+        condition, total = _cell_condition(conn, conditions, where.cell_type)
+        return _Selection(_WITH_CELL, [*conditions, condition], total)
+    counted = select(func.count()).select_from(_TRIALS).where(*conditions)
+    return _Selection(_TRIALS, conditions, int(conn.scalar(counted) or 0) if count else None)
 
 
-def _cell_condition(conn: Connection, study_id: int, cell: str) -> ColumnElement[bool]:
-    """Trials whose :func:`~cellsearch.search.record.cell_of` is ``cell``, as SQL.
+def _read(
+    conn: Connection, selection: _Selection, offset: int, limit: int | None
+) -> list[FrozenTrial]:
+    query = _trial_columns().select_from(selection.source).where(*selection.conditions)
+    query = query.order_by(_TRIALS.c.trial_id)
+    if offset or limit is not None:
+        rows = conn.execute(query.offset(offset).limit(limit)).all()
+        chosen: Any = [row.trial_id for row in rows]
+    else:
+        rows = conn.execute(query).all()
+        chosen = select(_TRIALS.c.trial_id).select_from(selection.source)
+        chosen = chosen.where(*selection.conditions)
+    return _build(conn, rows, chosen)
 
-    The distinct distributions of the cell parameter and the distinct values of the cell
-    attribute in the study (a handful) are decoded here; the condition then matches the
-    stored index of the choice, or the stored JSON of the attribute, exactly.
+
+def _cell_condition(
+    conn: Connection, conditions: list[ColumnElement[bool]], cell: str
+) -> tuple[ColumnElement[bool], int]:
+    """The trials whose :func:`~cellsearch.search.record.cell_of` is ``cell``, and how many.
+
+    One grouped query over the trials (each joined with its cell parameter and its cell
+    attribute: at most one of each) returns every distinct (stored distribution, stored
+    value, stored attribute) with its count: a handful. Each is decoded and passed to
+    :func:`~cellsearch.search.record.cell_of` itself; the condition then matches the
+    stored forms of those that name ``cell`` exactly.
     """
-    in_study = select(_TRIALS.c.trial_id).where(_TRIALS.c.study_id == study_id)
-    stored = conn.scalars(
-        select(_PARAMS.c.distribution_json)
-        .distinct()
-        .where(_PARAMS.c.param_name == CELL_PARAM, _PARAMS.c.trial_id.in_(in_study))
+    p, a = _CELL_PARAM.c, _CELL_ATTR.c
+    groups = conn.execute(
+        select(p.distribution_json, p.param_value, a.value_json, func.count())
+        .select_from(_WITH_CELL)
+        .where(*conditions)
+        .group_by(p.distribution_json, p.param_value, a.value_json)
     ).all()
-    indices = [
-        and_(_PARAMS.c.distribution_json == text, _PARAMS.c.param_value == internal)
-        for text in stored
-        for internal in _internal_values(json_to_distribution(text), cell)
-    ]
-    attr_texts = conn.scalars(
-        select(_USER.c.value_json)
-        .distinct()
-        .where(_USER.c.key == Attr.CELL_TYPE.value, _USER.c.trial_id.in_(in_study))
-    ).all()
-    wanted = [text for text in attr_texts if _attr_is(json.loads(text), cell)]
-    own = _PARAMS.c.trial_id == _TRIALS.c.trial_id
-    by_param = exists().where(own, _PARAMS.c.param_name == CELL_PARAM, or_(false(), *indices))
-    has_param = exists().where(own, _PARAMS.c.param_name == CELL_PARAM)
-    by_attr = exists().where(
-        _USER.c.trial_id == _TRIALS.c.trial_id,
-        _USER.c.key == Attr.CELL_TYPE.value,
-        _USER.c.value_json.in_(wanted),
-    )
-    return or_(by_param, and_(~has_param, by_attr)) if wanted else by_param
+    matched: list[ColumnElement[bool]] = []
+    total = 0
+    for distribution, internal, attr, n in groups:
+        if _cell_of_stored(distribution, internal, attr) != cell:
+            continue
+        total += n
+        if distribution is not None:  # the parameter decides, whatever the attribute
+            matched.append(and_(p.distribution_json == distribution, p.param_value == internal))
+        else:
+            matched.append(and_(p.trial_id.is_(None), a.value_json == attr))
+    return or_(false(), *matched), total
 
 
-def _internal_values(distribution: BaseDistribution, cell: str) -> list[float]:
-    """The stored values of ``distribution`` whose external value reads as ``cell``."""
-    if isinstance(distribution, CategoricalDistribution):
-        return [
-            float(i)
-            for i, choice in enumerate(distribution.choices)
-            if choice is not None and str(choice) == cell
-        ]
-    try:  # a numeric parameter named cell_type: its value is the number itself
-        number = float(cell)
-        value = distribution.to_external_repr(number)
-    except (TypeError, ValueError):
-        return []
-    return [number] if distribution._contains(number) and str(value) == cell else []
+def _cell_of_stored(distribution: str | None, internal: float | None, attr: str | None) -> Any:
+    """:func:`~cellsearch.search.record.cell_of` of a trial with these stored values."""
+    params, attrs = {}, {}
+    if distribution is not None and internal is not None:
+        params[CELL_PARAM] = _decoded(distribution).to_external_repr(internal)
+    if attr is not None:
+        attrs[Attr.CELL_TYPE.value] = json.loads(attr)
+    trial = FrozenTrial(
+        number=0, state=TrialState.RUNNING, value=None, datetime_start=None,
+        datetime_complete=None, params=params, distributions={}, user_attrs=attrs,
+        system_attrs={}, intermediate_values={}, trial_id=0,
+    )  # fmt: skip
+    return cell_of(trial)
 
 
-def _attr_is(value: Any, cell: str) -> bool:
-    return value is not None and str(value) == cell
+@functools.lru_cache(maxsize=256)
+def _decoded(distribution_json: str) -> BaseDistribution:
+    """A stored distribution, decoded (cached: a study holds a handful)."""
+    return json_to_distribution(distribution_json)
 
 
 def _build(conn: Connection, rows: Sequence[Any], chosen: Any) -> list[FrozenTrial]:

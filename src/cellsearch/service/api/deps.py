@@ -1,4 +1,4 @@
-"""FastAPI dependencies: settings, the engine, Optuna's storage and the report cache."""
+"""FastAPI dependencies: settings, the engine, Optuna's storage and the caches."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from fastapi import Depends, Query
 from sqlalchemy import Engine
 
 from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.report_cache import ReportCache
+from cellsearch.service.marker_cache import MarkerCache
 from cellsearch.service.settings import Settings, get_settings
+from cellsearch.service.summaries import SummaryCache
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -34,13 +35,22 @@ LimitQuery = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 
 
 @functools.cache
-def _report_cache(max_studies: int) -> ReportCache[Any]:
-    return ReportCache(max_studies)
+def _report_cache(max_studies: int) -> MarkerCache[Any]:
+    return MarkerCache(max_studies)
 
 
-def get_report_cache(settings: SettingsDep) -> ReportCache[Any]:
+def get_report_cache(settings: SettingsDep) -> MarkerCache[Any]:
     """The process's cache of built reports (one per process, of the configured size)."""
     return _report_cache(settings.report_cache_size)
 
 
-ReportCacheDep = Annotated[ReportCache[Any], Depends(get_report_cache)]
+ReportCacheDep = Annotated[MarkerCache[Any], Depends(get_report_cache)]
+
+
+@functools.cache
+def get_summary_cache() -> SummaryCache:
+    """The process's cache of study counts and best trials."""
+    return SummaryCache()
+
+
+SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]

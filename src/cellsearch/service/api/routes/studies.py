@@ -21,12 +21,14 @@ from cellsearch.service.api.deps import (
     ReportCacheDep,
     SettingsDep,
     StorageDep,
+    SummaryCacheDep,
 )
 from cellsearch.service.assets import etags_of
 from cellsearch.service.datasets import check_dataset_task
 from cellsearch.service.registry import check_precision
 from cellsearch.service.reports import cached_report, report_state
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
+from cellsearch.service.summaries import study_counts, study_summary
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
@@ -40,7 +42,11 @@ _REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyDetail)
 def create_study(
-    spec: StudySpec, settings: SettingsDep, engine: EngineDep, storage: StorageDep
+    spec: StudySpec,
+    settings: SettingsDep,
+    engine: EngineDep,
+    storage: StorageDep,
+    cache: SummaryCacheDep,
 ) -> StudyDetail:
     """Create a study from a spec; workers start on it at once.
 
@@ -52,24 +58,24 @@ def create_study(
     if errors:
         raise SpecError(errors)
     record = ops.create_study(engine=engine, storage=storage, spec=spec)
-    return _detail(engine, record.name)
+    return _detail(engine, cache, record.name)
 
 
 @router.get("", response_model=Page[StudyOut])
 def list_studies(
-    engine: EngineDep, offset: OffsetQuery = 0, limit: LimitQuery = 50
+    engine: EngineDep, cache: SummaryCacheDep, offset: OffsetQuery = 0, limit: LimitQuery = 50
 ) -> Page[StudyOut]:
     """Studies, newest first, with progress counts."""
     records, total = ops.list_studies(engine=engine, offset=offset, limit=limit)
-    counts = ops.trial_counts(engine=engine, names=[r.name for r in records])
+    counts = study_counts(engine=engine, records=records, cache=cache)
     items = [StudyOut.of(r, counts[r.name]) for r in records]
     return Page(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.get("/{name}", response_model=StudyDetail)
-def get_study(name: str, engine: EngineDep) -> StudyDetail:
+def get_study(name: str, engine: EngineDep, cache: SummaryCacheDep) -> StudyDetail:
     """A study's spec, status, counts by trial state and best trial."""
-    return _detail(engine, name)
+    return _detail(engine, cache, name)
 
 
 @router.post("/{name}/{action}", response_model=StudyDetail)
@@ -77,10 +83,11 @@ def change_status(
     name: str,
     action: Literal["pause", "resume", "cancel"],
     engine: EngineDep,
+    cache: SummaryCacheDep,
 ) -> StudyDetail:
     """Pause, resume or cancel; running trials stop within one epoch."""
     ops.change_status(engine=engine, name=name, action=action)
-    return _detail(engine, name)
+    return _detail(engine, cache, name)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -151,12 +158,8 @@ def _conditional(
     return Response(content=body(), media_type=media_type, headers=headers)
 
 
-def _detail(engine: EngineDep, name: str) -> StudyDetail:
-    record = ops.get_study(engine=engine, name=name)
-    counts = ops.trial_counts(engine=engine, names=[record.name])
-    best = ops.best_trial(engine=engine, name=record.name)
+def _detail(engine: EngineDep, cache: SummaryCacheDep, name: str) -> StudyDetail:
+    record, counts, best = study_summary(engine=engine, name=name, cache=cache)
     return StudyDetail(
-        **StudyOut.of(record, counts[record.name]).model_dump(),
-        spec=record.spec,
-        best_trial=best,
+        **StudyOut.of(record, counts).model_dump(), spec=record.spec, best_trial=best
     )

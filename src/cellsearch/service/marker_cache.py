@@ -1,9 +1,11 @@
-"""An in-process cache of built reports: per study, valid while its marker is unchanged.
+"""An in-process cache of what is derived from a study's trials, valid while they are.
 
 Building the report of a study reads all its trials and runs the statistics (about a
-second for 10,000 trials); the marker that says whether a cached report is still that of
-the study costs one small query (see :func:`cellsearch.service.reports.report_marker`).
-So a finished study's report is built once, and a running study's once per change.
+second for 10,000 trials); its trial counts take an aggregate over every trial. The
+marker that says whether a cached value still describes the study costs one small query
+(:func:`cellsearch.search.trial.bulk_read.change_marker`: per state, how many trials and
+the last completion). So a finished study's report is built once, and a running
+study's once per change.
 
 The cache is bounded (least recently used studies are dropped first) and lives in the
 process: each API process keeps its own. Concurrent requests for the same study and
@@ -27,7 +29,7 @@ class _Entry(Generic[T]):
     value: T
 
 
-class ReportCache(Generic[T]):
+class MarkerCache(Generic[T]):
     """A least-recently-used map from a study key to the value built for one marker.
 
     Args:
@@ -63,6 +65,10 @@ class ReportCache(Generic[T]):
                 self.builds += 1
                 self._store(key, _Entry(marker, value))
             return value
+
+    def peek(self, key: Hashable, marker: Hashable) -> bool:
+        """Whether ``key`` holds a value for ``marker``."""
+        return self._lookup(key, marker) is not None
 
     def __len__(self) -> int:
         return len(self._entries)
