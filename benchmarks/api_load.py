@@ -62,7 +62,9 @@ class Figure:
     p99_ms: float
     rps: float
     bytes: int
+    cpu_ms: float  # the API process's CPU time per request (user + system), load-independent
     rss_mb: float
+    peak_rss_mb: float
 
 
 def load(client_url: str, path: str, *, concurrency: int, requests: int) -> tuple[list[float], int]:
@@ -97,6 +99,12 @@ def load(client_url: str, path: str, *, concurrency: int, requests: int) -> tupl
     if errors:
         raise RuntimeError(errors[0])
     return latencies, max(sizes)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of process ``pid`` so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -180,18 +188,20 @@ def _run(
     concurrency = concurrency or args.concurrency
     base = f"http://127.0.0.1:{args.port}"
     load(base, path, concurrency=1, requests=min(2, requests))  # warm the connection pools
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(pid)
     latencies, size = load(base, path, concurrency=concurrency, requests=requests)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu
     ms = np.array(latencies) * 1000
     figure = Figure(
         backend=backend, trials=n, endpoint=label, concurrency=concurrency, requests=requests,
         p50_ms=float(np.percentile(ms, 50)), p99_ms=float(np.percentile(ms, 99)),
-        rps=requests / wall, bytes=size, rss_mb=rss_mb(pid)[0],
+        rps=requests / wall, bytes=size, cpu_ms=1000 * cpu / requests,
+        rss_mb=rss_mb(pid)[0], peak_rss_mb=rss_mb(pid)[1],
     )  # fmt: skip
     print(
         f"  {backend:8} {n:>7} {label:14} p50 {figure.p50_ms:9.1f} ms  p99 {figure.p99_ms:9.1f} ms"
-        f"  {figure.rps:8.1f} req/s  {size / 1e6:7.3f} MB  RSS {figure.rss_mb:6.0f} MB"
+        f"  {figure.rps:7.1f} req/s  CPU {figure.cpu_ms:7.1f} ms/req  {size / 1e6:6.3f} MB"
+        f"  RSS {figure.rss_mb:5.0f} MB"
     )
     return figure
 
@@ -259,16 +269,18 @@ def verdicts(figures: list[Figure]) -> list[str]:
 
 
 def growth(figures: list[Figure]) -> list[str]:
-    """p50 at the largest size over p50 at the smallest, against the growth in trials."""
+    """Server CPU per request at the largest size over the smallest, against the trials."""
     lines = []
     keys = {(f.backend, f.endpoint) for f in figures}
     for backend, endpoint in sorted(keys):
-        rows = sorted((f for f in figures if (f.backend, f.endpoint) == (backend, endpoint)),
-                      key=lambda f: f.trials)  # fmt: skip
-        if len(rows) >= 2 and rows[0].p50_ms > 0:
-            ratio = rows[-1].p50_ms / rows[0].p50_ms
+        rows = sorted(
+            (f for f in figures if (f.backend, f.endpoint) == (backend, endpoint)),
+            key=lambda f: f.trials,
+        )
+        if len(rows) >= 2 and rows[0].cpu_ms > 0:
+            ratio = rows[-1].cpu_ms / rows[0].cpu_ms
             times = rows[-1].trials // rows[0].trials
-            lines.append(f"{backend} {endpoint}: p50 x{ratio:.1f} for x{times} trials")
+            lines.append(f"{backend} {endpoint}: CPU/request x{ratio:.1f} for x{times} trials")
     return lines
 
 

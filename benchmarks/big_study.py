@@ -276,6 +276,9 @@ def build_study(url: str, name: str, n: int, *, seed: int = 0, batch: int = 5000
                 )
             )
     elapsed = time.perf_counter() - started
+    if storage.engine.dialect.name == "postgresql":  # what autovacuum would do in a while
+        with storage.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
     with engine.begin() as conn:
         conn.execute(
             update(StudyRecord)
