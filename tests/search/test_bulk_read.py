@@ -308,3 +308,13 @@ def test_unknown_study_has_no_id(sqlite_url: str) -> None:
         assert bulk_read.find_study_id(conn, "unknown") is None
         assert bulk_read.read_trials_by_id(conn, []) == []
     engine.dispose()
+
+
+def test_rows_read_in_small_chunks_give_the_same_trials(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = random_study(sqlite_url, seed=11)
+    chunks = bulk_read._chunks
+    monkeypatch.setattr(bulk_read, "_chunks", lambda conn, query: chunks(conn, query, size=3))
+    ours, _ = _read(sqlite_url, study.study_name)
+    assert_same_trials(ours, _optuna_trials(study))

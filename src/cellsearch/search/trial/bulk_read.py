@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,28 +321,30 @@ def _params(
     """Parameters (external values) and distributions per trial, in Optuna's order."""
     p = _PARAMS.c
     query = select(p.trial_id, p.param_name, p.param_value, p.distribution_json)
-    rows = _fetch(conn, query.where(_of(_PARAMS, chosen)).order_by(p.param_id))
+    query = query.where(_of(_PARAMS, chosen)).order_by(p.param_id)
     decoded: dict[str, BaseDistribution] = {}
+    names: dict[str, str] = {}  # one string object per name, not one per row
     params: dict[int, dict[str, Any]] = {}
     distributions: dict[int, dict[str, BaseDistribution]] = {}
-    for trial_id, name, internal, text in rows:
-        distribution = decoded.get(text)
-        if distribution is None:
-            distribution = decoded[text] = json_to_distribution(text)
-        params.setdefault(trial_id, {})[name] = distribution.to_external_repr(internal)
-        distributions.setdefault(trial_id, {})[name] = distribution
+    for rows in _chunks(conn, query):
+        for trial_id, name, internal, text in rows:
+            distribution = decoded.get(text)
+            if distribution is None:
+                distribution = decoded[text] = json_to_distribution(text)
+            name = names.setdefault(name, name)
+            params.setdefault(trial_id, {})[name] = distribution.to_external_repr(internal)
+            distributions.setdefault(trial_id, {})[name] = distribution
     return params, distributions
 
 
 def _values(conn: Connection, chosen: Any) -> dict[int, list[float]]:
     """Objective values per trial, by objective."""
     v = _VALUES.c
-    query = select(v.trial_id, v.objective, v.value, _name(v.value_type)).where(
-        _of(_VALUES, chosen)
-    )
+    query = select(v.trial_id, v.objective, v.value, _name(v.value_type))
     found: dict[int, dict[int, float]] = {}
-    for trial_id, objective, value, kind in _fetch(conn, query):
-        found.setdefault(trial_id, {})[objective] = value if kind == _FINITE else _SPECIAL[kind]
+    for rows in _chunks(conn, query.where(_of(_VALUES, chosen))):
+        for trial_id, objective, value, kind in rows:
+            found.setdefault(trial_id, {})[objective] = value if kind == _FINITE else _SPECIAL[kind]
     out: dict[int, list[float]] = {}
     for trial_id, by_objective in found.items():
         values: list[float] = [0] * len(by_objective)
@@ -358,22 +360,24 @@ def _intermediate(conn: Connection, chosen: Any) -> dict[int, dict[int, float]]:
     query = select(s.trial_id, s.step, s.intermediate_value, _name(s.intermediate_value_type))
     out: dict[int, dict[int, float]] = {}
     last, steps = None, {}
-    for trial_id, step, value, kind in _fetch(conn, query.where(_of(_STEPS, chosen))):
-        if trial_id != last:  # rows come grouped by trial (the index's order)
-            steps = out.setdefault(trial_id, {})
-            last = trial_id
-        steps[step] = value if kind == _FINITE else _SPECIAL[kind]
+    for rows in _chunks(conn, query.where(_of(_STEPS, chosen))):
+        for trial_id, step, value, kind in rows:
+            if trial_id != last:  # rows mostly come grouped by trial (the index's order)
+                steps = out.setdefault(trial_id, {})
+                last = trial_id
+            steps[step] = value if kind == _FINITE else _SPECIAL[kind]
     return out
 
 
 def _attributes(conn: Connection, table: Any, chosen: Any) -> dict[int, dict[str, Any]]:
-    """User or system attributes per trial, every JSON value decoded in one call."""
+    """User or system attributes per trial, the JSON values of each chunk decoded at once."""
     query = select(table.c.trial_id, table.c.key, table.c.value_json).where(_of(table, chosen))
-    rows = _fetch(conn, query)
-    decoded = _json_many(row[2] for row in rows)
+    keys: dict[str, str] = {}
     out: dict[int, dict[str, Any]] = {}
-    for (trial_id, key, _), value in zip(rows, decoded, strict=True):
-        out.setdefault(trial_id, {})[key] = value
+    for rows in _chunks(conn, query):
+        decoded = _json_many(row[2] for row in rows)
+        for (trial_id, key, _), value in zip(rows, decoded, strict=True):
+            out.setdefault(trial_id, {})[keys.setdefault(key, key)] = value
     return out
 
 
@@ -382,17 +386,22 @@ def _json_many(texts: Iterable[str]) -> list[Any]:
     return list(json.loads("[" + ",".join(texts) + "]"))
 
 
-def _fetch(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
-    """The rows of ``query`` as the driver returns them (ints, floats, strings).
+def _chunks(conn: Connection, query: Any, size: int = 20_000) -> Iterator[Sequence[Any]]:
+    """The rows of ``query`` as the driver returns them (ints, floats, strings), in chunks.
 
     SQLAlchemy's row objects and type processing cost several times the driver's own
     fetch on the child tables' hundreds of thousands of rows; these columns need neither
-    (enums are read as their names, see :func:`_name`).
+    (enums are read as their names, see :func:`_name`). Chunks bound the memory held by
+    raw rows at once.
     """
     result = conn.execute(query)
     try:
         cursor = result.cursor
-        return list(cursor.fetchall()) if cursor is not None else [tuple(r) for r in result]
+        if cursor is None:  # pragma: no cover - a result SQLAlchemy already consumed
+            yield [tuple(row) for row in result]
+            return
+        while rows := cursor.fetchmany(size):
+            yield rows
     finally:
         result.close()
 
