@@ -113,6 +113,40 @@ def test_deleted_and_recreated_study_gets_a_new_report(
     assert _report(api).json()["study"]["n_finished"] == 0
 
 
+def test_summary_and_list_counts_follow_every_change(api: TestClient, migrated: Any) -> None:
+    """Counts and the best trial are cached per change marker, never served stale."""
+    from cellsearch.service.api.deps import get_summary_cache
+    from cellsearch.service.summaries import SummaryCache
+
+    cache = SummaryCache()
+    api.app.dependency_overrides[get_summary_cache] = lambda: cache  # type: ignore[attr-defined]
+    study = _study(api, migrated)
+
+    def seen() -> tuple[dict[str, Any], dict[str, Any], Any]:
+        detail = api.get(f"{V1}/studies/adding-t20").json()
+        [listed] = api.get(f"{V1}/studies").json()["items"]
+        assert listed["counts"] == detail["counts"]
+        return detail["counts"], detail["counts"]["by_cell"], detail["best_trial"]
+
+    counts, _, best = seen()
+    assert counts["finished"] == 0 and best is None
+    _finish(study, "lstm", 0.5)
+    counts, by_cell, best = seen()
+    assert (counts["complete"], by_cell, best["value"]) == (1, {"lstm": 1}, 0.5)
+    running = study.ask({"cell_type": CategoricalDistribution(CELLS)})
+    assert seen()[0]["running"] == 1
+    running.set_user_attr("cell_type", running.params["cell_type"])
+    study.tell(running, 0.25)
+    counts, _, best = seen()
+    assert (counts["running"], counts["complete"], best["value"]) == (0, 2, 0.25)
+    failed = study.ask({"cell_type": CategoricalDistribution(CELLS)})
+    failed.set_user_attr("failure_kind", "stale")  # written before the state, as workers do
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    counts, _, _ = seen()
+    assert (counts["requeued"], counts["failed"], counts["finished"]) == (1, 0, 2)
+    assert len(cache.counts) == 1
+
+
 @pytest.mark.parametrize(
     ("path", "params"),
     [
