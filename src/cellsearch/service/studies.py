@@ -196,10 +196,16 @@ def list_trials(
     limit: int,
 ) -> tuple[list[TrialRecord], int]:
     """A page of a study's trials (by number), filtered by state and cell type, and how
-    many pass the filter; the filter and the page are applied in SQL."""
+    many pass the filter; the filter and the page are applied in SQL, in one transaction.
+
+    Raises:
+        NotFound: no such study.
+    """
     where = bulk_read.TrialFilter(states=states, cell_type=cell_type)
-    with connection_scope(engine) as conn:
-        study_id = _optuna_study_id(conn, name)
+    with session_scope(engine) as session:
+        record = StudyRecord.find_or_raise(session, name)
+        conn = session.connection()
+        study_id = _optuna_study_id(conn, record.name)
         trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
     return [TrialRecord.of(t) for t in trials], total
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import optuna
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
+from pydantic import TypeAdapter
 
 from cellsearch.models import CELLS
 from cellsearch.search.errors import SpecError
@@ -34,6 +35,7 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
 CellName = StrEnum("CellName", {name: name for name in CELLS})  # type: ignore[misc]
 """A registered cell type, validated (and documented) as a query parameter."""
+_TRIAL_PAGE = TypeAdapter(Page[TrialOut])
 _REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"application/json": {"schema": {"type": "object"}}}},
     304: {"description": "The client's copy (If-None-Match) is current."},
@@ -105,19 +107,20 @@ def list_trials(
     cell_type: CellName | None = None,
     offset: OffsetQuery = 0,
     limit: LimitQuery = 50,
-) -> Page[TrialOut]:
+) -> Response:
     """Trials by number, filtered by state (repeatable) and cell type."""
-    record = ops.get_study(engine=engine, name=name)
     states = [optuna.trial.TrialState[s.upper()] for s in state] if state else None
     trials, total = ops.list_trials(
         engine=engine,
-        name=record.name,
+        name=name,
         states=states,
         cell_type=None if cell_type is None else cell_type.value,
         offset=offset,
         limit=limit,
     )
-    return Page(items=trials, total=total, offset=offset, limit=limit)
+    page = Page(items=trials, total=total, offset=offset, limit=limit)
+    # serialised once by pydantic-core: the records need no second validation
+    return Response(_TRIAL_PAGE.dump_json(page), media_type="application/json")
 
 
 @router.get("/{name}/report", responses=_REPORT_RESPONSES)
