@@ -147,6 +147,20 @@ def test_summary_and_list_counts_follow_every_change(api: TestClient, migrated: 
     assert len(cache.counts) == 1
 
 
+def test_a_study_whose_optuna_study_is_gone_is_404_and_listed_empty(
+    api: TestClient, migrated: Any
+) -> None:
+    """A service record left without its Optuna study (deleted by hand) never causes a 500."""
+    _finish(_study(api, migrated), "lstm", 0.5)
+    optuna.delete_study(study_name="adding-t20", storage=migrated.database_url)
+    for path in ["", "/trials", "/report", "/report.html"]:
+        response = api.get(f"{V1}/studies/adding-t20{path}")
+        assert response.status_code == 404, (path, response.text)
+        assert "'adding-t20' not found" in response.json()["detail"]
+    [listed] = api.get(f"{V1}/studies").json()["items"]
+    assert listed["counts"]["finished"] == 0
+
+
 @pytest.mark.parametrize(
     ("path", "params"),
     [
@@ -285,8 +299,7 @@ def test_concurrent_requests_wait_for_one_build() -> None:
 
     results: list[int] = []
     threads = [
-        threading.Thread(target=lambda: results.append(cache.get("s", 1, build)))
-        for _ in range(4)
+        threading.Thread(target=lambda: results.append(cache.get("s", 1, build))) for _ in range(4)
     ]
     for thread in threads:
         thread.start()

@@ -178,14 +178,6 @@ def _add(c: TrialCounts, state: str, failure_kind: str, n: int) -> None:
         setattr(c, state.lower(), getattr(c, state.lower()) + n)
 
 
-def best_trial(*, engine: Engine, name: str) -> TrialRecord | None:
-    """The study's best completed trial, if any (one query finds it; only it is read)."""
-    with connection_scope(engine) as conn:
-        study_id = _optuna_study_id(conn, name)
-        best = bulk_read.best_trial(conn, study_id)
-    return None if best is None else TrialRecord.of(best)
-
-
 def list_trials(
     *,
     engine: Engine,

@@ -5,10 +5,11 @@ trial table and decodes each parameter's distribution twice, which took 16 s for
 trials on SQLite. The reader here selects the trials it wants once (filtered by state
 and by cell type, in SQL, and paginated), then reads each child table (parameters,
 values, intermediate values, user and system attributes) with one query for the whole
-selection, decodes every distinct distribution once and every JSON attribute in one
-call, and builds the same :class:`~optuna.trial.FrozenTrial` objects Optuna returns:
-same order (by trial id, which within a study is the order of numbers), same fields,
-datetimes converted from the stored naive UTC to naive local time as Optuna does.
+selection, taking the driver's rows in chunks; it decodes every distinct distribution
+once and each chunk's JSON attributes in one parse, and builds the same
+:class:`~optuna.trial.FrozenTrial` objects Optuna returns: same order (by trial id,
+which within a study is the order of numbers), same fields, datetimes converted from
+the stored naive UTC to naive local time as Optuna does.
 :class:`~cellsearch.search.record.TrialRecord` is built from them by its own
 constructor.
 
