@@ -20,6 +20,7 @@ from cellsearch.service.api.deps import MAX_OFFSET, get_report_cache
 from cellsearch.service.marker_cache import MarkerCache
 from cellsearch.service.report_page import render_report_html
 from tests.search.test_spec import spec_data
+from tests.service.test_report_page import browser  # noqa: F401 (a fixture)
 
 V1 = "/api/v1"
 CELLS = ["lstm", "gru"]
@@ -317,3 +318,42 @@ def test_a_failed_build_is_not_cached() -> None:
     with pytest.raises(RuntimeError):
         cache.get("s", 1, broken)
     assert len(cache) == 0 and cache.get("s", 1, lambda: 3) == 3
+
+
+@pytest.mark.browser
+def test_served_page_loads_plotly_from_the_api_and_draws(
+    migrated: Any,
+    browser: Any,  # noqa: F811 (the fixture imported above)
+    api: TestClient,
+) -> None:
+    """The page, as the running server serves it, draws its plots with the linked asset."""
+    import socket
+
+    import uvicorn
+    from selenium.webdriver.common.by import By
+
+    study = _study(api, migrated)
+    for i in range(12):
+        _finish(study, CELLS[i % 2], 0.05 * (i + 1))
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(api.app, host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        browser.get(f"http://127.0.0.1:{port}{V1}/studies/adding-t20/report.html")
+        log = browser.get_log("browser")
+        severe = [e for e in log if e["level"] == "SEVERE" and "favicon.ico" not in e["message"]]
+        assert severe == []
+        assert browser.execute_script("return typeof Plotly") == "object"
+        plots = browser.find_elements(By.CSS_SELECTOR, "div.plot")
+        assert plots and all(p.find_elements(By.CSS_SELECTOR, ".main-svg") for p in plots)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
