@@ -247,8 +247,11 @@ def test_cancelled_study_banner_says_the_numbers_are_final() -> None:
 
 @pytest.mark.browser
 def test_a_big_study_draws_its_parallel_coordinates_when_scrolled_to_and_says_how_many(
-    chromium: Any, tmp_path: Path
+    chromium: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cellsearch.service import report_page
+
+    monkeypatch.setattr(report_page, "INLINE_TRIALS", 10**9)  # a file: page cannot fetch
     spec = parse_spec(spec_data(name="big", budget={"n_trials": 2700, "max_epochs": 5}))
     rng = np.random.default_rng(2)
     trials = [_trial(i, CELLS[i % 3], rng) for i in range(2700)]
@@ -268,3 +271,33 @@ def test_a_big_study_draws_its_parallel_coordinates_when_scrolled_to_and_says_ho
     labels = "return document.getElementById('plot-parcoords').data[0].dimensions.map(d => d.label)"
     assert "learning_rate (log)" in _js(chromium, labels)  # sampled on a log scale
     assert "batch_size" in _js(chromium, labels)
+
+
+@pytest.mark.browser
+def test_a_big_table_is_fetched_from_the_reports_json_not_carried_by_the_page(
+    chromium: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+    import http.server
+    import json
+    import threading
+
+    from cellsearch.service import report_page
+
+    report = decades_report(status="completed")
+    monkeypatch.setattr(report_page, "INLINE_TRIALS", 0)  # as if the table were big
+    page = render_report_html(report)
+    assert "const TRIALS = null;" in page and '"trials_url": "report"' in page
+    (tmp_path / "report.html").write_text(page, encoding="utf-8")
+    (tmp_path / "report").write_text(json.dumps(report), encoding="utf-8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        chromium.get(f"http://127.0.0.1:{server.server_address[1]}/report.html")
+        deadline = time.monotonic() + 30
+        while not _rows(chromium) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(_rows(chromium)) == 37  # the same table, read from the JSON
+    finally:
+        server.shutdown()

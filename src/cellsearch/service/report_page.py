@@ -55,6 +55,11 @@ font-weight:600}
 """
 
 
+INLINE_TRIALS = 200_000
+"""Characters of trial table the page carries itself; a bigger table is fetched by the page
+from the report's JSON (cached by the API), so that the page stays light."""
+
+
 def _script_json(value: Any) -> str:
     text = json.dumps(value, allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -140,16 +145,19 @@ def _trials_section(report: dict[str, Any]) -> str:
 def _page_script(
     report: dict[str, Any], payload: list[dict[str, Any]], dashboard: str | None
 ) -> str:
+    trials = _script_json(report.get("trials"))
+    fetched = len(trials) > INLINE_TRIALS  # a big study's table comes with the report's JSON
     page = {
         "metric_label": metric_label(report),
         "direction": report["study"]["direction"],
         "cells": [c["cell_type"] for c in report["cells"]],
         "dashboard": dashboard,
         "refresh": refresh_seconds(report),
+        "trials_url": "report" if fetched else None,  # relative to .../report.html
     }
+    trials = "null" if fetched else trials
     code = resources.files("cellsearch.service").joinpath("static/report_trials.js").read_text()
     code = code.replace("</script", "<\\/script")
-    trials = _script_json(report.get("trials"))
     return (
         f"<script>const FIGS = {_script_json(payload)};\n"
         "for (const f of FIGS) { Plotly.newPlot(f.id, f.data, f.layout, "

@@ -1,44 +1,111 @@
-"""The comparison report of a stored study (JSON and HTML)."""
+"""The comparison report of a stored study (JSON and HTML), built once per change.
+
+:func:`report_state` reads what identifies the current report of a study: its service
+record and a marker of its trials (:func:`cellsearch.search.trial.bulk_read.change_marker`:
+per state, how many trials and the last completion). :func:`cached_report` returns the
+report for that state from the process's :class:`~cellsearch.service.marker_cache.
+MarkerCache`, building it (trials read in bulk) when the state changed. The state's
+digest is the responses' ETag, so a client holding the current report gets a 304.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
-import optuna
 from sqlalchemy import Engine
 
+import cellsearch
 from cellsearch.search.report import ReportContext, build_report
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.trial import bulk_read
+from cellsearch.service.assets import plotly_src
+from cellsearch.service.db import connection_scope, session_scope
+from cellsearch.service.errors import NotFound
+from cellsearch.service.marker_cache import MarkerCache
 from cellsearch.service.report_page import render_report_html
-from cellsearch.service.studies import get_study
 from cellsearch.service.study_states import head_of_queue, shown_status
-
-PLOTLY_URL = "/api/v1/assets/plotly.min.js"
-
-
-def study_report(
-    *, engine: Engine, storage: optuna.storages.RDBStorage, name: str
-) -> dict[str, Any]:
-    """Build the report of study ``name`` from its trials."""
-    record = get_study(engine=engine, name=name)
-    study = optuna.load_study(study_name=record.name, storage=storage)
-    trials = study.get_trials(deepcopy=False)
-    running = sum(t.state == optuna.trial.TrialState.RUNNING for t in trials)
-    status = shown_status(record, running_trials=running, head=head_of_queue(engine=engine))
-    return build_report(trials, ReportContext.of(record.study_spec(), status=status))
+from cellsearch.service.tables import StudyRecord
 
 
-def study_report_html(
-    *,
-    engine: Engine,
-    storage: optuna.storages.RDBStorage,
-    name: str,
-    dashboard_url: str | None = None,
-) -> str:
-    """The report of study ``name`` as an HTML page (linked to optuna-dashboard's root
-    ``dashboard_url`` when one is given)."""
-    report = study_report(engine=engine, storage=storage, name=name)
-    study_page = None
-    if dashboard_url:
-        study_id = storage.get_study_id_from_name(name)
-        study_page = f"{dashboard_url.rstrip('/')}/dashboard/studies/{study_id}"
-    return render_report_html(report, plotly_js=PLOTLY_URL, dashboard_url=study_page)
+@dataclass(frozen=True)
+class ReportState:
+    """What the current report of a study depends on (read with one record and one query)."""
+
+    key: tuple[str, str]  # (database, study name): the cache's key
+    marker: tuple[Any, ...]
+    study_id: int  # Optuna's
+    spec: dict[str, Any]
+    status: str
+
+    @property
+    def etag(self) -> str:
+        """An entity tag of the report in this state (the page's adds ``-html``)."""
+        return '"' + hashlib.sha256(repr(self.marker).encode()).hexdigest()[:24] + '"'
+
+
+@dataclass
+class BuiltReport:
+    """A built report, its JSON body, and its page once asked for."""
+
+    report: dict[str, Any]
+    body: bytes
+    study_id: int  # Optuna's, for the link to the study in optuna-dashboard
+    _html: dict[str | None, str] = field(default_factory=dict, repr=False)
+
+    def html(self, dashboard_url: str | None = None) -> str:
+        """The report page, its trials linked to optuna-dashboard's root ``dashboard_url``
+        when one is given (rendered on first use; two racing renders give equal pages)."""
+        if dashboard_url not in self._html:
+            study_page = None
+            if dashboard_url:
+                study_page = f"{dashboard_url.rstrip('/')}/dashboard/studies/{self.study_id}"
+            self._html[dashboard_url] = render_report_html(
+                self.report, plotly_js=plotly_src(), dashboard_url=study_page
+            )
+        return self._html[dashboard_url]
+
+
+def report_state(*, engine: Engine, name: str) -> ReportState:
+    """The state of study ``name``'s report: its record and its trials' change marker.
+
+    Raises:
+        NotFound: no such study (or its Optuna study is gone).
+    """
+    with session_scope(engine) as session:
+        record = StudyRecord.find_or_raise(session, name)
+        conn = session.connection()
+        study_id = bulk_read.find_study_id(conn, record.name)
+        if study_id is None:
+            raise NotFound(f"study {name!r} not found")
+        trials = bulk_read.change_marker(conn, study_id)
+        running = sum(n for state, n, _ in trials if state == "RUNNING")
+        head = head_of_queue(engine=engine) if record.status == "running" else None
+        status = shown_status(record, running_trials=running, head=head)  # queued, ...
+        marker = (cellsearch.__version__, record.id, study_id, status, trials)
+        return ReportState(
+            key=(engine.url.render_as_string(), record.name),
+            marker=marker,
+            study_id=study_id,
+            spec=record.spec,
+            status=status,
+        )
+
+
+def cached_report(
+    *, engine: Engine, state: ReportState, cache: MarkerCache[BuiltReport]
+) -> BuiltReport:
+    """The report of the study in ``state``: from ``cache``, or built now and kept there."""
+    return cache.get(state.key, state.marker, lambda: build_study_report(engine, state))
+
+
+def build_study_report(engine: Engine, state: ReportState) -> BuiltReport:
+    """Read every trial of the study in one go and build its report."""
+    context = ReportContext.of(StudySpec.model_validate(state.spec), status=state.status)
+    with connection_scope(engine) as conn:
+        trials = bulk_read.read_trials(conn, state.study_id)
+    report = build_report(trials, context)
+    body = json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return BuiltReport(report=report, body=body.encode(), study_id=state.study_id)

@@ -50,6 +50,9 @@ class Settings(SpecLimits, BaseSettings):
     db_max_overflow: int = Field(default=2, ge=0)
     max_upload_bytes: int = Field(default=100_000_000, ge=1, description="Largest dataset upload.")
     max_suite_tasks: int = Field(default=100, ge=2, description="Most tasks in one suite.")
+    report_cache_size: int = Field(
+        default=4, ge=0, description="Studies whose built report each API process keeps (0: none)."
+    )
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> Settings:

@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import optuna
-from sqlalchemy import Engine, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from cellsearch.search.record import COUNTED_FAILURES, Attr, cell_of
+from cellsearch.search.record import COUNTED_FAILURES, Attr, TrialRecord
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.service.db import session_scope
+from cellsearch.search.trial import bulk_read
+from cellsearch.service.db import connection_scope, session_scope
 from cellsearch.service.errors import Conflict, NotFound
 from cellsearch.service.study_labels import label_study
 from cellsearch.service.tables import StudyRecord
@@ -150,11 +151,18 @@ _COUNTS_SQL = text(
 
 def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCounts]:
     """Trial counts by state (and finished trials by cell) for each named study."""
+    if not names:
+        return {}
+    with connection_scope(engine) as conn:
+        return counts_on(conn, names)
+
+
+def counts_on(conn: Connection, names: Sequence[str]) -> dict[str, TrialCounts]:
+    """:func:`trial_counts` on an open connection (one grouped query)."""
     counts = {name: TrialCounts() for name in names}
     if not names:
         return counts
-    with session_scope(engine) as session:
-        rows = session.execute(_COUNTS_SQL, {"names": list(names)}).all()
+    rows = conn.execute(_COUNTS_SQL, {"names": list(names)}).all()
     by_cell: dict[str, Counter[str]] = {name: Counter() for name in names}
     for study_name, state, failure_kind, cell, reevaluation, n in rows:
         c = counts[study_name]
@@ -183,32 +191,32 @@ def _add(c: TrialCounts, state: str, failure_kind: str, n: int) -> None:
         setattr(c, state.lower(), getattr(c, state.lower()) + n)
 
 
-def best_trial(
-    *, storage: optuna.storages.RDBStorage, name: str
-) -> optuna.trial.FrozenTrial | None:
-    """The study's best completed trial, if any."""
-    study = optuna.load_study(study_name=name, storage=storage)
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
-
-
 def list_trials(
     *,
-    storage: optuna.storages.RDBStorage,
+    engine: Engine,
     name: str,
     states: Sequence[optuna.trial.TrialState] | None,
     cell_type: str | None,
     offset: int,
     limit: int,
-) -> tuple[list[optuna.trial.FrozenTrial], int]:
-    """A page of a study's trials (by number), filtered by state and cell type."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        raise NotFound(f"study {name!r} not found") from None
-    trials = study.get_trials(deepcopy=False, states=tuple(states) if states else None)
-    if cell_type is not None:
-        trials = [t for t in trials if cell_of(t) == cell_type]
-    return trials[offset : offset + limit], len(trials)
+) -> tuple[list[TrialRecord], int]:
+    """A page of a study's trials (by number), filtered by state and cell type, and how
+    many pass the filter; the filter and the page are applied in SQL, in one transaction.
+
+    Raises:
+        NotFound: no such study.
+    """
+    where = bulk_read.TrialFilter(states=states, cell_type=cell_type)
+    with session_scope(engine) as session:
+        record = StudyRecord.find_or_raise(session, name)
+        conn = session.connection()
+        study_id = _optuna_study_id(conn, record.name)
+        trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
+    return [TrialRecord.of(t) for t in trials], total
+
+
+def _optuna_study_id(conn: Connection, name: str) -> int:
+    study_id = bulk_read.find_study_id(conn, name)
+    if study_id is None:
+        raise NotFound(f"study {name!r} not found")
+    return study_id

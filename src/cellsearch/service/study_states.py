@@ -23,7 +23,8 @@ SHOWN_STATUSES = ("queued", "running", "paused", "cancelled", "completed")
 def head_of_queue(*, engine: Engine) -> int | None:
     """The id of the study workers claim from next, or None when none has budget left."""
     query = select(func.min(StudyRecord.id)).where(
-        StudyRecord.status == "running", StudyRecord.claimed < StudyRecord.n_trials
+        StudyRecord.status == "running",
+        StudyRecord.claimed < StudyRecord.n_trials + StudyRecord.reevaluations,
     )
     with session_scope(engine) as session:
         return session.scalar(query)
@@ -35,7 +36,7 @@ def shown_status(record: StudyRecord, *, running_trials: int, head: int | None) 
     waiting = (
         record.status == "running"
         and running_trials == 0
-        and record.claimed < record.n_trials
+        and record.claimed < record.n_trials + record.reevaluations
         and head is not None
         and head < record.id
     )

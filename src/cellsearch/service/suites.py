@@ -25,8 +25,9 @@ from cellsearch.search.errors import FieldError
 from cellsearch.search.report import ReportContext
 from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
 from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.trial import bulk_read
 from cellsearch.service.datasets import check_dataset_task, list_datasets
-from cellsearch.service.db import session_scope
+from cellsearch.service.db import connection_scope, session_scope
 from cellsearch.service.errors import Conflict
 from cellsearch.service.registry import check_precision
 from cellsearch.service.settings import Settings
@@ -269,9 +270,9 @@ def suite_report(
         report = None
         if study.record is not None and study.record.status == "completed":
             context = ReportContext.of(study.record.study_spec(), status=study.record.status)
-            trials = optuna.load_study(study_name=study.name, storage=storage).get_trials(
-                deepcopy=False
-            )
+            with connection_scope(engine) as conn:  # the bulk reader: no Optuna round trips
+                study_id = bulk_read.find_study_id(conn, study.name)
+                trials = [] if study_id is None else bulk_read.read_trials(conn, study_id)
             report = study_report_for_suite(trials, context)
         n_trials = study.record.n_trials if study.record else 0
         tasks.append(

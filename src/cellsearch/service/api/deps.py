@@ -1,15 +1,18 @@
-"""FastAPI dependencies: settings, the engine and Optuna's storage."""
+"""FastAPI dependencies: settings, the engine, Optuna's storage and the caches."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import Annotated, Any
 
 import optuna
 from fastapi import Depends, Query
 from sqlalchemy import Engine
 
 from cellsearch.service.db import engine_for, optuna_storage
+from cellsearch.service.marker_cache import MarkerCache
 from cellsearch.service.settings import Settings, get_settings
+from cellsearch.service.summaries import SummaryCache
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -26,5 +29,28 @@ def get_storage(settings: SettingsDep) -> optuna.storages.RDBStorage:
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StorageDep = Annotated[optuna.storages.RDBStorage, Depends(get_storage)]
-OffsetQuery = Annotated[int, Query(ge=0, description="Items to skip.")]
+MAX_OFFSET = 2**31 - 1  # the largest a 32-bit signed integer holds, on every database
+OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]
 LimitQuery = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+
+
+@functools.cache
+def _report_cache(max_studies: int) -> MarkerCache[Any]:
+    return MarkerCache(max_studies)
+
+
+def get_report_cache(settings: SettingsDep) -> MarkerCache[Any]:
+    """The process's cache of built reports (one per process, of the configured size)."""
+    return _report_cache(settings.report_cache_size)
+
+
+ReportCacheDep = Annotated[MarkerCache[Any], Depends(get_report_cache)]
+
+
+@functools.cache
+def get_summary_cache() -> SummaryCache:
+    """The process's cache of study counts and best trials."""
+    return SummaryCache()
+
+
+SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]

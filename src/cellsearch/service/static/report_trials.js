@@ -1,7 +1,9 @@
 // The report page's trial table and parallel-coordinates plot (cellsearch).
 // Reads two globals the page defines before this script:
-//   TRIALS: the report's `trials` columns ({number: [...], cell_type: [...], ..., params: {}})
-//   PAGE:   {metric_label, direction, cells, dashboard (URL or null), refresh (seconds, 0: off)}
+//   TRIALS: the report's `trials` columns ({number: [...], cell_type: [...], ..., params: {}}),
+//           or null when the page is to fetch them from PAGE.trials_url (big studies)
+//   PAGE:   {metric_label, direction, cells, dashboard (URL or null), refresh (seconds, 0: off),
+//            trials_url (the report's JSON, relative to the page) or null}
 // Filter, sort and page live in the address's fragment, so a reload keeps them.
 (function () {
   "use strict";
@@ -41,9 +43,17 @@
   }
 
   scheduleRefresh();
-  if (typeof TRIALS === "undefined" || !TRIALS || !TRIALS.number.length) return;
+  if (typeof TRIALS !== "undefined" && TRIALS) {
+    if (TRIALS.number.length) start(TRIALS);
+  } else if (PAGE.trials_url) {
+    fetch(PAGE.trials_url, {headers: {Accept: "application/json"}, credentials: "same-origin"})
+      .then((response) => (response.ok ? response.json() : null))
+      .then((report) => {
+        if (report && report.trials && report.trials.number.length) start(report.trials);
+      });
+  }
 
-  const T = TRIALS;
+  function start(T) {
   const paramNames = Object.keys(T.params);
   const columns = [
     {key: "number", label: "#", get: (i) => T.number[i]},
@@ -285,4 +295,5 @@
     render();
   });
   render(true);
+  }
 })();

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import plotly
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from cellsearch.models import CELLS
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TASKS
+from cellsearch.service import assets
+from cellsearch.service.errors import NotFound
 from cellsearch.service.schemas import CellOptionOut, CellOut, TaskOut
 
 router = APIRouter(tags=["catalog"])
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 @router.get("/cells", response_model=list[CellOut])
@@ -55,12 +54,23 @@ def list_tasks() -> list[TaskOut]:
     ]
 
 
-@router.get("/assets/plotly.min.js", include_in_schema=False)
-def plotly_js() -> FileResponse:
-    """plotly.js from the installed plotly package, for the report pages."""
-    return FileResponse(
-        PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"}
+@router.get("/assets/{name}", include_in_schema=False, response_model=None)
+def asset(name: str, request: Request) -> Response:
+    """plotly.js from the installed plotly package, for the report pages (see
+    :mod:`cellsearch.service.assets`); 304 when the client's copy is current."""
+    cache_control = assets.cache_control(name)
+    if cache_control is None:
+        raise NotFound(f"asset {name!r} not found")
+    response = FileResponse(
+        assets.PLOTLY_JS,
+        media_type="text/javascript",
+        headers={"Cache-Control": cache_control},
+        stat_result=assets.PLOTLY_JS.stat(),  # sets ETag and Last-Modified now
     )
+    etag = response.headers["etag"]
+    if etag in assets.etags_of(request.headers.get("if-none-match")):
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
+    return response
 
 
 @router.get("/spec-schema")

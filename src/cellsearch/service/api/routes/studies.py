@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import optuna
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
+from pydantic import TypeAdapter
 
 from cellsearch.models import CELLS
 from cellsearch.search.errors import SpecError
@@ -17,23 +19,36 @@ from cellsearch.service.api.deps import (
     EngineDep,
     LimitQuery,
     OffsetQuery,
+    ReportCacheDep,
     SettingsDep,
     StorageDep,
+    SummaryCacheDep,
 )
-from cellsearch.service.reports import study_report, study_report_html
+from cellsearch.service.assets import etags_of
+from cellsearch.service.reports import cached_report, report_state
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
 from cellsearch.service.spec_checks import spec_problems
 from cellsearch.service.study_states import shown_statuses
+from cellsearch.service.summaries import study_counts, study_summary
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
 CellName = StrEnum("CellName", {name: name for name in CELLS})  # type: ignore[misc]
 """A registered cell type, validated (and documented) as a query parameter."""
+_TRIAL_PAGE = TypeAdapter(Page[TrialOut])
+_REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+    304: {"description": "The client's copy (If-None-Match) is current."},
+}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyDetail)
 def create_study(
-    spec: StudySpec, settings: SettingsDep, engine: EngineDep, storage: StorageDep
+    spec: StudySpec,
+    settings: SettingsDep,
+    engine: EngineDep,
+    storage: StorageDep,
+    cache: SummaryCacheDep,
 ) -> StudyDetail:
     """Create a study from a spec; workers start on it at once.
 
@@ -43,16 +58,16 @@ def create_study(
     if errors:
         raise SpecError(errors)
     record = ops.create_study(engine=engine, storage=storage, spec=spec)
-    return _detail(engine, storage, record.name)
+    return _detail(engine, cache, record.name)
 
 
 @router.get("", response_model=Page[StudyOut])
 def list_studies(
-    engine: EngineDep, offset: OffsetQuery = 0, limit: LimitQuery = 50
+    engine: EngineDep, cache: SummaryCacheDep, offset: OffsetQuery = 0, limit: LimitQuery = 50
 ) -> Page[StudyOut]:
     """Studies, newest first, with progress counts."""
     records, total = ops.list_studies(engine=engine, offset=offset, limit=limit)
-    counts = ops.trial_counts(engine=engine, names=[r.name for r in records])
+    counts = study_counts(engine=engine, records=records, cache=cache)
     running = {name: c.running for name, c in counts.items()}
     shown = shown_statuses(engine=engine, records=records, running=running)
     items = [StudyOut.of(r, counts[r.name], shown[r.name]) for r in records]
@@ -60,9 +75,9 @@ def list_studies(
 
 
 @router.get("/{name}", response_model=StudyDetail)
-def get_study(name: str, engine: EngineDep, storage: StorageDep) -> StudyDetail:
+def get_study(name: str, engine: EngineDep, cache: SummaryCacheDep) -> StudyDetail:
     """A study's spec, status, counts by trial state and best trial."""
-    return _detail(engine, storage, name)
+    return _detail(engine, cache, name)
 
 
 @router.post("/{name}/{action}", response_model=StudyDetail)
@@ -70,11 +85,11 @@ def change_status(
     name: str,
     action: Literal["pause", "resume", "cancel"],
     engine: EngineDep,
-    storage: StorageDep,
+    cache: SummaryCacheDep,
 ) -> StudyDetail:
     """Pause, resume or cancel; running trials stop within one epoch."""
     ops.change_status(engine=engine, name=name, action=action)
-    return _detail(engine, storage, name)
+    return _detail(engine, cache, name)
 
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
@@ -88,51 +103,71 @@ def delete_study(name: str, engine: EngineDep, storage: StorageDep) -> Response:
 def list_trials(
     name: str,
     engine: EngineDep,
-    storage: StorageDep,
     state: Annotated[list[TrialStateName] | None, Query()] = None,
     cell_type: CellName | None = None,
     offset: OffsetQuery = 0,
     limit: LimitQuery = 50,
-) -> Page[TrialOut]:
+) -> Response:
     """Trials by number, filtered by state (repeatable) and cell type."""
-    record = ops.get_study(engine=engine, name=name)
     states = [optuna.trial.TrialState[s.upper()] for s in state] if state else None
     trials, total = ops.list_trials(
-        storage=storage,
-        name=record.name,
+        engine=engine,
+        name=name,
         states=states,
         cell_type=None if cell_type is None else cell_type.value,
         offset=offset,
         limit=limit,
     )
-    return Page(items=[TrialOut.of(t) for t in trials], total=total, offset=offset, limit=limit)
+    page = Page(items=trials, total=total, offset=offset, limit=limit)
+    # serialised once by pydantic-core: the records need no second validation
+    return Response(_TRIAL_PAGE.dump_json(page), media_type="application/json")
 
 
-@router.get("/{name}/report")
-def get_report(name: str, engine: EngineDep, storage: StorageDep) -> dict[str, object]:
-    """The comparison report of cell types (JSON)."""
-    return study_report(engine=engine, storage=storage, name=name)
-
-
-@router.get("/{name}/report.html", response_class=HTMLResponse)
-def get_report_html(
-    name: str, settings: SettingsDep, engine: EngineDep, storage: StorageDep
-) -> HTMLResponse:
-    """The comparison report as a page with plots."""
-    page = study_report_html(
-        engine=engine, storage=storage, name=name, dashboard_url=settings.dashboard_url
+@router.get("/{name}/report", responses=_REPORT_RESPONSES)
+def get_report(name: str, request: Request, engine: EngineDep, cache: ReportCacheDep) -> Response:
+    """The comparison report of cell types (JSON); built once per change of the study's
+    trials, with an ETag (304 when the client's copy is current)."""
+    state = report_state(engine=engine, name=name)
+    return _conditional(
+        request,
+        state.etag,
+        lambda: cached_report(engine=engine, state=state, cache=cache).body,
+        "application/json",
     )
-    return HTMLResponse(page)
 
 
-def _detail(engine: EngineDep, storage: StorageDep, name: str) -> StudyDetail:
-    record = ops.get_study(engine=engine, name=name)
-    counts = ops.trial_counts(engine=engine, names=[record.name])
-    best = ops.best_trial(storage=storage, name=record.name)
-    running = {record.name: counts[record.name].running}
-    shown = shown_statuses(engine=engine, records=[record], running=running)
+@router.get("/{name}/report.html", response_class=HTMLResponse, responses={304: {}})
+def get_report_html(
+    name: str, request: Request, settings: SettingsDep, engine: EngineDep, cache: ReportCacheDep
+) -> Response:
+    """The comparison report as a page with plots (plotly.js is linked, not inlined; trials
+    link to optuna-dashboard when ``CELLSEARCH_DASHBOARD_URL`` is set)."""
+    state = report_state(engine=engine, name=name)
+    etag = state.etag[:-1] + '-html"'
+    dashboard = settings.dashboard_url
+    return _conditional(
+        request,
+        etag,
+        lambda: cached_report(engine=engine, state=state, cache=cache).html(dashboard),
+        "text/html; charset=utf-8",
+    )
+
+
+def _conditional(
+    request: Request, etag: str, body: Callable[[], bytes | str], media_type: str
+) -> Response:
+    """304 when the request names ``etag``; else ``body()``. Clients revalidate each time."""
+    headers = {"ETag": etag, "Cache-Control": "no-cache"}
+    if etag in etags_of(request.headers.get("if-none-match")):
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(content=body(), media_type=media_type, headers=headers)
+
+
+def _detail(engine: EngineDep, cache: SummaryCacheDep, name: str) -> StudyDetail:
+    record, counts, best = study_summary(engine=engine, name=name, cache=cache)
+    shown = shown_statuses(engine=engine, records=[record], running={name: counts.running})
     return StudyDetail(
-        **StudyOut.of(record, counts[record.name], shown[record.name]).model_dump(),
+        **StudyOut.of(record, counts, shown[record.name]).model_dump(),
         spec=record.spec,
-        best_trial=TrialOut.of(best) if best else None,
+        best_trial=best,
     )
