@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cellsearch.search.record import Attr, TrialRecord, is_counted, is_reevaluation
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.limits import SpecLimits, parse_spec
-from cellsearch.search.trial import objective
+from cellsearch.search.trial import bulk_read, objective
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.settings import Settings
 from cellsearch.service.studies import get_study, trial_counts
@@ -58,6 +58,11 @@ def test_the_best_configuration_of_each_cell_is_retrained_with_fresh_seeds(
     seeds = Counter((r.reevaluation_of, r.seed) for r in again)
     assert all(n == 1 for n in seeds.values())  # ... with fresh, distinct seeds
     assert {r.seed for r in again}.isdisjoint({TrialRecord.of(t).seed for t in search})
+    with engine_for(migrated).connect() as conn:
+        study_id = bulk_read.find_study_id(conn, "adding-t20")
+        assert study_id is not None
+        best = bulk_read.best_trial(conn, study_id)
+    assert best is not None and not is_reevaluation(best)  # runs repeat search trials
     counts = trial_counts(engine=engine_for(migrated), names=["adding-t20"])["adding-t20"]
     assert (counts.finished, counts.reevaluated, counts.complete) == (4, 4, 4)
     assert sum(counts.by_cell.values()) == 4  # search trials per cell, runs apart

@@ -37,7 +37,18 @@ from optuna.distributions import (
 from optuna.storages._rdb import models
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import Connection, String, and_, case, false, func, or_, select, type_coerce
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.expression import FromClause
 
@@ -125,7 +136,8 @@ def read_trials_by_id(conn: Connection, trial_ids: Sequence[int]) -> list[Frozen
 
 
 def best_trial(conn: Connection, study_id: int) -> FrozenTrial | None:
-    """The study's best COMPLETE trial on its first objective (lowest number among ties).
+    """The study's best COMPLETE search trial on its first objective (lowest number among
+    ties); seed re-evaluation runs, which repeat a search trial's configuration, are left out.
 
     One query finds it, as Optuna's ``get_best_trial`` does, with infinities ranked by
     their stored type; only that trial is read. Like ``Study.best_trial`` on a study
@@ -148,6 +160,11 @@ def best_trial(conn: Connection, study_id: int) -> FrozenTrial | None:
         .join(_VALUES, _VALUES.c.trial_id == _TRIALS.c.trial_id)
         .where(_TRIALS.c.study_id == study_id, _TRIALS.c.state == TrialState.COMPLETE)
         .where(_VALUES.c.objective == 0)
+        .where(
+            ~exists().where(
+                _USER.c.trial_id == _TRIALS.c.trial_id, _USER.c.key == Attr.REEVALUATION_OF
+            )
+        )
         .order_by(*order, _TRIALS.c.trial_id)
         .limit(1)
     )
