@@ -19,7 +19,13 @@ POSTGRES_ENV = "CELLSEARCH_TEST_POSTGRES_URL"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked ``cuda`` where no CUDA device is visible."""
+    """Skip the tests marked ``cuda`` where no CUDA device is visible, and the long fuzz
+    run unless ``-m`` names it."""
+    if "fuzz_long" not in (config.getoption("markexpr", "") or ""):
+        skip_long = pytest.mark.skip(reason="the long fuzz run: select it with -m fuzz_long")
+        for item in items:
+            if item.get_closest_marker("fuzz_long") is not None:
+                item.add_marker(skip_long)
     marked = [item for item in items if item.get_closest_marker("cuda") is not None]
     if not marked:
         return
@@ -111,3 +117,26 @@ def api(migrated: Settings) -> Iterator[TestClient]:
     app.dependency_overrides[get_settings] = lambda: migrated
     with TestClient(app) as client:
         yield client
+
+
+@pytest.fixture
+def keys(migrated: Settings) -> dict[str, str]:
+    """One key per role on the test database, as ``{role: key}``.
+
+    The ``api`` client runs with the default ``CELLSEARCH_AUTH=auto`` on loopback, so it is
+    open until a key exists: a test that asks for this fixture gets an API that requires
+    keys, and sends them itself (``headers=auth(keys["reader"])``).
+    """
+    from cellsearch.service.auth import create_key
+    from cellsearch.service.db import engine_for
+
+    engine = engine_for(migrated)
+    return {
+        role: create_key(engine, name=role, role=role)[1]
+        for role in ("reader", "submitter", "admin")
+    }
+
+
+def auth(key: str) -> dict[str, str]:
+    """The header that carries ``key``."""
+    return {"Authorization": f"Bearer {key}"}

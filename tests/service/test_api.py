@@ -105,7 +105,7 @@ def test_lifecycle_transitions(api: TestClient) -> None:
     response = api.post(f"{V1}/studies/adding-t20/resume")
     assert response.status_code == 409
     assert "it is cancelled" in response.json()["detail"]
-    assert api.post(f"{V1}/studies/adding-t20/explode").status_code == 422
+    assert api.post(f"{V1}/studies/adding-t20/explode").status_code == 404  # no such action
 
 
 def test_delete_removes_both_records(api: TestClient, migrated: Settings) -> None:

@@ -61,8 +61,8 @@ def test_the_best_configuration_of_each_cell_is_retrained_with_fresh_seeds(
     with engine_for(migrated).connect() as conn:
         study_id = bulk_read.find_study_id(conn, "adding-t20")
         assert study_id is not None
-        best = bulk_read.best_trial(conn, study_id)
-    assert best is not None and not is_reevaluation(best)  # runs repeat search trials
+        best_search = bulk_read.best_trial(conn, study_id)
+    assert best_search is not None and not is_reevaluation(best_search)  # runs repeat trials
     counts = trial_counts(engine=engine_for(migrated), names=["adding-t20"])["adding-t20"]
     assert (counts.finished, counts.reevaluated, counts.complete) == (4, 4, 4)
     assert sum(counts.by_cell.values()) == 4  # search trials per cell, runs apart

@@ -234,9 +234,9 @@ def test_unknown_suite_is_404(api: TestClient, method: str, path: str) -> None:
     assert response.json()["detail"] == "suite 'nope' not found"
 
 
-def test_unknown_action_is_422(api: TestClient) -> None:
+def test_unknown_action_is_404(api: TestClient) -> None:
     create(api)
-    assert api.post(f"{V1}/suites/tiny/restart").status_code == 422
+    assert api.post(f"{V1}/suites/tiny/restart").status_code == 404  # no such route
 
 
 def test_lifecycle_applies_to_every_study(api: TestClient) -> None:

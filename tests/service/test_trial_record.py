@@ -8,7 +8,6 @@ progress counts, the sampler's per-cell view and the report.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections import Counter
 from typing import Any
@@ -17,11 +16,13 @@ import optuna
 import pytest
 from fastapi.encoders import jsonable_encoder
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
 from cellsearch.search.record import Attr, TrialRecord, cell_of, is_counted
 from cellsearch.search.study.allocation import CellConditionedSampler
 from cellsearch.search.trial.objective import PRUNED
 from cellsearch.service.db import engine_for
+from cellsearch.service.schemas import trial_out
 from cellsearch.service.settings import Settings
 from cellsearch.service.studies import trial_counts
 from tests.service.test_worker import drain, make_study, make_worker
@@ -32,6 +33,11 @@ V1 = "/api/v1"
 def as_json(value: Any) -> Any:
     """``value`` as a client reads it back (JSON object keys are strings)."""
     return json.loads(json.dumps(jsonable_encoder(value)))
+
+
+def as_api(value: Any) -> Any:
+    """Trial records as the API writes them (pydantic: a UTC time ends in Z)."""
+    return json.loads(TypeAdapter(Any).dump_json(value))
 
 
 def test_every_reader_sees_the_record_the_worker_wrote(api: TestClient, migrated: Settings) -> None:
@@ -50,9 +56,12 @@ def test_every_reader_sees_the_record_the_worker_wrote(api: TestClient, migrated
         assert record.test_metric_name == "mse" and record.stop_reason == "completed"
         assert record.value == pytest.approx(trial.value)
 
-    # the trials API serves exactly the record, field by field
+    # the trials API serves exactly the record, field by field (its times in UTC, with
+    # their offset: Optuna keeps them naive, in the worker's local time)
     page = api.get(f"{V1}/studies/adding-t20/trials").json()
-    assert page["items"] == as_json([dataclasses.asdict(r) for r in records])
+    assert page["items"] == as_api([trial_out(t) for t in trials])
+    assert all(r.started_at is not None for r in records)
+    assert all(t["started_at"].endswith("Z") for t in page["items"])
     for cell in ("lstm", "gru", "mgu"):
         listed = api.get(f"{V1}/studies/adding-t20/trials", params={"cell_type": cell}).json()
         assert [t["number"] for t in listed["items"]] == [
@@ -61,7 +70,7 @@ def test_every_reader_sees_the_record_the_worker_wrote(api: TestClient, migrated
 
     # the best trial of the study detail is the record of Optuna's best trial
     detail = api.get(f"{V1}/studies/adding-t20").json()
-    assert detail["best_trial"] == as_json(dataclasses.asdict(TrialRecord.of(study.best_trial)))
+    assert detail["best_trial"] == as_api(trial_out(study.best_trial))
 
     # the SQL aggregate (attributes) agrees with the records (parameters first)
     expected = Counter(r.cell_type for r, t in zip(records, trials, strict=True) if is_counted(t))

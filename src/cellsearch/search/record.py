@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -142,14 +142,20 @@ class TrialRecord:
             value=finite(trial.value) if trial.values else None,
             cell_type=cell_of(trial),
             params=dict(trial.params),
-            started_at=trial.datetime_start,
-            completed_at=trial.datetime_complete,
+            started_at=_utc(trial.datetime_start),
+            completed_at=_utc(trial.datetime_complete),
             learning_curve={k: finite(v) for k, v in sorted(trial.intermediate_values.items())},
             **{name: attrs.get(name) for name in _ATTR_FIELDS if name != Attr.CELL_TYPE},
         )
 
 
 _ATTR_FIELDS = tuple(f.name for f in fields(TrialRecord) if f.name in Attr.__members__.values())
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """A trial's time in UTC, offset included: Optuna records them naive, in the local time
+    of the machine that wrote them (taken to be this machine's zone)."""
+    return None if value is None else value.astimezone(UTC)
 
 
 def finite(value: float | None) -> float | None:

@@ -11,36 +11,63 @@ import hashlib
 import uuid
 from typing import Literal
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.errors import DatasetError, FieldError
 from cellsearch.search.study.limits import SpecLimits
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.tasks.file_formats import parse_upload, summarize
-from cellsearch.service.db import session_scope
-from cellsearch.service.errors import Conflict, NotFound, PayloadTooLarge
+from cellsearch.search.tasks.upload_limits import UploadLimits
+from cellsearch.service.db import connection_scope, session_scope
+from cellsearch.service.errors import Conflict, Forbidden, NotFound, PayloadTooLarge
+from cellsearch.service.parsing import summarize_in_child
 from cellsearch.service.tables import DatasetRecord, StudyRecord
 
 FORMATS = ("npz", "csv")
 
 
-def format_of(filename: str) -> Literal["npz", "csv"]:
-    """The upload format from a file name's extension.
+def format_of(filename: str, content: bytes = b"") -> Literal["npz", "csv"]:
+    """The upload format from a file name's extension, or else from its content (an NPZ
+    is a zip archive; a file named ``data`` or ``data.zip`` that is one is read as NPZ).
 
     Raises:
-        DatasetError: the extension is neither ``.npz`` nor ``.csv``.
+        DatasetError: the extension is neither ``.npz`` nor ``.csv`` and the content is
+            not a zip archive.
     """
     suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
-    if suffix not in FORMATS:
-        raise DatasetError(f"file {filename!r}: expected a .npz or .csv file")
-    return suffix  # type: ignore[return-value]
+    if suffix in FORMATS:
+        return suffix  # type: ignore[return-value]
+    if content.startswith(b"PK\x03\x04"):
+        return "npz"
+    raise DatasetError(f"file {filename!r}: expected a .npz or .csv file")
+
+
+def upload_limits(limits: SpecLimits, max_bytes: int) -> UploadLimits:
+    """The bounds on an upload under a deployment's spec limits and upload size."""
+    return UploadLimits(
+        max_bytes=max_bytes,
+        max_sequences=limits.max_dataset_size,
+        max_steps=limits.max_seq_len,
+        max_features=limits.max_features,
+    )
 
 
 def create_dataset(
-    *, engine: Engine, content: bytes, filename: str, name: str, kind: str | None, max_bytes: int
+    *,
+    engine: Engine,
+    content: bytes,
+    filename: str,
+    name: str,
+    kind: str | None,
+    max_bytes: int,
+    limits: SpecLimits | None = None,
+    created_by: str | None = None,
 ) -> DatasetRecord:
-    """Validate and store an upload.
+    """Validate (in the parsing process) and store an upload; it blocks the calling thread
+    for a while, so call it off the event loop.
+
+    ``limits`` bound the sequences, steps and features (checked before the arrays are
+    allocated); ``created_by`` is the uploading key's name.
 
     Raises:
         PayloadTooLarge: the file exceeds ``max_bytes``.
@@ -49,9 +76,9 @@ def create_dataset(
     """
     if len(content) > max_bytes:
         raise PayloadTooLarge(f"upload of {len(content)} bytes exceeds the limit of {max_bytes}")
-    fmt = format_of(filename)
-    dataset = parse_upload(content, fmt, kind=kind, max_bytes=max_bytes)
-    info = summarize(dataset)
+    fmt = format_of(filename, content)
+    bounds = upload_limits(limits or SpecLimits(), max_bytes)
+    info = summarize_in_child(content, fmt, kind=kind, max_bytes=max_bytes, limits=bounds)
     record = DatasetRecord(
         id=uuid.uuid4().hex,
         name=name,
@@ -64,6 +91,7 @@ def create_dataset(
         n_features=int(info["n_features"]),  # type: ignore[call-overload]
         n_classes=info["n_classes"],
         content=content,
+        created_by=created_by,
     )
     try:
         with session_scope(engine) as session:
@@ -103,21 +131,34 @@ def studies_using(*, engine: Engine, dataset_id: str) -> list[str]:
     return [n for n, spec in rows if spec.get("task", {}).get("dataset_id") == dataset_id]
 
 
-def delete_dataset(*, engine: Engine, dataset_id: str) -> None:
+def delete_dataset(*, engine: Engine, dataset_id: str, owner: str | None = None) -> None:
     """Delete a data set that no study uses.
+
+    Args:
+        owner: Only a data set uploaded by this key may be deleted (None: any).
 
     Raises:
         NotFound: no such data set.
+        Forbidden: another key than ``owner`` uploaded it.
         Conflict: a study uses it (the message names the studies).
     """
-    get_dataset(engine=engine, dataset_id=dataset_id)
+    record = get_dataset(engine=engine, dataset_id=dataset_id)
+    if owner is not None and record.created_by != owner:
+        raise Forbidden(
+            f"dataset {dataset_id!r} was uploaded by another key; a submitter deletes only "
+            "its own data sets (an admin key may delete any)"
+        )
     users = studies_using(engine=engine, dataset_id=dataset_id)
     if users:
         raise Conflict(
             f"dataset {dataset_id!r} is used by {', '.join(users)}; delete those studies first"
         )
-    with session_scope(engine) as session:
-        session.delete(DatasetRecord.find_or_raise(session, dataset_id))
+    with connection_scope(engine) as connection:
+        deleted = connection.execute(
+            delete(DatasetRecord).where(DatasetRecord.id == dataset_id)
+        ).rowcount
+    if not deleted:  # a concurrent delete won
+        raise NotFound(f"dataset {dataset_id!r} not found")
 
 
 def check_dataset_task(*, engine: Engine, spec: StudySpec, limits: SpecLimits) -> list[FieldError]:

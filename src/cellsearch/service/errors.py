@@ -3,6 +3,8 @@
 Hierarchy::
 
     ServiceError
+    ├── NotAuthenticated    401: no key, or an unknown or revoked one
+    ├── Forbidden           403: the key's role may not do this (or a cross-site request)
     ├── NotFound            404: no such study, dataset or worker
     ├── Conflict            409: a name is taken, or a transition is not allowed
     ├── PayloadTooLarge     413: an upload over the size limit
@@ -17,6 +19,14 @@ from __future__ import annotations
 
 class ServiceError(Exception):
     """Base class of the service's own errors."""
+
+
+class NotAuthenticated(ServiceError):
+    """The request carries no valid API key (or session) and the API requires one."""
+
+
+class Forbidden(ServiceError):
+    """The request's key may not do this (its role, or a resource another key created)."""
 
 
 class NotFound(ServiceError):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field
+import optuna
+from pydantic import AfterValidator, BaseModel, Field
 
 from cellsearch.search.record import TrialRecord
 from cellsearch.search.report.metric import objective_metric
@@ -15,6 +16,16 @@ from cellsearch.service.suites import SuiteStudy, SuiteView
 from cellsearch.service.tables import StudyRecord, WorkerRecord
 
 T = TypeVar("T")
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` with its offset: a naive time from the service's tables is UTC (SQLite
+    drops the offset it was written with)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+"""A timestamp that always carries its offset in JSON, on SQLite as on PostgreSQL."""
 
 
 class Page(BaseModel, Generic[T]):
@@ -49,6 +60,11 @@ TrialOut = TrialRecord
 """One trial as the API shows it: the trial record (:mod:`cellsearch.search.record`)."""
 
 
+def trial_out(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+    """The trial record of ``trial`` (times in UTC, offset included)."""
+    return TrialRecord.of(trial)
+
+
 class StudyOut(BaseModel):
     """A study with its progress."""
 
@@ -67,8 +83,11 @@ class StudyOut(BaseModel):
         description="Seed re-evaluation runs added once the search finished (0 before)."
     )
     counts: Counts
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    created_by: str | None = Field(
+        default=None, description="Name of the API key that created it (None: an open API)."
+    )
 
     @classmethod
     def of(cls, record: StudyRecord, counts: TrialCounts, status: str | None = None) -> StudyOut:
@@ -84,6 +103,7 @@ class StudyOut(BaseModel):
             counts=Counts.of(counts),
             created_at=record.created_at,
             updated_at=record.updated_at,
+            created_by=record.created_by,
         )
 
 
@@ -141,8 +161,8 @@ class WorkerOut(BaseModel):
     torch_threads: int | None
     study_name: str | None
     trial_number: int | None
-    started_at: datetime
-    last_heartbeat: datetime
+    started_at: UtcDatetime
+    last_heartbeat: UtcDatetime
     seconds_since_heartbeat: float
 
     @classmethod
@@ -169,10 +189,15 @@ class DatasetOut(BaseModel):
     max_length: int
     n_features: int
     n_classes: int | None
-    created_at: datetime
+    created_at: UtcDatetime
+    created_by: str | None = Field(
+        default=None, description="Name of the API key that uploaded it (None: an open API)."
+    )
 
 
 class Health(BaseModel):
+    """Liveness or readiness."""
+
     status: str
     detail: str | None = None
 
@@ -210,7 +235,10 @@ class SuiteOut(BaseModel):
     studies_by_status: dict[str, int]
     finished: int = Field(description="Finished trials over all its studies.")
     n_trials: int = Field(description="Planned trials over all its studies.")
-    created_at: datetime
+    created_at: UtcDatetime
+    created_by: str | None = Field(
+        default=None, description="Name of the API key that created it (None: an open API)."
+    )
 
     @classmethod
     def of(cls, view: SuiteView) -> SuiteOut:
@@ -226,6 +254,7 @@ class SuiteOut(BaseModel):
             finished=sum(s.counts.finished for s in view.studies),
             n_trials=sum(s.record.n_trials for s in view.studies if s.record),
             created_at=record.created_at,
+            created_by=record.created_by,
         )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cellsearch.search.study.limits import SpecLimits
@@ -53,6 +54,24 @@ class Settings(SpecLimits, BaseSettings):
     report_cache_size: int = Field(
         default=4, ge=0, description="Studies whose built report each API process keeps (0: none)."
     )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest request body other than an upload."
+    )
+    auth: Literal["required", "off", "auto"] = Field(
+        default="auto",
+        description="When requests need an API key: required, off, or auto (open only on a "
+        "loopback address while no key exists).",
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Signs the browser's session cookies; unset: generated on first start "
+        "and stored in the database (shared by every API replica).",
+    )
+    session_hours: float = Field(
+        default=12.0, gt=0, le=720, description="Lifetime of a browser session."
+    )
+    api_key: SecretStr | None = Field(default=None, description="The CLI's API key.")
 
     @model_validator(mode="after")
     def _grace_exceeds_interval(self) -> Settings:

@@ -8,16 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import optuna
-from sqlalchemy import Connection, Engine, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.record import COUNTED_FAILURES, Attr, TrialRecord
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.db import connection_scope, session_scope
-from cellsearch.service.errors import Conflict, NotFound
+from cellsearch.service.errors import Conflict, Forbidden, NotFound
 from cellsearch.service.study_labels import label_study
-from cellsearch.service.tables import StudyRecord
+from cellsearch.service.tables import StudyRecord, utcnow
 
 # action -> (statuses it applies to, resulting status)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -50,9 +50,15 @@ class TrialCounts:
 
 
 def create_study(
-    *, engine: Engine, storage: optuna.storages.RDBStorage, spec: StudySpec
+    *,
+    engine: Engine,
+    storage: optuna.storages.RDBStorage,
+    spec: StudySpec,
+    created_by: str | None = None,
 ) -> StudyRecord:
     """Create the Optuna study and the service's record, or neither.
+
+    ``created_by`` is the name of the API key that asked (None while the API is open).
 
     Raises:
         Conflict: a study (ours or a bare Optuna one) already has the name.
@@ -75,6 +81,7 @@ def create_study(
                 status="running",
                 n_trials=spec.budget.n_trials,
                 claimed=0,
+                created_by=created_by,
             )
             session.add(record)
     except IntegrityError:
@@ -102,26 +109,64 @@ def list_studies(*, engine: Engine, offset: int, limit: int) -> tuple[list[Study
         return list(rows), total
 
 
-def change_status(*, engine: Engine, name: str, action: str) -> StudyRecord:
-    """Pause, resume or cancel a study.
+def change_status(*, engine: Engine, name: str, action: str, owner: str | None = None) -> None:
+    """Pause, resume or cancel a study, in one conditional UPDATE.
+
+    Concurrent calls on one study each get one coherent answer: the UPDATE applies the
+    transition only from a status that allows it, so of two racing pauses one succeeds
+    and the other finds the study paused (409); a study deleted meanwhile is a 404.
+
+    Args:
+        owner: Only a study created by this key may change (None: any study).
 
     Raises:
         NotFound: no such study.
+        Forbidden: the study was created by another key than ``owner``.
         Conflict: the action does not apply to the study's current status.
     """
     allowed, target = TRANSITIONS[action]
-    with session_scope(engine) as session:
-        record = StudyRecord.find_or_raise(session, name, for_update=True)
-        if record.status not in allowed:
-            raise Conflict(f"cannot {action} study {name!r}: it is {record.status}")
-        record.status = target
-        return record
+    conditions = [StudyRecord.name == name, StudyRecord.status.in_(allowed)]
+    if owner is not None:
+        conditions.append(StudyRecord.created_by == owner)
+    with connection_scope(engine) as connection:
+        changed = connection.execute(
+            update(StudyRecord).where(*conditions).values(status=target, updated_at=utcnow())
+        ).rowcount
+    if changed:
+        return
+    record = get_study(engine=engine, name=name)
+    _check_owner(record, owner)
+    raise Conflict(f"cannot {action} study {name!r}: it is {record.status}")
 
 
-def delete_study(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> None:
-    """Delete the study record, then its Optuna study and trials."""
-    with session_scope(engine) as session:
-        session.delete(StudyRecord.find_or_raise(session, name))
+def _check_owner(record: StudyRecord, owner: str | None) -> None:
+    if owner is not None and record.created_by != owner:
+        by = f"key {record.created_by!r}" if record.created_by else "no key (an open API)"
+        raise Forbidden(
+            f"study {record.name!r} was created by {by}; a submitter acts only on its own "
+            "studies (an admin key may act on any)"
+        )
+
+
+def delete_study(
+    *, engine: Engine, storage: optuna.storages.RDBStorage, name: str, owner: str | None = None
+) -> None:
+    """Delete the study record (one conditional DELETE), then its Optuna study and trials.
+
+    Of concurrent deletes exactly one succeeds; the others find no study (404).
+
+    Raises:
+        NotFound: no such study.
+        Forbidden: the study was created by another key than ``owner``.
+    """
+    conditions = [StudyRecord.name == name]
+    if owner is not None:
+        conditions.append(StudyRecord.created_by == owner)
+    with connection_scope(engine) as connection:
+        deleted = connection.execute(delete(StudyRecord).where(*conditions)).rowcount
+    if not deleted:
+        _check_owner(get_study(engine=engine, name=name), owner)
+        raise NotFound(f"study {name!r} not found")  # deleted and made again meanwhile
     with contextlib.suppress(KeyError):  # already gone: the record was all that was left
         optuna.delete_study(study_name=name, storage=storage)
 

@@ -34,11 +34,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from cellsearch.search.errors import FieldError, SpecError
 from cellsearch.search.study.limits import SpecLimits
-from cellsearch.search.study.spec import Budget, StudySpec
+from cellsearch.search.study.spec import Budget, StudySpec, whole_as_int
 from cellsearch.search.tasks import TASKS, TaskSpec
 
 SUITE_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -58,31 +58,6 @@ class _SuiteShape(BaseModel):
     description: str = Field(default="", max_length=2000)
     tasks: list[Any] = Field(min_length=2, description="Task specs, two or more.")
     study: dict[str, Any] = Field(description="The study spec every task gets.")
-
-
-StudyTemplate: type[BaseModel] = create_model(  # type: ignore[call-overload]
-    "StudyTemplate",
-    __config__=ConfigDict(extra="forbid"),
-    __doc__="A study spec without name and task: what every study of the suite shares.",
-    **{
-        key: (field.annotation, field)
-        for key, field in StudySpec.model_fields.items()
-        if key not in ("name", "task")
-    },
-)
-
-
-class SuiteSpecSchema(BaseModel):
-    """A suite spec as documented (JSON Schema); :func:`parse_suite` validates it."""
-
-    name: str = Field(
-        pattern=SUITE_NAME_PATTERN, description="Unique name: a-z, 0-9, '-', 40 at most."
-    )
-    description: str = Field(default="", max_length=2000)
-    tasks: list[TaskSpec] = Field(min_length=2, description="Task specs (GET /tasks).")
-    study: StudyTemplate = Field(  # type: ignore[valid-type]
-        description="Every field of a study spec except name and task."
-    )
 
 
 @dataclass(frozen=True)
@@ -255,7 +230,7 @@ def parse_suite(
     valid: list[tuple[int, Any]] = []
     for index, raw in enumerate(shape.tasks):
         try:
-            task = _TASK_ADAPTER.validate_python(raw)
+            task = _TASK_ADAPTER.validate_python(whole_as_int(raw))
         except ValidationError as exc:
             errors += _task_errors(index, raw, exc)
             continue

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import optuna
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.errors import FieldError
@@ -28,13 +28,13 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.datasets import check_dataset_task, list_datasets
 from cellsearch.service.db import connection_scope, session_scope
-from cellsearch.service.errors import Conflict
+from cellsearch.service.errors import Conflict, Forbidden, NotFound
 from cellsearch.service.registry import check_precision
 from cellsearch.service.settings import Settings
 from cellsearch.service.studies import TRANSITIONS, TrialCounts, trial_counts
 from cellsearch.service.suite_page import render_suite_html
 from cellsearch.service.suite_spec import SuitePlan, parse_suite
-from cellsearch.service.tables import StudyRecord, SuiteRecord
+from cellsearch.service.tables import StudyRecord, SuiteRecord, utcnow
 
 MISSING = "missing"
 STUDY_PAGE = "/api/v1/studies/{name}/report.html"
@@ -112,9 +112,14 @@ def _clashes(engine: Engine, storage: optuna.storages.RDBStorage, plan: SuitePla
 
 
 def create_suite(
-    *, engine: Engine, storage: optuna.storages.RDBStorage, plan: SuitePlan
+    *,
+    engine: Engine,
+    storage: optuna.storages.RDBStorage,
+    plan: SuitePlan,
+    created_by: str | None = None,
 ) -> SuiteRecord:
-    """Create the suite and all its studies, or nothing.
+    """Create the suite and all its studies, or nothing (``created_by``: the API key's name,
+    recorded on the suite and each of its studies).
 
     Raises:
         Conflict: the suite's name, or the name of any study it would make, is taken.
@@ -132,7 +137,7 @@ def create_suite(
                 study_name=spec.name, storage=storage, direction=spec.objective.direction
             )
             made.append(spec.name)
-        return _write_records(engine, plan)
+        return _write_records(engine, plan, created_by)
     except optuna.exceptions.DuplicatedStudyError:
         _drop_optuna(storage, made)
         raise Conflict(f"a study of suite {plan.name!r} was created meanwhile") from None
@@ -141,13 +146,14 @@ def create_suite(
         raise
 
 
-def _write_records(engine: Engine, plan: SuitePlan) -> SuiteRecord:
+def _write_records(engine: Engine, plan: SuitePlan, created_by: str | None) -> SuiteRecord:
     """The suite and its study records, in one transaction."""
     suite = SuiteRecord(
         name=plan.name,
         description=plan.description,
         spec=plan.stored_spec(),
         studies=[s.name for s in plan.studies],
+        created_by=created_by,
     )
     try:
         with session_scope(engine) as session:
@@ -162,6 +168,7 @@ def _write_records(engine: Engine, plan: SuitePlan) -> SuiteRecord:
                         n_trials=spec.budget.n_trials,
                         claimed=0,
                         suite_id=suite.id,
+                        created_by=created_by,
                     )
                 )
     except IntegrityError:
@@ -213,49 +220,71 @@ def list_suites(*, engine: Engine, offset: int, limit: int) -> tuple[list[SuiteV
     return _views(engine, rows), total
 
 
-def change_suite_status(*, engine: Engine, name: str, action: str) -> list[str]:
-    """Pause, resume or cancel every study of the suite to which the action applies.
-
-    Returns:
-        The names of the studies that changed.
+def _owned_suite(engine: Engine, name: str, owner: str | None) -> SuiteRecord:
+    """The suite called ``name``, if ``owner`` (None: anyone) may act on it.
 
     Raises:
         NotFound: no such suite.
+        Forbidden: another key created it.
+    """
+    with session_scope(engine) as session:
+        suite = SuiteRecord.find_or_raise(session, name)
+    if owner is not None and suite.created_by != owner:
+        by = f"key {suite.created_by!r}" if suite.created_by else "no key (an open API)"
+        raise Forbidden(
+            f"suite {name!r} was created by {by}; a submitter acts only on its own suites "
+            "(an admin key may act on any)"
+        )
+    return suite
+
+
+def change_suite_status(*, engine: Engine, name: str, action: str, owner: str | None = None) -> int:
+    """Pause, resume or cancel every study of the suite to which the action applies, in one
+    conditional UPDATE (concurrent calls each get one coherent answer, as for a study).
+
+    Returns:
+        How many studies changed.
+
+    Raises:
+        NotFound: no such suite.
+        Forbidden: another key than ``owner`` created it.
         Conflict: the action applies to none of its studies.
     """
     allowed, target = TRANSITIONS[action]
-    with session_scope(engine) as session:
-        suite = SuiteRecord.find_or_raise(session, name)
-        members = session.scalars(
-            select(StudyRecord)
-            .where(StudyRecord.suite_id == suite.id)
-            .order_by(StudyRecord.id)
-            .with_for_update()
+    suite = _owned_suite(engine, name, owner)
+    with connection_scope(engine) as conn:
+        changed = conn.execute(
+            update(StudyRecord)
+            .where(StudyRecord.suite_id == suite.id, StudyRecord.status.in_(allowed))
+            .values(status=target, updated_at=utcnow())
+        ).rowcount
+        if changed:
+            return int(changed)
+        statuses = conn.scalars(
+            select(StudyRecord.status).where(StudyRecord.suite_id == suite.id).distinct()
         ).all()
-        changed = [r for r in members if r.status in allowed]
-        if not changed:
-            statuses = ", ".join(sorted({r.status for r in members})) or "none left"
-            raise Conflict(f"cannot {action} suite {name!r}: its studies are {statuses}")
-        for record in changed:
-            record.status = target
-        return [r.name for r in changed]
+    listed = ", ".join(sorted(statuses)) or "none left"
+    raise Conflict(f"cannot {action} suite {name!r}: its studies are {listed}")
 
 
-def delete_suite(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> list[str]:
+def delete_suite(
+    *, engine: Engine, storage: optuna.storages.RDBStorage, name: str, owner: str | None = None
+) -> list[str]:
     """Delete the suite, its study records, then their Optuna studies and trials.
 
     Returns:
         The names of the studies deleted.
+
+    Raises:
+        NotFound: no such suite (or it was deleted meanwhile).
+        Forbidden: another key than ``owner`` created it.
     """
-    with session_scope(engine) as session:
-        suite = SuiteRecord.find_or_raise(session, name)
-        members = session.scalars(select(StudyRecord).where(StudyRecord.suite_id == suite.id))
-        names = []
-        for record in members:
-            names.append(record.name)
-            session.delete(record)
-        session.flush()
-        session.delete(suite)
+    suite = _owned_suite(engine, name, owner)
+    with connection_scope(engine) as conn:
+        names = list(conn.scalars(select(StudyRecord.name).where(StudyRecord.suite_id == suite.id)))
+        conn.execute(delete(StudyRecord).where(StudyRecord.suite_id == suite.id))
+        if not conn.execute(delete(SuiteRecord).where(SuiteRecord.id == suite.id)).rowcount:
+            raise NotFound(f"suite {name!r} not found")
     _drop_optuna(storage, names)
     return names
 

@@ -71,6 +71,7 @@ class StudyRecord(Base):
     suite_id: Mapped[int | None] = mapped_column(
         ForeignKey("cellsearch_suites.id", ondelete="SET NULL"), index=True
     )
+    created_by: Mapped[str | None] = mapped_column(String(64))  # the API key's name
 
     def study_spec(self) -> StudySpec:
         """The validated spec (the ``spec`` column holds it as submitted, in JSON)."""
@@ -131,6 +132,7 @@ class DatasetRecord(Base):
     n_classes: Mapped[int | None] = mapped_column(Integer)
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64))  # the API key's name
 
     @classmethod
     def find_or_raise(cls, session: Session, dataset_id: str) -> DatasetRecord:
@@ -160,6 +162,7 @@ class SuiteRecord(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     studies: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64))  # the API key's name
 
     @classmethod
     def find(cls, session: Session, name: str) -> SuiteRecord | None:
@@ -177,3 +180,28 @@ class SuiteRecord(Base):
         if record is None:
             raise NotFound(f"suite {name!r} not found")
         return record
+
+
+class ApiKeyRecord(Base):
+    """An API key: its name, role and SHA-256 digest (the key itself is never stored)."""
+
+    __tablename__ = "cellsearch_api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)  # shown in listings
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the key
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SecretRecord(Base):
+    """A server secret generated on first use (the session cookies' signing key)."""
+
+    __tablename__ = "cellsearch_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -31,6 +31,10 @@ class SpecLimits(BaseModel):
     max_trial_seconds: float = Field(
         default=86400.0, gt=0, description="Longest max_trial_seconds."
     )
+    max_choices: int = Field(default=100, ge=1, description="Longest choice list of a parameter.")
+    max_features: int = Field(
+        default=1024, ge=1, description="Most input features per step of a data set."
+    )
 
     def check(self, spec: StudySpec) -> list[FieldError]:
         """One error per field of ``spec`` that exceeds these limits."""
@@ -47,11 +51,11 @@ class SpecLimits(BaseModel):
             (("param_budget",), spec.param_budget, "max_param_budget"),
             (("reevaluate",), _with_reevaluations(spec), "max_trials"),
         ]
-        errors = []
+        errors = self._check_choices(spec)
         for loc, value, setting in checks:
             limit = getattr(self, setting)
             if value is not None and value > limit:
-                what = f"{value:g}"
+                what = _number(value)
                 if loc == ("reevaluate",):
                     what = (f"n_trials + cell types x top_k x seeds = {spec.budget.n_trials} + "
                             f"{spec.max_reevaluations} = {value:g}")  # fmt: skip
@@ -63,6 +67,37 @@ class SpecLimits(BaseModel):
                     )
                 )
         return errors
+
+    def _check_choices(self, spec: StudySpec) -> list[FieldError]:
+        """One error per choice list longer than ``max_choices``."""
+        space = spec.space
+        params: list[tuple[tuple[str, ...], object]] = [
+            (("space", name), getattr(space, name))
+            for name in type(space).model_fields
+            if name != "cell_options"
+        ]
+        params += [
+            (("space", f"{cell}.{option}"), value)
+            for cell, options in space.cell_options.items()
+            for option, value in options.items()
+        ]
+        return [
+            FieldError(
+                loc=loc,
+                msg=f"{len(value)} choices exceed this server's limit "
+                f"max_choices={self.max_choices}",
+                type="limit_exceeded",
+            )
+            for loc, value in params
+            if isinstance(value, list) and len(value) > self.max_choices
+        ]
+
+
+def _number(value: float) -> str:
+    """A value for a message (an integer may be beyond the range of a float)."""
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"a number of {len(str(abs(value)))} digits"
+    return f"{value:g}"
 
 
 def _with_reevaluations(spec: StudySpec) -> int | None:

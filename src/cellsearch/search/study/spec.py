@@ -24,10 +24,14 @@ from cellsearch.search.tasks import TaskSpec
 from cellsearch.search.trial_config import OPTIMIZERS, Precision
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+TEXT_PATTERN = r"^[^\x00]*$"
+"""Free text: anything but NUL (which PostgreSQL's text cannot hold)."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: no coercion ("5" is not a number, 1 is not true); finite: JSON may carry
+    # NaN and Infinity, which no parameter accepts
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class IntRange(_Strict):
@@ -121,18 +125,22 @@ class SearchSpace(_Strict):
     @classmethod
     def _collect_dotted(cls, data: Any) -> Any:
         """Move ``<cell>.<option>`` keys into ``cell_options``."""
-        if not isinstance(data, dict):
-            return data
+        if not isinstance(data, dict) or not isinstance(data.get("cell_options", {}), dict):
+            return data  # not a mapping: pydantic says what is wrong
+        given = data.get("cell_options")
         out: dict[str, Any] = {}
-        options: dict[str, dict[str, Any]] = {
-            k: dict(v) for k, v in (data.get("cell_options") or {}).items()
+        options: dict[str, Any] = {
+            k: dict(v) if isinstance(v, dict) else v for k, v in (given or {}).items()
         }
         for key, value in data.items():
             if key == "cell_options":
                 continue
             if "." in key:
                 cell, _, option = key.partition(".")
-                options.setdefault(cell, {})[option] = value
+                target = options.setdefault(cell, {})
+                if not isinstance(target, dict):  # "lstm": 5 and "lstm.x": ... together
+                    return data | {"cell_options": options}
+                target[option] = value
             else:
                 out[key] = value
         if options:
@@ -213,6 +221,17 @@ class SearchSpace(_Strict):
         return self
 
 
+def whole_as_int(value: Any) -> Any:
+    """``value`` with every whole float, at any depth, made an int (JSON's 22.0 is 22)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_as_int(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_as_int(v) for v in value]
+    return value
+
+
 def _non_empty(value: IntParam | FloatParam) -> None:
     if isinstance(value, list) and not value:
         raise ValueError("a choice list must not be empty")
@@ -257,7 +276,13 @@ class Reevaluate(_Strict):
     """Seed re-evaluation: once the search budget is spent, the top ``top_k``
     configurations of each cell type are retrained from scratch with ``seeds`` fresh seeds."""
 
-    top_k: int = Field(default=3, ge=1, le=20, description="Configurations per cell type.")
+    top_k: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Configurations per cell type; at most the trials each cell type gets "
+        "(budget.n_trials // cell types) under balanced allocation.",
+    )
     seeds: int = Field(default=5, ge=2, le=50, description="Fresh seeds per configuration.")
 
 
@@ -265,7 +290,7 @@ class StudySpec(_Strict):
     """A study: a task, a search space and a budget."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique name: a-z, 0-9 and '-'.")
-    description: str = Field(default="", max_length=2000)
+    description: str = Field(default="", max_length=2000, pattern=TEXT_PATTERN)
     task: TaskSpec
     space: SearchSpace = Field(default_factory=SearchSpace)
     param_budget: int | None = Field(
@@ -289,14 +314,23 @@ class StudySpec(_Strict):
     reevaluate: Reevaluate | None = Field(
         default=None,
         description="Retrain the best configurations of each cell type with fresh seeds once "
-        "the search is done; the verdict then rests on them (null: off).",
+        "the search is done; the verdict then rests on them (null: off). Search and "
+        "re-evaluation trials together (n_trials + cell types x top_k x seeds) may not "
+        "exceed the server's max_trials.",
     )
     precision: Precision = Field(
         default="fp32",
         description="bf16: the forward pass under bfloat16 autocast on CUDA workers (CPU "
         "workers train in fp32 and say so on the trial).",
     )
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _whole_numbers(cls, data: Any) -> Any:
+        """JSON does not tell 22.0 from 22: a whole number is an integer wherever one is
+        expected (strict validation otherwise refuses 22.0 for an int; "22" stays text)."""
+        return whole_as_int(data)
 
     @model_validator(mode="before")
     @classmethod

@@ -23,7 +23,7 @@ DatasetResolver = Callable[[str], tuple[bytes, str]]
 class TaskSpecBase(BaseModel):
     """Base of every task spec: a ``kind`` literal plus the sizes the server limits."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     kind: str
 

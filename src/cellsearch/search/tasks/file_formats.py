@@ -31,7 +31,6 @@ regression); otherwise :class:`DatasetError` asks for it.
 
 from __future__ import annotations
 
-import csv
 import io
 import zipfile
 from dataclasses import dataclass
@@ -40,6 +39,8 @@ from typing import Literal
 import numpy as np
 
 from cellsearch.search.errors import DatasetError
+from cellsearch.search.tasks.csv_upload import read_csv
+from cellsearch.search.tasks.upload_limits import UploadLimits, check_npz_headers
 
 __all__ = [
     "KINDS",
@@ -85,6 +86,7 @@ def parse_upload(
     *,
     kind: str | None = None,
     max_bytes: int = 100_000_000,
+    limits: UploadLimits | None = None,
 ) -> SequenceDataset:
     """Parse and validate an uploaded file.
 
@@ -93,6 +95,9 @@ def parse_upload(
         fmt: ``npz`` or ``csv`` (see the module docstring).
         kind: The task kind, or None to infer it.
         max_bytes: Largest accepted file, and largest decompressed NPZ content.
+        limits: Bounds on sequences, steps and features, checked before the arrays are
+            allocated (:mod:`.upload_limits`); None: only ``max_bytes`` (a stored data set
+            that was checked when it was uploaded).
 
     Returns:
         The validated data set.
@@ -107,9 +112,9 @@ def parse_upload(
     if not content:
         raise DatasetError("empty data: the file has no content")
     if fmt == "npz":
-        x, lengths, y = _read_npz(content, max_bytes)
+        x, lengths, y = _read_npz(content, max_bytes, limits)
     elif fmt == "csv":
-        x, lengths, y = _read_csv(content)
+        x, lengths, y = read_csv(content, limits)
     else:
         raise DatasetError(f"unknown format {fmt!r}; expected 'npz' or 'csv'")
     return validate_arrays(x, lengths, y, kind=kind)
@@ -130,7 +135,7 @@ def summarize(ds: SequenceDataset) -> dict[str, object]:
 
 
 def _read_npz(
-    content: bytes, max_bytes: int
+    content: bytes, max_bytes: int, limits: UploadLimits | None
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     if not content.startswith(_ZIP_MAGIC):
         raise DatasetError("not a valid NPZ file: expected a zip archive written by numpy.savez")
@@ -151,6 +156,9 @@ def _read_npz(
             )
         if "x" not in names:
             raise DatasetError("the NPZ file has no array named 'x'")
+        if limits is not None:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
+                check_npz_headers(archive, limits)
         with np.load(io.BytesIO(content), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in names}
         for name, array in arrays.items():
@@ -158,6 +166,8 @@ def _read_npz(
                 raise DatasetError(f"not a valid NPZ file: member {name!r} is not a .npy array")
     except DatasetError:
         raise
+    except MemoryError:
+        raise DatasetError("the NPZ arrays do not fit in this server's memory") from None
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         raise DatasetError(f"not a valid NPZ file: {_first_line(exc)}") from None
     return arrays["x"], arrays.get("lengths"), arrays.get("y")
@@ -166,106 +176,6 @@ def _read_npz(
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-# --- CSV ---------------------------------------------------------------------------------
-
-
-def _read_csv(content: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    if b"\x00" in content:
-        raise DatasetError("not a valid CSV file: it contains NUL bytes (binary data?)")
-    try:
-        text = content.decode("utf-8-sig")
-        rows = list(csv.reader(io.StringIO(text)))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetError(f"not a valid CSV file: {_first_line(exc)}") from None
-    rows = [row for row in rows if row]
-    if not rows:
-        raise DatasetError("empty data: the CSV file has no header")
-    header = [name.strip() for name in rows[0]]
-    missing = [c for c in ("sequence_id", "step") if c not in header]
-    if missing:
-        raise DatasetError(
-            f"missing required columns: {', '.join(missing)} "
-            "(expected sequence_id, step, features..., optional label)"
-        )
-    if len(set(header)) != len(header):
-        raise DatasetError("duplicate column names in the CSV header")
-    features = [c for c in header if c not in ("sequence_id", "step", "label")]
-    if not features:
-        raise DatasetError("no feature columns: the CSV has only sequence_id, step and label")
-    body = rows[1:]
-    if not body:
-        raise DatasetError("empty data: the CSV file has a header but no rows")
-    return _assemble(header, features, body)
-
-
-def _assemble(
-    header: list[str], features: list[str], body: list[list[str]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Group CSV rows by sequence into padded arrays."""
-    col = {name: i for i, name in enumerate(header)}
-    steps: dict[str, dict[int, list[float]]] = {}
-    labels: dict[str, set[str]] = {}
-    for line, row in enumerate(body, start=2):
-        if len(row) != len(header):
-            raise DatasetError(
-                f"CSV line {line} has {len(row)} fields; the header has {len(header)}"
-            )
-        sid = row[col["sequence_id"]].strip()
-        step = _parse_number(row[col["step"]], line, "step", integer=True)
-        values = [_parse_number(row[col[f]], line, f) for f in features]
-        sequence = steps.setdefault(sid, {})
-        if step in sequence:
-            raise DatasetError(f"duplicate (sequence_id, step) pair ({sid!r}, {int(step)})")
-        sequence[int(step)] = values
-        if "label" in col:
-            labels.setdefault(sid, set()).add(row[col["label"]].strip())
-    lengths = np.array([len(s) for s in steps.values()], dtype=np.int64)
-    x = np.zeros((len(steps), int(lengths.max()), len(features)), dtype=np.float64)
-    for i, sequence in enumerate(steps.values()):
-        x[i, : len(sequence)] = [sequence[k] for k in sorted(sequence)]
-    y = _csv_labels(labels, list(steps)) if "label" in col else None
-    return x, lengths, y
-
-
-def _parse_number(text: str, line: int, column: str, integer: bool = False) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise DatasetError(
-            f"CSV line {line}, column {column!r}: {text!r} is not a number"
-        ) from None
-    if integer and not value.is_integer():
-        raise DatasetError(f"CSV line {line}, column {column!r}: {text!r} is not an integer")
-    return value
-
-
-def _csv_labels(labels: dict[str, set[str]], order: list[str]) -> np.ndarray:
-    for sid in order:
-        if len(labels[sid]) > 1:
-            found = ", ".join(sorted(labels[sid]))
-            raise DatasetError(f"label must be constant within a sequence; {sid!r} has {found}")
-    texts = [next(iter(labels[sid])) for sid in order]
-    try:
-        return np.array([int(t) for t in texts], dtype=np.int64)
-    except ValueError:
-        pass
-    try:
-        return np.array([float(t) for t in texts], dtype=np.float64)
-    except ValueError:
-        bad = next(t for t in texts if not _is_number(t))
-        raise DatasetError(
-            f"labels must be integers 0..K-1 (or numbers for regression); found {bad!r}"
-        ) from None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 # --- validation --------------------------------------------------------------------------

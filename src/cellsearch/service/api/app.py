@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
 import cellsearch
 from cellsearch.search.errors import DatasetError, SearchError, SpecError
+from cellsearch.service.api.guards import install_guards
+from cellsearch.service.api.openapi import install_openapi
 from cellsearch.service.api.routes import (
+    auth,
     catalog,
     datasets,
     health,
@@ -21,6 +24,8 @@ from cellsearch.service.api.routes import (
 )
 from cellsearch.service.errors import (
     Conflict,
+    Forbidden,
+    NotAuthenticated,
     NotFound,
     PayloadTooLarge,
     ServiceError,
@@ -35,6 +40,8 @@ PREFIX = "/api/v1"
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (SpecError, 422),
     (DatasetError, 422),
+    (NotAuthenticated, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (PayloadTooLarge, 413),
@@ -51,6 +58,8 @@ def error_response(exc: Exception) -> JSONResponse:
     status = next(code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls))
     if isinstance(exc, SpecError):  # a spec always arrives in a request's body
         detail: object = [{**e.as_dict(), "loc": ["body", *e.loc]} for e in exc.errors]
+    elif isinstance(exc, DatasetError):  # an upload's content: one entry, like every 422
+        detail = [{"loc": ["body", "file"], "msg": str(exc), "type": "invalid_dataset"}]
     elif status == 500:
         log.error("request failed", exc_info=exc)
         detail = INTERNAL
@@ -58,7 +67,8 @@ def error_response(exc: Exception) -> JSONResponse:
         if status > 500:
             log.error("request failed: %s", exc)
         detail = str(exc)
-    return JSONResponse(status_code=status, content={"detail": detail})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
 
 
 def create_app() -> FastAPI:
@@ -69,13 +79,18 @@ def create_app() -> FastAPI:
         description="Hyperparameter search in which the recurrent cell type is a hyperparameter.",
         docs_url="/docs",
     )
-    for router in (studies.router, datasets.router, catalog.router, health.router, workers.router):
+    routers = (studies.router, datasets.router, catalog.router, health.router, workers.router)
+    for router in (*routers, auth.router):
         app.include_router(router, prefix=PREFIX)
     app.include_router(validation.router, prefix=PREFIX)  # POST /studies/validate
     for router in (suites.router, suites.schema_router):
         app.include_router(router, prefix=PREFIX)
+    install_guards(app)
+    install_openapi(app)
 
-    async def _handle(_request: Request, exc: Exception) -> JSONResponse:
+    async def _handle(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, NotAuthenticated) and auth.wants_page(request):
+            return auth.login_redirect(request)  # a browser without a session: sign in
         return error_response(exc)
 
     for base in (SearchError, ServiceError, SQLAlchemyError):

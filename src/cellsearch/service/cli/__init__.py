@@ -3,12 +3,13 @@
 Server-side commands (:mod:`.server`: ``serve``, ``worker``, ``migrate``, ``dashboard``)
 talk to the database; client commands (:mod:`.studies`, :mod:`.datasets`,
 :mod:`.catalog`, :mod:`.suites`) talk to the REST API at ``--api-url``
-(``CELLSEARCH_API_URL``) through :mod:`.client` and print plain text of at most 80
-columns (:mod:`.render`, :mod:`.report_text`, :mod:`.progress`, :mod:`.text`;
-suites: :mod:`.suite_render`); ``--json`` prints a listing as JSON.
+(``CELLSEARCH_API_URL``, with the key of ``--api-key`` or ``CELLSEARCH_API_KEY``) through
+:mod:`.client` and print plain text of at most 80 columns (:mod:`.render`,
+:mod:`.report_text`, :mod:`.progress`, :mod:`.text`; suites: :mod:`.suite_render`);
+``--json`` prints a listing as JSON. API keys (:mod:`.keys`) are made in the database.
 """
 
-from cellsearch.service.cli import catalog, datasets, server, studies, suites
+from cellsearch.service.cli import catalog, datasets, keys, server, studies, suites
 from cellsearch.service.cli.app import app
 
-__all__ = ["app", "catalog", "datasets", "server", "studies", "suites"]
+__all__ = ["app", "catalog", "datasets", "keys", "server", "studies", "suites"]

@@ -21,6 +21,22 @@ DatabaseUrl = Annotated[
     str | None, typer.Option("--database-url", help="SQLAlchemy URL [CELLSEARCH_DATABASE_URL].")
 ]
 ApiUrl = Annotated[str | None, typer.Option("--api-url", help="API root [CELLSEARCH_API_URL].")]
+_api_key: dict[str, str | None] = {"key": None}
+
+
+@app.callback()
+def _main(
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            help="API key of the client commands [CELLSEARCH_API_KEY].",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Hyperparameter search in which the recurrent cell type is a hyperparameter."""
+    _api_key["key"] = api_key
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -33,8 +49,11 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 def api(api_url: str | None) -> Api:
-    """A client of the API at ``--api-url`` (or ``CELLSEARCH_API_URL``)."""
-    return Api(load_settings(api_url=api_url).api_url)
+    """A client of the API at ``--api-url`` (or ``CELLSEARCH_API_URL``), with the key of
+    ``--api-key`` (or ``CELLSEARCH_API_KEY``)."""
+    settings = load_settings(api_url=api_url, api_key=_api_key["key"])
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    return Api(settings.api_url, api_key=key)
 
 
 def setup_logging() -> None:

@@ -29,8 +29,12 @@ class ApiUnavailable(Exception):
 class Api:
     """A thin client of the REST API; an error response ends the command with its detail."""
 
-    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
-        self.http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", timeout=timeout)
+    def __init__(self, base_url: str, timeout: float = 30.0, api_key: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(
+            base_url=base_url.rstrip("/") + "/api/v1", timeout=timeout, headers=headers
+        )
+        self.has_key = bool(api_key)
 
     def _call(self, method: str, path: str, what: str = "request", **kwargs: Any) -> Any:
         try:
@@ -55,6 +59,8 @@ class Api:
             ) from None
         if response.status_code in RETRYABLE_STATUSES:
             raise ApiUnavailable(_error_text(response, what))
+        if response.status_code in (401, 403):
+            _fail(_refusal_text(response, self.has_key))
         if response.status_code >= 400:
             _fail(_error_text(response, what))
         if not response.content:
@@ -190,6 +196,26 @@ def _not_the_api(response: httpx.Response) -> str:
     return f"{where} with {first!r}, not the cellsearch API: {hint}"
 
 
+def _refusal_text(response: httpx.Response, has_key: bool) -> str:
+    """A refusal for want of a key (401) or of a role (403), said plainly."""
+    try:
+        detail = str(response.json().get("detail"))
+    except ValueError:
+        detail = response.text[:500]
+    if response.status_code == 403:
+        return f"refused (403): {detail}. Ask an admin for a key with the role this needs."
+    if has_key:
+        return (
+            f"refused (401): {detail}. The key given (--api-key or CELLSEARCH_API_KEY) is "
+            "not valid here: check it, or ask an admin for a new one."
+        )
+    return (
+        "refused (401): this API requires an API key. Pass --api-key KEY (before the "
+        "command: `cellsearch --api-key KEY list`) or set CELLSEARCH_API_KEY; an admin "
+        "creates keys with `cellsearch keys create`."
+    )
+
+
 def _error_text(response: httpx.Response, what: str = "request") -> str:
     try:
         body = response.json()
@@ -212,10 +238,22 @@ def _error_text(response: httpx.Response, what: str = "request") -> str:
     return f"HTTP {code}: {detail}"
 
 
+class _SpecLoader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` (no dot) as a string; in a spec it is a number, as in
+    YAML 1.2 and JSON (the API takes no string for a number)."""
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_spec(path: Path) -> dict[str, Any]:
     """Read a spec file (YAML, of which JSON is a subset)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_SpecLoader)
     except (OSError, yaml.YAMLError) as exc:
         _fail(f"cannot read {path}: {exc}")
     if not isinstance(data, dict):

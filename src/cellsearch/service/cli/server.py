@@ -85,20 +85,30 @@ def serve(
     import uvicorn
 
     from cellsearch.service.api.app import create_app
+    from cellsearch.service.auth import session_secret, startup_line
+    from cellsearch.service.db import engine_for
     from cellsearch.service.migrate import upgrade
     from cellsearch.service.processes import spawn_workers, stop_workers
 
     setup_logging()
     settings = load_settings(host=host, port=port, database_url=database_url, local_workers=workers)
     os.environ["CELLSEARCH_DATABASE_URL"] = settings.database_url
+    os.environ["CELLSEARCH_HOST"] = settings.host  # the app decides on keys by the bind address
     upgrade(settings)
+    try:
+        access = startup_line(settings.auth, settings.host, engine_for(settings))
+    except PermissionError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+    secret = settings.session_secret
+    session_secret(engine_for(settings), secret.get_secret_value() if secret else None)
     n = settings.local_workers
     procs = spawn_workers(
         settings, [(device, {})] * n
     )  # they share the CPUs (search/worker/cpu.py)
     typer.echo(
         f"cellsearch API on http://{settings.host}:{settings.port} (docs at /docs), "
-        f"{n} local worker(s), database {redact(settings.database_url)}"
+        f"{n} local worker(s), database {redact(settings.database_url)}\n{access}"
     )
     app = create_app()
     serve_lifespan = app.router.lifespan_context
@@ -177,15 +187,31 @@ def _supervise_gpu_workers(settings: Settings, gpus: str, per_gpu: int) -> None:
 @app.command()
 def dashboard(
     database_url: DatabaseUrl = None,
-    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Bind address (loopback: optuna-dashboard has no access control).")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
 ) -> None:
-    """Open optuna-dashboard on the same database (every study and trial)."""
+    """Open optuna-dashboard on the same database (every study and trial).
+
+    optuna-dashboard has no access control: anyone who reaches it can read, and change,
+    every study. It listens on loopback by default; put it behind an authenticating
+    proxy before binding it anywhere else (docs/cluster.md).
+    """
     import optuna_dashboard
 
+    from cellsearch.service.auth import is_loopback
     from cellsearch.service.db import optuna_storage
 
     settings = load_settings(database_url=database_url)
     refuse_new_database(settings, "dashboard")
+    if not is_loopback(host):
+        typer.secho(
+            f"warning: optuna-dashboard has no access control and {host} is not a loopback "
+            "address: anyone who can reach this port can read and change every study. Put it "
+            "behind an authenticating proxy (docs/cluster.md).",
+            err=True,
+            fg="yellow",
+        )
     typer.echo(f"optuna-dashboard on http://{host}:{port}")
     optuna_dashboard.run_server(optuna_storage(settings), host=host, port=port)

@@ -8,16 +8,20 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 
 from cellsearch.models import CELLS
-from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TASKS
 from cellsearch.service import assets
+from cellsearch.service.api.deps import SettingsDep
+from cellsearch.service.api.responses import errors
+from cellsearch.service.api.security import READER
 from cellsearch.service.errors import NotFound
 from cellsearch.service.schemas import CellOptionOut, CellOut, TaskOut
+from cellsearch.service.spec_schema import published_spec_schema
 
 router = APIRouter(tags=["catalog"])
+OPEN_ERRORS = errors(401, 403, 503)
 
 
-@router.get("/cells", response_model=list[CellOut])
+@router.get("/cells", response_model=list[CellOut], dependencies=[READER], responses=OPEN_ERRORS)
 def list_cells() -> list[CellOut]:
     """Every registered recurrent cell, with its equations and options."""
     return [
@@ -39,7 +43,7 @@ def list_cells() -> list[CellOut]:
     ]
 
 
-@router.get("/tasks", response_model=list[TaskOut])
+@router.get("/tasks", response_model=list[TaskOut], dependencies=[READER], responses=OPEN_ERRORS)
 def list_tasks() -> list[TaskOut]:
     """Every task kind, with its trivial baseline and the JSON Schema of its spec."""
     return [
@@ -73,7 +77,7 @@ def asset(name: str, request: Request) -> Response:
     return response
 
 
-@router.get("/spec-schema")
-def spec_schema() -> dict[str, Any]:
-    """The JSON Schema of a study spec."""
-    return StudySpec.model_json_schema()
+@router.get("/spec-schema", dependencies=[READER], responses=OPEN_ERRORS)
+def spec_schema(settings: SettingsDep) -> dict[str, Any]:
+    """The JSON Schema of a study spec, with this server's limits in it."""
+    return published_spec_schema(settings.limits())

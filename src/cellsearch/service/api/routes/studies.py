@@ -1,4 +1,8 @@
-"""Studies: create, list, inspect, pause/resume/cancel, delete, trials, report."""
+"""Studies: create, list, inspect, pause/resume/cancel, delete, trials, report.
+
+Reading needs a reader key, creating a submitter key; a submitter pauses, resumes,
+cancels and deletes only the studies it created (an admin any of them).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,13 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import optuna
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import TypeAdapter
 
 from cellsearch.models import CELLS
 from cellsearch.search.errors import SpecError
-from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.study.spec import NAME_PATTERN, StudySpec
 from cellsearch.service import studies as ops
 from cellsearch.service.api.deps import (
     EngineDep,
@@ -24,6 +28,8 @@ from cellsearch.service.api.deps import (
     StorageDep,
     SummaryCacheDep,
 )
+from cellsearch.service.api.responses import errors
+from cellsearch.service.api.security import READER, Principal, Submitter
 from cellsearch.service.assets import etags_of
 from cellsearch.service.reports import cached_report, report_state
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
@@ -35,33 +41,45 @@ router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]
 CellName = StrEnum("CellName", {name: name for name in CELLS})  # type: ignore[misc]
 """A registered cell type, validated (and documented) as a query parameter."""
+NamePath = Annotated[str, Path(pattern=NAME_PATTERN, description="The study's name.")]
+READ = errors(401, 403, 404, 422, 503)
+CHANGE = errors(401, 403, 404, 409, 422, 503)
 _TRIAL_PAGE = TypeAdapter(Page[TrialOut])
 _REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **READ,
     200: {"content": {"application/json": {"schema": {"type": "object"}}}},
     304: {"description": "The client's copy (If-None-Match) is current."},
 }
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=StudyDetail)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StudyDetail,
+    responses=errors(401, 403, 409, 413, 422, 503),
+)
 def create_study(
     spec: StudySpec,
     settings: SettingsDep,
     engine: EngineDep,
     storage: StorageDep,
     cache: SummaryCacheDep,
+    principal: Submitter,
 ) -> StudyDetail:
-    """Create a study from a spec; workers start on it at once.
+    """Create a study from a spec; workers start on it at once (a submitter key).
 
     422 names each invalid field (including this server's limits); 409 if the name is taken.
     """
-    errors = spec_problems(spec=spec, settings=settings, engine=engine)
-    if errors:
-        raise SpecError(errors)
-    record = ops.create_study(engine=engine, storage=storage, spec=spec)
+    problems = spec_problems(spec=spec, settings=settings, engine=engine)
+    if problems:
+        raise SpecError(problems)
+    record = ops.create_study(engine=engine, storage=storage, spec=spec, created_by=principal.name)
     return _detail(engine, cache, record.name)
 
 
-@router.get("", response_model=Page[StudyOut])
+@router.get(
+    "", response_model=Page[StudyOut], dependencies=[READER], responses=errors(401, 403, 422, 503)
+)
 def list_studies(
     engine: EngineDep, cache: SummaryCacheDep, offset: OffsetQuery = 0, limit: LimitQuery = 50
 ) -> Page[StudyOut]:
@@ -74,34 +92,57 @@ def list_studies(
     return Page(items=items, total=total, offset=offset, limit=limit)
 
 
-@router.get("/{name}", response_model=StudyDetail)
-def get_study(name: str, engine: EngineDep, cache: SummaryCacheDep) -> StudyDetail:
+@router.get("/{name}", response_model=StudyDetail, dependencies=[READER], responses=READ)
+def get_study(name: NamePath, engine: EngineDep, cache: SummaryCacheDep) -> StudyDetail:
     """A study's spec, status, counts by trial state and best trial."""
     return _detail(engine, cache, name)
 
 
-@router.post("/{name}/{action}", response_model=StudyDetail)
-def change_status(
-    name: str,
-    action: Literal["pause", "resume", "cancel"],
-    engine: EngineDep,
-    cache: SummaryCacheDep,
+def _change(
+    name: str, action: str, principal: Principal, engine: EngineDep, cache: SummaryCacheDep
 ) -> StudyDetail:
-    """Pause, resume or cancel; running trials stop within one epoch."""
-    ops.change_status(engine=engine, name=name, action=action)
+    ops.change_status(engine=engine, name=name, action=action, owner=principal.owner_filter)
     return _detail(engine, cache, name)
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(name: str, engine: EngineDep, storage: StorageDep) -> Response:
+@router.post("/{name}/pause", response_model=StudyDetail, responses=CHANGE)
+def pause_study(
+    name: NamePath, principal: Submitter, engine: EngineDep, cache: SummaryCacheDep
+) -> StudyDetail:
+    """Pause a running study; running trials stop after their epoch and are requeued."""
+    return _change(name, "pause", principal, engine, cache)
+
+
+@router.post("/{name}/resume", response_model=StudyDetail, responses=CHANGE)
+def resume_study(
+    name: NamePath, principal: Submitter, engine: EngineDep, cache: SummaryCacheDep
+) -> StudyDetail:
+    """Resume a paused study."""
+    return _change(name, "resume", principal, engine, cache)
+
+
+@router.post("/{name}/cancel", response_model=StudyDetail, responses=CHANGE)
+def cancel_study(
+    name: NamePath, principal: Submitter, engine: EngineDep, cache: SummaryCacheDep
+) -> StudyDetail:
+    """Cancel a running or paused study for good."""
+    return _change(name, "cancel", principal, engine, cache)
+
+
+@router.delete(
+    "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403, 404, 422, 503)
+)
+def delete_study(
+    name: NamePath, principal: Submitter, engine: EngineDep, storage: StorageDep
+) -> Response:
     """Delete the study and its Optuna study (trials included)."""
-    ops.delete_study(engine=engine, storage=storage, name=name)
+    ops.delete_study(engine=engine, storage=storage, name=name, owner=principal.owner_filter)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{name}/trials", response_model=Page[TrialOut])
+@router.get("/{name}/trials", response_model=Page[TrialOut], dependencies=[READER], responses=READ)
 def list_trials(
-    name: str,
+    name: NamePath,
     engine: EngineDep,
     state: Annotated[list[TrialStateName] | None, Query()] = None,
     cell_type: CellName | None = None,
@@ -123,8 +164,10 @@ def list_trials(
     return Response(_TRIAL_PAGE.dump_json(page), media_type="application/json")
 
 
-@router.get("/{name}/report", responses=_REPORT_RESPONSES)
-def get_report(name: str, request: Request, engine: EngineDep, cache: ReportCacheDep) -> Response:
+@router.get("/{name}/report", dependencies=[READER], responses=_REPORT_RESPONSES)
+def get_report(
+    name: NamePath, request: Request, engine: EngineDep, cache: ReportCacheDep
+) -> Response:
     """The comparison report of cell types (JSON); built once per change of the study's
     trials, with an ETag (304 when the client's copy is current)."""
     state = report_state(engine=engine, name=name)
@@ -136,12 +179,26 @@ def get_report(name: str, request: Request, engine: EngineDep, cache: ReportCach
     )
 
 
-@router.get("/{name}/report.html", response_class=HTMLResponse, responses={304: {}})
+@router.get(
+    "/{name}/report.html",
+    response_class=HTMLResponse,
+    dependencies=[READER],
+    responses={
+        **READ,
+        303: {"description": "Not signed in: to the login page (browsers)."},
+        304: {"description": "The client's copy (If-None-Match) is current."},
+    },
+)
 def get_report_html(
-    name: str, request: Request, settings: SettingsDep, engine: EngineDep, cache: ReportCacheDep
+    name: NamePath,
+    request: Request,
+    settings: SettingsDep,
+    engine: EngineDep,
+    cache: ReportCacheDep,
 ) -> Response:
     """The comparison report as a page with plots (plotly.js is linked, not inlined; trials
-    link to optuna-dashboard when ``CELLSEARCH_DASHBOARD_URL`` is set)."""
+    link to optuna-dashboard when ``CELLSEARCH_DASHBOARD_URL`` is set). A browser without a
+    session is sent to the login page."""
     state = report_state(engine=engine, name=name)
     etag = state.etag[:-1] + '-html"'
     dashboard = settings.dashboard_url

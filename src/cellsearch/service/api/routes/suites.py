@@ -1,10 +1,14 @@
-"""Suites: many tasks, one study template; create, list, inspect, lifecycle, delete, report."""
+"""Suites: many tasks, one study template; create, list, inspect, lifecycle, delete, report.
+
+Reading needs a reader key, creating a submitter key; a submitter pauses, resumes,
+cancels and deletes only the suites it created (an admin any of them).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Path, Response, status
 from fastapi.responses import HTMLResponse
 
 from cellsearch.service import suites as ops
@@ -15,11 +19,17 @@ from cellsearch.service.api.deps import (
     SettingsDep,
     StorageDep,
 )
+from cellsearch.service.api.responses import errors
+from cellsearch.service.api.security import READER, Principal, Submitter
 from cellsearch.service.schemas import Page, SuiteDetail, SuiteOut
-from cellsearch.service.suite_spec import SuiteSpecSchema
+from cellsearch.service.spec_schema import published_suite_schema
+from cellsearch.service.suite_spec import SUITE_NAME_PATTERN
 
 router = APIRouter(prefix="/suites", tags=["suites"])
 schema_router = APIRouter(tags=["suites"])
+SuiteName = Annotated[str, Path(pattern=SUITE_NAME_PATTERN, description="The suite's name.")]
+READ = errors(401, 403, 404, 422, 503)
+CHANGE = errors(401, 403, 404, 409, 422, 503)
 
 SuiteBody = Annotated[
     dict[str, Any],
@@ -37,9 +47,18 @@ SuiteBody = Annotated[
 ]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SuiteDetail)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SuiteDetail,
+    responses=errors(401, 403, 409, 413, 422, 503),
+)
 def create_suite(
-    spec: SuiteBody, settings: SettingsDep, engine: EngineDep, storage: StorageDep
+    spec: SuiteBody,
+    settings: SettingsDep,
+    engine: EngineDep,
+    storage: StorageDep,
+    principal: Submitter,
 ) -> SuiteDetail:
     """Create a suite: one study per task, named `<suite>-<task>`, all or none.
 
@@ -47,11 +66,11 @@ def create_suite(
     409 if the suite's name or any study name it would make is taken.
     """
     plan = ops.validate_suite(spec, engine=engine, settings=settings)
-    ops.create_suite(engine=engine, storage=storage, plan=plan)
+    ops.create_suite(engine=engine, storage=storage, plan=plan, created_by=principal.name)
     return SuiteDetail.of_view(ops.get_suite(engine=engine, name=plan.name))
 
 
-@router.get("", response_model=Page[SuiteOut])
+@router.get("", response_model=Page[SuiteOut], dependencies=[READER], responses=READ)
 def list_suites(
     engine: EngineDep, offset: OffsetQuery = 0, limit: LimitQuery = 50
 ) -> Page[SuiteOut]:
@@ -60,44 +79,62 @@ def list_suites(
     return Page(items=[SuiteOut.of(v) for v in views], total=total, offset=offset, limit=limit)
 
 
-@router.get("/{name}", response_model=SuiteDetail)
-def get_suite(name: str, engine: EngineDep) -> SuiteDetail:
+@router.get("/{name}", response_model=SuiteDetail, dependencies=[READER], responses=READ)
+def get_suite(name: SuiteName, engine: EngineDep) -> SuiteDetail:
     """A suite's spec, status and the progress of each of its studies."""
     return SuiteDetail.of_view(ops.get_suite(engine=engine, name=name))
 
 
-@router.post("/{name}/{action}", response_model=SuiteDetail)
-def change_status(
-    name: str, action: Literal["pause", "resume", "cancel"], engine: EngineDep
-) -> SuiteDetail:
-    """Pause, resume or cancel every study of the suite to which the action applies.
-
-    409 when it applies to none (e.g. resuming a suite with no paused study).
-    """
-    ops.change_suite_status(engine=engine, name=name, action=action)
+def _change(name: str, action: str, principal: Principal, engine: EngineDep) -> SuiteDetail:
+    ops.change_suite_status(engine=engine, name=name, action=action, owner=principal.owner_filter)
     return SuiteDetail.of_view(ops.get_suite(engine=engine, name=name))
 
 
-@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_suite(name: str, engine: EngineDep, storage: StorageDep) -> Response:
+@router.post("/{name}/pause", response_model=SuiteDetail, responses=CHANGE)
+def pause_suite(name: SuiteName, principal: Submitter, engine: EngineDep) -> SuiteDetail:
+    """Pause every running study of the suite (409 when none runs)."""
+    return _change(name, "pause", principal, engine)
+
+
+@router.post("/{name}/resume", response_model=SuiteDetail, responses=CHANGE)
+def resume_suite(name: SuiteName, principal: Submitter, engine: EngineDep) -> SuiteDetail:
+    """Resume every paused study of the suite (409 when none is paused)."""
+    return _change(name, "resume", principal, engine)
+
+
+@router.post("/{name}/cancel", response_model=SuiteDetail, responses=CHANGE)
+def cancel_suite(name: SuiteName, principal: Submitter, engine: EngineDep) -> SuiteDetail:
+    """Cancel every running or paused study of the suite for good."""
+    return _change(name, "cancel", principal, engine)
+
+
+@router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=READ)
+def delete_suite(
+    name: SuiteName, principal: Submitter, engine: EngineDep, storage: StorageDep
+) -> Response:
     """Delete the suite and every study it made (trials included)."""
-    ops.delete_suite(engine=engine, storage=storage, name=name)
+    ops.delete_suite(engine=engine, storage=storage, name=name, owner=principal.owner_filter)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{name}/report")
-def get_report(name: str, engine: EngineDep, storage: StorageDep) -> dict[str, Any]:
+@router.get("/{name}/report", dependencies=[READER], responses=READ)
+def get_report(name: SuiteName, engine: EngineDep, storage: StorageDep) -> dict[str, Any]:
     """The cross-task ranking of cell types over the suite's finished studies (JSON)."""
     return ops.suite_report(engine=engine, storage=storage, name=name)
 
 
-@router.get("/{name}/report.html", response_class=HTMLResponse)
-def get_report_html(name: str, engine: EngineDep, storage: StorageDep) -> HTMLResponse:
+@router.get(
+    "/{name}/report.html",
+    response_class=HTMLResponse,
+    dependencies=[READER],
+    responses={**READ, 303: {"description": "Not signed in: to the login page (browsers)."}},
+)
+def get_report_html(name: SuiteName, engine: EngineDep, storage: StorageDep) -> HTMLResponse:
     """The cross-task report as a page, with the critical-difference diagram."""
     return HTMLResponse(ops.suite_report_html(engine=engine, storage=storage, name=name))
 
 
-@schema_router.get("/suite-spec-schema")
-def suite_spec_schema() -> dict[str, Any]:
-    """The JSON Schema of a suite spec."""
-    return SuiteSpecSchema.model_json_schema()
+@schema_router.get("/suite-spec-schema", dependencies=[READER], responses=errors(401, 403, 503))
+def suite_spec_schema(settings: SettingsDep) -> dict[str, Any]:
+    """The JSON Schema of a suite spec, with this server's limits stated in it."""
+    return published_suite_schema(settings.limits(), settings.max_suite_tasks)

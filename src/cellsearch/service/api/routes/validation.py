@@ -11,6 +11,8 @@ from cellsearch.search.errors import SpecError
 from cellsearch.search.report.metric import objective_metric
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.service.api.deps import EngineDep, SettingsDep
+from cellsearch.service.api.responses import errors
+from cellsearch.service.api.security import READER
 from cellsearch.service.db import session_scope
 from cellsearch.service.spec_checks import spec_problems
 from cellsearch.service.study_labels import readable_spec
@@ -32,7 +34,12 @@ class ValidationOut(BaseModel):
     limits: dict[str, Any] = Field(description="This server's limits on a spec.")
 
 
-@router.post("/validate", response_model=ValidationOut)
+@router.post(
+    "/validate",
+    response_model=ValidationOut,
+    dependencies=[READER],
+    responses=errors(401, 403, 413, 422, 503),
+)
 def validate_spec(spec: StudySpec, settings: SettingsDep, engine: EngineDep) -> ValidationOut:
     """Check a spec as ``POST /studies`` would, and store nothing.
 

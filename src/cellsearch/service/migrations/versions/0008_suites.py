@@ -1,8 +1,9 @@
-"""Suites: a table of suites, and a link from each study to the suite that made it.
+"""Suites: a table of suites (with the key that made each), and a link from each study
+to the suite that made it.
 
 Revision ID: 0008
-Revises: 0006
-Create Date: 2026-12-01
+Revises: 0007
+Create Date: 2026-11-28
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -25,6 +26,7 @@ def upgrade() -> None:
         sa.Column("spec", sa.JSON(), nullable=False),
         sa.Column("studies", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_cellsearch_suites")),
         sa.UniqueConstraint("name", name=op.f("uq_cellsearch_suites_name")),
     )
