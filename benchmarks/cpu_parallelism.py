@@ -5,15 +5,18 @@ fits the machine's usable CPUs (on 2 cores: 1x1, 1x2, 2x1) runs one study to com
 through real ``cellsearch worker`` processes on a fresh SQLite database, idle and again
 with a competing CPU load that this script starts itself (busy-looping processes on half
 the CPUs, at least one). Reported: trials per minute and the trials' median training
-seconds. Workers are started and registered before the study is created, so process
-start-up is not timed (see benchmarks/workers.py, whose helpers this reuses).
+seconds (for ``large``: training steps per minute and seconds per step). Workers are
+started and registered before the study is created, so process start-up is not timed
+(see benchmarks/workers.py, whose helpers this reuses).
 
 Workloads:
 
 - ``quickstart``: examples/quickstart.yaml as the README gives it (30 trials);
-- ``adding100``: examples/adding-t100.yaml with 6 trials of 3 epochs (its model sizes);
-- ``large``: adding T=100, two layers of 256 LSTM/GRU units, 4 trials of 2 epochs, to see
-  whether large models gain from intra-op threads.
+- ``adding100``: examples/adding-t100.yaml at the design's size (8000 sequences, up to two
+  layers of 256 units) with 6 trials of 3 epochs;
+- ``large``: whether large models gain from intra-op threads. Trials of two layers of 256
+  LSTM units at T=100 take minutes each on 2 cores, so this one counts training steps
+  (batch 64, Adam) per minute instead of trials, each process training its own model.
 
 Run from the repository root::
 
@@ -28,6 +31,7 @@ import itertools
 import multiprocessing
 import statistics
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,26 +65,66 @@ def workloads(quick: bool) -> dict[str, Any]:
     trials = 6 if quick else 30
     return {
         "quickstart": _spec("quickstart", budget={"n_trials": trials, "max_epochs": 10}),
+        # the reference study at the design's size (its example is smaller), no pruning
         "adding100": _spec(
             "adding-t100",
+            task={"n_train": 8000, "n_val": 2000, "n_test": 2000},
+            space={
+                "hidden_size": {"low": 16, "high": 256, "log": True},
+                "num_layers": {"low": 1, "high": 2},
+                "batch_size": [32, 64, 128],
+                "learning_rate": {"low": 1e-4, "high": 1e-1, "log": True},
+            },
             budget={"n_trials": 3 if quick else 6, "max_epochs": 2 if quick else 3},
             pruner="none",
-        ),
-        "large": _spec(
-            "adding-t100",
-            name="adding-t100-large",
-            space={
-                "cell_type": ["lstm", "gru"],
-                "hidden_size": 256,
-                "num_layers": 2,
-                "batch_size": 64,
-                "learning_rate": 1e-3,
-                "dropout": 0.0,
-            },
-            budget={"n_trials": 2 if quick else 4, "max_epochs": 1 if quick else 2},
-            pruner="none",
+            reevaluate=None,
         ),
     }
+
+
+LARGE = {"hidden": 256, "layers": 2, "batch": 64, "seq_len": 100}
+
+
+def _training_steps(threads: int, steps: int, out: Any) -> None:
+    """Time ``steps`` Adam steps of the large model (two layers of 256 LSTM units on a
+    batch of 64 adding sequences of length 100) on ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(2, LARGE["hidden"], num_layers=LARGE["layers"], batch_first=True)
+    head = torch.nn.Linear(LARGE["hidden"], 1)
+    optimizer = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=1e-3)
+    x, y = torch.randn(LARGE["batch"], LARGE["seq_len"], 2), torch.randn(LARGE["batch"], 1)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(head(lstm(x)[0][:, -1]), y)
+        loss.backward()
+        optimizer.step()
+
+    step()  # first-call costs are not timed
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    out.put(time.perf_counter() - start)
+
+
+def large_steps(n_workers: int, threads: int, load: int, steps: int) -> tuple[float, float]:
+    """Training steps per minute of the large model, all processes together, and the
+    median seconds of one step; each process trains its own copy, as workers would."""
+    out: Any = multiprocessing.Queue()
+    with competing_load(load):
+        procs = [
+            multiprocessing.Process(target=_training_steps, args=(threads, steps, out))
+            for _ in range(n_workers)
+        ]
+        for proc in procs:
+            proc.start()
+        seconds = [out.get(timeout=TIMEOUT_S) for _ in procs]
+        for proc in procs:
+            proc.join()
+    return 60.0 * n_workers * steps / max(seconds), statistics.median(seconds) / steps
 
 
 def configurations(cpus: int) -> list[tuple[int, int]]:
@@ -108,12 +152,12 @@ def competing_load(processes: int) -> Iterator[None]:
             proc.join()
 
 
-def run(spec: Any, n_workers: int, threads: int, load: int) -> tuple[float, float]:
+def run(spec: Any, n_workers: int, threads: int, load: int, timeout: float) -> tuple[float, float]:
     """Trials per minute and the median training seconds of one study."""
     with tempfile.TemporaryDirectory() as tmp, sqlite_database(Path(tmp)) as db:
         env = {"CELLSEARCH_TORCH_THREADS": str(threads)}
         with competing_load(load), workers(db, n_workers, Path(tmp), env) as procs:
-            seconds = time_cellsearch(db, spec, procs)
+            seconds = time_cellsearch(db, spec, procs, timeout=timeout)
         return 60.0 * spec.budget.n_trials / seconds, median_training_seconds(db.url, spec.name)
 
 
@@ -125,6 +169,10 @@ def main() -> None:
     parser.add_argument("--workloads", default="quickstart,adding100,large")
     parser.add_argument("--loads", default="idle,busy", help="idle, busy or both")
     parser.add_argument("--reps", type=int, default=1, help="runs per cell of the table")
+    parser.add_argument(
+        "--timeout", type=float, default=TIMEOUT_S, help="seconds before a study counts as too slow"
+    )
+    parser.add_argument("--steps", type=int, default=30, help="training steps per large run")
     args = parser.parse_args()
     cpus = usable_cpus(cgroup_cpu_quota())
     busy = max(1, cpus // 2)
@@ -139,11 +187,15 @@ def main() -> None:
                 rates, trial_seconds = [], []
                 try:
                     for _ in range(args.reps):
-                        rate, median = run(specs[name], n_workers, threads, load)
+                        if name == "large":
+                            rate, median = large_steps(n_workers, threads, load, args.steps)
+                        else:
+                            rate, median = run(specs[name], n_workers, threads, load, args.timeout)
                         rates.append(rate)
                         trial_seconds.append(median)
-                except TimeoutError:  # so slow that the study did not finish in 10 minutes
-                    slowest = 60 * specs[name].budget.n_trials / TIMEOUT_S
+                except TimeoutError:  # so slow that the study did not finish in time
+                    assert name != "large"
+                    slowest = 60 * specs[name].budget.n_trials / args.timeout
                     row = (
                         f"| {name} | {load_name} | {n_workers} x {threads} | < {slowest:.1f} | - |"
                     )

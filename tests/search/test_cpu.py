@@ -54,6 +54,22 @@ def test_omp_threads_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert cpu.omp_threads() is None
 
 
+@pytest.mark.parametrize(("cpus", "workers"), [(1, 1), (2, 2), (8, 8), (64, 8)])
+def test_default_local_workers_is_one_per_cpu_capped(cpus: int, workers: int) -> None:
+    assert cpu.default_local_workers(cpus) == workers
+
+
+def test_torch_threads_default_to_one_unless_fixed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu.fixed_threads(None) == cpu.DEFAULT_TORCH_THREADS == 1
+    assert cpu.fixed_threads(3) == 3
+    assert cpu.fixed_threads("auto") is None  # share the machine's CPUs
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert cpu.fixed_threads(None) == 4  # a scheduler's fix is kept
+    assert cpu.fixed_threads(2) == 2  # the service's own setting wins
+    assert cpu.fixed_threads("auto") is None
+
+
 def test_machine_id_is_stable_and_bounded() -> None:
     first = cpu.machine_id()
     assert first and first == cpu.machine_id() and len(first) <= 64

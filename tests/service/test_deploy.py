@@ -316,3 +316,22 @@ def test_kustomization_lists_existing_files() -> None:
             continue
         for resource in doc["resources"]:
             assert (path.parent / resource).is_file(), resource
+
+
+# --------------------------------------------------------------------------- threads
+
+
+def test_deployed_workers_follow_the_one_thread_rule(services: dict[str, dict[str, Any]]) -> None:
+    """Compose and Kubernetes workers take the service's default: one torch thread per
+    process (search/worker/cpu.py), and a CPU worker pod is given one CPU for it."""
+    thread_vars = {"OMP_NUM_THREADS", "MKL_NUM_THREADS", "CELLSEARCH_TORCH_THREADS"}
+    assert not thread_vars & set(_environment(services["worker"]))
+    for name, pod in _pod_specs():
+        for container in pod["containers"]:
+            env = {e["name"] for e in container.get("env", [])}
+            assert not thread_vars & env, f"{name} fixes a thread count"
+    (worker,) = _deployment("cellsearch-worker")["spec"]["template"]["spec"]["containers"]
+    assert worker["resources"]["limits"]["cpu"] == worker["resources"]["requests"]["cpu"] == "1"
+    for _, doc in _k8s_documents():
+        if doc["kind"] == "ConfigMap":
+            assert not thread_vars & set(doc["data"])

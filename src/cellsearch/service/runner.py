@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.trial.optimizers import warm_up
-from cellsearch.search.worker.cpu import omp_threads
+from cellsearch.search.worker.cpu import fixed_threads
 from cellsearch.search.worker.device import resolve_device
 from cellsearch.search.worker.loop import Worker
 from cellsearch.search.worker.protocol import Backend
@@ -52,7 +52,7 @@ def build_worker(settings: Settings, device: str) -> Worker:
         sql_backend(engine_for(settings), grace_period=settings.grace_period),
         device=resolved,
         poll_interval=settings.poll_interval,
-        torch_threads=settings.torch_threads or omp_threads(),
+        torch_threads=fixed_threads(settings.torch_threads),
     )
     warm_up(resolved)  # one-time costs at start-up, not in the first trial's timing
     return worker

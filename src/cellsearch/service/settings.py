@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,7 +27,11 @@ class Settings(SpecLimits, BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    local_workers: int = Field(default=1, ge=0, description="Workers `serve` starts beside it.")
+    local_workers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Workers `serve` starts beside it; unset: one per usable CPU, at most 8.",
+    )
     api_url: str = Field(
         default="http://127.0.0.1:8000", description="Where the CLI finds the API."
     )
@@ -46,7 +50,11 @@ class Settings(SpecLimits, BaseSettings):
         ge=0,
         description="Seconds a starting worker waits for an unreachable or unmigrated database.",
     )
-    torch_threads: int | None = Field(default=None, ge=1, description="Threads per worker.")
+    torch_threads: Annotated[int, Field(ge=1)] | Literal["auto"] | None = Field(
+        default=None,
+        description="Torch threads per worker; unset: OMP_NUM_THREADS, else 1; auto: an equal "
+        "share of the machine's CPUs among its live workers.",
+    )
     db_pool_size: int = Field(default=2, ge=1)
     db_max_overflow: int = Field(default=2, ge=0)
     max_upload_bytes: int = Field(default=100_000_000, ge=1, description="Largest dataset upload.")

@@ -1,14 +1,19 @@
-"""How many CPU threads a worker's training may use without oversubscribing its machine.
+"""How a machine's CPUs are used: worker processes, and torch threads in each.
 
-Several workers on one machine (``docker compose up --scale worker=N``, a loop of
-``cellsearch worker`` over SSH, ``--gpus 0,1 --per-gpu 2``) would each start torch with
-one thread per core and fight over the cores. Unless the count is fixed
-(``CELLSEARCH_TORCH_THREADS``, or ``OMP_NUM_THREADS`` as Kubernetes manifests set it), a
-worker divides the CPUs it may use (its affinity mask, capped by a cgroup CPU quota) by
-the number of live workers on the same machine, which it learns from the worker
-registry, and adjusts before each trial as workers come and go. "The same machine" is
-the running kernel (its boot id), which containers on one host share, so replicas in
-separate containers count each other.
+The rule, from ``benchmarks/cpu_parallelism.py`` (figures in benchmarks/WORKERS.md):
+**one worker process per usable CPU, one torch thread in each**. Small recurrent models
+gain nothing from intra-op threads (a step is a few small matrix products), and torch's
+OpenMP threads spin and lose badly as soon as anything else wants the cores; separate
+processes run separate trials and never wait on each other. So
+
+- ``cellsearch serve`` starts :func:`default_local_workers` workers unless told
+  (``--workers``, ``CELLSEARCH_LOCAL_WORKERS``);
+- a worker runs torch on one thread unless told: ``CELLSEARCH_TORCH_THREADS=N`` (or
+  ``OMP_NUM_THREADS``, as schedulers set it) fixes N, and ``CELLSEARCH_TORCH_THREADS=auto``
+  divides the CPUs the worker may use (its affinity mask, capped by a cgroup CPU quota)
+  by the number of live workers on the same machine, learnt from the worker registry
+  and followed before each trial as workers come and go. "The same machine" is the
+  running kernel (its boot id), which containers on one host share.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import socket
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+DEFAULT_TORCH_THREADS = 1
+# more local processes than this on one SQLite file only queue on its single writer
+MAX_DEFAULT_LOCAL_WORKERS = 8
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
 
@@ -65,3 +73,21 @@ def omp_threads() -> int | None:
     """``OMP_NUM_THREADS``, when the environment sets it (a user's or a scheduler's fix)."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def default_local_workers(cpus: int) -> int:
+    """Workers ``serve`` starts when not told: one per usable CPU, at most 8."""
+    return max(1, min(cpus, MAX_DEFAULT_LOCAL_WORKERS))
+
+
+def fixed_threads(setting: int | str | None) -> int | None:
+    """The torch thread count a worker keeps, or None to share the machine's CPUs.
+
+    ``setting`` is ``CELLSEARCH_TORCH_THREADS``: a count wins; ``"auto"`` shares; unset,
+    ``OMP_NUM_THREADS`` when the environment sets it, else :data:`DEFAULT_TORCH_THREADS`.
+    """
+    if setting == "auto":
+        return None
+    if isinstance(setting, int):
+        return setting
+    return omp_threads() or DEFAULT_TORCH_THREADS

@@ -71,13 +71,26 @@ class QuietReads(logging.Filter):
         return True
 
 
+def local_workers(settings: Settings) -> int:
+    """How many workers ``serve`` starts: the setting, else one per usable CPU (at most 8)."""
+    from cellsearch.search.worker.cpu import cgroup_cpu_quota, default_local_workers, usable_cpus
+
+    if settings.local_workers is not None:
+        return settings.local_workers
+    return default_local_workers(usable_cpus(cgroup_cpu_quota()))
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [CELLSEARCH_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [CELLSEARCH_PORT].")] = None,
     database_url: DatabaseUrl = None,
     workers: Annotated[
-        int | None, typer.Option(help="Local workers to start [CELLSEARCH_LOCAL_WORKERS].")
+        int | None,
+        typer.Option(
+            help="Local workers to start [CELLSEARCH_LOCAL_WORKERS]; default: one per usable "
+            "CPU, at most 8."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="Device of the local workers.")] = "auto",
 ) -> None:
@@ -102,10 +115,8 @@ def serve(
         raise typer.Exit(2) from None
     secret = settings.session_secret
     session_secret(engine_for(settings), secret.get_secret_value() if secret else None)
-    n = settings.local_workers
-    procs = spawn_workers(
-        settings, [(device, {})] * n
-    )  # they share the CPUs (search/worker/cpu.py)
+    n = local_workers(settings)
+    procs = spawn_workers(settings, [(device, {})] * n)  # one torch thread each (worker/cpu.py)
     typer.echo(
         f"cellsearch API on http://{settings.host}:{settings.port} (docs at /docs), "
         f"{n} local worker(s), database {redact(settings.database_url)}\n{access}"
