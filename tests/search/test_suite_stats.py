@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from cellsearch.search.report import rank_tests as rt
 from cellsearch.search.report import suite_stats as ss
 from cellsearch.search.report.cd_diagram import cd_diagram_svg
 
@@ -113,7 +114,7 @@ def test_demsar_table6_average_ranks_and_friedman() -> None:
     assert iman["p_value"] == pytest.approx(sps.f.sf(iman["statistic"], 3, 39))
     # Nemenyi CD at 0.05 is 1.25 (paper); at 0.10, q = 2.291 and CD = 1.12.
     assert result["cd"]["critical_difference"] == pytest.approx(1.25, abs=0.005)
-    assert ss.critical_difference(4, 14, alpha=0.10) == pytest.approx(1.12, abs=0.005)
+    assert rt.critical_difference(4, 14, alpha=0.10) == pytest.approx(1.12, abs=0.005)
 
 
 def test_demsar_table6_verdict_friedman_rejects_but_no_pair_survives_holm() -> None:
@@ -129,7 +130,7 @@ def test_demsar_table6_verdict_friedman_rejects_but_no_pair_survives_holm() -> N
 def test_friedman_matches_scipy_and_formula_on_random_tied_matrices(seed: int) -> None:
     scores = np.random.default_rng(seed).integers(0, 4, size=(9, 5)).astype(float)
     ranks = ss.task_ranks(scores, [True] * 9)
-    got = ss.friedman(ranks)
+    got = rt.friedman(ranks)
     want = sps.friedmanchisquare(*scores.T)
     assert got["statistic"] == pytest.approx(want.statistic, rel=1e-10)
     assert got["p_value"] == pytest.approx(want.pvalue, rel=1e-10)
@@ -142,7 +143,7 @@ def test_friedman_fixed_matrix_with_ties_against_scipy_and_hand_values() -> None
     np.testing.assert_array_equal(ranks[1], [2.5, 2.5, 4, 1])
     np.testing.assert_array_equal(ranks[3], [2, 2, 2, 4])
     np.testing.assert_array_equal(ranks[5], [2.5, 2.5, 2.5, 2.5])
-    got = ss.friedman(ranks)
+    got = rt.friedman(ranks)
     want = sps.friedmanchisquare(*TIED.T)
     assert got["statistic"] == pytest.approx(want.statistic, rel=1e-12)
     assert got["p_value"] == pytest.approx(want.pvalue, rel=1e-12)
@@ -154,15 +155,15 @@ def test_friedman_fixed_matrix_with_ties_against_scipy_and_hand_values() -> None
 def test_friedman_without_ties_equals_demsar_formula_and_two_cells() -> None:
     scores = np.random.default_rng(5).normal(size=(10, 2))
     ranks = ss.task_ranks(scores, [True] * 10)
-    got = ss.friedman(ranks)  # scipy refuses k = 2; the formula still holds
+    got = rt.friedman(ranks)  # scipy refuses k = 2; the formula still holds
     assert got["statistic"] == pytest.approx(_demsar_formula(ranks.mean(axis=0), 10))
     assert got["p_value"] == pytest.approx(sps.chi2.sf(got["statistic"], 1))
 
 
 def test_friedman_complete_ties_and_perfect_agreement() -> None:
-    tied = ss.friedman(np.full((7, 3), 2.0))
+    tied = rt.friedman(np.full((7, 3), 2.0))
     assert (tied["statistic"], tied["p_value"], tied["reject"]) == (0.0, 1.0, False)
-    ordered = ss.friedman(np.tile([1.0, 2.0, 3.0], (7, 1)))
+    ordered = rt.friedman(np.tile([1.0, 2.0, 3.0], (7, 1)))
     assert ordered["statistic"] == pytest.approx(7 * 2)  # N (k - 1): Kendall's W = 1
     assert ordered["kendall_w"] == pytest.approx(1.0)
     assert ordered["iman_davenport"]["statistic"] is None  # infinite F
@@ -177,7 +178,7 @@ def test_demsar_wilcoxon_example_rank_sums() -> None:
     # Two zero differences split their ranks: R+ = 93, R- = 12, T = 12 <= 21 (the exact
     # critical value for N = 14 at 0.05), so the difference is significant.
     diff = np.round(DEMSAR_AUC[:, 1] - DEMSAR_AUC[:, 0], 3)
-    test = ss.signed_rank_test(diff)
+    test = rt.signed_rank_test(diff)
     assert (test["r_plus"], test["r_minus"], test["statistic"]) == (93.0, 12.0, 12.0)
     want = sps.wilcoxon(diff, zero_method="zsplit")
     assert test["statistic"] == want.statistic
@@ -195,7 +196,7 @@ def test_demsar_wilcoxon_example_rank_sums() -> None:
     ],
 )
 def test_signed_rank_matches_scipy_zsplit(diff: list[float]) -> None:
-    got = ss.signed_rank_test(diff)
+    got = rt.signed_rank_test(diff)
     want = sps.wilcoxon(diff, zero_method="zsplit")
     assert got["statistic"] == pytest.approx(float(want.statistic))
     assert got["p_value"] == pytest.approx(float(want.pvalue), rel=1e-9)
@@ -212,11 +213,11 @@ def test_exact_signed_rank_matches_brute_force_sign_flips() -> None:
     ]
     sums_arr = np.array(sums)
     want = min(1.0, 2 * min(np.mean(sums_arr <= observed), np.mean(sums_arr >= observed)))
-    assert ss.signed_rank_test(diff)["p_value"] == pytest.approx(want, rel=1e-12)
+    assert rt.signed_rank_test(diff)["p_value"] == pytest.approx(want, rel=1e-12)
 
 
 def test_signed_rank_all_zero_differences() -> None:
-    got = ss.signed_rank_test(np.zeros(7))
+    got = rt.signed_rank_test(np.zeros(7))
     assert got["p_value"] == 1.0
     assert got["r_plus"] == got["r_minus"] == 14.0  # 7 * 8 / 4 split evenly
 
@@ -313,16 +314,16 @@ def _brute_force_cliques(order: list[int], sep: np.ndarray) -> list[list[int]]:
 
 def test_cliques_constructed_cases() -> None:
     none = np.zeros((4, 4), dtype=bool)
-    assert ss.cliques([0, 1, 2, 3], none) == [[0, 1, 2, 3]]
+    assert rt.cliques([0, 1, 2, 3], none) == [[0, 1, 2, 3]]
     every = ~np.eye(4, dtype=bool)
-    assert ss.cliques([2, 0, 3, 1], every) == [[2], [0], [3], [1]]
+    assert rt.cliques([2, 0, 3, 1], every) == [[2], [0], [3], [1]]
     overlap = np.zeros((3, 3), dtype=bool)
     overlap[0, 2] = overlap[2, 0] = True  # a-c separated; a~b and b~c not
-    assert ss.cliques([0, 1, 2], overlap) == [[0, 1], [1, 2]]
+    assert rt.cliques([0, 1, 2], overlap) == [[0, 1], [1, 2]]
     chain = np.zeros((5, 5), dtype=bool)
     for a, b in [(0, 3), (1, 4), (0, 4)]:
         chain[a, b] = chain[b, a] = True
-    assert ss.cliques([0, 1, 2, 3, 4], chain) == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    assert rt.cliques([0, 1, 2, 3, 4], chain) == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -332,7 +333,7 @@ def test_cliques_match_brute_force(seed: int) -> None:
     upper = np.triu(rng.random((k, k)) < 0.4, 1)
     sep = upper | upper.T
     order = [int(i) for i in rng.permutation(k)]
-    assert ss.cliques(order, sep) == _brute_force_cliques(order, sep)
+    assert rt.cliques(order, sep) == _brute_force_cliques(order, sep)
 
 
 def test_cliques_from_data_all_separated_and_none_separated() -> None:
@@ -351,22 +352,22 @@ def test_nemenyi_q_formula_reproduces_demsar_table(k: int) -> None:
     # The paper prints 3 decimals, rounded except k = 3 (2.3437 printed as 2.343).
     q = sps.studentized_range.ppf(0.95, k, np.inf) / math.sqrt(2)
     assert q == pytest.approx(table_005[k], abs=1e-3)
-    assert ss.nemenyi_q(k) == table_005[k]
-    assert ss.nemenyi_q(k, 0.10) == pytest.approx(table_010[k], abs=1e-3)
+    assert rt.nemenyi_q(k) == table_005[k]
+    assert rt.nemenyi_q(k, 0.10) == pytest.approx(table_010[k], abs=1e-3)
 
 
 def test_nemenyi_q_beyond_the_table_and_cd_formula() -> None:
-    assert ss.nemenyi_q(10) == pytest.approx(3.164, abs=6e-4)  # Demsar Table 5a, k = 10
-    assert ss.critical_difference(5, 20) == pytest.approx(2.728 * math.sqrt(30 / 120))
+    assert rt.nemenyi_q(10) == pytest.approx(3.164, abs=6e-4)  # Demsar Table 5a, k = 10
+    assert rt.critical_difference(5, 20) == pytest.approx(2.728 * math.sqrt(30 / 120))
 
 
 # --- minimum number of tasks -------------------------------------------------------------
 
 
 def test_minimum_tasks_is_where_a_signed_rank_test_can_first_reject() -> None:
-    assert ss.minimum_tasks(0.05) == 6
-    assert ss.minimum_tasks(0.05, n_pairs=3) == 7
-    assert ss.minimum_tasks(0.05, n_pairs=6) == 8
+    assert rt.minimum_tasks(0.05) == 6
+    assert rt.minimum_tasks(0.05, n_pairs=3) == 7
+    assert rt.minimum_tasks(0.05, n_pairs=6) == 8
     for n_tasks, can in [(5, False), (6, True)]:  # every difference positive: smallest p
         p = sps.wilcoxon(np.arange(1.0, n_tasks + 1)).pvalue
         assert (p <= 0.05) == can
