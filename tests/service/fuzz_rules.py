@@ -55,11 +55,23 @@ def repair_suite(body: dict[str, Any], limits: SpecLimits, dataset_id: str | Non
     for index, task in enumerate(body.get("tasks") or []):
         if isinstance(task, dict):
             _repair_task(task, limits, dataset_id)
-            key = json.dumps(task, sort_keys=True)
-            if key in seen:
+            if _task_key(task) in seen:
                 task.clear()
                 task.update(kind="adding", seq_len=2 + index, n_train=8, n_val=8, n_test=8)
-            seen.add(json.dumps(task, sort_keys=True))
+            seen.add(_task_key(task))
+
+
+def _task_key(task: dict[str, Any]) -> str:
+    """What makes two tasks the same for the suite: the task with its defaults filled in
+    (``{"kind": "digits"}`` repeats ``{"kind": "digits", "mode": "rows"}``)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from cellsearch.search.tasks.registry import TaskSpec
+
+    try:
+        return TypeAdapter(TaskSpec).validate_python(task).model_dump_json()
+    except ValidationError:
+        return json.dumps(task, sort_keys=True)
 
 
 def _repair_reevaluate(

@@ -225,6 +225,19 @@ def test_a_method_the_path_lacks_is_405_listing_every_method(api: TestClient) ->
     assert response.status_code == 405 and response.headers["allow"] == "GET, POST"
     response = api.request("PUT", f"{V1}/studies/some-name")
     assert response.headers["allow"] == "DELETE, GET"
+    # a fixed path is not an instance of the template it also matches
+    response = api.request("OPTIONS", f"{V1}/studies/validate")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize("path", ["/studies", "/studies/validate"])
+def test_a_study_may_not_take_the_name_of_an_api_path(api: TestClient, path: str) -> None:
+    response = api.post(f"{V1}{path}", json=spec_data(name="validate"))
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"][-1] == "name" and error["type"] == "reserved_name"
+    assert "reserved" in error["msg"]
+    assert api.get(f"{V1}/studies").json()["total"] == 0  # nothing stored
 
 
 def test_a_body_that_is_not_text_is_422(api: TestClient) -> None:

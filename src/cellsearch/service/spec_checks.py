@@ -1,6 +1,6 @@
 """Every check a submitted spec passes before a study is made (shared by submit and
-the dry run): this server's limits, the uploaded data set it names, the precision the
-live workers can honour."""
+the dry run): a name the API does not use for a path of its own, this server's limits,
+the uploaded data set it names, the precision the live workers can honour."""
 
 from __future__ import annotations
 
@@ -12,9 +12,24 @@ from cellsearch.service.datasets import check_dataset_task
 from cellsearch.service.registry import check_precision
 from cellsearch.service.settings import Settings
 
+# names that are fixed paths under /api/v1/studies/ (``POST /studies/validate`` is the dry
+# run), so that no study's own path can be one of them
+RESERVED_STUDY_NAMES = frozenset({"validate"})
+
 
 def spec_problems(*, spec: StudySpec, settings: Settings, engine: Engine) -> list[FieldError]:
     """One error per field of ``spec`` that this deployment refuses (empty: accepted)."""
     limits = settings.limits()
-    errors = limits.check(spec) + check_dataset_task(engine=engine, spec=spec, limits=limits)
+    errors = (
+        _name_problems(spec.name)
+        + limits.check(spec)
+        + check_dataset_task(engine=engine, spec=spec, limits=limits)
+    )
     return errors + check_precision(engine, spec, grace_period=settings.grace_period)
+
+
+def _name_problems(name: str) -> list[FieldError]:
+    if name not in RESERVED_STUDY_NAMES:
+        return []
+    return [FieldError(("name",), f"'{name}' is reserved: /api/v1/studies/{name} is an "
+                       "endpoint of the API; choose another name", "reserved_name")]  # fmt: skip

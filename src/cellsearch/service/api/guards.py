@@ -141,20 +141,31 @@ async def http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def allowed_methods(request: Request, exc: HTTPException) -> list[str]:
     """Every method the OpenAPI document gives the request's path (and any the router
-    named, for the few routes the document leaves out)."""
+    named, for the few routes the document leaves out). A fixed path wins over the
+    templates it also matches: ``/studies/validate`` is not a study (that name is
+    reserved, :mod:`cellsearch.service.spec_checks`), so ``/studies/{name}``'s methods
+    are not its own."""
     table = getattr(request.app.state, "methods_by_path", None)
     if table is None:
         table = [
-            (re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"), set(operations))
+            (
+                re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"),
+                {m.upper() for m in operations},
+                "{" not in path,
+            )
             for path, operations in request.app.openapi()["paths"].items()
         ]
         request.app.state.methods_by_path = table
+    matches = [(operations, fixed) for pattern, operations, fixed in table
+               if pattern.match(request.url.path)]  # fmt: skip
+    fixed = [operations for operations, is_fixed in matches if is_fixed]
+    if fixed:
+        return sorted(set().union(*fixed))
     methods = {
         m.strip().upper() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip()
     }
-    for pattern, operations in table:
-        if pattern.match(request.url.path):
-            methods |= {m.upper() for m in operations}
+    for operations, _ in matches:
+        methods |= operations
     return sorted(methods)
 
 
