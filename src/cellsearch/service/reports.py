@@ -23,9 +23,9 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.assets import plotly_src
 from cellsearch.service.db import connection_scope, session_scope
-from cellsearch.service.errors import NotFound
 from cellsearch.service.marker_cache import MarkerCache
 from cellsearch.service.report_page import render_report_html
+from cellsearch.service.studies import optuna_study_id
 from cellsearch.service.study_states import head_of_queue, shown_status
 from cellsearch.service.tables import StudyRecord
 
@@ -77,9 +77,7 @@ def report_state(*, engine: Engine, name: str) -> ReportState:
     with session_scope(engine) as session:
         record = StudyRecord.find_or_raise(session, name)
         conn = session.connection()
-        study_id = bulk_read.find_study_id(conn, record.name)
-        if study_id is None:
-            raise NotFound(f"study {name!r} not found")
+        study_id = optuna_study_id(conn, record.name)
         trials = bulk_read.change_marker(conn, study_id)
         running = sum(n for state, n, _ in trials if state == "RUNNING")
         head = head_of_queue(engine=engine) if record.status == "running" else None

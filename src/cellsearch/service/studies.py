@@ -255,12 +255,17 @@ def list_trials(
     with session_scope(engine) as session:
         record = StudyRecord.find_or_raise(session, name)
         conn = session.connection()
-        study_id = _optuna_study_id(conn, record.name)
+        study_id = optuna_study_id(conn, record.name)
         trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
     return [TrialRecord.of(t) for t in trials], total
 
 
-def _optuna_study_id(conn: Connection, name: str) -> int:
+def optuna_study_id(conn: Connection, name: str) -> int:
+    """The id of study ``name``'s Optuna study.
+
+    Raises:
+        NotFound: the Optuna study is gone (a service record without it reads as absent).
+    """
     study_id = bulk_read.find_study_id(conn, name)
     if study_id is None:
         raise NotFound(f"study {name!r} not found")

@@ -22,9 +22,8 @@ from sqlalchemy import Connection, Engine
 from cellsearch.search.record import TrialRecord
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.db import session_scope
-from cellsearch.service.errors import NotFound
 from cellsearch.service.marker_cache import MarkerCache
-from cellsearch.service.studies import TrialCounts, counts_on
+from cellsearch.service.studies import TrialCounts, counts_on, optuna_study_id
 from cellsearch.service.tables import StudyRecord
 
 MAX_STUDIES = 1024  # entries are small: a few counts and one trial record
@@ -49,9 +48,7 @@ def study_summary(
     with session_scope(engine) as session:
         record = StudyRecord.find_or_raise(session, name)
         conn = session.connection()
-        study_id = bulk_read.find_study_id(conn, record.name)
-        if study_id is None:
-            raise NotFound(f"study {name!r} not found")
+        study_id = optuna_study_id(conn, record.name)
         key, marker = _key(engine, record), _marker(record, study_id, conn)
         counts = cache.counts.get(key, marker, lambda: counts_on(conn, [record.name])[record.name])
         best = cache.best.get(key, marker, lambda: _best(conn, study_id))
