@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from cellsearch.service.settings import Settings
 
 POSTGRES_ENV = "CELLSEARCH_TEST_POSTGRES_URL"
+# Tests read what a trial they just finished changed: no reuse of change markers (the
+# tests of the memo set their own age), also in the servers that tests start.
+os.environ.setdefault("CELLSEARCH_MARKER_MAX_AGE_S", "0")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -23,7 +23,7 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.assets import plotly_src
 from cellsearch.service.db import connection_scope, session_scope
-from cellsearch.service.marker_cache import MarkerCache
+from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.report_page import render_report_html
 from cellsearch.service.studies import optuna_study_id
 from cellsearch.service.study_states import head_of_queue, shown_status
@@ -68,8 +68,9 @@ class BuiltReport:
         return self._html[dashboard_url]
 
 
-def report_state(*, engine: Engine, name: str) -> ReportState:
-    """The state of study ``name``'s report: its record and its trials' change marker.
+def report_state(*, engine: Engine, name: str, markers: MarkerMemo = FRESH) -> ReportState:
+    """The state of study ``name``'s report: its record and its trials' change marker
+    (from ``markers``, which may reuse a recent one).
 
     Raises:
         NotFound: no such study (or its Optuna study is gone).
@@ -78,13 +79,14 @@ def report_state(*, engine: Engine, name: str) -> ReportState:
         record = StudyRecord.find_or_raise(session, name)
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
-        trials = bulk_read.change_marker(conn, study_id)
+        database = engine.url.render_as_string()
+        trials = markers.marker(conn, database, study_id)
         running = sum(n for state, n, _ in trials if state == "RUNNING")
         head = head_of_queue(engine=engine) if record.status == "running" else None
         status = shown_status(record, running_trials=running, head=head)  # queued, ...
         marker = (cellsearch.__version__, record.id, study_id, status, trials)
         return ReportState(
-            key=(engine.url.render_as_string(), record.name),
+            key=(database, record.name),
             marker=marker,
             study_id=study_id,
             spec=record.spec,

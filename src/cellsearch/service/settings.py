@@ -62,6 +62,19 @@ class Settings(SpecLimits, BaseSettings):
     report_cache_size: int = Field(
         default=4, ge=0, description="Studies whose built report each API process keeps (0: none)."
     )
+    marker_max_age_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="Seconds an API process reuses a study's change marker: cached reports, "
+        "summaries and trial pages may lag a finished trial by this much (0: check every "
+        "request).",
+    )
+    trial_page_cache_size: int = Field(
+        default=256,
+        ge=0,
+        description="Pages of finished trials each API process keeps (0: none).",
+    )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="Largest request body other than an upload."
     )

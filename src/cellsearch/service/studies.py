@@ -16,6 +16,7 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.db import connection_scope, session_scope
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
+from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.study_labels import label_study
 from cellsearch.service.tables import StudyRecord, utcnow
 
@@ -244,9 +245,17 @@ def list_trials(
     cell_type: str | None,
     offset: int,
     limit: int,
-) -> tuple[list[TrialRecord], int]:
+    markers: MarkerMemo = FRESH,
+    cache: MarkerCache[TrialPage] | None = None,
+) -> TrialPage:
     """A page of a study's trials (by number), filtered by state and cell type, and how
     many pass the filter; the filter and the page are applied in SQL, in one transaction.
+
+    With a ``cache``, a page whose trials have all finished is kept while the study's
+    change marker (from ``markers``) stays the same: finished trials never change, and
+    the marker changes whenever a trial starts or finishes, which is when a page's
+    selection or the count can. Pages holding an unfinished trial (its learning curve
+    grows) are read every time.
 
     Raises:
         NotFound: no such study.
@@ -256,8 +265,37 @@ def list_trials(
         record = StudyRecord.find_or_raise(session, name)
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
-        trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
-    return [TrialRecord.of(t) for t in trials], total
+
+        def read() -> TrialPage:
+            trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
+            return TrialPage([TrialRecord.of(t) for t in trials], total)
+
+        if cache is None:
+            return read()
+        database = engine.url.render_as_string()
+        key = (database, record.name, _filter_key(where), offset, limit)
+        marker = (record.id, record.created_at, study_id, markers.marker(conn, database, study_id))
+        return cache.get(key, marker, read, keep=TrialPage.settled)
+
+
+@dataclass(frozen=True)
+class TrialPage:
+    """A page of trial records and how many trials pass its filter."""
+
+    items: list[TrialRecord]
+    total: int
+
+    def settled(self) -> bool:
+        """Whether every trial on the page has finished (so none of them changes)."""
+        return all(t.state in _FINISHED for t in self.items)
+
+
+_FINISHED = frozenset(s.name.lower() for s in optuna.trial.TrialState if s.is_finished())
+
+
+def _filter_key(where: bulk_read.TrialFilter) -> tuple[object, ...]:
+    states = None if where.states is None else tuple(sorted(s.name for s in where.states))
+    return states, where.cell_type
 
 
 def optuna_study_id(conn: Connection, name: str) -> int:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 from cellsearch.search.record import TrialRecord
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.db import session_scope
-from cellsearch.service.marker_cache import MarkerCache
+from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.studies import TrialCounts, counts_on, optuna_study_id
 from cellsearch.service.tables import StudyRecord
 
@@ -38,7 +38,7 @@ class SummaryCache:
 
 
 def study_summary(
-    *, engine: Engine, name: str, cache: SummaryCache
+    *, engine: Engine, name: str, cache: SummaryCache, markers: MarkerMemo = FRESH
 ) -> tuple[StudyRecord, TrialCounts, TrialRecord | None]:
     """The record of study ``name``, its trial counts and its best trial (one transaction).
 
@@ -49,21 +49,26 @@ def study_summary(
         record = StudyRecord.find_or_raise(session, name)
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
-        key, marker = _key(engine, record), _marker(record, study_id, conn)
+        key = _key(engine, record)
+        marker = _incarnation(record), study_id, markers.marker(conn, key[0], study_id)
         counts = cache.counts.get(key, marker, lambda: counts_on(conn, [record.name])[record.name])
         best = cache.best.get(key, marker, lambda: _best(conn, study_id))
         return record, counts, best
 
 
 def study_counts(
-    *, engine: Engine, records: Sequence[StudyRecord], cache: SummaryCache
+    *,
+    engine: Engine,
+    records: Sequence[StudyRecord],
+    cache: SummaryCache,
+    markers: MarkerMemo = FRESH,
 ) -> dict[str, TrialCounts]:
     """Trial counts of each study in ``records``: one marker query, one aggregate over the
     studies that changed since they were last counted."""
     with session_scope(engine) as session:
         conn = session.connection()
         ids = bulk_read.find_study_ids(conn, [r.name for r in records])
-        changes = bulk_read.change_markers(conn, list(ids.values()))
+        changes = markers.markers(conn, engine.url.render_as_string(), list(ids.values()))
         wanted: dict[str, tuple[Hashable, Hashable]] = {}
         for r in records:
             study_id = ids.get(r.name)
@@ -88,10 +93,6 @@ def _key(engine: Engine, record: StudyRecord) -> tuple[str, str]:
 def _incarnation(record: StudyRecord) -> tuple[Any, ...]:
     """Tells a study from an earlier one of the same name (SQLite may reuse ids)."""
     return record.id, record.created_at.isoformat()
-
-
-def _marker(record: StudyRecord, study_id: int, conn: Connection) -> Hashable:
-    return _incarnation(record), study_id, bulk_read.change_marker(conn, study_id)
 
 
 def _best(conn: Connection, study_id: int) -> TrialRecord | None:

@@ -10,7 +10,7 @@ from fastapi import Depends, Query
 from sqlalchemy import Engine
 
 from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.marker_cache import MarkerCache
+from cellsearch.service.marker_cache import MarkerCache, MarkerMemo
 from cellsearch.service.settings import Settings, get_settings
 from cellsearch.service.summaries import SummaryCache
 
@@ -54,3 +54,29 @@ def get_summary_cache() -> SummaryCache:
 
 
 SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]
+
+
+@functools.cache
+def _markers(max_age: float) -> MarkerMemo:
+    return MarkerMemo(max_age)
+
+
+def get_markers(settings: SettingsDep) -> MarkerMemo:
+    """The process's memo of study change markers (``CELLSEARCH_MARKER_MAX_AGE_S``)."""
+    return _markers(settings.marker_max_age_s)
+
+
+MarkersDep = Annotated[MarkerMemo, Depends(get_markers)]
+
+
+@functools.cache
+def _page_cache(max_pages: int) -> MarkerCache[Any]:
+    return MarkerCache(max_pages)
+
+
+def get_page_cache(settings: SettingsDep) -> MarkerCache[Any]:
+    """The process's cache of trial pages whose trials have all finished."""
+    return _page_cache(settings.trial_page_cache_size)
+
+
+PageCacheDep = Annotated[MarkerCache[Any], Depends(get_page_cache)]

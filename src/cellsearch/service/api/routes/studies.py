@@ -22,7 +22,9 @@ from cellsearch.service import studies as ops
 from cellsearch.service.api.deps import (
     EngineDep,
     LimitQuery,
+    MarkersDep,
     OffsetQuery,
+    PageCacheDep,
     ReportCacheDep,
     SettingsDep,
     StorageDep,
@@ -31,6 +33,7 @@ from cellsearch.service.api.deps import (
 from cellsearch.service.api.responses import errors
 from cellsearch.service.api.security import READER, Principal, Submitter
 from cellsearch.service.assets import etags_of
+from cellsearch.service.marker_cache import FRESH, MarkerMemo
 from cellsearch.service.reports import cached_report, report_state
 from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
 from cellsearch.service.spec_checks import spec_problems
@@ -81,11 +84,15 @@ def create_study(
     "", response_model=Page[StudyOut], dependencies=[READER], responses=errors(401, 403, 422, 503)
 )
 def list_studies(
-    engine: EngineDep, cache: SummaryCacheDep, offset: OffsetQuery = 0, limit: LimitQuery = 50
+    engine: EngineDep,
+    cache: SummaryCacheDep,
+    markers: MarkersDep,
+    offset: OffsetQuery = 0,
+    limit: LimitQuery = 50,
 ) -> Page[StudyOut]:
     """Studies, newest first, with progress counts."""
     records, total = ops.list_studies(engine=engine, offset=offset, limit=limit)
-    counts = study_counts(engine=engine, records=records, cache=cache)
+    counts = study_counts(engine=engine, records=records, cache=cache, markers=markers)
     running = {name: c.running for name, c in counts.items()}
     shown = shown_statuses(engine=engine, records=records, running=running)
     items = [StudyOut.of(r, counts[r.name], shown[r.name]) for r in records]
@@ -93,9 +100,11 @@ def list_studies(
 
 
 @router.get("/{name}", response_model=StudyDetail, dependencies=[READER], responses=READ)
-def get_study(name: NamePath, engine: EngineDep, cache: SummaryCacheDep) -> StudyDetail:
+def get_study(
+    name: NamePath, engine: EngineDep, cache: SummaryCacheDep, markers: MarkersDep
+) -> StudyDetail:
     """A study's spec, status, counts by trial state and best trial."""
-    return _detail(engine, cache, name)
+    return _detail(engine, cache, name, markers)
 
 
 def _change(
@@ -144,6 +153,8 @@ def delete_study(
 def list_trials(
     name: NamePath,
     engine: EngineDep,
+    markers: MarkersDep,
+    pages: PageCacheDep,
     state: Annotated[list[TrialStateName] | None, Query()] = None,
     cell_type: CellName | None = None,
     offset: OffsetQuery = 0,
@@ -151,26 +162,32 @@ def list_trials(
 ) -> Response:
     """Trials by number, filtered by state (repeatable) and cell type."""
     states = [optuna.trial.TrialState[s.upper()] for s in state] if state else None
-    trials, total = ops.list_trials(
+    found = ops.list_trials(
         engine=engine,
         name=name,
         states=states,
         cell_type=None if cell_type is None else cell_type.value,
         offset=offset,
         limit=limit,
+        markers=markers,
+        cache=pages,
     )
-    page = Page(items=trials, total=total, offset=offset, limit=limit)
+    page = Page(items=found.items, total=found.total, offset=offset, limit=limit)
     # serialised once by pydantic-core: the records need no second validation
     return Response(_TRIAL_PAGE.dump_json(page), media_type="application/json")
 
 
 @router.get("/{name}/report", dependencies=[READER], responses=_REPORT_RESPONSES)
 def get_report(
-    name: NamePath, request: Request, engine: EngineDep, cache: ReportCacheDep
+    name: NamePath,
+    request: Request,
+    engine: EngineDep,
+    cache: ReportCacheDep,
+    markers: MarkersDep,
 ) -> Response:
     """The comparison report of cell types (JSON); built once per change of the study's
     trials, with an ETag (304 when the client's copy is current)."""
-    state = report_state(engine=engine, name=name)
+    state = report_state(engine=engine, name=name, markers=markers)
     return _conditional(
         request,
         state.etag,
@@ -195,11 +212,12 @@ def get_report_html(
     settings: SettingsDep,
     engine: EngineDep,
     cache: ReportCacheDep,
+    markers: MarkersDep,
 ) -> Response:
     """The comparison report as a page with plots (plotly.js is linked, not inlined; trials
     link to optuna-dashboard when ``CELLSEARCH_DASHBOARD_URL`` is set). A browser without a
     session is sent to the login page."""
-    state = report_state(engine=engine, name=name)
+    state = report_state(engine=engine, name=name, markers=markers)
     etag = state.etag[:-1] + '-html"'
     dashboard = settings.dashboard_url
     return _conditional(
@@ -220,8 +238,10 @@ def _conditional(
     return Response(content=body(), media_type=media_type, headers=headers)
 
 
-def _detail(engine: EngineDep, cache: SummaryCacheDep, name: str) -> StudyDetail:
-    record, counts, best = study_summary(engine=engine, name=name, cache=cache)
+def _detail(
+    engine: EngineDep, cache: SummaryCacheDep, name: str, markers: MarkerMemo = FRESH
+) -> StudyDetail:
+    record, counts, best = study_summary(engine=engine, name=name, cache=cache, markers=markers)
     shown = shown_statuses(engine=engine, records=[record], running={name: counts.running})
     return StudyDetail(
         **StudyOut.of(record, counts, shown[record.name]).model_dump(),
