@@ -13,6 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from cellsearch.search.report import ReportContext, build_report
+from cellsearch.search.report.importance import param_importances
 
 CELLS = ("lstm", "gru")
 
@@ -220,6 +221,30 @@ def test_importance_overall_and_per_cell() -> None:
     assert set(overall) == {"cell_type", "learning_rate", "lstm.forget_bias"}
     assert report["importance"]["cell_type"]["rank"] == 1  # the shift dominates
     assert "cell_type" not in report["importance"]["per_cell"]["gru"]["importances"]
+
+
+@pytest.mark.parametrize("maximize", [False, True])
+def test_importance_equals_optunas_on_a_study_holding_the_trials(maximize: bool) -> None:
+    """The importances served from the given trials equal optuna's own on a real study
+    into which the same trials were added (conditional parameter and failed trials too)."""
+    trials = [
+        *two_cell_trials(shift=0.3, per_cell=40, seed=3),
+        make_trial(80, "gru", None, state=TrialState.FAIL),
+    ]
+    completed = [t for t in trials if t.state == TrialState.COMPLETE]
+    direction = "maximize" if maximize else "minimize"
+    study = optuna.create_study(direction=direction)
+    study.add_trials(trials)
+    names = ["cell_type", "learning_rate", "lstm.forget_bias"]
+    expected = optuna.importance.get_param_importances(
+        study,
+        evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+        params=names,
+        normalize=True,
+    )
+    got = param_importances(completed, maximize=maximize, seed=0)
+    assert got is not None and got["n_trials"] == len(completed)
+    assert got["importances"] == pytest.approx(dict(expected))
 
 
 def test_allocation_and_environment() -> None:

@@ -12,17 +12,18 @@ the report says so.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 import numpy as np
 import optuna
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from optuna.study import StudyDirection
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 MAX_TRIALS = 2000
 MIN_TRIALS = 10
@@ -64,7 +65,7 @@ def param_importances(
     names = _varying_params(used, exclude)
     if not names:
         return None
-    study = _scratch_study(used, maximize)
+    study = _TrialsStudy(used, maximize)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         shares = get_param_importances(
@@ -85,30 +86,41 @@ def _varying_params(trials: Sequence[FrozenTrial], exclude: tuple[str, ...]) -> 
     return sorted(name for name, values in seen.items() if len(values) > 1)
 
 
-def _scratch_study(trials: Sequence[FrozenTrial], maximize: bool) -> optuna.Study:
-    """An in-memory study holding light copies (value and params only) of ``trials``.
+class _TrialsStudy(optuna.Study):
+    """A study whose trials are a given list, for optuna's importance evaluators.
 
-    The copies drop learning curves and attributes, which optuna would otherwise
-    deep-copy on insertion. The study is built without ``create_study`` so that
-    nothing is logged at INFO level.
+    Its storage is an empty in-memory study that gives the direction; ``get_trials``
+    (the public method the evaluators read trials through) serves shallow copies of
+    ``trials``, numbered apart (the evaluator tells trials apart by their ids).
+    Copying thousands of trials into an in-memory storage instead (``add_trials``
+    deep-copies each one) cost several times the evaluation itself: about 0.3 s per
+    2,000 trials, six times per report.
     """
-    storage = optuna.storages.InMemoryStorage()
-    direction = StudyDirection.MAXIMIZE if maximize else StudyDirection.MINIMIZE
-    logger = logging.getLogger("optuna.storages._in_memory")  # logs "A new study created"
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        study_id = storage.create_new_study(directions=[direction], study_name="importance")
-    finally:
-        logger.setLevel(level)
-    study = optuna.Study(study_name=storage.get_study_name_from_id(study_id), storage=storage)
-    study.add_trials(
-        [
-            optuna.trial.create_trial(value=t.value, params=t.params, distributions=t.distributions)
-            for t in trials
-        ]
-    )
-    return study
+
+    def __init__(self, trials: Sequence[FrozenTrial], maximize: bool) -> None:
+        storage = optuna.storages.InMemoryStorage()
+        direction = StudyDirection.MAXIMIZE if maximize else StudyDirection.MINIMIZE
+        logger = logging.getLogger("optuna.storages._in_memory")  # logs "A new study created"
+        level = logger.level
+        logger.setLevel(logging.WARNING)
+        try:
+            study_id = storage.create_new_study(directions=[direction], study_name="importance")
+        finally:
+            logger.setLevel(level)
+        super().__init__(study_name=storage.get_study_name_from_id(study_id), storage=storage)
+        self._given = []
+        for index, trial in enumerate(trials):  # the evaluator tells trials apart by id
+            light = copy.copy(trial)
+            light._trial_id = index
+            self._given.append(light)
+
+    def get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Container[TrialState] | None = None,
+    ) -> list[FrozenTrial]:
+        chosen = [t for t in self._given if states is None or t.state in states]
+        return copy.deepcopy(chosen) if deepcopy else chosen
 
 
 def cell_type_rank(overall: dict[str, Any] | None) -> dict[str, Any] | None:
