@@ -5,9 +5,12 @@ finished trials) a study is built by bulk insert (``benchmarks/big_study.py``, c
 to load with ``optuna.load_study``); the real server runs as a uvicorn subprocess and is
 hit by ``--concurrency`` client threads (httpx, keep-alive) with ``--requests`` requests
 per endpoint: study summary, study list, first and deep trial pages, a filtered page,
-report JSON (warm: from the cache) and the report page. The cold report (built on every
-request) is measured on a second server started with ``CELLSEARCH_REPORT_CACHE_SIZE=0``,
-one request at a time. The server's resident memory is read from ``/proc`` (Linux).
+report JSON (warm: from the cache) and the report page. Pages of finished trials are
+cached by the server, so the same page asked again is served from memory; "new pages"
+and "new filtered" ask a different offset each time (every request reads the database).
+The cold report (built on every request) is measured on a second server started with
+``CELLSEARCH_REPORT_CACHE_SIZE=0``, one request at a time. The server's resident memory
+is read from ``/proc`` (Linux).
 
 Usage::
 
@@ -45,7 +48,8 @@ from big_study import build_study, check_loads
 V1 = "/api/v1"
 PG_DATABASE = "cellsearch_bench_api"
 TARGETS_10K = {  # endpoint -> p99 target in ms, at 10,000 trials
-    "summary": 50, "first page": 50, "deep page": 50, "report (warm)": 500, "report (cold)": 3000,
+    "summary": 50, "first page": 50, "deep page": 50, "new pages": 50, "report (warm)": 500,
+    "report (cold)": 3000,
 }  # fmt: skip
 
 
@@ -67,12 +71,16 @@ class Figure:
     peak_rss_mb: float
 
 
-def load(client_url: str, path: str, *, concurrency: int, requests: int) -> tuple[list[float], int]:
+def load(
+    client_url: str, path: str, *, concurrency: int, requests: int, first: int = 0
+) -> tuple[list[float], int]:
     """Latencies (s) of ``requests`` GETs of ``path`` from ``concurrency`` threads, and the
-    size of a response; every response must be a 200."""
+    size of a response; every response must be a 200. ``{i}`` in ``path`` becomes the
+    request's index, from ``first`` (a new URL for each request: nothing served from a
+    cache)."""
     latencies: list[float] = []
     sizes: list[int] = []
-    counter = iter(range(requests))
+    counter = iter(range(first, first + requests))
     lock = threading.Lock()
     errors: list[str] = []
 
@@ -80,10 +88,11 @@ def load(client_url: str, path: str, *, concurrency: int, requests: int) -> tupl
         with httpx.Client(base_url=client_url, timeout=600) as client:
             while True:
                 with lock:
-                    if next(counter, None) is None:
+                    index = next(counter, None)
+                    if index is None:
                         return
                 start = time.perf_counter()
-                response = client.get(path)
+                response = client.get(path.format(i=index))
                 elapsed = time.perf_counter() - start
                 with lock:
                     latencies.append(elapsed)
@@ -154,6 +163,12 @@ def endpoints(name: str, n: int) -> list[tuple[str, str, int]]:
         ("first page", f"{V1}/studies/{name}/trials?limit=50", 1),
         ("deep page", f"{V1}/studies/{name}/trials?limit=50&offset={max(0, n - 50)}", 1),
         ("filtered page", f"{V1}/studies/{name}/trials?limit=50&cell_type=gru&state=complete", 1),
+        ("new pages", f"{V1}/studies/{name}/trials?limit=50&offset={{i}}", 1),
+        (
+            "new filtered",
+            f"{V1}/studies/{name}/trials?limit=50&cell_type=gru&state=complete&offset={{i}}",
+            1,
+        ),
         ("report (warm)", f"{V1}/studies/{name}/report", 2),
         ("report page", f"{V1}/studies/{name}/report.html", 2),
     ]
@@ -187,7 +202,8 @@ def _run(
 ) -> Figure:  # fmt: skip
     concurrency = concurrency or args.concurrency
     base = f"http://127.0.0.1:{args.port}"
-    load(base, path, concurrency=1, requests=min(2, requests))  # warm the connection pools
+    # warm the connection pools (with indices the measured requests do not use)
+    load(base, path, concurrency=1, requests=min(2, requests), first=10**6)
     start, cpu = time.perf_counter(), cpu_seconds(pid)
     latencies, size = load(base, path, concurrency=concurrency, requests=requests)
     wall, cpu = time.perf_counter() - start, cpu_seconds(pid) - cpu
