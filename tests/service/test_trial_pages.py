@@ -14,10 +14,8 @@ from sqlalchemy import create_engine
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.api.deps import get_markers, get_page_cache
 from cellsearch.service.marker_cache import MarkerCache, MarkerMemo
-from tests.search.test_spec import spec_data
+from tests.service.test_big_studies import CELLS, V1, _study
 
-V1 = "/api/v1"
-CELLS = ["lstm", "gru"]
 PAGE = f"{V1}/studies/adding-t20/trials"
 
 
@@ -37,12 +35,6 @@ def pages(api: TestClient) -> MarkerCache[Any]:
     fresh: MarkerCache[Any] = MarkerCache(8)
     api.app.dependency_overrides[get_page_cache] = lambda: fresh  # type: ignore[attr-defined]
     return fresh
-
-
-def _study(api: TestClient, migrated: Any) -> optuna.Study:
-    response = api.post(f"{V1}/studies", json=spec_data(space={"cell_type": CELLS}))
-    assert response.status_code == 201, response.text
-    return optuna.load_study(study_name="adding-t20", storage=migrated.database_url)
 
 
 def _ask(study: optuna.Study, cell: str) -> optuna.Trial:
@@ -180,3 +172,20 @@ def test_the_marker_age_is_a_setting_with_bounds(migrated: Any) -> None:
     for bad in (-1, 61):
         with pytest.raises(ValidationError, match="marker_max_age_s"):
             Settings(database_url=migrated.database_url, marker_max_age_s=bad)
+
+
+def test_the_started_api_keeps_its_startup_objects_out_of_full_collections(
+    migrated: Any,
+) -> None:
+    import gc
+
+    from cellsearch.service.api.app import create_app
+    from cellsearch.service.settings import get_settings
+
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: migrated
+    assert gc.get_freeze_count() == 0
+    with TestClient(app) as client:
+        assert gc.get_freeze_count() > 10_000  # the modules, the app and its routes
+        assert client.get(f"{V1}/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0  # handed back at shutdown

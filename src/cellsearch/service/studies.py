@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import optuna
@@ -237,7 +237,7 @@ def _add(c: TrialCounts, state: str, failure_kind: str, n: int) -> None:
         setattr(c, state.lower(), getattr(c, state.lower()) + n)
 
 
-def list_trials(
+def trial_page(
     *,
     engine: Engine,
     name: str,
@@ -245,17 +245,20 @@ def list_trials(
     cell_type: str | None,
     offset: int,
     limit: int,
+    render: Callable[[TrialPage], bytes],
     markers: MarkerMemo = FRESH,
-    cache: MarkerCache[TrialPage] | None = None,
-) -> TrialPage:
-    """A page of a study's trials (by number), filtered by state and cell type, and how
-    many pass the filter; the filter and the page are applied in SQL, in one transaction.
+    cache: MarkerCache[tuple[bytes, bool]] | None = None,
+) -> bytes:
+    """A page of a study's trials (by number), filtered by state and cell type, with how
+    many pass the filter, as ``render`` writes it; the filter and the page are applied in
+    SQL, in one transaction.
 
-    With a ``cache``, a page whose trials have all finished is kept while the study's
-    change marker (from ``markers``) stays the same: finished trials never change, and
-    the marker changes whenever a trial starts or finishes, which is when a page's
+    With a ``cache``, a rendered page whose trials have all finished is kept while the
+    study's change marker (from ``markers``) stays the same: finished trials never change,
+    and the marker changes whenever a trial starts or finishes, which is when a page's
     selection or the count can. Pages holding an unfinished trial (its learning curve
-    grows) are read every time.
+    grows) are read every time. The cache holds bytes, not records: a few objects per
+    page for the garbage collector to walk instead of thousands.
 
     Raises:
         NotFound: no such study.
@@ -266,16 +269,18 @@ def list_trials(
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
 
-        def read() -> TrialPage:
+        def read() -> tuple[bytes, bool]:
             trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
-            return TrialPage([TrialRecord.of(t) for t in trials], total)
+            page = TrialPage([TrialRecord.of(t) for t in trials], total)
+            return render(page), page.settled()
 
         if cache is None:
-            return read()
+            return read()[0]
         database = engine.url.render_as_string()
         key = (database, record.name, _filter_key(where), offset, limit)
         marker = (record.id, record.created_at, study_id, markers.marker(conn, database, study_id))
-        return cache.get(key, marker, read, keep=TrialPage.settled)
+        body, _ = cache.get(key, marker, read, keep=_settled)
+        return body
 
 
 @dataclass(frozen=True)
@@ -291,6 +296,10 @@ class TrialPage:
 
 
 _FINISHED = frozenset(s.name.lower() for s in optuna.trial.TrialState if s.is_finished())
+
+
+def _settled(rendered: tuple[bytes, bool]) -> bool:
+    return rendered[1]
 
 
 def _filter_key(where: bulk_read.TrialFilter) -> tuple[object, ...]:

@@ -35,13 +35,14 @@ LimitQuery = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
 
 
 @functools.cache
-def _report_cache(max_studies: int) -> MarkerCache[Any]:
-    return MarkerCache(max_studies)
+def _marker_cache(kind: str, size: int) -> MarkerCache[Any]:
+    """One cache per kind of value and size for the process."""
+    return MarkerCache(size)
 
 
 def get_report_cache(settings: SettingsDep) -> MarkerCache[Any]:
     """The process's cache of built reports (one per process, of the configured size)."""
-    return _report_cache(settings.report_cache_size)
+    return _marker_cache("reports", settings.report_cache_size)
 
 
 ReportCacheDep = Annotated[MarkerCache[Any], Depends(get_report_cache)]
@@ -69,14 +70,9 @@ def get_markers(settings: SettingsDep) -> MarkerMemo:
 MarkersDep = Annotated[MarkerMemo, Depends(get_markers)]
 
 
-@functools.cache
-def _page_cache(max_pages: int) -> MarkerCache[Any]:
-    return MarkerCache(max_pages)
-
-
 def get_page_cache(settings: SettingsDep) -> MarkerCache[Any]:
     """The process's cache of trial pages whose trials have all finished."""
-    return _page_cache(settings.trial_page_cache_size)
+    return _marker_cache("trial pages", settings.trial_page_cache_size)
 
 
 PageCacheDep = Annotated[MarkerCache[Any], Depends(get_page_cache)]

@@ -162,19 +162,24 @@ def list_trials(
 ) -> Response:
     """Trials by number, filtered by state (repeatable) and cell type."""
     states = [optuna.trial.TrialState[s.upper()] for s in state] if state else None
-    found = ops.list_trials(
+
+    def render(found: ops.TrialPage) -> bytes:
+        # serialised once by pydantic-core: the records need no second validation
+        page = Page(items=found.items, total=found.total, offset=offset, limit=limit)
+        return _TRIAL_PAGE.dump_json(page)
+
+    body = ops.trial_page(
         engine=engine,
         name=name,
         states=states,
         cell_type=None if cell_type is None else cell_type.value,
         offset=offset,
         limit=limit,
+        render=render,
         markers=markers,
         cache=pages,
     )
-    page = Page(items=found.items, total=found.total, offset=offset, limit=limit)
-    # serialised once by pydantic-core: the records need no second validation
-    return Response(_TRIAL_PAGE.dump_json(page), media_type="application/json")
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{name}/report", dependencies=[READER], responses=_REPORT_RESPONSES)
