@@ -167,6 +167,10 @@ def _read(url: str, name: str, where: TrialFilter = bulk_read.ALL, **page: Any) 
             study_id = bulk_read.find_study_id(conn, name)
             assert study_id is not None
             trials = bulk_read.read_trials(conn, study_id, where, **page)
+            if not page:  # the ids of the selection, then the trials with those ids
+                ids = bulk_read.trial_ids(conn, study_id, where)
+                assert ids == [t._trial_id for t in trials]
+                assert_same_trials(bulk_read.read_trials_by_id(conn, ids), trials)
             return trials, bulk_read.count_trials(conn, study_id, where)
     finally:
         engine.dispose()

@@ -12,7 +12,7 @@ from optuna.distributions import CategoricalDistribution
 from sqlalchemy import create_engine
 
 from cellsearch.search.trial import bulk_read
-from cellsearch.service.api.deps import get_markers, get_page_cache
+from cellsearch.service.api.deps import get_markers, get_page_cache, get_selection_cache
 from cellsearch.service.marker_cache import MarkerCache, MarkerMemo
 from tests.service.test_big_studies import CELLS, V1, _study
 
@@ -84,6 +84,29 @@ def test_a_page_with_a_running_trial_is_read_every_time(
     assert pages.builds == 2 and len(pages) == 0
     finished = api.get(PAGE, params={"state": "complete"}).json()["items"]
     assert [t["number"] for t in finished] == [0] and len(pages) == 1  # settled: kept
+
+
+def test_new_pages_of_a_cell_types_finished_trials_share_one_selection(
+    api: TestClient, migrated: Any, pages: MarkerCache[Any]
+) -> None:
+    selections: MarkerCache[Any] = MarkerCache(4)
+    api.app.dependency_overrides[get_selection_cache] = lambda: selections  # type: ignore[attr-defined]
+    study = _study(api, migrated)
+    for i in range(9):
+        _finish(study, CELLS[i % 3 == 0], 0.1 * (i + 1))  # gru: 0, 3, 6; lstm: the rest
+    running = _ask(study, "gru")
+    gru = {"cell_type": "gru", "state": ["complete", "pruned"], "limit": 2}
+    first = api.get(PAGE, params={**gru, "offset": 0}).json()
+    second = api.get(PAGE, params={**gru, "offset": 2}).json()
+    assert [t["number"] for t in first["items"] + second["items"]] == [0, 3, 6]
+    assert first["total"] == second["total"] == 3 and selections.builds == 1  # one selection
+    everything = api.get(PAGE, params={"cell_type": "gru"}).json()  # the running one too
+    assert [t["number"] for t in everything["items"]] == [0, 3, 6, 9] and selections.builds == 1
+
+    study.tell(running, 0.05)  # the study changed: the selection is made again
+    third = api.get(PAGE, params={**gru, "offset": 2}).json()
+    assert [t["number"] for t in third["items"]] == [6, 9] and third["total"] == 4
+    assert selections.builds == 2
 
 
 def test_a_recreated_study_of_the_same_name_gets_fresh_pages(

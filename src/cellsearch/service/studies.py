@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -248,6 +249,7 @@ def trial_page(
     render: Callable[[TrialPage], bytes],
     markers: MarkerMemo = FRESH,
     cache: MarkerCache[tuple[bytes, bool]] | None = None,
+    ids: MarkerCache[array[int]] | None = None,
 ) -> bytes:
     """A page of a study's trials (by number), filtered by state and cell type, with how
     many pass the filter, as ``render`` writes it; the filter and the page are applied in
@@ -260,6 +262,10 @@ def trial_page(
     grows) are read every time. The cache holds bytes, not records: a few objects per
     page for the garbage collector to walk instead of thousands.
 
+    The cell-type filter costs a grouped query over all the study's trials; with ``ids``,
+    the ids it selects among finished trials (a state filter of finished states only) are
+    kept under the same marker, so that a new page of that filter reads only its trials.
+
     Raises:
         NotFound: no such study.
     """
@@ -269,16 +275,28 @@ def trial_page(
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
 
+        database = engine.url.render_as_string()
+        marker = (record.id, record.created_at, study_id, markers.marker(conn, database, study_id))
+
         def read() -> tuple[bytes, bool]:
-            trials, total = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
+            if ids is not None and _fixed_selection(where):
+                # the cell type's selection of finished trials, kept while the study is
+                # unchanged (none of them can leave it): each page is then a slice
+                chosen = ids.get((database, study_id, _filter_key(where)), marker, selected)
+                trials = bulk_read.read_trials_by_id(conn, list(chosen[offset : offset + limit]))
+                total = len(chosen)
+            else:
+                found = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
+                trials, total = found
             page = TrialPage([TrialRecord.of(t) for t in trials], total)
             return render(page), page.settled()
 
+        def selected() -> array[int]:
+            return array("q", bulk_read.trial_ids(conn, study_id, where))
+
         if cache is None:
             return read()[0]
-        database = engine.url.render_as_string()
         key = (database, record.name, _filter_key(where), offset, limit)
-        marker = (record.id, record.created_at, study_id, markers.marker(conn, database, study_id))
         body, _ = cache.get(key, marker, read, keep=_settled)
         return body
 
@@ -300,6 +318,13 @@ _FINISHED = frozenset(s.name.lower() for s in optuna.trial.TrialState if s.is_fi
 
 def _settled(rendered: tuple[bytes, bool]) -> bool:
     return rendered[1]
+
+
+def _fixed_selection(where: bulk_read.TrialFilter) -> bool:
+    """Whether the trials ``where`` selects stay selected while the study's marker does: a
+    cell type among finished trials (an unfinished trial may still gain its cell type)."""
+    finished = where.states is not None and all(s.is_finished() for s in where.states)
+    return where.cell_type is not None and finished
 
 
 def _filter_key(where: bulk_read.TrialFilter) -> tuple[object, ...]:

@@ -76,3 +76,12 @@ def get_page_cache(settings: SettingsDep) -> MarkerCache[Any]:
 
 
 PageCacheDep = Annotated[MarkerCache[Any], Depends(get_page_cache)]
+
+
+def get_selection_cache(settings: SettingsDep) -> MarkerCache[Any]:
+    """The process's cache of the trial ids a cell-type filter selects (see
+    :func:`cellsearch.service.studies.trial_page`)."""
+    return _marker_cache("selections", settings.trial_page_cache_size // 4)
+
+
+SelectionCacheDep = Annotated[MarkerCache[Any], Depends(get_selection_cache)]

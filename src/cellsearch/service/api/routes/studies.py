@@ -26,6 +26,7 @@ from cellsearch.service.api.deps import (
     OffsetQuery,
     PageCacheDep,
     ReportCacheDep,
+    SelectionCacheDep,
     SettingsDep,
     StorageDep,
     SummaryCacheDep,
@@ -155,6 +156,7 @@ def list_trials(
     engine: EngineDep,
     markers: MarkersDep,
     pages: PageCacheDep,
+    selections: SelectionCacheDep,
     state: Annotated[list[TrialStateName] | None, Query()] = None,
     cell_type: CellName | None = None,
     offset: OffsetQuery = 0,
@@ -178,6 +180,7 @@ def list_trials(
         render=render,
         markers=markers,
         cache=pages,
+        ids=selections,
     )
     return Response(body, media_type="application/json")
 
