@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.api.deps import get_markers, get_page_cache, get_selection_cache
 from cellsearch.service.marker_cache import MarkerCache, MarkerMemo
-from tests.service.test_big_studies import CELLS, V1, _study
+from tests.service.test_big_studies import CELLS, V1, _finish, _study
 
 PAGE = f"{V1}/studies/adding-t20/trials"
 
@@ -42,12 +42,6 @@ def _ask(study: optuna.Study, cell: str) -> optuna.Trial:
     trial = study.ask({"cell_type": CategoricalDistribution(CELLS)})
     trial.set_user_attr("cell_type", cell)
     return trial
-
-
-def _finish(study: optuna.Study, cell: str, value: float) -> None:
-    trial = _ask(study, cell)
-    trial.report(value + 1, 1)
-    study.tell(trial, value)
 
 
 def test_a_page_of_finished_trials_is_read_once_while_the_study_is_unchanged(
