@@ -232,8 +232,7 @@ def test_importance_equals_optunas_on_a_study_holding_the_trials(maximize: bool)
         make_trial(80, "gru", None, state=TrialState.FAIL),
     ]
     completed = [t for t in trials if t.state == TrialState.COMPLETE]
-    direction = "maximize" if maximize else "minimize"
-    study = optuna.create_study(direction=direction)
+    study = optuna.create_study(direction="maximize" if maximize else "minimize")
     study.add_trials(trials)
     names = ["cell_type", "learning_rate", "lstm.forget_bias"]
     expected = optuna.importance.get_param_importances(
