@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
@@ -18,7 +19,7 @@ from cellsearch.search.trial import objective
 from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
 from cellsearch.search.worker.protocol import Finished, WorkerInfo
-from cellsearch.search.worker.recovery import settle
+from cellsearch.search.worker.recovery import requeue_pending, settle
 from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.ledger import SqlStudyLedger
@@ -424,7 +425,8 @@ def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Settin
     storage.set_trial_state_values(dead._trial_id, state=optuna.trial.TrialState.FAIL)
     objective.requeue(study, dead, "stale")
     time.sleep(migrated.grace_period + 0.5)
-    settle(worker.ledger, study, parse_spec(spec_data(**TINY)))  # reclaims the failed unit
+    spec = parse_spec(spec_data(**TINY))
+    settle(worker.ledger, study, spec, grace_period=migrated.grace_period)  # reclaims the unit
     assert claimed_and_reclaims(migrated) == (1, 1)
     assert reclaims is not None
     ledger.release("adding-t20", reclaims)  # the stale handler's late release: void
@@ -432,6 +434,53 @@ def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Settin
     assert drain(worker) == 1  # the requeued trial, and nothing more
     assert len(counted(study)) == 2
     assert claimed_and_reclaims(migrated) == (2, 1)
+
+
+def test_no_reclaim_between_failing_a_stale_trial_and_enqueuing_its_copy(
+    migrated: Settings,
+) -> None:
+    """The stale handler fails a trial, then enqueues its copy; a reclaim in between would
+    hand the unit to a new trial and leave the copy waiting once the budget is used."""
+    study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
+    worker, ledger = make_worker(migrated)
+    assert worker.step() is not None  # one trial done: claimed 1
+    assert ledger.claim() is not None  # a second unit, whose worker then dies mid-trial
+    cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
+    dead = study.ask({"cell_type": cells})
+    time.sleep(migrated.grace_period + 0.5)  # the claim is old: a reclaim may apply
+    storage = optuna_storage(migrated)
+    storage.set_trial_user_attr(dead._trial_id, "failure_kind", "stale")
+    storage.set_trial_state_values(dead._trial_id, state=optuna.trial.TrialState.FAIL)
+    spec = parse_spec(spec_data(**TINY))
+    settle(worker.ledger, study, spec, grace_period=migrated.grace_period)  # copy not there
+    assert claimed_and_reclaims(migrated) == (2, 0)  # no reclaim: the unit waits for it
+    objective.requeue(study, dead, "stale")
+    settle(worker.ledger, study, spec, grace_period=migrated.grace_period)
+    assert claimed_and_reclaims(migrated) == (1, 1)  # the copy is there: its unit is freed
+    assert drain(worker) == 1  # the copy runs, and nothing else
+    states = [t.state for t in study.get_trials()]
+    assert len(counted(study)) == 2 and optuna.trial.TrialState.WAITING not in states
+    assert ledger.status("adding-t20") == "completed"
+
+
+def test_a_requeue_whose_copy_never_came_is_settled_after_the_grace_period() -> None:
+    def failed(number: int, at: datetime, kind: str = "stale") -> optuna.trial.FrozenTrial:
+        return optuna.trial.FrozenTrial(
+            number=number, state=optuna.trial.TrialState.FAIL, value=None,
+            datetime_start=at, datetime_complete=at, params={}, distributions={},
+            user_attrs={"failure_kind": kind}, system_attrs={}, intermediate_values={},
+            trial_id=number,
+        )  # fmt: skip
+
+    now = datetime(2026, 1, 1, 12, 0, 0)
+    recent, old = now - timedelta(seconds=1), now - timedelta(seconds=10)
+    assert requeue_pending([failed(0, recent)], 3.0, now)
+    assert requeue_pending([failed(0, recent, "interrupted")], 3.0, now)
+    assert not requeue_pending([failed(0, old)], 3.0, now)  # its worker died before the copy
+    assert not requeue_pending([failed(0, recent, "diverged")], 3.0, now)  # counted, no copy
+    waiting = optuna.trial.TrialState.WAITING
+    copy = optuna.trial.create_trial(state=waiting, user_attrs={"retry_of": 0})
+    assert not requeue_pending([failed(0, recent), copy], 3.0, now)
 
 
 def test_two_reclaims_from_one_reading_do_not_both_apply(migrated: Settings) -> None:

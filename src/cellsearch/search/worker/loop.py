@@ -177,7 +177,7 @@ class Worker:
             device.release_cached_memory(self.device)
         if outcome.outcome == "interrupted":
             self._requeue_interrupted(study, trial, outcome.reason or "interrupted", claim.reclaims)
-        settle(self.ledger, study, spec)
+        settle(self.ledger, study, spec, grace_period=self.grace_period)
         return outcome
 
     def _reevaluation_trial(

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from cellsearch.search import record
 from cellsearch.search.study import reevaluation
@@ -29,22 +31,48 @@ log = logging.getLogger(__name__)
 STALE_REASON = "the worker running it stopped sending heartbeats"
 
 
-def settle(ledger: StudyLedger, study: optuna.Study, spec: StudySpec) -> None:
+def settle(
+    ledger: StudyLedger, study: optuna.Study, spec: StudySpec, *, grace_period: float
+) -> None:
     """Let the ledger complete ``study``, begin its re-evaluation, or reclaim its lost units
     (see the protocol).
 
     A WAITING (requeued) trial holds no unit; if its unit was never given back (the
-    release hit a dead connection) only settle's reclaim can free one for it.
+    release hit a dead connection) only settle's reclaim can free one for it. Nothing is
+    settled while a trial is running, nor while a trial failed to be requeued (stale or
+    interrupted) less than ``grace_period`` ago has no copy yet: its worker fails it
+    first and enqueues the copy next, and a reclaim in between would hand its unit to a
+    new trial, leaving the copy waiting for ever once the budget is used.
     """
 
     def count_finished() -> Finished | None:
         trials = study.get_trials(deepcopy=False)
         if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
             return None
+        if requeue_pending(trials, grace_period):
+            return None
         counted = sum(record.is_counted(t) for t in trials)
         return Finished(counted, len(reevaluation.plan(spec, trials)))
 
     ledger.settle(study.study_name, count_finished)
+
+
+def requeue_pending(
+    trials: Sequence[FrozenTrial], grace_period: float, now: datetime | None = None
+) -> bool:
+    """Whether a trial failed to be requeued less than ``grace_period`` ago (by the clock
+    of the worker that failed it: Optuna's naive local time) still has no copy."""
+    copies = {t.user_attrs.get(record.Attr.RETRY_OF) for t in trials}
+    now = datetime.now() if now is None else now
+    for t in trials:
+        if t.state != optuna.trial.TrialState.FAIL or t.number in copies:
+            continue
+        if record.failure_kind(t) not in record.REQUEUED_FAILURES:
+            continue
+        done = t.datetime_complete
+        if done is not None and (now - done).total_seconds() < grace_period:
+            return True
+    return False
 
 
 class StaleTrials:
@@ -95,7 +123,7 @@ class StaleTrials:
                 if now - first_seen > self.grace_period:
                     stale.add(trial_id)
             recovered += sum(self._fail(study, trial_id) for trial_id in sorted(stale))
-            settle(self.ledger, study, spec)
+            settle(self.ledger, study, spec, grace_period=self.grace_period)
         self._silent_since = silent_now
         return recovered
 
