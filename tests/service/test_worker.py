@@ -409,16 +409,24 @@ def claimed_and_reclaims(settings: Settings) -> tuple[int, int]:
     return record.claimed, record.reclaims
 
 
+def _one_done_one_dying(
+    settings: Settings,
+) -> tuple[optuna.Study, Worker, SqlStudyLedger, optuna.Trial]:
+    """A study of 2 trials: one finished by a worker, a second claimed and asked by a
+    worker that then dies mid-trial."""
+    study = make_study(settings, budget={"n_trials": 2, "max_epochs": 1})
+    worker, ledger = make_worker(settings)
+    assert worker.step() is not None  # one trial done: claimed 1
+    assert ledger.claim() is not None  # a second unit, whose worker then dies mid-trial
+    cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
+    return study, worker, ledger, study.ask({"cell_type": cells})
+
+
 def test_a_release_after_a_reclaim_does_not_free_the_unit_twice(migrated: Settings) -> None:
     # A stale trial is failed and requeued; before its worker gives the unit back, another
     # worker's settle sees no running trial and reclaims that unit. The late release must
     # then do nothing, or the budget would overshoot by one (seen once in CI, 25 of 24).
-    study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
-    worker, ledger = make_worker(migrated)
-    assert worker.step() is not None  # one trial done: claimed 1
-    assert ledger.claim() is not None  # a second unit, whose worker then dies mid-trial
-    cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
-    dead = study.ask({"cell_type": cells})
+    study, worker, ledger, dead = _one_done_one_dying(migrated)
     reclaims = ledger.reclaims("adding-t20")  # read by the stale handler, trial running
     storage = optuna_storage(migrated)
     storage.set_trial_user_attr(dead._trial_id, "failure_kind", "stale")
@@ -441,12 +449,7 @@ def test_no_reclaim_between_failing_a_stale_trial_and_enqueuing_its_copy(
 ) -> None:
     """The stale handler fails a trial, then enqueues its copy; a reclaim in between would
     hand the unit to a new trial and leave the copy waiting once the budget is used."""
-    study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1})
-    worker, ledger = make_worker(migrated)
-    assert worker.step() is not None  # one trial done: claimed 1
-    assert ledger.claim() is not None  # a second unit, whose worker then dies mid-trial
-    cells = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
-    dead = study.ask({"cell_type": cells})
+    study, worker, ledger, dead = _one_done_one_dying(migrated)
     time.sleep(migrated.grace_period + 0.5)  # the claim is old: a reclaim may apply
     storage = optuna_storage(migrated)
     storage.set_trial_user_attr(dead._trial_id, "failure_kind", "stale")
