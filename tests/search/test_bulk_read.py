@@ -288,7 +288,8 @@ def test_change_marker_moves_when_a_trial_starts_or_finishes(db_url: str) -> Non
 
     def marker() -> tuple[Any, ...]:
         with engine.connect() as conn:
-            return bulk_read.change_marker(conn, bulk_read.find_study_id(conn, "marker") or -1)
+            study_id = bulk_read.find_study_id(conn, "marker") or -1
+            return bulk_read.change_markers(conn, [study_id])[study_id]
 
     empty = marker()
     trial = study.ask()

@@ -67,6 +67,11 @@ def engine_for(settings: Settings) -> Engine:
     return get_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
 
 
+def database_key(engine: Engine) -> str:
+    """What names ``engine``'s database in the process's caches (its URL, password hidden)."""
+    return engine.url.render_as_string()
+
+
 def _translated(exc: SQLAlchemyError) -> Exception:
     """A database that cannot be reached becomes :class:`StorageUnavailable` (503); any
     other database error (a constraint, a bug) is raised as it is, for the caller that

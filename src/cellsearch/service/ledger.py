@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select, update
@@ -12,15 +12,10 @@ from sqlalchemy import Engine, select, update
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import ActiveStudy, Claim, Finished
 from cellsearch.service.db import connection_scope
-from cellsearch.service.tables import StudyRecord, utcnow
+from cellsearch.service.tables import StudyRecord, study_incarnation, utcnow
 
 log = logging.getLogger(__name__)
 _CLAIM_ATTEMPTS = 5
-
-
-def _incarnation(record_id: int, created_at: datetime) -> str:
-    """Tells a study from an earlier one of the same name (SQLite may reuse the id)."""
-    return f"{record_id}@{created_at.isoformat()}"
 
 
 class SqlStudyLedger:
@@ -47,7 +42,7 @@ class SqlStudyLedger:
         return [
             ActiveStudy(name, incarnation, self._spec(incarnation, spec))
             for name, i, created, spec in rows
-            for incarnation in [_incarnation(i, created)]
+            for incarnation in [study_incarnation(i, created)]
         ]
 
     def claim(self) -> Claim | None:
@@ -82,7 +77,7 @@ class SqlStudyLedger:
                     return None  # nothing runnable (not a lost race)
             if row is not None:  # another worker may have taken the last unit: retry
                 name, spec, claimed, record_id, created_at, reclaims, issued, base = row
-                incarnation = _incarnation(record_id, created_at)
+                incarnation = study_incarnation(record_id, created_at)
                 spec = self._spec(incarnation, spec)
                 ticket = None if base is None else issued - 1 - base
                 return Claim(name, spec, claimed - 1, incarnation, reclaims, ticket)

@@ -3,7 +3,7 @@
 Building the report of a study reads all its trials and runs the statistics (about a
 second for 10,000 trials); its trial counts take an aggregate over every trial. The
 marker that says whether a cached value still describes the study costs one small query
-(:func:`cellsearch.search.trial.bulk_read.change_marker`: per state, how many trials and
+(:func:`cellsearch.search.trial.bulk_read.change_markers`: per state, how many trials and
 the last completion). So a finished study's report is built once, and a running
 study's once per change.
 

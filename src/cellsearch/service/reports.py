@@ -1,7 +1,7 @@
 """The comparison report of a stored study (JSON and HTML), built once per change.
 
 :func:`report_state` reads what identifies the current report of a study: its service
-record and a marker of its trials (:func:`cellsearch.search.trial.bulk_read.change_marker`:
+record and a marker of its trials (:func:`cellsearch.search.trial.bulk_read.change_markers`:
 per state, how many trials and the last completion). :func:`cached_report` returns the
 report for that state from the process's :class:`~cellsearch.service.marker_cache.
 MarkerCache`, building it (trials read in bulk) when the state changed. The state's
@@ -22,7 +22,7 @@ from cellsearch.search.report import ReportContext, build_report
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.assets import plotly_src
-from cellsearch.service.db import connection_scope, session_scope
+from cellsearch.service.db import connection_scope, database_key, session_scope
 from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.report_page import render_report_html
 from cellsearch.service.studies import optuna_study_id
@@ -79,7 +79,7 @@ def report_state(*, engine: Engine, name: str, markers: MarkerMemo = FRESH) -> R
         record = StudyRecord.find_or_raise(session, name)
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
-        database = engine.url.render_as_string()
+        database = database_key(engine)
         trials = markers.marker(conn, database, study_id)
         running = sum(n for state, n, _ in trials if state == "RUNNING")
         head = head_of_queue(engine=engine) if record.status == "running" else None

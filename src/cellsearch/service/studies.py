@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from cellsearch.search.record import COUNTED_FAILURES, Attr, TrialRecord
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
-from cellsearch.service.db import connection_scope, session_scope
+from cellsearch.service.db import connection_scope, database_key, session_scope
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
 from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.study_labels import label_study
@@ -275,8 +275,8 @@ def trial_page(
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
 
-        database = engine.url.render_as_string()
-        marker = (record.id, record.created_at, study_id, markers.marker(conn, database, study_id))
+        database = database_key(engine)
+        marker = (record.incarnation, study_id, markers.marker(conn, database, study_id))
 
         def read() -> tuple[bytes, bool]:
             if ids is not None and _fixed_selection(where):

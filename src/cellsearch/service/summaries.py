@@ -2,7 +2,7 @@
 
 The counts are an aggregate over every trial of a study, joined with two attributes per
 trial (:func:`cellsearch.service.studies.trial_counts`): tens of milliseconds at 10,000
-trials. A study's change marker (:func:`cellsearch.search.trial.bulk_read.change_marker`)
+trials. A study's change marker (:func:`cellsearch.search.trial.bulk_read.change_markers`)
 is a grouped query on the trials table alone, several times cheaper, and changes whenever
 the counts or the best trial can: a trial started, finished or was requeued (cellsearch
 writes a trial's attributes before its outcome). So the counts and the best trial are
@@ -15,13 +15,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from cellsearch.search.record import TrialRecord
 from cellsearch.search.trial import bulk_read
-from cellsearch.service.db import session_scope
+from cellsearch.service.db import database_key, session_scope
 from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.studies import TrialCounts, counts_on, optuna_study_id
 from cellsearch.service.tables import StudyRecord
@@ -50,7 +49,7 @@ def study_summary(
         conn = session.connection()
         study_id = optuna_study_id(conn, record.name)
         key = _key(engine, record)
-        marker = _incarnation(record), study_id, markers.marker(conn, key[0], study_id)
+        marker = record.incarnation, study_id, markers.marker(conn, key[0], study_id)
         counts = cache.counts.get(key, marker, lambda: counts_on(conn, [record.name])[record.name])
         best = cache.best.get(key, marker, lambda: _best(conn, study_id))
         return record, counts, best
@@ -68,12 +67,12 @@ def study_counts(
     with session_scope(engine) as session:
         conn = session.connection()
         ids = bulk_read.find_study_ids(conn, [r.name for r in records])
-        changes = markers.markers(conn, engine.url.render_as_string(), list(ids.values()))
+        changes = markers.markers(conn, database_key(engine), list(ids.values()))
         wanted: dict[str, tuple[Hashable, Hashable]] = {}
         for r in records:
             study_id = ids.get(r.name)
             trials = () if study_id is None else changes[study_id]
-            wanted[r.name] = (_key(engine, r), (_incarnation(r), study_id, trials))
+            wanted[r.name] = (_key(engine, r), (r.incarnation, study_id, trials))
         stale = [name for name, (key, mark) in wanted.items() if not cache.counts.peek(key, mark)]
         fresh = counts_on(conn, stale)
         return {
@@ -87,12 +86,7 @@ def _counted(fresh: dict[str, TrialCounts], name: str) -> TrialCounts:
 
 
 def _key(engine: Engine, record: StudyRecord) -> tuple[str, str]:
-    return engine.url.render_as_string(), record.name
-
-
-def _incarnation(record: StudyRecord) -> tuple[Any, ...]:
-    """Tells a study from an earlier one of the same name (SQLite may reuse ids)."""
-    return record.id, record.created_at.isoformat()
+    return database_key(engine), record.name
 
 
 def _best(conn: Connection, study_id: int) -> TrialRecord | None:

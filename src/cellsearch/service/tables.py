@@ -37,6 +37,11 @@ class Base(DeclarativeBase):
     )
 
 
+def study_incarnation(record_id: int, created_at: datetime) -> str:
+    """Tells a study from an earlier one of the same name (SQLite may reuse the id)."""
+    return f"{record_id}@{created_at.isoformat()}"
+
+
 class StudyRecord(Base):
     """A submitted study: its spec, lifecycle status and budget ledger.
 
@@ -76,6 +81,12 @@ class StudyRecord(Base):
     def study_spec(self) -> StudySpec:
         """The validated spec (the ``spec`` column holds it as submitted, in JSON)."""
         return StudySpec.model_validate(self.spec)
+
+    @property
+    def incarnation(self) -> str:
+        """Tells this study from an earlier one of the same name (see
+        :func:`study_incarnation`)."""
+        return study_incarnation(self.id, self.created_at)
 
     @classmethod
     def find(cls, session: Session, name: str) -> StudyRecord | None:

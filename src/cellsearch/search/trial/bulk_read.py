@@ -188,18 +188,13 @@ def find_study_ids(conn: Connection, names: Sequence[str]) -> dict[str, int]:
     return {name: study_id for name, study_id in conn.execute(query)}
 
 
-def change_marker(conn: Connection, study_id: int) -> tuple[Any, ...]:
-    """A cheap fingerprint of the study's trials: changes when a trial starts or finishes.
+def change_markers(conn: Connection, study_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """A cheap fingerprint of each study's trials: changes when a trial starts or finishes.
 
     Per state: how many trials, and the last completion time; one grouped query on the
-    trials table alone. Attribute writes on a running trial do not change it (cellsearch
-    writes a trial's attributes before its outcome).
+    trials table alone, for all the studies. Attribute writes on a running trial do not
+    change it (cellsearch writes a trial's attributes before its outcome).
     """
-    return change_markers(conn, [study_id])[study_id]
-
-
-def change_markers(conn: Connection, study_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
-    """:func:`change_marker` of several studies in one query."""
     t = _TRIALS.c
     query = (
         select(t.study_id, _name(t.state), func.count(), func.max(t.datetime_complete))
