@@ -75,6 +75,14 @@ class Settings(SpecLimits, BaseSettings):
         ge=0,
         description="Pages of finished trials each API process keeps (0: none).",
     )
+    api_read_threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Study and trial reads each API process serves at once (more wait their "
+        "turn); unset: 1 on SQLite, 2 on a database server (a second read runs while the "
+        "first waits for the server).",
+    )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="Largest request body other than an upload."
     )

@@ -1,15 +1,21 @@
-"""FastAPI dependencies: settings, the engine, Optuna's storage and the caches."""
+"""FastAPI dependencies: settings, the engine, Optuna's storage and the caches.
+
+The dependencies that only look up a process-wide object are coroutines: FastAPI runs a
+plain function dependency in its thread pool, a hand-off per dependency and request.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import anyio
 import optuna
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from sqlalchemy import Engine
 
-from cellsearch.service.db import engine_for, optuna_storage
+from cellsearch.service.db import engine_for, is_sqlite, optuna_storage
 from cellsearch.service.marker_cache import MarkerCache, MarkerMemo
 from cellsearch.service.settings import Settings, get_settings
 from cellsearch.service.summaries import SummaryCache
@@ -17,13 +23,13 @@ from cellsearch.service.summaries import SummaryCache
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_engine(settings: SettingsDep) -> Engine:
+async def get_engine(settings: SettingsDep) -> Engine:
     """The engine of the service's tables."""
     return engine_for(settings)
 
 
 def get_storage(settings: SettingsDep) -> optuna.storages.RDBStorage:
-    """Optuna's storage on the same database."""
+    """Optuna's storage on the same database (a thread: the first call connects)."""
     return optuna_storage(settings)
 
 
@@ -40,7 +46,7 @@ def _marker_cache(kind: str, size: int) -> MarkerCache[Any]:
     return MarkerCache(size)
 
 
-def get_report_cache(settings: SettingsDep) -> MarkerCache[Any]:
+async def get_report_cache(settings: SettingsDep) -> MarkerCache[Any]:
     """The process's cache of built reports (one per process, of the configured size)."""
     return _marker_cache("reports", settings.report_cache_size)
 
@@ -49,9 +55,13 @@ ReportCacheDep = Annotated[MarkerCache[Any], Depends(get_report_cache)]
 
 
 @functools.cache
-def get_summary_cache() -> SummaryCache:
-    """The process's cache of study counts and best trials."""
+def _summary_cache() -> SummaryCache:
     return SummaryCache()
+
+
+async def get_summary_cache() -> SummaryCache:
+    """The process's cache of study counts and best trials."""
+    return _summary_cache()
 
 
 SummaryCacheDep = Annotated[SummaryCache, Depends(get_summary_cache)]
@@ -62,7 +72,7 @@ def _markers(max_age: float) -> MarkerMemo:
     return MarkerMemo(max_age)
 
 
-def get_markers(settings: SettingsDep) -> MarkerMemo:
+async def get_markers(settings: SettingsDep) -> MarkerMemo:
     """The process's memo of study change markers (``CELLSEARCH_MARKER_MAX_AGE_S``)."""
     return _markers(settings.marker_max_age_s)
 
@@ -70,7 +80,7 @@ def get_markers(settings: SettingsDep) -> MarkerMemo:
 MarkersDep = Annotated[MarkerMemo, Depends(get_markers)]
 
 
-def get_page_cache(settings: SettingsDep) -> MarkerCache[Any]:
+async def get_page_cache(settings: SettingsDep) -> MarkerCache[Any]:
     """The process's cache of trial pages whose trials have all finished."""
     return _marker_cache("trial pages", settings.trial_page_cache_size)
 
@@ -78,10 +88,38 @@ def get_page_cache(settings: SettingsDep) -> MarkerCache[Any]:
 PageCacheDep = Annotated[MarkerCache[Any], Depends(get_page_cache)]
 
 
-def get_selection_cache(settings: SettingsDep) -> MarkerCache[Any]:
+async def get_selection_cache(settings: SettingsDep) -> MarkerCache[Any]:
     """The process's cache of the trial ids a cell-type filter selects (see
     :func:`cellsearch.service.studies.trial_page`)."""
     return _marker_cache("selections", settings.trial_page_cache_size // 4)
 
 
 SelectionCacheDep = Annotated[MarkerCache[Any], Depends(get_selection_cache)]
+
+
+def read_threads(settings: Settings) -> int:
+    """How many study and trial reads an API process serves at once."""
+    if settings.api_read_threads is not None:
+        return settings.api_read_threads
+    return 1 if is_sqlite(settings.database_url) else 2
+
+
+async def read_lane(request: Request, settings: SettingsDep) -> AsyncIterator[None]:
+    """Hold a place in the process's read lane (:func:`read_threads` places) while a read
+    of studies or trials runs; other reads wait for a place without holding a thread.
+
+    Threads that turn database rows into objects take the interpreter lock back and forth
+    (the driver releases it for every row), so reads run in many threads at once cost far
+    more CPU than the same reads one after another. Slow work (a report's first build, a
+    study's deletion) stays out of the lane, so that it never holds the lane for seconds.
+    Measured in ``benchmarks/API.md`` ("The read lane").
+    """
+    places = read_threads(settings)
+    lane = getattr(request.app.state, "read_lane", None)
+    if lane is None or lane.total_tokens != places:
+        lane = request.app.state.read_lane = anyio.CapacityLimiter(places)
+    async with lane:
+        yield
+
+
+READ_LANE = Depends(read_lane)

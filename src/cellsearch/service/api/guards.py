@@ -26,11 +26,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from cellsearch.service.api.deps import get_engine
 from cellsearch.service.api.openapi import app_settings
 from cellsearch.service.api.responses import field_errors
 from cellsearch.service.api.security import NO_KEY, keys_required
 from cellsearch.service.auth import COOKIE_NAME
+from cellsearch.service.db import engine_for
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -96,7 +96,7 @@ class BodySizeLimit:
             return False
         settings = app_settings(self.fastapi_app)
         try:
-            return bool(await run_in_threadpool(keys_required, settings, get_engine(settings)))
+            return bool(await run_in_threadpool(keys_required, settings, engine_for(settings)))
         except Exception:  # the database: the route's own check will answer (503)
             return False
 

@@ -14,8 +14,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from cellsearch.service.api.deps import get_engine
 from cellsearch.service.api.security import keys_required
+from cellsearch.service.db import engine_for
 from cellsearch.service.settings import Settings, get_settings
 from cellsearch.service.spec_schema import published_spec_schema, published_suite_schema
 
@@ -59,7 +59,7 @@ def install_openapi(app: FastAPI) -> None:
 
 def _required(settings: Settings) -> bool:
     try:
-        return keys_required(settings, get_engine(settings))
+        return keys_required(settings, engine_for(settings))
     except Exception:  # the database cannot say: document the safe answer
         return True
 

@@ -20,6 +20,7 @@ from cellsearch.search.errors import SpecError
 from cellsearch.search.study.spec import NAME_PATTERN, StudySpec
 from cellsearch.service import studies as ops
 from cellsearch.service.api.deps import (
+    READ_LANE,
     EngineDep,
     LimitQuery,
     MarkersDep,
@@ -82,7 +83,10 @@ def create_study(
 
 
 @router.get(
-    "", response_model=Page[StudyOut], dependencies=[READER], responses=errors(401, 403, 422, 503)
+    "",
+    response_model=Page[StudyOut],
+    dependencies=[READ_LANE, READER],
+    responses=errors(401, 403, 422, 503),
 )
 def list_studies(
     engine: EngineDep,
@@ -100,7 +104,7 @@ def list_studies(
     return Page(items=items, total=total, offset=offset, limit=limit)
 
 
-@router.get("/{name}", response_model=StudyDetail, dependencies=[READER], responses=READ)
+@router.get("/{name}", response_model=StudyDetail, dependencies=[READ_LANE, READER], responses=READ)
 def get_study(
     name: NamePath, engine: EngineDep, cache: SummaryCacheDep, markers: MarkersDep
 ) -> StudyDetail:
@@ -150,7 +154,12 @@ def delete_study(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{name}/trials", response_model=Page[TrialOut], dependencies=[READER], responses=READ)
+@router.get(
+    "/{name}/trials",
+    response_model=Page[TrialOut],
+    dependencies=[READ_LANE, READER],
+    responses=READ,
+)
 def list_trials(
     name: NamePath,
     engine: EngineDep,
