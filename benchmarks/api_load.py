@@ -17,6 +17,12 @@ Usage::
     python benchmarks/api_load.py --sizes 1000                 # quick: SQLite and PostgreSQL
     python benchmarks/api_load.py                              # 1,000, 10,000 and 100,000
     python benchmarks/api_load.py --backends sqlite --out r.json
+    python benchmarks/api_load.py --sizes 10000 --read-threads 1 2 40   # the read lane
+
+``--read-threads`` compares servers whose read lane (``CELLSEARCH_API_READ_THREADS``) has
+these sizes, on the endpoints it serves, taking turns (``--rounds`` servers of each size,
+one after another), and prints each size's API CPU per request and latencies against the
+last size's, measured in the same invocation.
 
 PostgreSQL: ``--postgres-url`` (default ``$CELLSEARCH_TEST_POSTGRES_URL``) names a server;
 a database ``cellsearch_bench_api`` is created there and dropped at the end (``--keep``
@@ -127,12 +133,16 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 
 @contextmanager
-def server(database_url: str, port: int, cache_size: int) -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    database_url: str, port: int, cache_size: int, read_threads: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """The API in a uvicorn subprocess (one process, as ``cellsearch serve`` runs it)."""
     env = os.environ | {
         "CELLSEARCH_DATABASE_URL": database_url,
         "CELLSEARCH_REPORT_CACHE_SIZE": str(cache_size),
     }
+    if read_threads is not None:
+        env["CELLSEARCH_API_READ_THREADS"] = str(read_threads)
     command = [
         sys.executable, "-m", "uvicorn", "cellsearch.service.api.app:create_app", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
@@ -194,6 +204,55 @@ def measure(args: argparse.Namespace, backend: str, url: str) -> list[Figure]:
             path = f"{V1}/studies/big-{n}/report"
             figures.append(_run(args, backend, n, "report (cold)", path, args.cold, process.pid, 1))
     return figures
+
+
+LANE_ENDPOINTS = ("summary", "first page", "new pages", "new filtered")
+
+
+def compare_lanes(args: argparse.Namespace, backend: str, url: str) -> list[Figure]:
+    """The read lane's endpoints on servers with each ``--read-threads`` size, in turns."""
+    figures: list[Figure] = []
+    for _ in range(args.rounds):
+        for threads in args.read_threads:
+            with server(url, args.port, cache_size=4, read_threads=threads) as process:
+                for n in args.sizes:
+                    for label, path, _share in endpoints(f"big-{n}", n):
+                        if label in LANE_ENDPOINTS:
+                            named = f"{label} [lane {threads}]"
+                            figures.append(
+                                _run(args, backend, n, named, path, args.requests, process.pid)
+                            )
+    return figures
+
+
+def lane_ratios(figures: list[Figure], sizes: list[int]) -> list[str]:
+    """Each lane size's median API CPU and latencies over the rounds, against the last
+    size's."""
+
+    def median(backend: str, n: int, named: str, field: str) -> float:
+        found = [
+            getattr(f, field)
+            for f in figures
+            if (f.backend, f.trials, f.endpoint) == (backend, n, named)
+        ]
+        return float(np.median(found))
+
+    lines = []
+    for backend, n in sorted({(f.backend, f.trials) for f in figures}):
+        for label in LANE_ENDPOINTS:
+            base = f"{label} [lane {sizes[-1]}]"
+            base_cpu, base_p99 = (median(backend, n, base, k) for k in ("cpu_ms", "p99_ms"))
+            for threads in sizes:
+                cpu, p50, p99, rps = (
+                    median(backend, n, f"{label} [lane {threads}]", k)
+                    for k in ("cpu_ms", "p50_ms", "p99_ms", "rps")
+                )
+                lines.append(
+                    f"{backend} {n} {label:12} lane {threads:>2}: CPU {cpu:5.1f} ms/req "
+                    f"(x{cpu / base_cpu:.2f}), p50 {p50:5.1f}, p99 {p99:5.1f} ms "
+                    f"(x{p99 / base_p99:.2f}), {rps:5.0f} req/s"
+                )
+    return lines
 
 
 def _run(
@@ -315,6 +374,11 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="keeps the SQLite file (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
+    parser.add_argument(
+        "--read-threads", type=int, nargs="+", default=None,
+        help="compare servers with these read lane sizes (the last is the baseline)",
+    )  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="servers of each lane size")
     args = parser.parse_args()
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -325,11 +389,17 @@ def main() -> None:
                 continue
             try:
                 url = prepare(args, backend)
-                figures += measure(args, backend, url)
+                if args.read_threads:
+                    figures += compare_lanes(args, backend, url)
+                else:
+                    figures += measure(args, backend, url)
             finally:
                 if backend == "postgres" and not args.keep:
                     _drop_postgres(args.postgres_url)
-    print("\n".join(["", *verdicts(figures), "", *growth(figures)]))
+    if args.read_threads:
+        print("\n".join(["", *lane_ratios(figures, args.read_threads)]))
+    else:
+        print("\n".join(["", *verdicts(figures), "", *growth(figures)]))
     print(f"load average at the end: {os.getloadavg()}; CPUs: {os.cpu_count()}")
     if args.out:
         Path(args.out).write_text(json.dumps([asdict(f) for f in figures], indent=1))

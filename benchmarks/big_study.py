@@ -274,8 +274,9 @@ def build_study(url: str, name: str, n: int, *, seed: int = 0, batch: int = 5000
             )
     elapsed = time.perf_counter() - started
     with storage.engine.connect() as conn:  # the steady state a live database reaches
-        if conn.dialect.name == "postgresql":  # what autovacuum does after a while
-            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
+        if conn.dialect.name == "postgresql":  # what autovacuum does after a while (else
+            # it starts during the measurement, on the same cores)
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
         else:  # fold the insert's write-ahead log into the database file
             conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     with engine.begin() as conn:
