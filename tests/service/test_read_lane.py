@@ -11,8 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cellsearch.service import studies as ops
+from cellsearch.service.api.app import create_app
 from cellsearch.service.api.deps import read_threads
 from cellsearch.service.settings import Settings, get_settings
+from tests.search.test_spec import spec_data
 from tests.service.test_big_studies import CELLS, V1, _finish, _study
 
 PAGE = f"{V1}/studies/adding-t20/trials"
@@ -108,6 +110,28 @@ def test_a_held_read_does_not_hold_up_work_outside_the_lane(
         gate.hold.set()
         waiting.join(30)
     assert gate.running == 0 and gate.most == 1
+
+
+def test_the_lane_is_free_before_the_response_is_sent(migrated: Settings) -> None:
+    """A client that does not read its response must not keep others out of the lane."""
+    app = create_app()
+    app.dependency_overrides[get_settings] = lambda: migrated
+    held: list[int | None] = []
+
+    async def watch(scope: Any, receive: Any, send: Any) -> None:
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                lane = getattr(app.state, "read_lane", None)
+                held.append(None if lane is None else lane.borrowed_tokens)
+            await send(message)
+
+        await app(scope, receive, sending)
+
+    with TestClient(watch) as client:
+        assert client.post(f"{V1}/studies", json=spec_data()).status_code == 201
+        for path in (PAGE, f"{V1}/studies/adding-t20", f"{V1}/studies"):
+            assert client.get(path).status_code == 200
+    assert held[-3:] == [0, 0, 0]
 
 
 def test_the_lanes_size_follows_the_setting_or_the_database() -> None:

@@ -122,4 +122,6 @@ async def read_lane(request: Request, settings: SettingsDep) -> AsyncIterator[No
         yield
 
 
-READ_LANE = Depends(read_lane)
+READ_LANE = Depends(read_lane, scope="function")
+"""The lane for a route: its place is given back when the route's function returns, before
+the response is sent, so that a client that reads slowly (or not at all) holds no place."""
