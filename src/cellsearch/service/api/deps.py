@@ -112,7 +112,7 @@ async def read_lane(request: Request, settings: SettingsDep) -> AsyncIterator[No
     (the driver releases it for every row), so reads run in many threads at once cost far
     more CPU than the same reads one after another. Slow work (a report's first build, a
     study's deletion) stays out of the lane, so that it never holds the lane for seconds.
-    Measured in ``benchmarks/API.md`` ("The read lane").
+    Measured in ``benchmarks/API.md`` ("The read lane, measured").
     """
     places = read_threads(settings)
     lane = getattr(request.app.state, "read_lane", None)
