@@ -306,6 +306,26 @@ def test_change_marker_moves_when_a_trial_starts_or_finishes(db_url: str) -> Non
     engine.dispose()
 
 
+def test_a_marker_counts_the_trials_of_each_state_filter(study: optuna.Study) -> None:
+    engine = create_engine(_url(study))
+    try:
+        with engine.connect() as conn:
+            study_id = bulk_read.find_study_id(conn, study.study_name)
+            assert study_id is not None
+            marker = bulk_read.change_markers(conn, [study_id])[study_id]
+            for states in [*FILTER_STATES, (TrialState.RUNNING, TrialState.WAITING)]:
+                counted = bulk_read.count_in_marker(marker, states)
+                expected = sum(states is None or t.state in states for t in study.trials)
+                assert (
+                    counted
+                    == expected
+                    == bulk_read.count_trials(conn, study_id, TrialFilter(states=states))
+                )
+            assert {state for state, _n, _last in marker} >= {"RUNNING", "WAITING", "FAIL"}
+    finally:
+        engine.dispose()
+
+
 def test_unknown_study_has_no_id(sqlite_url: str) -> None:
     optuna.create_study(study_name="known", storage=sqlite_url)
     engine = create_engine(sqlite_url)

@@ -262,6 +262,8 @@ def trial_page(
     grows) are read every time. The cache holds bytes, not records: a few objects per
     page for the garbage collector to walk instead of thousands.
 
+    Without a cell type, the count comes from the study's marker (which counts each
+    state), so it is as old as the marker (``markers``' age), like the cached pages.
     The cell-type filter costs a grouped query over all the study's trials; with ``ids``,
     the ids it selects among finished trials (a state filter of finished states only) are
     kept under the same marker, so that a new page of that filter reads only its trials.
@@ -276,7 +278,8 @@ def trial_page(
         study_id = optuna_study_id(conn, record.name)
 
         database = database_key(engine)
-        marker = (record.incarnation, study_id, markers.marker(conn, database, study_id))
+        trials_marker = markers.marker(conn, database, study_id)
+        marker = (record.incarnation, study_id, trials_marker)
 
         def read() -> tuple[bytes, bool]:
             if ids is not None and _fixed_selection(where):
@@ -285,6 +288,11 @@ def trial_page(
                 chosen = ids.get((database, study_id, _filter_key(where)), marker, selected)
                 trials = bulk_read.read_trials_by_id(conn, list(chosen[offset : offset + limit]))
                 total = len(chosen)
+            elif where.cell_type is None:
+                # the marker counts each state: no count over every trial (4.5 ms at
+                # 100,000 on SQLite), at the cost of the marker's age
+                trials = bulk_read.read_trials(conn, study_id, where, offset=offset, limit=limit)
+                total = bulk_read.count_in_marker(trials_marker, where.states)
             else:
                 found = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
                 trials, total = found

@@ -207,6 +207,13 @@ def change_markers(conn: Connection, study_ids: Sequence[int]) -> dict[int, tupl
     return {study_id: tuple(sorted(rows)) for study_id, rows in found.items()}
 
 
+def count_in_marker(marker: tuple[Any, ...], states: Collection[TrialState] | None) -> int:
+    """How many trials in ``states`` (None: all) a study's :func:`change_markers` marker
+    counts: a count that needs no query (the marker holds the count of each state)."""
+    names = None if states is None else {state.name for state in states}
+    return sum(n for state, n, _last in marker if names is None or state in names)
+
+
 def _trial_columns() -> Any:
     t = _TRIALS.c
     return select(t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete)
