@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from optuna.trial import TrialState
 from sqlalchemy import Engine
 
 import cellsearch
@@ -81,10 +82,10 @@ def report_state(*, engine: Engine, name: str, markers: MarkerMemo = FRESH) -> R
         study_id = optuna_study_id(conn, record.name)
         database = database_key(engine)
         trials = markers.marker(conn, database, study_id)
-        running = sum(n for state, n, _ in trials if state == "RUNNING")
+        running = bulk_read.count_in_marker(trials, [TrialState.RUNNING])
         head = head_of_queue(engine=engine) if record.status == "running" else None
         status = shown_status(record, running_trials=running, head=head)  # queued, ...
-        marker = (cellsearch.__version__, record.id, study_id, status, trials)
+        marker = (cellsearch.__version__, record.incarnation, study_id, status, trials)
         return ReportState(
             key=(database, record.name),
             marker=marker,
