@@ -19,6 +19,11 @@ Usage::
     python benchmarks/fairness.py               # 200 studies per pruner
     python benchmarks/fairness.py --quick       # 20 studies: a smoke run
     python benchmarks/fairness.py --studies 50 --trials 90 --variants all
+    python benchmarks/fairness.py --trials 30 120 240 --jobs 2   # sizes side by side
+
+With ``none`` and ``cell`` among the variants, each size ends with the check of issue
+11's target (:func:`target_check`): per-cell Hyperband names the true winner within 3
+points as often as no pruning, at no more than half its epochs.
 
 Outcome of a study, read from the report: the report *names* a cell type when its
 verdict says "<cell> is best" or "<cell> leads" (:func:`named_cell`); a *significant*
@@ -29,11 +34,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
+import os
 import re
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,8 +52,8 @@ from optuna.trial import TrialState
 from cellsearch.search.report import ReportContext, build_report
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.study.pruning import global_pruner, make_pruner
-from cellsearch.search.study.sampling import make_sampler
-from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.study.sampling import draw_attrs, make_sampler, random_rounds
+from cellsearch.search.study.spec import RANDOM_SHARE, StudySpec
 
 BASELINE = 1.0  # every curve starts here (the trivial predictor's loss)
 LR_RANGE = (1e-4, 1e-1)
@@ -127,6 +135,10 @@ VARIANTS = {
     "cell": Variant(
         "per-cell Hyperband, min 3 completed", lambda e: make_pruner("hyperband", e, "balanced", 3)
     ),
+    "cell-keep": Variant(
+        "per-cell Hyperband, random draws kept",
+        lambda e: make_pruner("hyperband", e, "balanced", 3, keep_random=True),
+    ),
     "cell0": Variant(
         "per-cell Hyperband, min 0", lambda e: make_pruner("hyperband", e, "balanced", 0)
     ),
@@ -137,7 +149,9 @@ VARIANTS = {
 }
 
 
-def study_spec(seed: int, n_trials: int, epochs: int) -> StudySpec:
+def study_spec(
+    seed: int, n_trials: int, epochs: int, sampler: str = "tpe", share: float = RANDOM_SHARE
+) -> StudySpec:
     """The spec whose sampler settings the simulated study uses."""
     return parse_spec(
         {
@@ -150,7 +164,8 @@ def study_spec(seed: int, n_trials: int, epochs: int) -> StudySpec:
             },
             "budget": {"n_trials": n_trials, "max_epochs": epochs},
             "allocation": "balanced",
-            "sampler": "tpe",
+            "sampler": sampler,
+            "comparison": {"random_share": share},
             "seed": seed,
         }
     )
@@ -173,9 +188,11 @@ def run_study(
     epochs: int,
     n_bootstrap: int,
     cells: tuple[CellModel, ...] = CELLS,
+    sampler: str = "tpe",
+    share: float = RANDOM_SHARE,
 ) -> Outcome:
     """One simulated study, trial after trial, then its report."""
-    spec = study_spec(seed, n_trials, epochs)
+    spec = study_spec(seed, n_trials, epochs, sampler, share)
     models = {c.name: c for c in cells}
     study = optuna.create_study(study_name=spec.name, direction="minimize")
     spent = 0
@@ -183,6 +200,8 @@ def run_study(
         study.sampler = make_sampler(spec, index)
         study.pruner = variant.build(epochs)
         trial = study.ask()
+        for key, value in draw_attrs(spec, index).items():  # as the worker does
+            trial.set_user_attr(key, value)
         cell = models[str(trial.suggest_categorical("cell_type", list(models)))]
         lr = trial.suggest_float("learning_rate", *LR_RANGE, log=True)
         hidden = trial.suggest_int("hidden_size", *HIDDEN_RANGE, log=True)
@@ -205,6 +224,7 @@ def run_study(
         allocation="balanced",
         seed=seed,
         status="completed",
+        random_draws=random_rounds(spec),
     )
     report = build_report(trials, context, n_bootstrap=n_bootstrap, importance=False)
     named, significant = named_cell(report)
@@ -259,36 +279,59 @@ def truth_table(
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--studies", type=int, default=200, help="simulated studies per pruner")
-    parser.add_argument("--quick", action="store_true", help="20 studies: a smoke run")
-    parser.add_argument("--trials", type=int, default=30, help="trials per study")
-    parser.add_argument("--epochs", type=int, default=27, help="max epochs per trial")
-    parser.add_argument("--bootstrap", type=int, default=100, help="report bootstrap replicates")
-    parser.add_argument(
-        "--variants",
-        default="none,global,cell",
-        help=f"comma list of {', '.join(VARIANTS)}, or all",
+def target_check(none: dict[str, float], cell: dict[str, float], points: float = 0.03) -> str:
+    """Issue 11's target for one study size, from the :func:`summarise` rows of no
+    pruning and per-cell Hyperband: a sentence saying whether it is met, and by how much."""
+    share = cell["epochs"] / none["epochs"]
+    met = cell["true"] >= none["true"] - points and share <= 0.5
+    return (
+        f"target ({points:.0%} points, half the epochs): {'met' if met else 'not met'}: "
+        f"per-cell Hyperband names the true winner in {cell['true']:.1%} against "
+        f"{none['true']:.1%}, at {share:.0%} of the epochs"
     )
-    parser.add_argument(
-        "--model",
-        choices=list(MODELS),
-        default="truth",
-        help="truth: lstm wins; null: every cell has lstm's curves; speed-null: lstm's "
-        "curves everywhere but only lstm starts slowly (in the nulls every naming is false)",
-    )
-    args = parser.parse_args()
-    studies = 20 if args.quick else args.studies
+
+
+def run_variant(
+    key: str, studies: int, n_trials: int, args: argparse.Namespace, cells: tuple[CellModel, ...]
+) -> list[Outcome]:
+    """``studies`` simulated studies under variant ``key`` (seeds 0, 1, ...), spread over
+    ``args.jobs`` processes (each study is independent and seeded: the same outcomes)."""
+    run = functools.partial(
+        _run_seed, key=key, n_trials=n_trials, epochs=args.epochs, n_bootstrap=args.bootstrap,
+        cells=cells, sampler=args.sampler, share=args.random_share,
+    )  # fmt: skip
+    if args.jobs == 1:
+        return [run(seed) for seed in range(studies)]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        return list(pool.map(run, range(studies), chunksize=4))
+
+
+def _run_seed(
+    seed: int,
+    *,
+    key: str,
+    n_trials: int,
+    epochs: int,
+    n_bootstrap: int,
+    cells: tuple[CellModel, ...],
+    sampler: str,
+    share: float,
+) -> Outcome:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    return run_study(seed, VARIANTS[key], n_trials, epochs, n_bootstrap, cells, sampler, share)
+
+
+def run_size(args: argparse.Namespace, trials: int, studies: int, keys: list[str]) -> None:
+    """Print the table of one study size (and the target's check, where it applies)."""
     cells = MODELS[args.model]
-    per_cell = args.trials // len(cells)
+    per_cell = trials // len(cells)
     truth = truth_table(per_cell, args.epochs, cells=cells)
     winner = f"true winner {TRUE_WINNER}" if args.model == "truth" else "no true winner"
     print(
-        f"{studies} studies x {args.trials} trials ({per_cell} per cell), "
-        f"max {args.epochs} epochs; model {args.model}: {winner}"
+        f"{studies} studies x {trials} trials ({per_cell} per cell), "
+        f"max {args.epochs} epochs, sampler {args.sampler} (random share "
+        f"{args.random_share:.2f}); model {args.model}: {winner}"
     )
     print(
         f"expected best-of-{per_cell} under random search, no pruning: "
@@ -304,16 +347,12 @@ def main() -> None:
     else:
         print("| pruner | names a cell (all false) | names lstm | names none | mean epochs |")
         print("|---|---|---|---|---|")
-    keys = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    rows: dict[str, dict[str, float]] = {}
     for key in keys:
         variant = VARIANTS[key]
         start = time.perf_counter()
-        n_trials = max(len(cells), round(args.trials * variant.share))
-        outcomes = [
-            run_study(seed, variant, n_trials, args.epochs, args.bootstrap, cells)
-            for seed in range(studies)
-        ]
-        s = summarise(outcomes)
+        n_trials = max(len(cells), round(trials * variant.share))
+        s = rows[key] = summarise(run_variant(key, studies, n_trials, args, cells))
         if args.model == "truth":
             print(
                 f"| {variant.label} | {s['true']:.1%} | {s['true_significant']:.1%} "
@@ -328,6 +367,57 @@ def main() -> None:
                 flush=True,
             )
         print(f"<!-- {key}: {time.perf_counter() - start:.0f} s -->", flush=True)
+    if args.model == "truth" and "none" in rows and "cell" in rows:
+        print()
+        print(target_check(rows["none"], rows["cell"]))
+    print(flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--studies", type=int, default=200, help="simulated studies per pruner")
+    parser.add_argument("--quick", action="store_true", help="20 studies: a smoke run")
+    parser.add_argument(
+        "--trials", type=int, nargs="+", default=[30], help="trials per study (one or more sizes)"
+    )
+    parser.add_argument("--epochs", type=int, default=27, help="max epochs per trial")
+    parser.add_argument("--bootstrap", type=int, default=100, help="report bootstrap replicates")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: one per CPU)"
+    )
+    parser.add_argument(
+        "--sampler", choices=("tpe", "random"), default="tpe", help="the study's sampler"
+    )
+    parser.add_argument(
+        "--random-share",
+        type=float,
+        default=RANDOM_SHARE,
+        help="comparison.random_share of the simulated studies",
+    )
+    parser.add_argument(
+        "--variants",
+        default="none,global,cell",
+        help=f"comma list of {', '.join(VARIANTS)}, or all",
+    )
+    parser.add_argument(
+        "--model",
+        choices=list(MODELS),
+        default="truth",
+        help="truth: lstm wins; null: every cell has lstm's curves; speed-null: lstm's "
+        "curves everywhere but only lstm starts slowly (in the nulls every naming is false)",
+    )
+    args = parser.parse_args()
+    if args.jobs < 1 or min(args.trials) < 3:
+        parser.error("--jobs must be at least 1 and --trials at least 3")
+    studies = 20 if args.quick else args.studies
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    keys = list(VARIANTS) if args.variants == "all" else args.variants.split(",")
+    unknown = [key for key in keys if key not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    for trials in args.trials:
+        run_size(args, trials, studies, keys)
 
 
 if __name__ == "__main__":

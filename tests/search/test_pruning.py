@@ -19,6 +19,7 @@ import pytest
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from cellsearch.search.record import Attr
 from cellsearch.search.study.cell_view import cell_view
 from cellsearch.search.study.pruning import CellPruner, global_pruner, make_pruner
 
@@ -250,6 +251,31 @@ def test_never_prunes_at_the_last_epoch() -> None:
     study = optuna.create_study(pruner=bare)
     run_trial(study, "a", fast, 0.5)
     assert study.trials[0].state == TrialState.PRUNED
+
+
+class Counting(Always):
+    """:class:`Always`, counting the trials it was asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: set[int] = set()
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        self.asked.add(trial.number)
+        return super().prune(study, trial)
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_random_draws_train_to_the_end_when_kept(keep: bool) -> None:
+    base = Counting()
+    study = optuna.create_study(pruner=CellPruner(base, min_complete_per_cell=0, keep_random=keep))
+    for kind in ("random", "adaptive", "random", "adaptive"):
+        study.enqueue_trial({"cell_type": "a"}, user_attrs={Attr.DRAW: kind})
+        run_trial(study, None, fast, 0.5)
+    states = [t.state for t in study.trials]
+    kept = TrialState.COMPLETE if keep else TrialState.PRUNED
+    assert states == [kept, TrialState.PRUNED, kept, TrialState.PRUNED]
+    assert base.asked == {0, 1, 2, 3}  # asked even for the kept ones (rungs are recorded)
 
 
 @pytest.mark.parametrize("name", ["hyperband", "successive_halving"])

@@ -170,3 +170,74 @@ def test_reevaluation_carries_the_verdict_once_finished() -> None:
     running = build_report([*search, *again], pending, importance=False)
     assert not running["verdict"].startswith("After re-evaluation")
     assert any("Until it has finished" in n for n in running["notes"])
+
+
+def _drawn(start: int, cell_type: str, values: list[float], kind: str) -> list[FrozenTrial]:
+    return [
+        make_trial(start + i, cell_type, v, attrs={Attr.DRAW: kind}) for i, v in enumerate(values)
+    ]
+
+
+def _phased(random: dict[str, list[float]], adaptive: dict[str, list[float]]) -> list[FrozenTrial]:
+    trials: list[FrozenTrial] = []
+    for kind, values in (("random", random), ("adaptive", adaptive)):
+        for cell_type, cell_values in values.items():
+            trials += _drawn(len(trials), cell_type, cell_values, kind)
+    return trials
+
+
+def test_with_a_random_phase_only_the_random_draws_are_tested() -> None:
+    """The adaptive trials, far better for lstm, would decide the test if they counted; the
+    random draws, interleaved, name nobody, and the effect is theirs (brute force)."""
+    random = {"lstm": [0.30, 0.32, 0.34, 0.36, 0.38], "gru": [0.31, 0.33, 0.35, 0.37, 0.39]}
+    adaptive = {
+        "lstm": [0.01 * i for i in range(1, 11)],
+        "gru": [0.5 + 0.01 * i for i in range(10)],
+    }
+    trials = _phased(random, adaptive)
+    ctx = make_context(n_trials=30, random_draws=2)
+    report = build_report(trials, ctx, importance=False, n_bootstrap=50)
+    comparison = report["comparison"]
+    (pair,) = comparison["pairs"]
+    assert comparison["random_only"] and comparison["n"] == 2
+    assert (pair["draws_a"], pair["draws_b"]) == (5, 5) and not pair["reject"]
+    a, b = random[pair["a"]], random[pair["b"]]
+    wins = [
+        1.0 if min(x) < min(y) else 0.5 if min(x) == min(y) else 0.0
+        for x in itertools.product(a, repeat=2)
+        for y in itertools.product(b, repeat=2)
+    ]
+    assert pair["p_best_of_n"] == pytest.approx(np.mean(wins))
+    assert report["leader"] is None and report["verdict"].startswith("No detectable difference")
+    assert "2 random trials per cell type" in report["verdict"]
+    assert any(note.startswith("The comparison rests on each cell type's random draws") for note
+               in report["notes"])  # fmt: skip
+    assert cell(report, "lstm")["best"]["value"] == pytest.approx(0.01)  # from every trial
+    # the same trials without a random phase: the adaptive trials decide
+    for t in trials:
+        del t.user_attrs[Attr.DRAW]
+    unphased = build_report(trials, make_context(n_trials=30), importance=False, n_bootstrap=50)
+    assert not unphased["comparison"]["random_only"] and unphased["leader"] == "lstm"
+    assert unphased["verdict"].startswith("lstm is best")
+
+
+def test_the_leader_is_the_random_draws_winner() -> None:
+    random = {"lstm": [0.50, 0.51, 0.52, 0.53, 0.54], "gru": [0.10, 0.11, 0.12, 0.13, 0.14]}
+    adaptive = {"lstm": [0.01, 0.02, 0.03], "gru": [0.2, 0.21, 0.22]}  # lstm's best is best
+    report = build_report(
+        _phased(random, adaptive), make_context(n_trials=16, random_draws=5), importance=False
+    )
+    assert report["leader"] == "gru"
+    assert report["verdict"].startswith("gru is best: better than lstm (5 random trials per")
+    assert cell(report, "lstm")["best"]["value"] == pytest.approx(0.01)
+
+
+def test_too_few_completed_random_draws_are_not_tested() -> None:
+    trials = _phased(
+        {"lstm": [0.1, 0.2], "gru": [0.3, 0.4]},
+        {"lstm": [0.01, 0.02, 0.03], "gru": [0.5, 0.6, 0.7]},
+    )
+    report = build_report(trials, make_context(n_trials=10, random_draws=2), importance=False)
+    (pair,) = report["comparison"]["pairs"]
+    assert pair["p_value"] is None and not pair["reject"]  # 2 completed random draws each
+    assert report["leader"] is None

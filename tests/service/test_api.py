@@ -56,6 +56,17 @@ def test_invalid_spec_is_422_naming_the_field_and_stores_nothing(
     assert optuna.get_all_study_names(migrated.database_url) == []
 
 
+def test_a_random_share_above_one_is_422_naming_the_field(
+    api: TestClient, migrated: Settings
+) -> None:
+    response = api.post(f"{V1}/studies", json=spec_data(comparison={"random_share": 1.5}))
+    assert response.status_code == 422
+    (detail,) = response.json()["detail"]
+    assert detail["loc"] == ["body", "comparison", "random_share"], detail
+    assert "less than or equal to 1" in detail["msg"]
+    assert api.get(f"{V1}/studies").json()["total"] == 0
+
+
 def test_limit_violation_is_422_naming_limit(api: TestClient, migrated: Settings) -> None:
     response = api.post(f"{V1}/studies", json=spec_data(space={"hidden_size": 5000}))
     assert response.status_code == 422

@@ -76,6 +76,7 @@ def test_runs_exactly_n_trials_balanced_and_records_everything(migrated: Setting
         assert all(t.user_attrs.get(k) is not None for k in RECORDED), t.user_attrs
         assert t.user_attrs["device"] == "cpu"
         assert t.user_attrs["epochs_run"] == 2 and len(t.intermediate_values) == 2
+        assert t.user_attrs["draw"] == "random"  # 2 per cell: within TPE's start-up
     record = get_study(engine=engine_for(migrated), name="adding-t20")
     assert (record.status, record.claimed) == ("completed", 4)
     assert worker.step() is None
@@ -228,7 +229,8 @@ def test_pause_interrupts_after_the_epoch_and_requeues(
     assert get_study(engine=engine_for(migrated), name="adding-t20").claimed == 0
     assert drain(worker) == 4
     assert len(counted(study)) == 4
-    assert any(t.user_attrs.get("retry_of") == 0 for t in counted(study))
+    (copy,) = [t for t in counted(study) if t.user_attrs.get("retry_of") == 0]
+    assert copy.user_attrs["draw"] == first.user_attrs["draw"] == "random"  # the same draw
 
 
 def test_pause_during_the_last_epoch_lets_the_trial_finish(migrated: Settings) -> None:

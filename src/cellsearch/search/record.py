@@ -84,6 +84,16 @@ class Attr(StrEnum):
     REEVALUATION_OF = "reevaluation_of"
     REEVALUATION_JOB = "reevaluation_job"
     REEVALUATION_SEED = "reevaluation_seed"
+    # written on a freshly sampled search trial of a study with a random phase (kept by
+    # its requeued copies): a Draw
+    DRAW = "draw"
+
+
+class Draw(StrEnum):
+    """How a search trial's configuration was drawn (:attr:`Attr.DRAW`)."""
+
+    RANDOM = "random"  # at random from the search space: independent of every other draw
+    ADAPTIVE = "adaptive"  # proposed by the sampler from the cell type's earlier trials
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ class TrialRecord:
     reevaluation_of: int | None = None  # the search trial whose configuration this retrains
     reevaluation_job: int | None = None
     reevaluation_seed: int | None = None  # 0-based index of the fresh seed
+    draw: str | None = None  # a Draw: random or adaptive (studies with a random phase)
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialRecord:
@@ -209,9 +220,9 @@ def reevaluation_attrs(of: int, job: int, seed: int) -> dict[str, Any]:
 
 def requeue_attrs(number: int, user_attrs: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """The attributes of a requeued copy of trial ``number`` (whose attributes are
-    ``user_attrs``): where it comes from, and the re-evaluation job it runs, if any, so that
-    the copy runs the same job."""
-    keep = (Attr.REEVALUATION_OF, Attr.REEVALUATION_JOB, Attr.REEVALUATION_SEED)
+    ``user_attrs``): where it comes from, the re-evaluation job it runs, if any, so that
+    the copy runs the same job, and the kind of draw it repeats."""
+    keep = (Attr.REEVALUATION_OF, Attr.REEVALUATION_JOB, Attr.REEVALUATION_SEED, Attr.DRAW)
     job: dict[str, Any] = {k: user_attrs[k] for k in keep if k in user_attrs}
     return {**job, **retry_attrs(number, reason)}
 

@@ -20,6 +20,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from cellsearch.search.report.compare import unit
 from cellsearch.service.report_figures import figures, metric_label
 from cellsearch.service.report_sections import (
     best_configurations,
@@ -79,7 +80,8 @@ def _pairs_table(report: dict[str, Any]) -> str:
     if not comparison:
         return ""
     head = (
-        f"<tr><th>A</th><th>B</th><th>P(best of {comparison['n']} from A beats B)</th>"
+        f"<tr><th>A</th><th>B</th><th>P(best of {comparison['n']} {unit(comparison)} from A "
+        "beats B)</th>"
         "<th>p-value</th><th>Holm-adjusted</th><th>difference</th></tr>"
     )
     rows = [

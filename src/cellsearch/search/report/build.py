@@ -42,14 +42,15 @@ import optuna
 from optuna.trial import FrozenTrial
 
 import cellsearch
-from cellsearch.search.record import CELL_PARAM, Attr, cell_of, is_counted, search_trials
+from cellsearch.search.record import CELL_PARAM, Attr, Draw, cell_of, is_counted, search_trials
 from cellsearch.search.report import cells as report_cells
 from cellsearch.search.report import compare as report_compare
 from cellsearch.search.report import details as report_details
+from cellsearch.search.report import draw_stats, reevaluated
 from cellsearch.search.report import importance as report_importance
-from cellsearch.search.report import reevaluated
 from cellsearch.search.report import warnings as report_warnings
 from cellsearch.search.report.metric import objective_metric
+from cellsearch.search.study.sampling import random_rounds
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import baseline_of
 
@@ -71,6 +72,7 @@ class ReportContext:
     baseline: float | None = None
     baseline_description: str | None = None
     reevaluate: tuple[int, int] | None = None  # (top_k, seeds) when the study re-evaluates
+    random_draws: int | None = None  # per cell type, when the study has a random phase
     ranges: dict[str, tuple[float, float, bool]] = field(default_factory=dict)  # low, high, log
     metric_label: str | None = None  # the objective in words: "validation MSE"
     metric_low: float | None = None  # the lowest value the objective can take
@@ -100,6 +102,7 @@ class ReportContext:
             reevaluate=(
                 None if spec.reevaluate is None else (spec.reevaluate.top_k, spec.reevaluate.seeds)
             ),
+            random_draws=random_rounds(spec),
             ranges=spec.ranges(),
             metric_label=metric.label,
             metric_low=metric.low,
@@ -144,13 +147,12 @@ def build_report(
         )
         for index, (cell, group) in enumerate(groups.items())
     ]
-    draws = {cell: report_cells.draws_of(g, maximize) for cell, g in groups.items()}
-    draws = {cell: d for cell, d in draws.items() if d.size}
+    draws, tested_n, random_only = _tested_draws(groups, context, maximize, budget)
     comparison = None
     if len(draws) >= 2:
-        comparison = report_compare.compare_cells(draws, budget=budget)
+        comparison = report_compare.compare_cells(draws, budget=tested_n, random_only=random_only)
     n_finished = sum(is_counted(t) for t in search)  # as the service counts them
-    lead = report_compare.leader(cells, maximize)
+    lead = report_compare.leader(cells, draws, tested_n, maximize)
     verdict, leader = report_compare.verdict(
         comparison, cells=cells, lead=lead, n_finished=n_finished
     )
@@ -188,6 +190,36 @@ def build_report(
     # built JSON-safe, and large: kept out of the recursive pass
     safe["trials"] = report_details.trial_table(trials) if trial_table else None
     return safe
+
+
+def _tested_draws(
+    groups: dict[str, list[FrozenTrial]], context: ReportContext, maximize: bool, budget: int
+) -> tuple[dict[str, draw_stats.Draws], int, bool]:
+    """The draws the tests between cell types compare, the ``n`` of their best of ``n``,
+    and whether those are the random phase's draws only.
+
+    In a study past its random phase (its trials say which kind of draw they are, see
+    :func:`cellsearch.search.study.sampling.draw_attrs`) only the random draws are tested:
+    an adaptive sampler's draws depend on the cell type's earlier trials, so they are not
+    independent draws (a cell type whose search found a good region early piles up good
+    trials), and tests that treat them as such name a cell type where none is better far
+    more often than their level (benchmarks/FAIRNESS.md). ``n`` is then the random phase's
+    length per cell type. Otherwise every draw is tested at the per-cell budget.
+    """
+    adaptive = (t.user_attrs.get(Attr.DRAW) == Draw.ADAPTIVE for g in groups.values() for t in g)
+    random_only = any(adaptive)  # else every draw is random (or the study has no phases)
+    if random_only:
+        groups = {
+            cell: [t for t in g if t.user_attrs.get(Attr.DRAW) == Draw.RANDOM]
+            for cell, g in groups.items()
+        }
+    draws = {cell: report_cells.draws_of(g, maximize) for cell, g in groups.items()}
+    draws = {cell: d for cell, d in draws.items() if d.size}
+    n = budget
+    if random_only:
+        seen = max((d.size for d in draws.values()), default=1)
+        n = min(budget, context.random_draws or seen)
+    return draws, max(1, n), random_only
 
 
 def _add_details(
@@ -264,9 +296,19 @@ def _notes(
         )
     if comparison is not None:
         out.append(
-            f"Comparison: {report_compare.TEST_NAME} (alpha {report_compare.ALPHA}); "
-            f"P(A beats B) is for the best of {comparison['n']} trials each."
+            f"Comparison: {comparison['test']} (alpha {report_compare.ALPHA}); "
+            f"P(A beats B) is for the best of {comparison['n']} "
+            f"{report_compare.unit(comparison)} each."
         )
+        if comparison["random_only"]:
+            out.append(
+                f"The comparison rests on each cell type's random draws: its first "
+                f"{comparison['n']} trials, drawn at random from the search space before "
+                "the sampler began to propose configurations from earlier trials (the "
+                "sampler's later trials depend on earlier ones, so tests treating them as "
+                "independent would find differences that are not there). The best values, "
+                "medians and the expected best per cell use every trial."
+            )
     if reevaluation is not None:
         out.append(
             f"Seed re-evaluation: the {reevaluation['top_k']} best configurations of each cell "

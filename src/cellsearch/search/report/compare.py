@@ -38,23 +38,33 @@ TEST_NAME = (
 NO_DIFFERENCE = "No detectable difference at this budget"
 
 
-def compare_cells(draws: dict[str, draw_stats.Draws], *, budget: int) -> dict[str, Any]:
+def compare_cells(
+    draws: dict[str, draw_stats.Draws], *, budget: int, random_only: bool = False
+) -> dict[str, Any]:
     """Pairwise effect sizes and Holm-corrected tests between cell types.
 
     Args:
         draws: Finished draws per cell type (cells with no draw omitted).
         budget: The common per-cell budget ``n`` of the best-of-n probability.
+        random_only: Whether ``draws`` are the random phase's draws only (it says so in
+            the test's name and the verdict).
 
     Returns:
-        ``{"n", "alpha", "test", "pairs"}``; each pair holds ``a``, ``b``, draw counts
-        (``n_a``, ``n_b``: completed; ``draws_a``, ``draws_b``: all), ``p_best_of_n`` and
-        ``p_single`` (probability that A beats B; None when either side has fewer than two
-        completed draws), ``p_value``, ``p_adjusted``, ``reject`` and ``better`` (the
-        winning cell type when rejected, else None).
+        ``{"n", "alpha", "test", "random_only", "pairs"}``; each pair holds ``a``, ``b``,
+        draw counts (``n_a``, ``n_b``: completed; ``draws_a``, ``draws_b``: all),
+        ``p_best_of_n`` and ``p_single`` (probability that A beats B; None when either side
+        has fewer than two completed draws), ``p_value``, ``p_adjusted``, ``reject`` and
+        ``better`` (the winning cell type when rejected, else None).
     """
     pairs = [_pair(a, b, draws[a], draws[b], budget) for a, b in combinations(sorted(draws), 2)]
     _holm(pairs)
-    return {"n": budget, "alpha": ALPHA, "test": TEST_NAME, "pairs": pairs}
+    test = f"{TEST_NAME}, on the random draws only" if random_only else TEST_NAME
+    return {"n": budget, "alpha": ALPHA, "test": test, "random_only": random_only, "pairs": pairs}
+
+
+def unit(comparison: dict[str, Any]) -> str:
+    """What the comparison's ``n`` counts: trials, or the random phase's trials."""
+    return "random trials" if comparison.get("random_only") else "trials"
 
 
 def _pair(
@@ -94,21 +104,23 @@ def _holm(pairs: list[dict[str, Any]]) -> None:
             pair["better"] = pair["a"] if effect > 0.5 else pair["b"]
 
 
-def leader(cells: list[dict[str, Any]], maximize: bool) -> str | None:
-    """The cell type with the best expected best-of-n at the common budget, among those
-    with at least ``MIN_TEST_SIZE`` completed draws."""
-    ranked = [
-        c
-        for c in cells
-        if c["n_completed"] >= MIN_TEST_SIZE
-        and (c.get("expected_best_at_budget") or {}).get("mean") is not None
-    ]
-    if not ranked:
+def leader(
+    cells: list[dict[str, Any]], draws: dict[str, draw_stats.Draws], n: int, maximize: bool
+) -> str | None:
+    """The cell type whose tested ``draws`` give the best expected best of ``n`` (the
+    draws and ``n`` the tests compare), among those with at least ``MIN_TEST_SIZE``
+    completed trials; ties go to the better best value."""
+    expected: dict[str, float] = {}
+    for c in cells:
+        cell, tested = c["cell_type"], draws.get(c["cell_type"])
+        if c["n_completed"] >= MIN_TEST_SIZE and tested is not None and tested.n_completed:
+            expected[cell] = draw_stats.expected_best(tested, [n])["mean"][0]
+    if not expected:
         return None
     sign = 1.0 if maximize else -1.0
     best = max(
-        ranked,
-        key=lambda c: (sign * c["expected_best_at_budget"]["mean"], sign * c["best"]["value"]),
+        (c for c in cells if c["cell_type"] in expected),
+        key=lambda c: (sign * expected[c["cell_type"]], sign * c["best"]["value"]),
     )
     return str(best["cell_type"])
 
@@ -163,7 +175,7 @@ def verdict(
         ), None
     if comparison is None or lead is None:
         return "Only one cell type has finished trials: nothing to compare.", None
-    return _tested_verdict(comparison, lead, [c["cell_type"] for c in cells], "trials")
+    return _tested_verdict(comparison, lead, [c["cell_type"] for c in cells], unit(comparison))
 
 
 def _tested_verdict(

@@ -40,7 +40,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
-from cellsearch.search.record import cell_of
+from cellsearch.search.record import Attr, Draw, cell_of
 from cellsearch.search.study.cell_view import cell_view
 
 PrunerName = Literal["hyperband", "median", "successive_halving", "none"]
@@ -57,6 +57,9 @@ class CellPruner(BasePruner):
         min_complete_per_cell: Never prune a trial of a cell type with fewer COMPLETE
             trials than this; 0 disables the guard.
         final_step: Never prune at this step or later (the last epoch); None disables.
+        keep_random: Never prune a random draw (a trial of a cell type's random phase,
+            :class:`~cellsearch.search.record.Draw`): the comparison's evidence trains to
+            the end, and only the sampler's adaptive trials are pruned.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class CellPruner(BasePruner):
         per_cell: bool = True,
         min_complete_per_cell: int = 3,
         final_step: int | None = None,
+        keep_random: bool = False,
     ) -> None:
         if min_complete_per_cell < 0:
             raise ValueError(f"min_complete_per_cell must be >= 0, got {min_complete_per_cell}")
@@ -73,10 +77,13 @@ class CellPruner(BasePruner):
         self.per_cell = per_cell
         self.min_complete_per_cell = min_complete_per_cell
         self.final_step = final_step
+        self.keep_random = keep_random
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         view = cell_view(study, cell_of(trial))
         if not self.base.prune(view if self.per_cell else study, trial):
+            return False  # asked first even for a kept trial: Hyperband records its rungs
+        if self.keep_random and trial.user_attrs.get(Attr.DRAW) == Draw.RANDOM:
             return False
         step = trial.last_step
         if self.final_step is not None and step is not None and step >= self.final_step:
@@ -108,6 +115,7 @@ def make_pruner(
     max_epochs: int,
     allocation: Literal["balanced", "adaptive"],
     min_complete_per_cell: int = 3,
+    keep_random: bool = False,
 ) -> BasePruner:
     """The pruner of a study, from its spec fields.
 
@@ -118,6 +126,7 @@ def make_pruner(
             ``adaptive`` keeps the global comparison (the sampler chooses the cell types,
             so per-cell histories would be unequal and biased anyway).
         min_complete_per_cell: ``spec.pruning.min_complete_per_cell`` (0 disables).
+        keep_random: ``not spec.comparison.prune_random``: random draws train to the end.
 
     Returns:
         A :class:`CellPruner` around :func:`global_pruner`, or a ``NopPruner`` for
@@ -131,4 +140,5 @@ def make_pruner(
         per_cell=allocation == "balanced",
         min_complete_per_cell=min_complete_per_cell,
         final_step=max_epochs,
+        keep_random=keep_random,
     )

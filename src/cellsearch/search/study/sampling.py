@@ -4,15 +4,25 @@ Samplers are not persisted by Optuna, so each worker rebuilds the sampler for ea
 trial from the spec. The seed mixes the study seed with the trial's claim index, so
 concurrent workers do not draw identical random streams while a study stays
 reproducible for a given order of claims.
+
+Under balanced allocation with an adaptive sampler (TPE, GP), each cell type's first
+trials (:func:`random_rounds`: ``comparison.random_share`` of its budget, at least the
+sampler's start-up trials) are drawn at random from the search space, and every fresh
+trial records which kind of draw it is (:func:`draw_attrs`). The random draws of a cell
+type are independent of each other and of the other cell types' draws, which the tests
+between cell types need; the adaptive draws that follow (each proposed from the cell
+type's earlier trials) serve the search for the best configuration.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import warnings
 
 import optuna
 
+from cellsearch.search.record import Attr, Draw
 from cellsearch.search.study import pruning
 from cellsearch.search.study.allocation import CellConditionedSampler, balanced_cell
 from cellsearch.search.study.spec import StudySpec
@@ -21,6 +31,36 @@ from cellsearch.search.study.spec import StudySpec
 def trial_seed(study_seed: int, index: int) -> int:
     """A 31-bit seed derived from the study seed and a per-trial index."""
     return random.Random(study_seed * 1_000_003 + index).getrandbits(31)
+
+
+STARTUP_TRIALS = 10
+"""Trials TPE and GP draw at random before they model (Optuna's ``n_startup_trials``)."""
+ADAPTIVE_SAMPLERS = frozenset({"tpe", "gp"})
+"""Samplers whose draws depend on earlier draws (random and qmc ones do not)."""
+
+
+def random_rounds(spec: StudySpec) -> int | None:
+    """How many trials of each cell type are drawn at random from the search space
+    (``comparison.random_share`` of its budget, at least the sampler's start-up trials);
+    None when the study has no such phase: a non-adaptive sampler (every draw is of the
+    same kind), or adaptive allocation (the sampler chooses the cell types too)."""
+    cells = spec.cell_types
+    if spec.sampler not in ADAPTIVE_SAMPLERS or spec.allocation != "balanced" or len(cells) < 2:
+        return None
+    per_cell = max(1, spec.budget.n_trials // len(cells))
+    wanted = max(STARTUP_TRIALS, math.ceil(spec.comparison.random_share * per_cell - 1e-9))
+    return min(per_cell, wanted)
+
+
+def draw_attrs(spec: StudySpec, index: int) -> dict[str, str]:
+    """The attributes a freshly sampled search trial with claim ``index`` carries: which
+    kind of draw it is (see :data:`cellsearch.search.record.Attr.DRAW`), or none when the
+    study has no random phase."""
+    rounds = random_rounds(spec)
+    if rounds is None:
+        return {}
+    random_draw = index // len(spec.cell_types) < rounds  # balanced: one claim per cell a round
+    return {Attr.DRAW: Draw.RANDOM if random_draw else Draw.ADAPTIVE}
 
 
 def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
@@ -33,7 +73,9 @@ def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
 def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     seed = trial_seed(spec.seed, index)
     base: optuna.samplers.BaseSampler
-    if spec.sampler == "tpe":
+    if draw_attrs(spec, index).get(Attr.DRAW) == Draw.RANDOM:
+        base = optuna.samplers.RandomSampler(seed=seed)  # the cell type's random phase
+    elif spec.sampler == "tpe":
         # group=True lets TPE model the conditional (per-cell) parameters jointly;
         # constant_liar keeps concurrent workers from piling onto one point.
         base = optuna.samplers.TPESampler(
@@ -58,4 +100,5 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         spec.budget.max_epochs,
         spec.allocation,
         spec.pruning.min_complete_per_cell,
+        keep_random=not spec.comparison.prune_random,
     )

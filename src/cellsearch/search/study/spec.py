@@ -26,6 +26,8 @@ from cellsearch.search.trial_config import OPTIMIZERS, Precision
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 TEXT_PATTERN = r"^[^\x00]*$"
 """Free text: anything but NUL (which PostgreSQL's text cannot hold)."""
+RANDOM_SHARE = 1 / 3
+"""Default share of each cell type's trials drawn at random (``comparison.random_share``)."""
 
 
 class _Strict(BaseModel):
@@ -272,6 +274,27 @@ class Pruning(_Strict):
     )
 
 
+class Comparison(_Strict):
+    """Where the comparison between cell types takes its evidence from."""
+
+    random_share: float = Field(
+        default=RANDOM_SHARE,
+        ge=0.0,
+        le=1.0,
+        description="Share of each cell type's trials drawn at random from the search space "
+        "(at least the sampler's 10 start-up trials) before an adaptive sampler (tpe, gp) "
+        "takes over; the tests between cell types use these draws, which are independent "
+        "of each other (an adaptive sampler's later draws depend on the earlier ones and "
+        "would make the tests too confident). 1: random search. Balanced allocation only.",
+    )
+    prune_random: bool = Field(
+        default=True,
+        description="Whether the pruner may stop the random draws too. false: they train "
+        "to the end (a pruned draw counts as a failure, so pruning them costs the tests "
+        "most of their power) and only the sampler's adaptive trials are pruned.",
+    )
+
+
 class Reevaluate(_Strict):
     """Seed re-evaluation: once the search budget is spent, the top ``top_k``
     configurations of each cell type are retrained from scratch with ``seeds`` fresh seeds."""
@@ -311,6 +334,7 @@ class StudySpec(_Strict):
         "trials only (its own rungs, brackets or median); adaptive prunes across cell types.",
     )
     pruning: Pruning = Field(default_factory=Pruning)
+    comparison: Comparison = Field(default_factory=Comparison)
     reevaluate: Reevaluate | None = Field(
         default=None,
         description="Retrain the best configurations of each cell type with fresh seeds once "

@@ -32,7 +32,7 @@ import torch
 from cellsearch.search import record
 from cellsearch.search.errors import WorkerError
 from cellsearch.search.study import reevaluation
-from cellsearch.search.study.sampling import make_pruner, make_sampler
+from cellsearch.search.study.sampling import draw_attrs, make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
 from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
@@ -150,6 +150,9 @@ class Worker:
             with warnings.catch_warnings():  # we record heartbeats ourselves (see Heartbeat)
                 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
                 trial = study.ask()
+            if record.Attr.RETRY_OF not in trial.user_attrs:  # sampled now, not a requeued copy
+                for key, value in draw_attrs(spec, claim.index).items():
+                    trial.set_user_attr(key, value)
         else:
             reevaluating = self._reevaluation_trial(study, spec, claim.reevaluation)
             if reevaluating is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cellsearch.search.report.compare import unit
 from cellsearch.search.report.metric import quantity_label
 from cellsearch.service.cli.text import echo_lines, num, table, wrap
 
@@ -98,7 +99,8 @@ def _pairs(report: dict[str, Any]) -> list[str]:
         for p in comparison["pairs"]
     ]  # fmt: skip
     n = comparison["n"]
-    headers = ["A", "B", f"P(A's best of {n} wins)", "p (Holm)", "difference"]
+    what = f"{n} {unit(comparison)}" if comparison.get("random_only") else n
+    headers = ["A", "B", f"P(A's best of {what} wins)", "p (Holm)", "difference"]
     return ["", *wrap(f"Pairwise: {comparison['test']}"), *table(headers, rows,
             right=[False, False, True, True, False])]  # fmt: skip
 
