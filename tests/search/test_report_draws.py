@@ -241,3 +241,17 @@ def test_too_few_completed_random_draws_are_not_tested() -> None:
     (pair,) = report["comparison"]["pairs"]
     assert pair["p_value"] is None and not pair["reject"]  # 2 completed random draws each
     assert report["leader"] is None
+
+
+def test_a_study_begun_before_draws_were_recorded_tests_every_draw() -> None:
+    random = {"lstm": [0.30, 0.32, 0.34, 0.36, 0.38], "gru": [0.31, 0.33, 0.35, 0.37, 0.39]}
+    adaptive = {
+        "lstm": [0.01 * i for i in range(1, 11)],
+        "gru": [0.5 + 0.01 * i for i in range(10)],
+    }
+    trials = _phased(random, adaptive)
+    for t in trials[:3]:  # run before the upgrade: no kind recorded
+        del t.user_attrs[Attr.DRAW]
+    report = build_report(trials, make_context(n_trials=30, random_draws=5), importance=False)
+    assert not report["comparison"]["random_only"] and report["comparison"]["n"] == 15
+    assert report["leader"] == "lstm"

@@ -198,16 +198,20 @@ def _tested_draws(
     """The draws the tests between cell types compare, the ``n`` of their best of ``n``,
     and whether those are the random phase's draws only.
 
-    In a study past its random phase (its trials say which kind of draw they are, see
-    :func:`cellsearch.search.study.sampling.draw_attrs`) only the random draws are tested:
+    In a study past its random phase (its finished trials say which kind of draw they
+    are, see :func:`cellsearch.search.study.sampling.draw_attrs`, and some are adaptive)
+    only the random draws are tested:
     an adaptive sampler's draws depend on the cell type's earlier trials, so they are not
     independent draws (a cell type whose search found a good region early piles up good
     trials), and tests that treat them as such name a cell type where none is better far
     more often than their level (benchmarks/FAIRNESS.md). ``n`` is then the random phase's
     length per cell type. Otherwise every draw is tested at the per-cell budget.
     """
-    adaptive = (t.user_attrs.get(Attr.DRAW) == Draw.ADAPTIVE for g in groups.values() for t in g)
-    random_only = any(adaptive)  # else every draw is random (or the study has no phases)
+    finished = [t for g in groups.values() for t in g if t.state.is_finished()]
+    kinds = {t.user_attrs.get(Attr.DRAW) for t in finished}
+    # every finished trial says its kind (a study begun before draws were recorded does
+    # not: all its draws count), and some are adaptive (else all of them are random)
+    random_only = Draw.ADAPTIVE in kinds and None not in kinds
     if random_only:
         groups = {
             cell: [t for t in g if t.user_attrs.get(Attr.DRAW) == Draw.RANDOM]
