@@ -53,6 +53,7 @@ from cellsearch.search.report import ReportContext, build_report
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.study.pruning import global_pruner, make_pruner
 from cellsearch.search.study.sampling import draw_attrs, make_sampler, random_rounds
+from cellsearch.search.study.sampling import make_pruner as spec_pruner
 from cellsearch.search.study.spec import RANDOM_SHARE, StudySpec
 
 BASELINE = 1.0  # every curve starts here (the trivial predictor's loss)
@@ -122,29 +123,36 @@ class Variant:
     """A pruner under test, built afresh for each trial as the worker does."""
 
     label: str
-    build: Callable[[int], optuna.pruners.BasePruner]  # max_epochs -> pruner
+    build: Callable[[StudySpec], optuna.pruners.BasePruner]  # the study's spec -> pruner
     share: float = 1.0  # of --trials: the same epochs as a pruned search, for instance
 
 
+def _epochs(spec: StudySpec) -> int:
+    return spec.budget.max_epochs
+
+
 VARIANTS = {
-    "none": Variant("pruner: none", lambda e: global_pruner("none", e)),
+    "none": Variant("pruner: none", lambda s: global_pruner("none", _epochs(s))),
     "none-half": Variant(
-        "pruner: none, half the trials", lambda e: global_pruner("none", e), share=0.5
+        "pruner: none, half the trials", lambda s: global_pruner("none", _epochs(s)), share=0.5
     ),
-    "global": Variant("global Hyperband (no guards)", lambda e: global_pruner("hyperband", e)),
+    "global": Variant(
+        "global Hyperband (no guards)", lambda s: global_pruner("hyperband", _epochs(s))
+    ),
     "cell": Variant(
-        "per-cell Hyperband, min 3 completed", lambda e: make_pruner("hyperband", e, "balanced", 3)
+        "per-cell Hyperband (the default: min 3 completed, random draws kept)", spec_pruner
     ),
-    "cell-keep": Variant(
-        "per-cell Hyperband, random draws kept",
-        lambda e: make_pruner("hyperband", e, "balanced", 3, keep_random=True),
+    "cell-all": Variant(
+        "per-cell Hyperband, random draws pruned too",
+        lambda s: make_pruner("hyperband", _epochs(s), "balanced", 3, keep_random=False),
     ),
     "cell0": Variant(
-        "per-cell Hyperband, min 0", lambda e: make_pruner("hyperband", e, "balanced", 0)
+        "per-cell Hyperband, min 0, random draws pruned too",
+        lambda s: make_pruner("hyperband", _epochs(s), "balanced", 0),
     ),
     "global3": Variant(
         "global Hyperband, min 3, last-epoch guard",
-        lambda e: make_pruner("hyperband", e, "adaptive", 3),
+        lambda s: make_pruner("hyperband", _epochs(s), "adaptive", 3),
     ),
 }
 
@@ -198,7 +206,7 @@ def run_study(
     spent = 0
     for index in range(n_trials):
         study.sampler = make_sampler(spec, index)
-        study.pruner = variant.build(epochs)
+        study.pruner = variant.build(spec)
         trial = study.ask()
         for key, value in draw_attrs(spec, index).items():  # as the worker does
             trial.set_user_attr(key, value)

@@ -35,7 +35,8 @@ def _spec(n_trials: int, **changes: Any) -> StudySpec:
 @pytest.mark.parametrize(
     ("n_trials", "share", "rounds"),
     [
-        (240, None, 27),  # a third of 80 per cell, rounded up
+        (240, None, 16),  # a fifth of 80 per cell
+        (230, None, 16),  # a fifth of 76, rounded up
         (240, 0.5, 40),
         (240, 0.0, STARTUP_TRIALS),  # never below the sampler's own start-up
         (240, 1.0, 80),  # random search
@@ -73,18 +74,18 @@ def test_a_share_outside_zero_to_one_is_refused(bad: Any) -> None:
 
 
 def test_each_cell_types_first_rounds_are_random_draws() -> None:
-    spec = _spec(240)  # 27 random rounds of 3 claims
+    spec = _spec(240)  # 16 random rounds of 3 claims
     kinds = [draw_attrs(spec, index)[Attr.DRAW] for index in range(240)]
-    assert kinds[: 27 * 3] == [Draw.RANDOM] * 81
-    assert kinds[81:] == [Draw.ADAPTIVE] * (240 - 81)
-    random_cells = Counter(balanced_cell(CELLS, spec.seed, i) for i in range(81))
-    assert random_cells == {cell: 27 for cell in CELLS}  # the same number for every cell
+    assert kinds[: 16 * 3] == [Draw.RANDOM] * 48
+    assert kinds[48:] == [Draw.ADAPTIVE] * (240 - 48)
+    random_cells = Counter(balanced_cell(CELLS, spec.seed, i) for i in range(48))
+    assert random_cells == {cell: 16 for cell in CELLS}  # the same number for every cell
 
 
 def test_the_sampler_of_a_random_draw_ignores_the_history() -> None:
     spec = _spec(240)
     random, tpe = optuna.samplers.RandomSampler, optuna.samplers.TPESampler
-    for index, base in ((0, random), (80, random), (81, tpe), (239, tpe)):
+    for index, base in ((0, random), (47, random), (48, tpe), (239, tpe)):
         sampler = make_sampler(spec, index)
         assert isinstance(sampler, CellConditionedSampler)
         assert isinstance(sampler.base, base), index
@@ -116,9 +117,9 @@ def test_random_draws_are_spread_over_the_space_whatever_the_history() -> None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         return out
 
-    random_draws, adaptive_draws = rates(range(30, 60)), rates(range(150, 180))
+    random_draws, adaptive_draws = rates(range(30, 48)), rates(range(150, 168))
     above = sum(lr > 1e-2 for lr in random_draws)
-    assert above >= 5  # a third of log-uniform draws lie above 1e-2
+    assert above >= 3  # a third of log-uniform draws lie above 1e-2 (6 of 18 expected)
     assert sum(lr > 1e-2 for lr in adaptive_draws) < above
 
 
@@ -127,8 +128,25 @@ def test_a_requeued_copy_repeats_the_same_kind_of_draw() -> None:
     assert attrs == {Attr.DRAW: Draw.ADAPTIVE, Attr.RETRY_OF: 7, Attr.RETRY_REASON: "stale"}
 
 
-@pytest.mark.parametrize(("prune_random", "keep"), [(True, False), (False, True)])
-def test_the_spec_says_whether_random_draws_may_be_pruned(prune_random: bool, keep: bool) -> None:
-    spec = _spec(240, pruner="hyperband", comparison={"prune_random": prune_random})
+@pytest.mark.parametrize(
+    ("n_trials", "prune_random", "keep"),
+    [
+        (240, True, False),
+        (240, False, True),
+        (240, None, True),  # the default: adaptive trials to prune instead
+        (30, None, False),  # every trial is a random draw: they are what is pruned
+        (30, False, True),
+    ],
+)
+def test_the_spec_says_whether_random_draws_may_be_pruned(
+    n_trials: int, prune_random: bool | None, keep: bool
+) -> None:
+    spec = _spec(n_trials, pruner="hyperband", comparison={"prune_random": prune_random})
     pruner = make_pruner(spec)
     assert isinstance(pruner, CellPruner) and pruner.keep_random is keep
+
+
+def test_no_random_phase_keeps_nothing_from_the_pruner() -> None:
+    spec = _spec(240, pruner="hyperband", sampler="random", comparison={"prune_random": False})
+    pruner = make_pruner(spec)
+    assert isinstance(pruner, CellPruner) and not pruner.keep_random

@@ -126,7 +126,7 @@ def make_pruner(
             ``adaptive`` keeps the global comparison (the sampler chooses the cell types,
             so per-cell histories would be unequal and biased anyway).
         min_complete_per_cell: ``spec.pruning.min_complete_per_cell`` (0 disables).
-        keep_random: ``not spec.comparison.prune_random``: random draws train to the end.
+        keep_random: Random draws train to the end (see ``sampling.keeps_random_draws``).
 
     Returns:
         A :class:`CellPruner` around :func:`global_pruner`, or a ``NopPruner`` for

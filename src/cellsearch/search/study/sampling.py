@@ -100,5 +100,16 @@ def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
         spec.budget.max_epochs,
         spec.allocation,
         spec.pruning.min_complete_per_cell,
-        keep_random=not spec.comparison.prune_random,
+        keep_random=keeps_random_draws(spec),
     )
+
+
+def keeps_random_draws(spec: StudySpec) -> bool:
+    """Whether the pruner leaves the random draws alone (``comparison.prune_random``; by
+    default when the study has adaptive trials to prune instead)."""
+    rounds = random_rounds(spec)
+    if rounds is None:
+        return False
+    if spec.comparison.prune_random is not None:
+        return not spec.comparison.prune_random
+    return rounds < spec.budget.n_trials // len(spec.cell_types)

@@ -26,7 +26,7 @@ from cellsearch.search.trial_config import OPTIMIZERS, Precision
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 TEXT_PATTERN = r"^[^\x00]*$"
 """Free text: anything but NUL (which PostgreSQL's text cannot hold)."""
-RANDOM_SHARE = 1 / 3
+RANDOM_SHARE = 0.2
 """Default share of each cell type's trials drawn at random (``comparison.random_share``)."""
 
 
@@ -287,11 +287,12 @@ class Comparison(_Strict):
         "of each other (an adaptive sampler's later draws depend on the earlier ones and "
         "would make the tests too confident). 1: random search. Balanced allocation only.",
     )
-    prune_random: bool = Field(
-        default=True,
-        description="Whether the pruner may stop the random draws too. false: they train "
-        "to the end (a pruned draw counts as a failure, so pruning them costs the tests "
-        "most of their power) and only the sampler's adaptive trials are pruned.",
+    prune_random: bool | None = Field(
+        default=None,
+        description="Whether the pruner may stop random draws. A pruned draw counts as a "
+        "failure, so pruning them costs the tests most of their power. null (the default): "
+        "random draws train to the end when the study has adaptive trials to prune, and are "
+        "pruned when they are all the study has (up to 10 trials per cell type).",
     )
 
 
