@@ -139,9 +139,7 @@ VARIANTS = {
     "global": Variant(
         "global Hyperband (no guards)", lambda s: global_pruner("hyperband", _epochs(s))
     ),
-    "cell": Variant(
-        "per-cell Hyperband (the default: min 3 completed, random draws kept)", spec_pruner
-    ),
+    "cell": Variant("per-cell Hyperband (the default)", spec_pruner),
     "cell-all": Variant(
         "per-cell Hyperband, random draws pruned too",
         lambda s: make_pruner("hyperband", _epochs(s), "balanced", 3, keep_random=False),

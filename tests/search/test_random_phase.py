@@ -82,10 +82,11 @@ def test_each_cell_types_first_rounds_are_random_draws() -> None:
     assert random_cells == {cell: 16 for cell in CELLS}  # the same number for every cell
 
 
-def test_the_sampler_of_a_random_draw_ignores_the_history() -> None:
+def test_the_random_phase_outlasts_the_samplers_start_up() -> None:
     spec = _spec(240)
     random, tpe = optuna.samplers.RandomSampler, optuna.samplers.TPESampler
-    for index, base in ((0, random), (47, random), (48, tpe), (239, tpe)):
+    # TPE's own 10 start-up rounds draw at random already (and as before the phase)
+    for index, base in ((0, tpe), (29, tpe), (30, random), (47, random), (48, tpe), (239, tpe)):
         sampler = make_sampler(spec, index)
         assert isinstance(sampler, CellConditionedSampler)
         assert isinstance(sampler.base, base), index

@@ -73,8 +73,11 @@ def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
 def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     seed = trial_seed(spec.seed, index)
     base: optuna.samplers.BaseSampler
-    if draw_attrs(spec, index).get(Attr.DRAW) == Draw.RANDOM:
-        base = optuna.samplers.RandomSampler(seed=seed)  # the cell type's random phase
+    random_draw = draw_attrs(spec, index).get(Attr.DRAW) == Draw.RANDOM
+    if random_draw and index // len(spec.cell_types) >= STARTUP_TRIALS:
+        # the random phase past the sampler's own start-up (whose draws are random too,
+        # and the same as before the phase existed)
+        base = optuna.samplers.RandomSampler(seed=seed)
     elif spec.sampler == "tpe":
         # group=True lets TPE model the conditional (per-cell) parameters jointly;
         # constant_liar keeps concurrent workers from piling onto one point.
