@@ -255,3 +255,13 @@ def test_a_study_begun_before_draws_were_recorded_tests_every_draw() -> None:
     report = build_report(trials, make_context(n_trials=30, random_draws=5), importance=False)
     assert not report["comparison"]["random_only"] and report["comparison"]["n"] == 15
     assert report["leader"] == "lstm"
+
+
+def test_no_completed_random_draw_says_what_the_tests_lack() -> None:
+    trials = _phased({"lstm": [0.1], "gru": [0.2]}, {"lstm": [0.01] * 3, "gru": [0.5] * 3})
+    for t in trials[:2]:  # both random draws diverged: failed draws
+        t.state, t.values = TrialState.FAIL, None
+        t.user_attrs[Attr.FAILURE_KIND] = "diverged"
+    report = build_report(trials, make_context(n_trials=8, random_draws=1), importance=False)
+    assert report["leader"] is None
+    assert report["verdict"].startswith("No cell type completed any of its random draws")

@@ -173,6 +173,11 @@ def verdict(
             f"{MIN_TEST_SIZE}): {'; '.join(missing)}. Run more trials (budget.n_trials), "
             "raise pruning.min_complete_per_cell, or use pruner: none."
         ), None
+    if comparison is not None and lead is None and comparison["random_only"]:
+        return (
+            "No cell type completed any of its random draws, on which the tests rest: "
+            "nothing to compare."
+        ), None
     if comparison is None or lead is None:
         return "Only one cell type has finished trials: nothing to compare.", None
     return _tested_verdict(comparison, lead, [c["cell_type"] for c in cells], unit(comparison))
