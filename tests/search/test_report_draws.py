@@ -186,14 +186,18 @@ def _phased(random: dict[str, list[float]], adaptive: dict[str, list[float]]) ->
     return trials
 
 
+# random draws that tell lstm and gru apart nowhere; adaptive ones far better for lstm
+INTERLEAVED_RANDOM = {"lstm": [0.30, 0.32, 0.34, 0.36, 0.38], "gru": [0.31, 0.33, 0.35, 0.37, 0.39]}
+LSTM_AHEAD_ADAPTIVE = {
+    "lstm": [0.01 * i for i in range(1, 11)],
+    "gru": [0.5 + 0.01 * i for i in range(10)],
+}
+
+
 def test_with_a_random_phase_only_the_random_draws_are_tested() -> None:
     """The adaptive trials, far better for lstm, would decide the test if they counted; the
     random draws, interleaved, name nobody, and the effect is theirs (brute force)."""
-    random = {"lstm": [0.30, 0.32, 0.34, 0.36, 0.38], "gru": [0.31, 0.33, 0.35, 0.37, 0.39]}
-    adaptive = {
-        "lstm": [0.01 * i for i in range(1, 11)],
-        "gru": [0.5 + 0.01 * i for i in range(10)],
-    }
+    random, adaptive = INTERLEAVED_RANDOM, LSTM_AHEAD_ADAPTIVE
     trials = _phased(random, adaptive)
     ctx = make_context(n_trials=30, random_draws=2)
     report = build_report(trials, ctx, importance=False, n_bootstrap=50)
@@ -244,11 +248,7 @@ def test_too_few_completed_random_draws_are_not_tested() -> None:
 
 
 def test_a_study_begun_before_draws_were_recorded_tests_every_draw() -> None:
-    random = {"lstm": [0.30, 0.32, 0.34, 0.36, 0.38], "gru": [0.31, 0.33, 0.35, 0.37, 0.39]}
-    adaptive = {
-        "lstm": [0.01 * i for i in range(1, 11)],
-        "gru": [0.5 + 0.01 * i for i in range(10)],
-    }
+    random, adaptive = INTERLEAVED_RANDOM, LSTM_AHEAD_ADAPTIVE
     trials = _phased(random, adaptive)
     for t in trials[:3]:  # run before the upgrade: no kind recorded
         del t.user_attrs[Attr.DRAW]

@@ -47,9 +47,15 @@ def random_rounds(spec: StudySpec) -> int | None:
     cells = spec.cell_types
     if spec.sampler not in ADAPTIVE_SAMPLERS or spec.allocation != "balanced" or len(cells) < 2:
         return None
-    per_cell = max(1, spec.budget.n_trials // len(cells))
+    per_cell = spec.trials_per_cell
     wanted = max(STARTUP_TRIALS, math.ceil(spec.comparison.random_share * per_cell - 1e-9))
     return min(per_cell, wanted)
+
+
+def _round(spec: StudySpec, index: int) -> int:
+    """The balanced-allocation round of claim ``index``: one claim per cell type a round
+    (see :func:`~cellsearch.search.study.allocation.balanced_cell`)."""
+    return index // len(spec.cell_types)
 
 
 def draw_attrs(spec: StudySpec, index: int) -> dict[str, str]:
@@ -59,7 +65,7 @@ def draw_attrs(spec: StudySpec, index: int) -> dict[str, str]:
     rounds = random_rounds(spec)
     if rounds is None:
         return {}
-    random_draw = index // len(spec.cell_types) < rounds  # balanced: one claim per cell a round
+    random_draw = _round(spec, index) < rounds
     return {Attr.DRAW: Draw.RANDOM if random_draw else Draw.ADAPTIVE}
 
 
@@ -74,7 +80,7 @@ def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     seed = trial_seed(spec.seed, index)
     base: optuna.samplers.BaseSampler
     random_draw = draw_attrs(spec, index).get(Attr.DRAW) == Draw.RANDOM
-    if random_draw and index // len(spec.cell_types) >= STARTUP_TRIALS:
+    if random_draw and _round(spec, index) >= STARTUP_TRIALS:
         # the random phase past the sampler's own start-up (whose draws are random too,
         # and the same as before the phase existed)
         base = optuna.samplers.RandomSampler(seed=seed)
@@ -115,4 +121,4 @@ def keeps_random_draws(spec: StudySpec) -> bool:
         return False
     if spec.comparison.prune_random is not None:
         return not spec.comparison.prune_random
-    return rounds < spec.budget.n_trials // len(spec.cell_types)
+    return rounds < spec.trials_per_cell

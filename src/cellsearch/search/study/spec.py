@@ -400,6 +400,11 @@ class StudySpec(_Strict):
         }
 
     @property
+    def trials_per_cell(self) -> int:
+        """Search trials each cell type gets under balanced allocation (at least 1)."""
+        return max(1, self.budget.n_trials // len(self.cell_types))
+
+    @property
     def max_reevaluations(self) -> int:
         """The most re-evaluation trials the study can run (fewer when a cell type has
         fewer completed trials than ``top_k``)."""

@@ -56,7 +56,7 @@ def validate_spec(spec: StudySpec, settings: SettingsDep, engine: EngineDep) -> 
         name_available=not taken,
         n_trials=spec.budget.n_trials,
         cell_types=spec.cell_types,
-        trials_per_cell=max(1, spec.budget.n_trials // len(spec.cell_types)),
+        trials_per_cell=spec.trials_per_cell,
         objective=objective_metric(spec).label,
         summary=readable_spec(spec),
         limits=settings.limits().model_dump(),
