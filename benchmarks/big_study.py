@@ -41,11 +41,11 @@ from sqlalchemy import Connection, func, insert, select, text, update
 from cellsearch.search.record import Attr
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
-from cellsearch.service import studies
-from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.migrate import upgrade
 from cellsearch.service.settings import Settings
-from cellsearch.service.tables import StudyRecord
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.store.migrate import upgrade
+from cellsearch.service.store.tables import StudyRecord
+from cellsearch.service.studies import operations as studies
 
 CELLS = ("lstm", "gru", "rnn_tanh", "mgu", "mingru")
 EPOCHS = 20

@@ -35,8 +35,8 @@ def check(name: str) -> dict[str, Any]:
     from cellsearch.search.report import ReportContext, build_report
     from cellsearch.search.study.limits import parse_spec
     from cellsearch.search.worker.cpu import cgroup_cpu_quota, usable_cpus
-    from cellsearch.service.db import optuna_storage
     from cellsearch.service.settings import Settings
+    from cellsearch.service.store.db import optuna_storage
 
     spec = parse_spec(yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text()))
     cpus = usable_cpus(cgroup_cpu_quota())

@@ -42,10 +42,10 @@ import torch
 from sqlalchemy import func, select
 
 from cellsearch.search.study.limits import parse_spec
-from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.settings import Settings
-from cellsearch.service.studies import create_study, get_study
-from cellsearch.service.tables import WorkerRecord
+from cellsearch.service.store.db import engine_for, optuna_storage, session_scope
+from cellsearch.service.store.tables import WorkerRecord
+from cellsearch.service.studies.operations import create_study, get_study
 from gpu_table import Section, nvidia_smi, progress
 from workers import Processes, make_spec, sqlite_database, wait_for
 

@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     from sqlalchemy.engine import make_url
 
     from cellsearch.search.record import is_counted
-    from cellsearch.service.db import dispose_all
-    from cellsearch.service.migrate import upgrade
+    from cellsearch.service.store.db import dispose_all
+    from cellsearch.service.store.migrate import upgrade
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--admin-url", required=True, help="server URL (any database)")

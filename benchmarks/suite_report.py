@@ -28,7 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cellsearch.search.report import ReportContext
 from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
-from cellsearch.service.suite_page import render_suite_html
+from cellsearch.service.suites.page import render_suite_html
 
 CELLS = ("lstm", "gru", "rnn_tanh", "mgu", "mingru")
 EPOCHS = 10

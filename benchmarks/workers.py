@@ -91,7 +91,7 @@ def postgres_database(admin_url: str) -> Iterator[Database]:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from cellsearch.service.db import dispose_all
+    from cellsearch.service.store.db import dispose_all
 
     base = make_url(admin_url)
     name = f"cellsearch_bench_{uuid.uuid4().hex[:12]}"
@@ -109,7 +109,7 @@ def postgres_database(admin_url: str) -> Iterator[Database]:
 
 
 def _migrate(url: str) -> None:
-    from cellsearch.service.migrate import upgrade
+    from cellsearch.service.store.migrate import upgrade
 
     upgrade(_settings(url))
 
@@ -158,7 +158,7 @@ def median_training_seconds(url: str, name: str) -> float:
     """Median of the trials' own ``seconds`` (training time, as the trainer measured it)."""
     import optuna
 
-    from cellsearch.service.db import optuna_storage
+    from cellsearch.service.store.db import optuna_storage
 
     study = optuna.load_study(study_name=name, storage=optuna_storage(_settings(url)))
     return statistics.median(t.user_attrs["seconds"] for t in study.get_trials(deepcopy=False))
@@ -170,7 +170,7 @@ def counted_trials(url: str, name: str) -> int:
     import optuna
 
     from cellsearch.search.record import is_counted, search_trials
-    from cellsearch.service.db import optuna_storage
+    from cellsearch.service.store.db import optuna_storage
 
     study = optuna.load_study(study_name=name, storage=optuna_storage(_settings(url)))
     return sum(is_counted(t) for t in search_trials(study.get_trials(deepcopy=False)))
@@ -229,8 +229,8 @@ def workers(
     to or overrides :data:`WORKER_ENV`)."""
     from sqlalchemy import select
 
-    from cellsearch.service.db import engine_for, session_scope
-    from cellsearch.service.tables import WorkerRecord
+    from cellsearch.service.store.db import engine_for, session_scope
+    from cellsearch.service.store.tables import WorkerRecord
 
     procs = Processes(folder)
     try:
@@ -255,8 +255,8 @@ def workers(
 
 def time_cellsearch(db: Database, spec: Any, procs: Processes, timeout: float = TIMEOUT_S) -> float:
     """Seconds from creating ``spec``'s study to its record reading ``completed``."""
-    from cellsearch.service.db import engine_for, optuna_storage
-    from cellsearch.service.studies import create_study, get_study
+    from cellsearch.service.store.db import engine_for, optuna_storage
+    from cellsearch.service.studies.operations import create_study, get_study
 
     settings = _settings(db.url)
     engine = engine_for(settings)
@@ -285,7 +285,7 @@ def run_bare(db: Database, processes: int, spec: Any, folder: Path, *, train: bo
     """Time ``processes`` bare ``study.optimize`` loops sharing ``spec``'s budget."""
     import optuna
 
-    from cellsearch.service.db import optuna_storage
+    from cellsearch.service.store.db import optuna_storage
 
     optuna.create_study(study_name=spec.name, storage=optuna_storage(_settings(db.url)))
     go = folder / f"go-{spec.name}"
@@ -337,7 +337,7 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     from cellsearch.search.trial.trainer import EpochResult
     from cellsearch.search.trial.trainer import train as train_model
     from cellsearch.search.trial_config import TrainConfig
-    from cellsearch.service.db import engine_kwargs
+    from cellsearch.service.store.db import engine_kwargs
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)

@@ -86,7 +86,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 def _dispose_cached_engines() -> None:
-    from cellsearch.service.db import dispose_all
+    from cellsearch.service.store.db import dispose_all
 
     dispose_all()
 
@@ -102,7 +102,7 @@ def settings(db_url: str) -> Settings:
 @pytest.fixture
 def migrated(settings: Settings) -> Settings:
     """The test database with both schemas in place."""
-    from cellsearch.service.migrate import upgrade
+    from cellsearch.service.store.migrate import upgrade
 
     upgrade(settings)
     return settings
@@ -130,8 +130,8 @@ def keys(migrated: Settings) -> dict[str, str]:
     open until a key exists: a test that asks for this fixture gets an API that requires
     keys, and sends them itself (``headers=auth(keys["reader"])``).
     """
-    from cellsearch.service.auth import create_key
-    from cellsearch.service.db import engine_for
+    from cellsearch.service.access.keys import create_key
+    from cellsearch.service.store.db import engine_for
 
     engine = engine_for(migrated)
     return {

@@ -123,7 +123,7 @@ def test_registry_baselines_match_the_built_data() -> None:
 
 
 def test_task_specs_import_without_torch() -> None:
-    code = "import sys, cellsearch.search.tasks.registry; print('torch' in sys.modules)"
+    code = "import sys, cellsearch.search.tasks.catalog; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

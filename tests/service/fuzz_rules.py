@@ -1,6 +1,6 @@
 """What the fuzzer must know beyond the published schema: the study spec's cross-field rules.
 
-JSON Schema states every bound and limit of a spec (service/spec_schema.py), but not the
+JSON Schema states every bound and limit of a spec (service/studies/spec_schema.py), but not the
 rules that tie two fields together. The published schema says them in words; this
 module applies them to a schema-valid spec the fuzzer drew for a positive case, changing
 as little as it can, so that "valid by the schema and by these rules" must mean 201 (or
@@ -66,7 +66,7 @@ def _task_key(task: dict[str, Any]) -> str:
     (``{"kind": "digits"}`` repeats ``{"kind": "digits", "mode": "rows"}``)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from cellsearch.search.tasks.registry import TaskSpec
+    from cellsearch.search.tasks.catalog import TaskSpec
 
     try:
         return TypeAdapter(TaskSpec).validate_python(task).model_dump_json()

@@ -197,7 +197,7 @@ def test_database_errors_never_reach_the_body(
     """A broken query is a 500 without its SQL; an unreachable database is a 503."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from cellsearch.service import studies
+    from cellsearch.service.studies import operations as studies
 
     secret = "SELECT secret_column FROM secret_table"
     broken = ProgrammingError(secret, {"p": 1}, Exception("syntax error"))
@@ -209,7 +209,7 @@ def test_database_errors_never_reach_the_body(
     down = OperationalError(secret, {}, Exception("connection refused"))
 
     def unreachable(**_: Any) -> None:
-        from cellsearch.service.db import engine_for, session_scope
+        from cellsearch.service.store.db import engine_for, session_scope
 
         with session_scope(engine_for(migrated)):
             raise down
@@ -296,8 +296,8 @@ def test_bf16_is_refused_only_when_every_live_worker_is_on_cpu(
     api: TestClient, migrated: Settings
 ) -> None:
     from cellsearch.search.worker.protocol import WorkerInfo
-    from cellsearch.service.db import engine_for
-    from cellsearch.service.registry import SqlWorkerRegistry
+    from cellsearch.service.store.db import engine_for
+    from cellsearch.service.workers.roster import SqlWorkerRegistry
 
     registry = SqlWorkerRegistry(engine_for(migrated), grace_period=migrated.grace_period)
     assert api.post(f"{V1}/studies", json=spec_data(name="a", precision="bf16")).status_code == 201

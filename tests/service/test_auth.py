@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from cellsearch.service import auth as keys_module
-from cellsearch.service.auth import (
+from cellsearch.service.access import keys as keys_module
+from cellsearch.service.access.keys import (
     KEY_PREFIX,
     authenticate,
     create_key,
@@ -20,8 +20,8 @@ from cellsearch.service.auth import (
     revoke_key,
     startup_line,
 )
-from cellsearch.service.db import engine_for
 from cellsearch.service.errors import Conflict, NotFound
+from cellsearch.service.store.db import engine_for
 from tests.conftest import auth
 from tests.search.test_spec import spec_data
 

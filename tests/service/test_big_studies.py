@@ -15,10 +15,10 @@ from fastapi.testclient import TestClient
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from cellsearch.search.report import ReportContext, build_report
-from cellsearch.service import assets
 from cellsearch.service.api.deps import MAX_OFFSET, get_report_cache
-from cellsearch.service.marker_cache import MarkerCache
-from cellsearch.service.report_page import render_report_html
+from cellsearch.service.reports import assets
+from cellsearch.service.reports.page import render_report_html
+from cellsearch.service.store.marker_cache import MarkerCache
 from tests.search.test_spec import spec_data
 from tests.service.test_report_page import browser  # noqa: F401 (a fixture)
 
@@ -117,7 +117,7 @@ def test_deleted_and_recreated_study_gets_a_new_report(
 def test_summary_and_list_counts_follow_every_change(api: TestClient, migrated: Any) -> None:
     """Counts and the best trial are cached per change marker, never served stale."""
     from cellsearch.service.api.deps import get_summary_cache
-    from cellsearch.service.summaries import SummaryCache
+    from cellsearch.service.studies.summaries import SummaryCache
 
     cache = SummaryCache()
     api.app.dependency_overrides[get_summary_cache] = lambda: cache  # type: ignore[attr-defined]

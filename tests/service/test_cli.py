@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from cellsearch.service.cli import app
-from cellsearch.service.processes import gpu_slots
+from cellsearch.service.workers.processes import gpu_slots
 
 runner = CliRunner()
 
@@ -52,9 +52,9 @@ def test_worker_gives_up_on_an_unreachable_database(monkeypatch: pytest.MonkeyPa
 
 
 def test_worker_waits_for_the_migration(sqlite_url: str) -> None:
-    from cellsearch.service.migrate import upgrade
-    from cellsearch.service.runner import build_worker
     from cellsearch.service.settings import Settings
+    from cellsearch.service.store.migrate import upgrade
+    from cellsearch.service.workers.runner import build_worker
 
     settings = Settings(database_url=sqlite_url, startup_timeout=30)
     migrating = threading.Timer(1.0, upgrade, args=(settings,))

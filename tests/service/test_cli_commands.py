@@ -240,8 +240,8 @@ def test_watch_exits_non_zero_when_the_study_gives_no_result(
 ) -> None:
     from sqlalchemy import update
 
-    from cellsearch.service.db import engine_for
-    from cellsearch.service.tables import StudyRecord
+    from cellsearch.service.store.db import engine_for
+    from cellsearch.service.store.tables import StudyRecord
 
     cli.post(f"{V1}/studies", json=spec_data())
     if action == "cancel":
@@ -291,8 +291,8 @@ def test_submit_wait_rides_out_an_api_restart(
 def _set_study(settings: Any, **values: Any) -> None:
     from sqlalchemy import update
 
-    from cellsearch.service.db import engine_for
-    from cellsearch.service.tables import StudyRecord
+    from cellsearch.service.store.db import engine_for
+    from cellsearch.service.store.tables import StudyRecord
 
     with engine_for(settings).begin() as conn:
         conn.execute(update(StudyRecord).values(**values))

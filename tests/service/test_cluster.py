@@ -25,12 +25,12 @@ from sqlalchemy.engine import make_url
 
 from cellsearch.search.record import is_counted
 from cellsearch.search.study.limits import parse_spec
-from cellsearch.service.db import dispose_all, engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
-from cellsearch.service.migrate import upgrade
 from cellsearch.service.settings import Settings
-from cellsearch.service.studies import create_study, get_study
-from cellsearch.service.tables import WorkerRecord
+from cellsearch.service.store.db import dispose_all, engine_for, optuna_storage, session_scope
+from cellsearch.service.store.migrate import upgrade
+from cellsearch.service.store.tables import WorkerRecord
+from cellsearch.service.studies.operations import create_study, get_study
 
 T = TypeVar("T")
 RUNNING = optuna.trial.TrialState.RUNNING
@@ -399,7 +399,7 @@ def test_two_workers_on_sqlite_run_exactly_the_budget(sqlite_url: str, cluster: 
 def test_connections_stay_within_the_pool_bound(postgres_url: str, cluster: Cluster) -> None:
     """A worker holds at most ``2 * (pool_size + max_overflow)`` connections.
 
-    ``cellsearch.service.db`` gives each worker process two engines with the same bounded
+    ``cellsearch.service.store.db`` gives each worker process two engines with the same bounded
     pool (``engine_kwargs``): the service tables' engine (``engine_for``) and Optuna's
     ``RDBStorage``. Each engine opens at most ``pool_size + max_overflow`` connections, so
     three workers hold at most ``3 * 2 * (pool_size + max_overflow)``. The test process
@@ -452,7 +452,7 @@ def test_failed_release_after_requeue_does_not_strand_the_study(
     import torch
 
     from cellsearch.search.worker.loop import Worker
-    from cellsearch.service.runner import sql_backend
+    from cellsearch.service.workers.runner import sql_backend
 
     settings = settings_for(sqlite_url)
     make_study(settings, "strand", 1)

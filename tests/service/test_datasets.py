@@ -11,9 +11,9 @@ import torch
 from fastapi.testclient import TestClient
 
 from cellsearch.search.worker.loop import Worker
-from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.runner import sql_backend
 from cellsearch.service.settings import Settings
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.workers.runner import sql_backend
 
 V1 = "/api/v1"
 

@@ -62,11 +62,11 @@ def _uploaded(client: TestClient, headers: dict[str, str]) -> str:
 @pytest.fixture(params=["sqlite-open", "sqlite-keys", "postgres-open", "postgres-keys"])
 def fuzz_schema(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The app on a fresh database, its schema loaded by schemathesis, and the rules."""
+    from cellsearch.service.access.keys import create_key
     from cellsearch.service.api.app import create_app
-    from cellsearch.service.auth import create_key
-    from cellsearch.service.db import engine_for
-    from cellsearch.service.migrate import upgrade
     from cellsearch.service.settings import Settings, get_settings
+    from cellsearch.service.store.db import engine_for
+    from cellsearch.service.store.migrate import upgrade
 
     # schemathesis 4.32 renames the test node through `_nodeid`, which pytest 9 dropped
     request.node._nodeid = request.node.nodeid

@@ -9,10 +9,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cellsearch.service.auth import authenticate
+from cellsearch.service.access.keys import authenticate
 from cellsearch.service.cli import app
-from cellsearch.service.db import engine_for
 from cellsearch.service.settings import Settings
+from cellsearch.service.store.db import engine_for
 from tests.search.test_spec import spec_data
 from tests.service.live_server import live_server
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cellsearch.service import auth as keys_module
-from cellsearch.service.auth import COOKIE_NAME, create_key, revoke_key, session_secret
-from cellsearch.service.db import engine_for
+from cellsearch.service.access import keys as keys_module
+from cellsearch.service.access.keys import COOKIE_NAME, create_key, revoke_key, session_secret
+from cellsearch.service.store.db import engine_for
 from tests.conftest import auth
 from tests.search.test_spec import spec_data
 

@@ -9,8 +9,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from cellsearch.search.study.limits import parse_spec
-from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.migrate import (
+from cellsearch.service.settings import Settings
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.store.migrate import (
     VERSION_TABLE,
     alembic_config,
     current_revision,
@@ -18,9 +19,8 @@ from cellsearch.service.migrate import (
     include_name,
     upgrade,
 )
-from cellsearch.service.settings import Settings
-from cellsearch.service.studies import create_study
-from cellsearch.service.tables import Base
+from cellsearch.service.store.tables import Base
+from cellsearch.service.studies.operations import create_study
 from tests.search.test_spec import spec_data
 
 OPTUNA_TABLES = {"studies", "trials", "trial_params", "trial_values", "alembic_version"}

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cellsearch.service import studies as ops
 from cellsearch.service.api.app import create_app
 from cellsearch.service.api.deps import read_threads
 from cellsearch.service.settings import Settings, get_settings
+from cellsearch.service.studies import operations as ops
 from tests.search.test_spec import spec_data
 from tests.service.test_big_studies import CELLS, V1, _finish, _study
 

@@ -13,10 +13,10 @@ from cellsearch.search.record import Attr, TrialRecord, is_counted, is_reevaluat
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.limits import SpecLimits, parse_spec
 from cellsearch.search.trial import bulk_read, objective
-from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.settings import Settings
-from cellsearch.service.studies import get_study, trial_counts
-from cellsearch.service.tables import StudyRecord
+from cellsearch.service.store.db import engine_for, optuna_storage, session_scope
+from cellsearch.service.store.tables import StudyRecord
+from cellsearch.service.studies.operations import get_study, trial_counts
 from tests.search.test_spec import spec_data
 from tests.service.test_worker import TINY, drain, make_study, make_worker
 

@@ -15,7 +15,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from cellsearch.search.report import ReportContext, build_report
-from cellsearch.service.report_page import render_report_html
+from cellsearch.service.reports.page import render_report_html
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -15,9 +15,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cellsearch.search.report import ReportContext, build_report
 from cellsearch.search.study.limits import parse_spec
-from cellsearch.service import report_sections
-from cellsearch.service.report_figures import axis_type, clip_band
-from cellsearch.service.report_page import render_report_html
+from cellsearch.service.reports import sections as report_sections
+from cellsearch.service.reports.figures import axis_type, clip_band
+from cellsearch.service.reports.page import render_report_html
 from tests.search.test_spec import spec_data
 from tests.service import test_report_page as page_tests
 from tests.service.test_report_page import _load
@@ -249,7 +249,7 @@ def test_cancelled_study_banner_says_the_numbers_are_final() -> None:
 def test_a_big_study_draws_its_parallel_coordinates_when_scrolled_to_and_says_how_many(
     chromium: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cellsearch.service import report_page
+    from cellsearch.service.reports import page as report_page
 
     monkeypatch.setattr(report_page, "INLINE_TRIALS", 10**9)  # a file: page cannot fetch
     spec = parse_spec(spec_data(name="big", budget={"n_trials": 2700, "max_epochs": 5}))
@@ -282,7 +282,7 @@ def test_a_big_table_is_fetched_from_the_reports_json_not_carried_by_the_page(
     import json
     import threading
 
-    from cellsearch.service import report_page
+    from cellsearch.service.reports import page as report_page
 
     report = decades_report(status="completed")
     monkeypatch.setattr(report_page, "INLINE_TRIALS", 0)  # as if the table were big

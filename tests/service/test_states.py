@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cellsearch.service.cli import app
-from cellsearch.service.db import engine_for
-from cellsearch.service.ledger import SqlStudyLedger
-from cellsearch.service.studies import change_status
+from cellsearch.service.store.db import engine_for
+from cellsearch.service.studies.operations import change_status
+from cellsearch.service.workers.ledger import SqlStudyLedger
 from tests.search.test_spec import spec_data
 from tests.service.test_worker import TINY, make_worker
 

@@ -17,8 +17,8 @@ from cellsearch.search.worker.loop import Worker
 from cellsearch.service.cli import app as cli_app
 from cellsearch.service.cli import suites as suite_cli
 from cellsearch.service.cli.client import Api
-from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.runner import sql_backend
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.workers.runner import sql_backend
 from tests.service.test_suite_spec import suite_data
 
 V1 = "/api/v1"

@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import inspect, text
 
-from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.migrate import current_revision, head_revision
 from cellsearch.service.settings import Settings
-from cellsearch.service.suite_spec import parse_suite
-from cellsearch.service.suites import create_suite
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.store.migrate import current_revision, head_revision
+from cellsearch.service.suites.operations import create_suite
+from cellsearch.service.suites.spec import parse_suite
 from tests.service.test_migrations import _migrate
 from tests.service.test_suite_spec import suite_data
 

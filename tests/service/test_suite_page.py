@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cellsearch.search.report.suite import SuiteTask, build_suite_report
-from cellsearch.service.suite_page import render_suite_html
+from cellsearch.service.suites.page import render_suite_html
 from tests.search.test_suite_report import study_report
 from tests.service.test_report_page import _load, browser  # noqa: F401 - the fixture
 
@@ -86,7 +86,7 @@ def test_suite_page_renders_in_chromium(browser: Any, tmp_path: Path) -> None:  
 
 
 def test_pair_result_names_the_friedman_gate() -> None:
-    from cellsearch.service.suite_page import _pair_result
+    from cellsearch.service.suites.page import _pair_result
 
     assert _pair_result({"separated": True, "reject": True, "better": "gru"}) == "gru better"
     held = _pair_result({"separated": False, "reject": True, "better": "gru"})

@@ -11,7 +11,7 @@ import pytest
 from cellsearch.search.errors import SpecError
 from cellsearch.search.study.limits import SpecLimits
 from cellsearch.search.study.spec import NAME_PATTERN
-from cellsearch.service.suite_spec import parse_suite, slug, task_labels
+from cellsearch.service.suites.spec import parse_suite, slug, task_labels
 
 TINY_ADDING = {"kind": "adding", "seq_len": 8, "n_train": 64, "n_val": 32, "n_test": 32}
 TINY_COPY = {"kind": "copy", "seq_len": 5, "n_train": 64, "n_val": 32, "n_test": 32}

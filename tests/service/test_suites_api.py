@@ -8,7 +8,7 @@ import optuna
 import pytest
 from fastapi.testclient import TestClient
 
-from cellsearch.service import suites as suite_ops
+from cellsearch.service.suites import operations as suite_ops
 from tests.service.test_datasets import classification_npz, upload
 from tests.service.test_suite_spec import TINY_ADDING, TINY_COPY, suite_data
 
@@ -147,8 +147,8 @@ def test_dataset_over_the_limits_is_422(api: TestClient, migrated: Any) -> None:
 
 def test_bf16_with_only_cpu_workers_is_422_under_study(api: TestClient, migrated: Any) -> None:
     from cellsearch.search.worker.protocol import WorkerInfo
-    from cellsearch.service.db import engine_for
-    from cellsearch.service.registry import SqlWorkerRegistry
+    from cellsearch.service.store.db import engine_for
+    from cellsearch.service.workers.roster import SqlWorkerRegistry
 
     registry = SqlWorkerRegistry(engine_for(migrated), grace_period=migrated.grace_period)
     registry.beat(WorkerInfo("w1", "host", 1, "cpu"))

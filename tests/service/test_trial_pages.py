@@ -13,7 +13,7 @@ from sqlalchemy import create_engine
 
 from cellsearch.search.trial import bulk_read
 from cellsearch.service.api.deps import get_markers, get_page_cache, get_selection_cache
-from cellsearch.service.marker_cache import MarkerCache, MarkerMemo
+from cellsearch.service.store.marker_cache import MarkerCache, MarkerMemo
 from tests.service.test_big_studies import CELLS, V1, _finish, _study
 
 PAGE = f"{V1}/studies/adding-t20/trials"

@@ -21,10 +21,10 @@ from pydantic import TypeAdapter
 from cellsearch.search.record import Attr, TrialRecord, cell_of, is_counted
 from cellsearch.search.study.allocation import CellConditionedSampler
 from cellsearch.search.trial.objective import PRUNED
-from cellsearch.service.db import engine_for
-from cellsearch.service.schemas import trial_out
+from cellsearch.service.api.schemas import trial_out
 from cellsearch.service.settings import Settings
-from cellsearch.service.studies import trial_counts
+from cellsearch.service.store.db import engine_for
+from cellsearch.service.studies.operations import trial_counts
 from tests.service.test_worker import drain, make_study, make_worker
 
 V1 = "/api/v1"

@@ -20,13 +20,18 @@ from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
 from cellsearch.search.worker.protocol import Finished, WorkerInfo
 from cellsearch.search.worker.recovery import requeue_pending, settle
-from cellsearch.service.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.errors import StorageUnavailable
-from cellsearch.service.ledger import SqlStudyLedger
-from cellsearch.service.runner import sql_backend
 from cellsearch.service.settings import Settings
-from cellsearch.service.studies import change_status, create_study, delete_study, get_study
-from cellsearch.service.tables import WorkerRecord
+from cellsearch.service.store.db import engine_for, optuna_storage, session_scope
+from cellsearch.service.store.tables import WorkerRecord
+from cellsearch.service.studies.operations import (
+    change_status,
+    create_study,
+    delete_study,
+    get_study,
+)
+from cellsearch.service.workers.ledger import SqlStudyLedger
+from cellsearch.service.workers.runner import sql_backend
 from tests.search.test_spec import spec_data
 
 TINY = {

@@ -15,9 +15,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from cellsearch.models.catalog import CELLS, get_cell
 from cellsearch.models.cell_spec import CellOption, CellSpec
 from cellsearch.models.errors import ModelError, StateError, UnknownCellError, UnknownOptionError
-from cellsearch.models.registry import CELLS, get_cell
 
 if TYPE_CHECKING:
     from cellsearch.models.layers import RecurrentStack

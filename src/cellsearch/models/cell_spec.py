@@ -2,7 +2,7 @@
 
 Everything that depends on which cell is used (constructor, state layout, options,
 parameter count) lives in a :class:`CellSpec`; the registry in
-:mod:`cellsearch.models.registry` maps names to specs.
+:mod:`cellsearch.models.catalog` maps names to specs.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from cellsearch.models.catalog import get_cell
 from cellsearch.models.errors import ModelError
-from cellsearch.models.registry import get_cell
 
 __all__ = ["SequenceModel", "count_parameters", "model_param_count", "solve_hidden_size"]
 

@@ -43,12 +43,11 @@ from optuna.trial import FrozenTrial
 
 import cellsearch
 from cellsearch.search.record import CELL_PARAM, Attr, Draw, cell_of, is_counted, search_trials
+from cellsearch.search.report import caveats, draw_stats, reevaluated
 from cellsearch.search.report import cells as report_cells
 from cellsearch.search.report import compare as report_compare
 from cellsearch.search.report import details as report_details
-from cellsearch.search.report import draw_stats, reevaluated
 from cellsearch.search.report import importance as report_importance
-from cellsearch.search.report import warnings as report_warnings
 from cellsearch.search.report.metric import objective_metric
 from cellsearch.search.study.sampling import random_rounds
 from cellsearch.search.study.spec import StudySpec
@@ -170,10 +169,10 @@ def build_report(
         "verdict": verdict,
         "leader": leader,
         "warnings": (
-            report_warnings.partial(context.status, n_finished, context.n_trials)
-            + report_warnings.adaptive(context.allocation)
-            + report_warnings.pruning_rates(cells)
-            + report_warnings.range_edges(cells, context.ranges)
+            caveats.partial(context.status, n_finished, context.n_trials)
+            + caveats.adaptive(context.allocation)
+            + caveats.pruning_rates(cells)
+            + caveats.range_edges(cells, context.ranges)
         ),
         "notes": _notes(groups, unknown, cells, comparison, reevaluation),
         "cells": cells,

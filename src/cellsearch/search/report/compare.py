@@ -13,7 +13,7 @@ searched cell types (at least 1). ``p_single`` is the same for ``n = 1``.
 
 Significance. A two-sided permutation test of ``P(best of n beats)`` on each pair, on ranks
 in which failed draws tie below every completed draw (for ``n = 1`` this is Gehan's
-generalised Wilcoxon for this censoring; :mod:`.best_of_n_test`), with Holm's correction
+generalised Wilcoxon for this censoring; :mod:`.permutation`), with Holm's correction
 over all pairs tested (family-wise alpha 0.05). Pairs where either side has fewer than
 ``MIN_TEST_SIZE`` completed draws are not tested, and no leader is named from them.
 
@@ -27,7 +27,7 @@ from itertools import combinations
 from typing import Any
 
 from cellsearch.search.report import design_power, draw_stats, stats
-from cellsearch.search.report.best_of_n_test import comparison_test
+from cellsearch.search.report.permutation import comparison_test
 
 ALPHA = 0.05
 MIN_TEST_SIZE = 3

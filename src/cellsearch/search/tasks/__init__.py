@@ -1,6 +1,6 @@
 """Tasks and their data: the task registry, spec models, data preparation (numpy only).
 
-- :mod:`.registry`: :data:`TASKS` (every task kind), :data:`TaskSpec`, :func:`build_task`,
+- :mod:`.catalog`: :data:`TASKS` (every task kind), :data:`TaskSpec`, :func:`build_task`,
   :func:`baseline_of`.
 - :mod:`.synthetic` (adding, copy, digits), :mod:`.bundled` (UCR/UEA, forecasting,
   chorales), :mod:`.user_data` (uploads): the kinds themselves.
@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from cellsearch.search.tasks.base import Baseline, DatasetResolver, TaskKind, TaskSpecBase
     from cellsearch.search.tasks.bundled import ChoralesTask, ForecastTask, UcrTask
-    from cellsearch.search.tasks.data import Split, TaskData, TaskMeta
-    from cellsearch.search.tasks.registry import (
+    from cellsearch.search.tasks.catalog import (
         TASKS,
         TaskSpec,
         baseline_of,
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
         get_task_kind,
         prepare_task,
     )
+    from cellsearch.search.tasks.data import Split, TaskData, TaskMeta
     from cellsearch.search.tasks.synthetic import AddingTask, CopyTask, DigitsTask
     from cellsearch.search.tasks.user_data import DatasetTask
 
@@ -36,7 +36,7 @@ _MODULES = {
     "base": ("Baseline", "DatasetResolver", "TaskKind", "TaskSpecBase"),
     "bundled": ("ChoralesTask", "ForecastTask", "UcrTask"),
     "data": ("Split", "TaskData", "TaskMeta"),
-    "registry": ("TASKS", "TaskSpec", "baseline_of", "build_task", "get_task_kind", "prepare_task"),
+    "catalog": ("TASKS", "TaskSpec", "baseline_of", "build_task", "get_task_kind", "prepare_task"),
     "synthetic": ("AddingTask", "CopyTask", "DigitsTask"),
     "user_data": ("DatasetTask",),
 }

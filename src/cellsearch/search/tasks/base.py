@@ -1,7 +1,7 @@
 """What every task kind provides: its spec class, its words, its baseline and its data.
 
 A task kind is one :class:`TaskKind` entry, defined in the module that implements the
-kind and collected by :mod:`cellsearch.search.tasks.registry`. Everything here is
+kind and collected by :mod:`cellsearch.search.tasks.catalog`. Everything here is
 importable without torch (the API process reads specs, descriptions and baselines).
 """
 

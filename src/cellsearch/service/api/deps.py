@@ -15,10 +15,10 @@ import optuna
 from fastapi import Depends, Query, Request
 from sqlalchemy import Engine
 
-from cellsearch.service.db import engine_for, is_sqlite, optuna_storage
-from cellsearch.service.marker_cache import MarkerCache, MarkerMemo
 from cellsearch.service.settings import Settings, get_settings
-from cellsearch.service.summaries import SummaryCache
+from cellsearch.service.store.db import engine_for, is_sqlite, optuna_storage
+from cellsearch.service.store.marker_cache import MarkerCache, MarkerMemo
+from cellsearch.service.studies.summaries import SummaryCache
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
@@ -90,7 +90,7 @@ PageCacheDep = Annotated[MarkerCache[Any], Depends(get_page_cache)]
 
 async def get_selection_cache(settings: SettingsDep) -> MarkerCache[Any]:
     """The process's cache of the trial ids a cell-type filter selects (see
-    :func:`cellsearch.service.studies.trial_page`)."""
+    :func:`cellsearch.service.studies.operations.trial_page`)."""
     return _marker_cache("selections", settings.trial_page_cache_size // 4)
 
 

@@ -26,11 +26,11 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from cellsearch.service.access.keys import COOKIE_NAME
 from cellsearch.service.api.openapi import app_settings
 from cellsearch.service.api.responses import field_errors
 from cellsearch.service.api.security import NO_KEY, keys_required
-from cellsearch.service.auth import COOKIE_NAME
-from cellsearch.service.db import engine_for
+from cellsearch.service.store.db import engine_for
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,7 +143,7 @@ def allowed_methods(request: Request, exc: HTTPException) -> list[str]:
     """Every method the OpenAPI document gives the request's path (and any the router
     named, for the few routes the document leaves out). A fixed path wins over the
     templates it also matches: ``/studies/validate`` is not a study (that name is
-    reserved, :mod:`cellsearch.service.spec_checks`), so ``/studies/{name}``'s methods
+    reserved, :mod:`cellsearch.service.studies.spec_checks`), so ``/studies/{name}``'s methods
     are not its own."""
     table = getattr(request.app.state, "methods_by_path", None)
     if table is None:

@@ -2,7 +2,7 @@
 
 FastAPI's document is built once from the routes; two things in it depend on the
 deployment and are filled in per request of ``/openapi.json``: the study spec's schema
-carries this server's limits (:mod:`cellsearch.service.spec_schema`), and while the API
+carries this server's limits (:mod:`cellsearch.service.studies.spec_schema`), and while the API
 is open (no key needed) every operation's security is marked optional.
 """
 
@@ -15,9 +15,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from cellsearch.service.api.security import keys_required
-from cellsearch.service.db import engine_for
 from cellsearch.service.settings import Settings, get_settings
-from cellsearch.service.spec_schema import published_spec_schema, published_suite_schema
+from cellsearch.service.store.db import engine_for
+from cellsearch.service.studies.spec_schema import published_spec_schema, published_suite_schema
 
 SPEC_BODIES = {
     "StudySpec": (("/api/v1/studies", "post"), ("/api/v1/studies/validate", "post")),

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from cellsearch.service import auth
+from cellsearch.service.access import keys as auth
+from cellsearch.service.access.keys import OPEN, Principal, Role
 from cellsearch.service.api.deps import EngineDep, SettingsDep
-from cellsearch.service.auth import OPEN, Principal, Role
 from cellsearch.service.errors import Forbidden, NotAuthenticated
 from cellsearch.service.settings import Settings
 
@@ -44,7 +44,8 @@ NO_KEY = (
 
 
 def keys_required(settings: Settings, engine: EngineDep) -> bool:
-    """Whether this deployment requires keys right now (see :mod:`cellsearch.service.auth`)."""
+    """Whether this deployment requires keys right now (see
+    :mod:`cellsearch.service.access.keys`)."""
     return auth.keys_required(settings.auth, settings.host, engine)
 
 

@@ -26,8 +26,8 @@ ROLES = "reader (every GET), submitter (also creates and acts on its own), admin
 def _engine(database_url: str | None) -> Engine:
     """The database's engine, migrated first (idempotent): keys can be made before the
     first ``serve``."""
-    from cellsearch.service.db import engine_for
-    from cellsearch.service.migrate import upgrade
+    from cellsearch.service.store.db import engine_for
+    from cellsearch.service.store.migrate import upgrade
 
     settings = load_settings(database_url=database_url)
     upgrade(settings)
@@ -41,7 +41,7 @@ def create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a key and print it once (the database keeps only its digest)."""
-    from cellsearch.service.auth import create_key
+    from cellsearch.service.access.keys import create_key
 
     try:
         record, key = create_key(_engine(database_url), name=name, role=role)
@@ -57,7 +57,7 @@ def create(
 @keys_app.command("list")
 def list_(database_url: DatabaseUrl = None) -> None:
     """Every key: name, role, prefix, created, last used, revoked."""
-    from cellsearch.service.auth import list_keys
+    from cellsearch.service.access.keys import list_keys
 
     records = list_keys(_engine(database_url))
     if not records:
@@ -73,7 +73,7 @@ def list_(database_url: DatabaseUrl = None) -> None:
 @keys_app.command("revoke")
 def revoke(name: str, database_url: DatabaseUrl = None) -> None:
     """Revoke a key: requests (and browser sessions) with it fail from now on."""
-    from cellsearch.service.auth import revoke_key
+    from cellsearch.service.access.keys import revoke_key
 
     try:
         record = revoke_key(_engine(database_url), name)

@@ -50,7 +50,7 @@ def refuse_new_database(settings: Settings, command: str) -> None:
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Create Optuna's tables and apply the service's migrations."""
-    from cellsearch.service.migrate import upgrade
+    from cellsearch.service.store.migrate import upgrade
 
     settings = load_settings(database_url=database_url)
     upgrade(settings)
@@ -97,11 +97,11 @@ def serve(
     """Run the API, migrating first, with local workers beside it."""
     import uvicorn
 
+    from cellsearch.service.access.keys import session_secret, startup_line
     from cellsearch.service.api.app import create_app
-    from cellsearch.service.auth import session_secret, startup_line
-    from cellsearch.service.db import engine_for
-    from cellsearch.service.migrate import upgrade
-    from cellsearch.service.processes import spawn_workers, stop_workers
+    from cellsearch.service.store.db import engine_for
+    from cellsearch.service.store.migrate import upgrade
+    from cellsearch.service.workers.processes import spawn_workers, stop_workers
 
     setup_logging()
     settings = load_settings(host=host, port=port, database_url=database_url, local_workers=workers)
@@ -161,7 +161,7 @@ def worker(
     if gpus is not None:
         _supervise_gpu_workers(settings, gpus, per_gpu)
         return
-    from cellsearch.service.runner import build_worker
+    from cellsearch.service.workers.runner import build_worker
 
     try:
         w = build_worker(settings, device)
@@ -175,7 +175,7 @@ def worker(
 
 
 def _supervise_gpu_workers(settings: Settings, gpus: str, per_gpu: int) -> None:
-    from cellsearch.service.processes import gpu_slots, spawn_workers, stop_workers
+    from cellsearch.service.workers.processes import gpu_slots, spawn_workers, stop_workers
 
     try:
         slots = gpu_slots(gpus, per_gpu)
@@ -211,8 +211,8 @@ def dashboard(
     """
     import optuna_dashboard
 
-    from cellsearch.service.auth import is_loopback
-    from cellsearch.service.db import optuna_storage
+    from cellsearch.service.access.keys import is_loopback
+    from cellsearch.service.store.db import optuna_storage
 
     settings = load_settings(database_url=database_url)
     refuse_new_database(settings, "dashboard")

@@ -12,9 +12,9 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection
 
-from cellsearch.service.db import get_engine
-from cellsearch.service.migrate import VERSION_TABLE, include_name
-from cellsearch.service.tables import Base
+from cellsearch.service.store.db import get_engine
+from cellsearch.service.store.migrate import VERSION_TABLE, include_name
+from cellsearch.service.store.tables import Base
 
 config = context.config
 

@@ -1,7 +1,7 @@
 """Signing a browser in with an API key: a login form, the session cookie, logout.
 
 The form posts a key once; the answer sets an HttpOnly, SameSite=Strict cookie signed by
-the server (:mod:`cellsearch.service.auth`), which the report pages then carry. A page
+the server (:mod:`cellsearch.service.access.keys`), which the report pages then carry. A page
 requested without a session is sent here (:func:`login_redirect`) and back after.
 """
 
@@ -15,7 +15,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
-from cellsearch.service import auth
+from cellsearch.service.access import keys as auth
 from cellsearch.service.api.deps import EngineDep, SettingsDep
 from cellsearch.service.api.responses import errors
 from cellsearch.service.api.security import Reader, check_same_site, keys_required

@@ -9,13 +9,13 @@ from fastapi.responses import FileResponse
 
 from cellsearch.models import CELLS
 from cellsearch.search.tasks import TASKS
-from cellsearch.service import assets
 from cellsearch.service.api.deps import SettingsDep
 from cellsearch.service.api.responses import errors
+from cellsearch.service.api.schemas import CellOptionOut, CellOut, TaskOut
 from cellsearch.service.api.security import READER
 from cellsearch.service.errors import NotFound
-from cellsearch.service.schemas import CellOptionOut, CellOut, TaskOut
-from cellsearch.service.spec_schema import published_spec_schema
+from cellsearch.service.reports import assets
+from cellsearch.service.studies.spec_schema import published_spec_schema
 
 router = APIRouter(tags=["catalog"])
 OPEN_ERRORS = errors(401, 403, 503)
@@ -61,7 +61,7 @@ def list_tasks() -> list[TaskOut]:
 @router.get("/assets/{name}", include_in_schema=False, response_model=None)
 def asset(name: str, request: Request) -> Response:
     """plotly.js from the installed plotly package, for the report pages (see
-    :mod:`cellsearch.service.assets`); 304 when the client's copy is current."""
+    :mod:`cellsearch.service.reports.assets`); 304 when the client's copy is current."""
     cache_control = assets.cache_control(name)
     if cache_control is None:
         raise NotFound(f"asset {name!r} not found")

@@ -13,12 +13,12 @@ from fastapi import APIRouter, File, Form, Path, Response, UploadFile, status
 from pydantic.json_schema import SkipJsonSchema
 from starlette.concurrency import run_in_threadpool
 
-from cellsearch.service import datasets as ops
 from cellsearch.service.api.deps import EngineDep, SettingsDep
 from cellsearch.service.api.responses import errors
+from cellsearch.service.api.schemas import DatasetOut
 from cellsearch.service.api.security import READER, Submitter
+from cellsearch.service.datasets import operations as ops
 from cellsearch.service.errors import PayloadTooLarge
-from cellsearch.service.schemas import DatasetOut
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
 _CHUNK = 1 << 20

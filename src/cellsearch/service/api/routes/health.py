@@ -7,8 +7,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from cellsearch.service.api.deps import EngineDep
-from cellsearch.service.migrate import current_revision, head_revision
-from cellsearch.service.schemas import Health
+from cellsearch.service.api.schemas import Health
+from cellsearch.service.store.migrate import current_revision, head_revision
 
 router = APIRouter(tags=["health"])
 

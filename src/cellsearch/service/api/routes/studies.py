@@ -18,7 +18,6 @@ from pydantic import TypeAdapter
 from cellsearch.models import CELLS
 from cellsearch.search.errors import SpecError
 from cellsearch.search.study.spec import NAME_PATTERN, StudySpec
-from cellsearch.service import studies as ops
 from cellsearch.service.api.deps import (
     READ_LANE,
     EngineDep,
@@ -33,14 +32,15 @@ from cellsearch.service.api.deps import (
     SummaryCacheDep,
 )
 from cellsearch.service.api.responses import errors
+from cellsearch.service.api.schemas import Page, StudyDetail, StudyOut, TrialOut
 from cellsearch.service.api.security import READER, Principal, Submitter
-from cellsearch.service.assets import etags_of
-from cellsearch.service.marker_cache import FRESH, MarkerMemo
-from cellsearch.service.reports import cached_report, report_state
-from cellsearch.service.schemas import Page, StudyDetail, StudyOut, TrialOut
-from cellsearch.service.spec_checks import spec_problems
-from cellsearch.service.study_states import shown_statuses
-from cellsearch.service.summaries import study_counts, study_summary
+from cellsearch.service.reports.assets import etags_of
+from cellsearch.service.reports.study import cached_report, report_state
+from cellsearch.service.store.marker_cache import FRESH, MarkerMemo
+from cellsearch.service.studies import operations as ops
+from cellsearch.service.studies.spec_checks import spec_problems
+from cellsearch.service.studies.states import shown_statuses
+from cellsearch.service.studies.summaries import study_counts, study_summary
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 TrialStateName = Literal["running", "waiting", "complete", "pruned", "fail"]

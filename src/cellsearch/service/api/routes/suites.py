@@ -11,7 +11,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Response, status
 from fastapi.responses import HTMLResponse
 
-from cellsearch.service import suites as ops
 from cellsearch.service.api.deps import (
     EngineDep,
     LimitQuery,
@@ -20,10 +19,11 @@ from cellsearch.service.api.deps import (
     StorageDep,
 )
 from cellsearch.service.api.responses import errors
+from cellsearch.service.api.schemas import Page, SuiteDetail, SuiteOut
 from cellsearch.service.api.security import READER, Principal, Submitter
-from cellsearch.service.schemas import Page, SuiteDetail, SuiteOut
-from cellsearch.service.spec_schema import published_suite_schema
-from cellsearch.service.suite_spec import SUITE_NAME_PATTERN
+from cellsearch.service.studies.spec_schema import published_suite_schema
+from cellsearch.service.suites import operations as ops
+from cellsearch.service.suites.spec import SUITE_NAME_PATTERN
 
 router = APIRouter(prefix="/suites", tags=["suites"])
 schema_router = APIRouter(tags=["suites"])

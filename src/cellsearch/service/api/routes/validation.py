@@ -13,10 +13,10 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.service.api.deps import EngineDep, SettingsDep
 from cellsearch.service.api.responses import errors
 from cellsearch.service.api.security import READER
-from cellsearch.service.db import session_scope
-from cellsearch.service.spec_checks import spec_problems
-from cellsearch.service.study_labels import readable_spec
-from cellsearch.service.tables import StudyRecord
+from cellsearch.service.store.db import session_scope
+from cellsearch.service.store.tables import StudyRecord
+from cellsearch.service.studies.labels import readable_spec
+from cellsearch.service.studies.spec_checks import spec_problems
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 

@@ -7,10 +7,10 @@ from sqlalchemy import select
 
 from cellsearch.service.api.deps import EngineDep
 from cellsearch.service.api.responses import errors
+from cellsearch.service.api.schemas import WorkerOut
 from cellsearch.service.api.security import Admin
-from cellsearch.service.db import session_scope
-from cellsearch.service.schemas import WorkerOut
-from cellsearch.service.tables import WorkerRecord, utcnow
+from cellsearch.service.store.db import session_scope
+from cellsearch.service.store.tables import WorkerRecord, utcnow
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, select, update
 
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import ActiveStudy, Claim, Finished
-from cellsearch.service.db import connection_scope
-from cellsearch.service.tables import StudyRecord, study_incarnation, utcnow
+from cellsearch.service.store.db import connection_scope
+from cellsearch.service.store.tables import StudyRecord, study_incarnation, utcnow
 
 log = logging.getLogger(__name__)
 _CLAIM_ATTEMPTS = 5

@@ -15,12 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-from cellsearch.service.db import engine_for, optuna_storage
 from cellsearch.service.settings import Settings
-from cellsearch.service.tables import Base
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.store.tables import Base
 
 VERSION_TABLE = "cellsearch_alembic_version"
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 
 def include_name(name: str | None, type_: str, _parent: Any) -> bool:

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from cellsearch.search.errors import FieldError
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import WorkerInfo
-from cellsearch.service.db import connection_scope
-from cellsearch.service.tables import WorkerRecord, utcnow
+from cellsearch.service.store.db import connection_scope
+from cellsearch.service.store.tables import WorkerRecord, utcnow
 
 
 class SqlWorkerRegistry:

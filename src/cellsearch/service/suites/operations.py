@@ -1,6 +1,6 @@
 """Suite operations behind the API and the CLI (keyword-only, no HTTP here).
 
-A suite makes one ordinary study per task (:mod:`cellsearch.service.suite_spec`); its
+A suite makes one ordinary study per task (:mod:`cellsearch.service.suites.spec`); its
 lifecycle actions apply to every study it made, and its report ranks cell types over the
 finished ones (:mod:`cellsearch.search.report.suite`).
 
@@ -26,15 +26,15 @@ from cellsearch.search.report import ReportContext
 from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
-from cellsearch.service.datasets import check_dataset_task, list_datasets
-from cellsearch.service.db import connection_scope, session_scope
+from cellsearch.service.datasets.operations import check_dataset_task, list_datasets
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
-from cellsearch.service.registry import check_precision
 from cellsearch.service.settings import Settings
-from cellsearch.service.studies import TRANSITIONS, TrialCounts, trial_counts
-from cellsearch.service.suite_page import render_suite_html
-from cellsearch.service.suite_spec import SuitePlan, parse_suite
-from cellsearch.service.tables import StudyRecord, SuiteRecord, utcnow
+from cellsearch.service.store.db import connection_scope, session_scope
+from cellsearch.service.store.tables import StudyRecord, SuiteRecord, utcnow
+from cellsearch.service.studies.operations import TRANSITIONS, TrialCounts, trial_counts
+from cellsearch.service.suites.page import render_suite_html
+from cellsearch.service.suites.spec import SuitePlan, parse_suite
+from cellsearch.service.workers.roster import check_precision
 
 MISSING = "missing"
 STUDY_PAGE = "/api/v1/studies/{name}/report.html"

@@ -38,9 +38,9 @@ from typing import Literal
 from sqlalchemy import Engine, exists, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cellsearch.service.db import session_scope
 from cellsearch.service.errors import Conflict, NotFound, StorageUnavailable
-from cellsearch.service.tables import ApiKeyRecord, SecretRecord, utcnow
+from cellsearch.service.store.db import session_scope
+from cellsearch.service.store.tables import ApiKeyRecord, SecretRecord, utcnow
 
 log = logging.getLogger(__name__)
 AuthMode = Literal["required", "off", "auto"]

@@ -8,9 +8,9 @@ from sqlalchemy import Engine
 
 from cellsearch.search.errors import FieldError
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.service.datasets import check_dataset_task
-from cellsearch.service.registry import check_precision
+from cellsearch.service.datasets.operations import check_dataset_task
 from cellsearch.service.settings import Settings
+from cellsearch.service.workers.roster import check_precision
 
 # names that are fixed paths under /api/v1/studies/ (``POST /studies/validate`` is the dry
 # run), so that no study's own path can be one of them

@@ -18,10 +18,10 @@ from cellsearch.search.errors import DatasetError, FieldError
 from cellsearch.search.study.limits import SpecLimits
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks.upload_limits import UploadLimits
-from cellsearch.service.db import connection_scope, session_scope
+from cellsearch.service.datasets.parsing import summarize_in_child
 from cellsearch.service.errors import Conflict, Forbidden, NotFound, PayloadTooLarge
-from cellsearch.service.parsing import summarize_in_child
-from cellsearch.service.tables import DatasetRecord, StudyRecord
+from cellsearch.service.store.db import connection_scope, session_scope
+from cellsearch.service.store.tables import DatasetRecord, StudyRecord
 
 FORMATS = ("npz", "csv")
 

@@ -2,7 +2,7 @@
 
 The stored status (``running``, ``paused``, ``cancelled``, ``completed``) is what the
 ledger acts on. Workers claim from the oldest running study that has budget left
-(:meth:`cellsearch.service.ledger.SqlStudyLedger.claim`), so a younger running study
+(:meth:`cellsearch.service.workers.ledger.SqlStudyLedger.claim`), so a younger running study
 gets no worker until that one's budget is all claimed. Such a study, with none of its
 trials running, is shown as ``queued``: "running" would say that work is being done
 on it.
@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 
 from sqlalchemy import Engine, func, select
 
-from cellsearch.service.db import session_scope
-from cellsearch.service.tables import StudyRecord
+from cellsearch.service.store.db import session_scope
+from cellsearch.service.store.tables import StudyRecord
 
 SHOWN_STATUSES = ("queued", "running", "paused", "cancelled", "completed")
 

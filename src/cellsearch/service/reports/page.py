@@ -21,8 +21,8 @@ from importlib import resources
 from typing import Any
 
 from cellsearch.search.report.compare import unit
-from cellsearch.service.report_figures import figures, metric_label
-from cellsearch.service.report_sections import (
+from cellsearch.service.reports.figures import figures, metric_label
+from cellsearch.service.reports.sections import (
     best_configurations,
     environment_table,
     esc,
@@ -158,7 +158,11 @@ def _page_script(
         "trials_url": "report" if fetched else None,  # relative to .../report.html
     }
     trials = "null" if fetched else trials
-    code = resources.files("cellsearch.service").joinpath("static/report_trials.js").read_text()
+    code = (
+        resources.files("cellsearch.service.reports")
+        .joinpath("static/report_trials.js")
+        .read_text()
+    )
     code = code.replace("</script", "<\\/script")
     return (
         f"<script>const FIGS = {_script_json(payload)};\n"

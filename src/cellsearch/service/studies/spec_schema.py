@@ -22,7 +22,7 @@ from cellsearch.search.study.limits import SpecLimits
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TASKS
 from cellsearch.search.trial_config import OPTIMIZERS
-from cellsearch.service.suite_spec import SUITE_NAME_PATTERN
+from cellsearch.service.suites.spec import SUITE_NAME_PATTERN
 
 Schema = dict[str, Any]
 

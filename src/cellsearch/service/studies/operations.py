@@ -15,11 +15,11 @@ from sqlalchemy.exc import IntegrityError
 from cellsearch.search.record import COUNTED_FAILURES, Attr, TrialRecord
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
-from cellsearch.service.db import connection_scope, database_key, session_scope
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
-from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
-from cellsearch.service.study_labels import label_study
-from cellsearch.service.tables import StudyRecord, utcnow
+from cellsearch.service.store.db import connection_scope, database_key, session_scope
+from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
+from cellsearch.service.store.tables import StudyRecord, utcnow
+from cellsearch.service.studies.labels import label_study
 
 # action -> (statuses it applies to, resulting status)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cellsearch.search.report import best_of_n_test as bt
+from cellsearch.search.report import permutation as bt
 from cellsearch.search.report.draw_stats import Draws, censored_rank_test, p_best_of_n_beats
 
 

@@ -15,12 +15,12 @@ from cellsearch.search.worker.cpu import fixed_threads
 from cellsearch.search.worker.device import resolve_device
 from cellsearch.search.worker.loop import Worker
 from cellsearch.search.worker.protocol import Backend
-from cellsearch.service.datasets import dataset_content
-from cellsearch.service.db import engine_for, optuna_storage
-from cellsearch.service.ledger import SqlStudyLedger
-from cellsearch.service.migrate import current_revision, head_revision
-from cellsearch.service.registry import SqlWorkerRegistry
+from cellsearch.service.datasets.operations import dataset_content
 from cellsearch.service.settings import Settings
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.store.migrate import current_revision, head_revision
+from cellsearch.service.workers.ledger import SqlStudyLedger
+from cellsearch.service.workers.roster import SqlWorkerRegistry
 
 log = logging.getLogger(__name__)
 

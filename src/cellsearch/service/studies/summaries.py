@@ -1,7 +1,7 @@
 """Study summaries (trial counts, best trial), kept per study while its trials are unchanged.
 
 The counts are an aggregate over every trial of a study, joined with two attributes per
-trial (:func:`cellsearch.service.studies.trial_counts`): tens of milliseconds at 10,000
+trial (:func:`cellsearch.service.studies.operations.trial_counts`): tens of milliseconds at 10,000
 trials. A study's change marker (:func:`cellsearch.search.trial.bulk_read.change_markers`)
 is a grouped query on the trials table alone, several times cheaper, and changes whenever
 the counts or the best trial can: a trial started, finished or was requeued (cellsearch
@@ -20,10 +20,10 @@ from sqlalchemy import Connection, Engine
 
 from cellsearch.search.record import TrialRecord
 from cellsearch.search.trial import bulk_read
-from cellsearch.service.db import database_key, session_scope
-from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
-from cellsearch.service.studies import TrialCounts, counts_on, optuna_study_id
-from cellsearch.service.tables import StudyRecord
+from cellsearch.service.store.db import database_key, session_scope
+from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
+from cellsearch.service.store.tables import StudyRecord
+from cellsearch.service.studies.operations import TrialCounts, counts_on, optuna_study_id
 
 MAX_STUDIES = 1024  # entries are small: a few counts and one trial record
 

@@ -10,7 +10,7 @@ import html
 from typing import Any
 
 from cellsearch.search.report.metric import quantity_label
-from cellsearch.service.report_figures import metric_label
+from cellsearch.service.reports.figures import metric_label
 
 REFRESH_SECONDS = 15  # how often the page of a running study reloads itself
 _ENVIRONMENT_NAMES = {

@@ -72,7 +72,7 @@ class StudyRecord(Base):
     reevaluations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # ``issued`` when the re-evaluation began; NULL while the search runs
     reevaluation_base: Mapped[int | None] = mapped_column(Integer)
-    # the suite that made the study (service/suites.py); None for a study submitted alone
+    # the suite that made the study (service/suites/operations.py); None for a study submitted alone
     suite_id: Mapped[int | None] = mapped_column(
         ForeignKey("cellsearch_suites.id", ondelete="SET NULL"), index=True
     )

@@ -4,7 +4,7 @@
 :func:`cellsearch.search.report.suite.build_suite_report`. The critical-difference
 diagram is inline SVG (:mod:`cellsearch.search.report.cd_diagram`); every string from
 the report is HTML-escaped, with the helpers and style of the study page
-(:mod:`cellsearch.service.report_page`).
+(:mod:`cellsearch.service.reports.page`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from cellsearch.search.report.cd_diagram import cd_diagram_svg
-from cellsearch.service.report_page import PAGE_CSS
-from cellsearch.service.report_sections import esc, fmt
+from cellsearch.service.reports.page import PAGE_CSS
+from cellsearch.service.reports.sections import esc, fmt
 
 _SUITE_CSS = """
 td.best{font-weight:bold;background:#f0fff4} td.out{color:#888}

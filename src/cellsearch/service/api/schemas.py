@@ -11,9 +11,9 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from cellsearch.search.record import TrialRecord
 from cellsearch.search.report.metric import objective_metric
-from cellsearch.service.studies import TrialCounts
-from cellsearch.service.suites import SuiteStudy, SuiteView
-from cellsearch.service.tables import StudyRecord, WorkerRecord
+from cellsearch.service.store.tables import StudyRecord, WorkerRecord
+from cellsearch.service.studies.operations import TrialCounts
+from cellsearch.service.suites.operations import SuiteStudy, SuiteView
 
 T = TypeVar("T")
 

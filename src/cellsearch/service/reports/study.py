@@ -3,7 +3,7 @@
 :func:`report_state` reads what identifies the current report of a study: its service
 record and a marker of its trials (:func:`cellsearch.search.trial.bulk_read.change_markers`:
 per state, how many trials and the last completion). :func:`cached_report` returns the
-report for that state from the process's :class:`~cellsearch.service.marker_cache.
+report for that state from the process's :class:`~cellsearch.service.store.marker_cache.
 MarkerCache`, building it (trials read in bulk) when the state changed. The state's
 digest is the responses' ETag, so a client holding the current report gets a 304.
 """
@@ -22,13 +22,13 @@ import cellsearch
 from cellsearch.search.report import ReportContext, build_report
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial import bulk_read
-from cellsearch.service.assets import plotly_src
-from cellsearch.service.db import connection_scope, database_key, session_scope
-from cellsearch.service.marker_cache import FRESH, MarkerCache, MarkerMemo
-from cellsearch.service.report_page import render_report_html
-from cellsearch.service.studies import optuna_study_id
-from cellsearch.service.study_states import head_of_queue, shown_status
-from cellsearch.service.tables import StudyRecord
+from cellsearch.service.reports.assets import plotly_src
+from cellsearch.service.reports.page import render_report_html
+from cellsearch.service.store.db import connection_scope, database_key, session_scope
+from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
+from cellsearch.service.store.tables import StudyRecord
+from cellsearch.service.studies.operations import optuna_study_id
+from cellsearch.service.studies.states import head_of_queue, shown_status
 
 
 @dataclass(frozen=True)
