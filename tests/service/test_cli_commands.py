@@ -296,3 +296,48 @@ def _set_study(settings: Any, **values: Any) -> None:
 
     with engine_for(settings).begin() as conn:
         conn.execute(update(StudyRecord).values(**values))
+
+
+def test_delete_asks_first_and_keeps_the_study_on_no(cli: TestClient) -> None:
+    cli.post(f"{V1}/studies", json=spec_data())
+    kept = runner.invoke(app, ["delete", "adding-t20"], input="n\n")
+    assert kept.exit_code == 1 and "delete study 'adding-t20'" in kept.output
+    assert cli.get(f"{V1}/studies/adding-t20").status_code == 200
+    deleted = runner.invoke(app, ["delete", "adding-t20"], input="y\n")
+    assert deleted.exit_code == 0 and deleted.output.endswith("deleted adding-t20\n")
+    assert cli.get(f"{V1}/studies/adding-t20").status_code == 404
+
+
+def test_suite_delete_asks_first_unless_yes(cli: TestClient) -> None:
+    from tests.service.test_suite_spec import suite_data
+
+    assert cli.post(f"{V1}/suites", json=suite_data()).status_code == 201
+    name = suite_data()["name"]
+    kept = runner.invoke(app, ["suite", "delete", name], input="n\n")
+    assert kept.exit_code == 1 and f"delete suite {name!r}" in kept.output
+    assert cli.get(f"{V1}/suites/{name}").status_code == 200
+    deleted = runner.invoke(app, ["suite", "delete", name, "--yes"])
+    assert deleted.exit_code == 0 and "delete suite" not in deleted.output
+    assert cli.get(f"{V1}/suites/{name}").status_code == 404
+
+
+def test_the_api_key_option_reaches_the_client_of_that_command_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"items": [], "total": 0, "offset": 0, "limit": 500})
+
+    monkeypatch.delenv("CELLSEARCH_API_KEY", raising=False)
+    transport = httpx.MockTransport(handler)
+
+    def client(root: str, api_key: str | None = None) -> Api:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        return _client(httpx.Client(transport=transport, base_url=root, headers=headers))
+
+    monkeypatch.setattr(cli_app_module, "Api", client)
+    assert runner.invoke(app, ["--api-key", "csk_given", "list"]).exit_code == 0
+    assert runner.invoke(app, ["list"]).exit_code == 0
+    assert seen == ["Bearer csk_given", None]

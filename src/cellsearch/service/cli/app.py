@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -21,11 +22,20 @@ DatabaseUrl = Annotated[
     str | None, typer.Option("--database-url", help="SQLAlchemy URL [CELLSEARCH_DATABASE_URL].")
 ]
 ApiUrl = Annotated[str | None, typer.Option("--api-url", help="API root [CELLSEARCH_API_URL].")]
-_api_key: dict[str, str | None] = {"key": None}
+Yes = Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")]
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The options given before the command (``cellsearch --api-key KEY list``), kept as
+    the root context's object so that every command finds them."""
+
+    api_key: str | None = None
 
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -36,7 +46,7 @@ def _main(
     ] = None,
 ) -> None:
     """Hyperparameter search in which the recurrent cell type is a hyperparameter."""
-    _api_key["key"] = api_key
+    ctx.obj = GlobalOptions(api_key=api_key)
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -48,12 +58,19 @@ def load_settings(**overrides: Any) -> Settings:
         raise typer.BadParameter(str(exc)) from None
 
 
-def api(api_url: str | None) -> Api:
+def api(ctx: typer.Context, api_url: str | None) -> Api:
     """A client of the API at ``--api-url`` (or ``CELLSEARCH_API_URL``), with the key of
-    ``--api-key`` (or ``CELLSEARCH_API_KEY``)."""
-    settings = load_settings(api_url=api_url, api_key=_api_key["key"])
+    ``--api-key`` (or ``CELLSEARCH_API_KEY``) from the command's context."""
+    options = ctx.find_object(GlobalOptions) or GlobalOptions()
+    settings = load_settings(api_url=api_url, api_key=options.api_key)
     key = settings.api_key.get_secret_value() if settings.api_key else None
     return Api(settings.api_url, api_key=key)
+
+
+def confirm(yes: bool, question: str) -> None:
+    """Ask ``question`` (aborting on no) unless ``--yes`` was given."""
+    if not yes:
+        typer.confirm(question, abort=True)
 
 
 def setup_logging() -> None:

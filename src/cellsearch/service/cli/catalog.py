@@ -14,14 +14,14 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 
 
 @app.command()
-def cells(json_: Json = False, api_url: ApiUrl = None) -> None:
+def cells(ctx: typer.Context, json_: Json = False, api_url: ApiUrl = None) -> None:
     """List the recurrent cell types a spec can search (space.cell_type)."""
-    found = api(api_url).cells()
+    found = api(ctx, api_url).cells()
     echo_json(found) if json_ else render.print_cells(found)
 
 
 @app.command()
-def tasks(json_: Json = False, api_url: ApiUrl = None) -> None:
+def tasks(ctx: typer.Context, json_: Json = False, api_url: ApiUrl = None) -> None:
     """List the task kinds a spec can name (task.kind), with their trivial baselines."""
-    found = api(api_url).tasks()
+    found = api(ctx, api_url).tasks()
     echo_json(found) if json_ else render.print_tasks(found)

@@ -17,6 +17,7 @@ app.add_typer(dataset_app, name="dataset")
 
 @dataset_app.command("upload")
 def dataset_upload(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="An .npz or .csv file.", exists=True)],
     name: Annotated[str, typer.Option(help="A unique name.")],
     kind: Annotated[
@@ -25,28 +26,30 @@ def dataset_upload(
     api_url: ApiUrl = None,
 ) -> None:
     """Validate and store a data set; a study refers to it by the printed id."""
-    record = api(api_url).upload_dataset(path, name, kind)
+    record = api(ctx, api_url).upload_dataset(path, name, kind)
     typer.echo(f"uploaded {record['name']}: id {record['id']} ({record['kind']}, "
                f"{record['n_sequences']} sequences)")  # fmt: skip
 
 
 @dataset_app.command("list")
 def dataset_list(
+    ctx: typer.Context,
     json_: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     api_url: ApiUrl = None,
 ) -> None:
     """List the uploaded data sets."""
-    datasets = api(api_url).datasets()
+    datasets = api(ctx, api_url).datasets()
     echo_json(datasets) if json_ else render.print_datasets(datasets)
 
 
 @dataset_app.command("delete")
 def dataset_delete(
+    ctx: typer.Context,
     ref: Annotated[str, typer.Argument(metavar="NAME_OR_ID", help="The data set's name or id.")],
     api_url: ApiUrl = None,
 ) -> None:
     """Delete a data set that no study uses."""
-    client = api(api_url)
+    client = api(ctx, api_url)
     found = client.find_dataset(ref)
     client.delete_dataset(found["id"])
     typer.echo(f"deleted data set {found['name']} (id {found['id']})")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cellsearch.service.cli import progress, render
-from cellsearch.service.cli.app import ApiUrl, api, app
+from cellsearch.service.cli.app import ApiUrl, Yes, api, app, confirm
 from cellsearch.service.cli.client import Api, load_spec
 from cellsearch.service.cli.report_text import print_report
 from cellsearch.service.cli.text import echo_json
@@ -35,6 +35,7 @@ def _wait(client: Api, name: str) -> None:
 
 @app.command()
 def submit(
+    ctx: typer.Context,
     spec_file: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON.", exists=True)],
     wait: Annotated[
         bool,
@@ -46,7 +47,7 @@ def submit(
     api_url: ApiUrl = None,
 ) -> None:
     """Submit a study spec to the API."""
-    client = api(api_url)
+    client = api(ctx, api_url)
     study = client.submit(load_spec(spec_file))
     typer.echo(f"submitted {study['name']}: {study['n_trials']} trials ({study['status']})")
     if wait:
@@ -54,13 +55,14 @@ def submit(
 
 
 @app.command()
-def watch(name: str, api_url: ApiUrl = None) -> None:
+def watch(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Follow a study's progress until it ends (as submit --wait; same exit statuses)."""
-    _wait(api(api_url), name)
+    _wait(api(ctx, api_url), name)
 
 
 @app.command()
 def validate(
+    ctx: typer.Context,
     spec_file: Annotated[Path, typer.Argument(help="Study spec, YAML or JSON.", exists=True)],
     json_: Json = False,
     api_url: ApiUrl = None,
@@ -69,7 +71,7 @@ def validate(
 
     Exits 1 with each invalid field named, or when a study already has the name.
     """
-    result = api(api_url).validate(load_spec(spec_file))
+    result = api(ctx, api_url).validate(load_spec(spec_file))
     if json_:
         echo_json(result)
     else:
@@ -80,6 +82,7 @@ def validate(
 
 @app.command()
 def trials(
+    ctx: typer.Context,
     name: str,
     state: Annotated[
         list[str] | None,
@@ -94,7 +97,7 @@ def trials(
     if bad:
         raise typer.BadParameter(f"{', '.join(bad)}: states are {', '.join(STATE_NAMES)}",
                                  param_hint="--state")  # fmt: skip
-    client = api(api_url)
+    client = api(ctx, api_url)
     found = client.trials(name, states=state, cell=cell)
     if json_:
         echo_json(found)
@@ -103,52 +106,52 @@ def trials(
 
 
 @app.command("list")
-def list_(json_: Json = False, api_url: ApiUrl = None) -> None:
+def list_(ctx: typer.Context, json_: Json = False, api_url: ApiUrl = None) -> None:
     """List studies with their progress (queued: waiting behind an older study)."""
-    studies = api(api_url).studies()
+    studies = api(ctx, api_url).studies()
     echo_json(studies) if json_ else render.print_studies(studies)
 
 
 @app.command()
-def show(name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
+def show(ctx: typer.Context, name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
     """Show a study: status, counts by state and cell type, best trial."""
-    study = api(api_url).study(name)
+    study = api(ctx, api_url).study(name)
     echo_json(study) if json_ else render.print_study(study)
 
 
 @app.command()
-def report(name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
+def report(ctx: typer.Context, name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
     """Print the comparison report of a study's cell types (80 columns)."""
-    found = api(api_url).report(name)
+    found = api(ctx, api_url).report(name)
     echo_json(found) if json_ else print_report(found)
 
 
 @app.command()
-def pause(name: str, api_url: ApiUrl = None) -> None:
+def pause(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Pause a study (running trials stop after their epoch and are requeued)."""
-    render.print_study(api(api_url).action(name, "pause"))
+    render.print_study(api(ctx, api_url).action(name, "pause"))
 
 
 @app.command()
-def resume(name: str, api_url: ApiUrl = None) -> None:
+def resume(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Resume a paused study."""
-    render.print_study(api(api_url).action(name, "resume"))
+    render.print_study(api(ctx, api_url).action(name, "resume"))
 
 
 @app.command()
-def cancel(name: str, api_url: ApiUrl = None) -> None:
+def cancel(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Cancel a study for good."""
-    render.print_study(api(api_url).action(name, "cancel"))
+    render.print_study(api(ctx, api_url).action(name, "cancel"))
 
 
 @app.command()
 def delete(
+    ctx: typer.Context,
     name: str,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     api_url: ApiUrl = None,
 ) -> None:
     """Delete a study and all its trials."""
-    if not yes:
-        typer.confirm(f"delete study {name!r} and all its trials?", abort=True)
-    api(api_url).delete(name)
+    confirm(yes, f"delete study {name!r} and all its trials?")
+    api(ctx, api_url).delete(name)
     typer.echo(f"deleted {name}")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from cellsearch.service.cli import suite_render
-from cellsearch.service.cli.app import ApiUrl, api, app
+from cellsearch.service.cli.app import ApiUrl, Yes, api, app, confirm
 from cellsearch.service.cli.client import load_spec
 
 suite_app = typer.Typer(
@@ -20,12 +20,13 @@ app.add_typer(suite_app, name="suite")
 
 @suite_app.command("submit")
 def submit(
+    ctx: typer.Context,
     spec_file: Annotated[Path, typer.Argument(help="Suite spec, YAML or JSON.", exists=True)],
     wait: Annotated[bool, typer.Option(help="Follow each study until all have ended.")] = False,
     api_url: ApiUrl = None,
 ) -> None:
     """Submit a suite spec: one study per task, created together or not at all."""
-    client = api(api_url)
+    client = api(ctx, api_url)
     suite = client.submit_suite(load_spec(spec_file))
     typer.echo(
         f"submitted suite {suite['name']}: {suite['n_tasks']} studies, "
@@ -37,49 +38,49 @@ def submit(
 
 
 @suite_app.command("list")
-def list_(api_url: ApiUrl = None) -> None:
+def list_(ctx: typer.Context, api_url: ApiUrl = None) -> None:
     """List suites with the progress of their studies."""
-    suite_render.print_suites(api(api_url).suites())
+    suite_render.print_suites(api(ctx, api_url).suites())
 
 
 @suite_app.command("show")
-def show(name: str, api_url: ApiUrl = None) -> None:
+def show(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Show a suite: status and progress of each of its studies."""
-    suite_render.print_suite(api(api_url).suite(name))
+    suite_render.print_suite(api(ctx, api_url).suite(name))
 
 
 @suite_app.command("report")
-def report(name: str, api_url: ApiUrl = None) -> None:
+def report(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Print the cross-task ranking of cell types over the suite's finished studies."""
-    suite_render.print_suite_report(api(api_url).suite_report(name))
+    suite_render.print_suite_report(api(ctx, api_url).suite_report(name))
 
 
 @suite_app.command("pause")
-def pause(name: str, api_url: ApiUrl = None) -> None:
+def pause(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Pause every running study of the suite."""
-    suite_render.print_suite(api(api_url).suite_action(name, "pause"))
+    suite_render.print_suite(api(ctx, api_url).suite_action(name, "pause"))
 
 
 @suite_app.command("resume")
-def resume(name: str, api_url: ApiUrl = None) -> None:
+def resume(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Resume every paused study of the suite."""
-    suite_render.print_suite(api(api_url).suite_action(name, "resume"))
+    suite_render.print_suite(api(ctx, api_url).suite_action(name, "resume"))
 
 
 @suite_app.command("cancel")
-def cancel(name: str, api_url: ApiUrl = None) -> None:
+def cancel(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Cancel every study of the suite that has not ended."""
-    suite_render.print_suite(api(api_url).suite_action(name, "cancel"))
+    suite_render.print_suite(api(ctx, api_url).suite_action(name, "cancel"))
 
 
 @suite_app.command("delete")
 def delete(
+    ctx: typer.Context,
     name: str,
-    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    yes: Yes = False,
     api_url: ApiUrl = None,
 ) -> None:
     """Delete a suite and every study it made, with their trials."""
-    if not yes:
-        typer.confirm(f"delete suite {name!r}, its studies and all their trials?", abort=True)
-    api(api_url).delete_suite(name)
+    confirm(yes, f"delete suite {name!r}, its studies and all their trials?")
+    api(ctx, api_url).delete_suite(name)
     typer.echo(f"deleted suite {name}")
