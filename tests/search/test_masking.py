@@ -9,7 +9,8 @@ import torch
 
 from cellsearch.models import SequenceModel
 from cellsearch.search.tasks import Split, TaskData, TaskMeta
-from cellsearch.search.trial.trainer import batch_loss, train
+from cellsearch.search.trial.losses import batch_loss
+from cellsearch.search.trial.trainer import train
 from cellsearch.search.trial_config import TrainConfig
 
 LENGTHS = [3, 7, 5, 1, 7, 4, 2]
