@@ -4,15 +4,21 @@ The files are read directly from the packages that ship them (located without im
 them), so neither aeon's numba nor pandas is loaded; a missing package raises
 :class:`~cellsearch.search.errors.DatasetError` naming the extra that installs it.
 Chorale parsing is slow, so the processed piano rolls are cached on first use
-(:func:`cache_dir`).
+(:func:`cache_dir`), safely with many processes at once, on one machine or on a shared
+volume (:func:`chorale_rolls`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import logging
 import math
 import os
+import tempfile
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +26,7 @@ import numpy as np
 
 from cellsearch.search.errors import DatasetError
 
+log = logging.getLogger(__name__)
 EXTRA_HINT = "pip install 'cellsearch[datasets]'"
 PIANO_KEYS = 88
 LOWEST_KEY = 21  # MIDI number of A0
@@ -161,10 +168,16 @@ def chorale_paths(max_pieces: int | None = None) -> list[Path]:
 
 
 def piano_roll(path: Path) -> np.ndarray:
-    """The keys sounding at each quarter-note beat, uint8 ``(steps, 88)``."""
+    """The keys sounding at each quarter-note beat, uint8 ``(steps, 88)``.
+
+    Parsed from the source file every time (``forceSource``): music21 otherwise reads and
+    writes a pickle of each score in its own scratch folder, shared by every process of
+    the user and not written atomically, so a process could read another's half-written
+    pickle (``zlib.error``). The processed rolls have their own cache.
+    """
     from music21 import converter
 
-    score = converter.parse(str(path))
+    score = converter.parse(str(path), forceSource=True)
     roll = np.zeros((math.ceil(float(score.highestTime)), PIANO_KEYS), dtype=np.uint8)
     for note in score.flatten().notes:  # notes and chords, absolute offsets
         start = float(note.offset)
@@ -185,18 +198,68 @@ def _cache_key(paths: list[Path]) -> str:
 
 
 def chorale_rolls(max_pieces: int | None = None) -> list[np.ndarray]:
-    """Piano rolls of the chorales, parsed once and cached by a hash of the corpus files."""
+    """Piano rolls of the chorales, parsed once and cached by a hash of the corpus files.
+
+    Safe with any number of processes at once: the cache file is written under a unique
+    temporary name and renamed into place (a reader sees the whole file or none), and the
+    processes preparing the same rolls take turns through a lock file, so one parses and
+    the others read its result. A cache file that cannot be read (truncated by a full disk,
+    say) is parsed again and replaced.
+    """
     paths = chorale_paths(max_pieces)
     target = cache_dir() / "chorales" / f"{_cache_key(paths)}.npz"
-    if target.is_file():
+    target.parent.mkdir(parents=True, exist_ok=True)
+    cached = _read_rolls(target)
+    if cached is not None:
+        return cached
+    with _exclusive(target.with_suffix(".lock")):
+        cached = _read_rolls(target)  # another process may have built it meanwhile
+        if cached is not None:
+            return cached
+        rolls = [piano_roll(p) for p in paths]
+        _write_rolls(target, rolls)
+    return rolls
+
+
+def _read_rolls(target: Path) -> list[np.ndarray] | None:
+    """The cached rolls, or None when there is no readable cache file."""
+    if not target.is_file():
+        return None
+    try:
         with np.load(target) as cached:
             return np.split(cached["rolls"], np.cumsum(cached["lengths"])[:-1])
-    rolls = [piano_roll(p) for p in paths]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.tmp")
-    with partial.open("wb") as handle:
-        np.savez_compressed(
-            handle, rolls=np.concatenate(rolls), lengths=np.array([len(r) for r in rolls])
-        )
-    os.replace(partial, target)  # atomic: concurrent workers never read a partial file
-    return rolls
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("unreadable chorale cache %s (%s); parsing again", target, exc)
+        return None
+
+
+def _write_rolls(target: Path, rolls: list[np.ndarray]) -> None:
+    """Write the cache file under a unique temporary name, then rename it into place."""
+    # unique across hosts sharing the volume (a pid is not)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            lengths = np.array([len(r) for r in rolls])
+            np.savez_compressed(handle, rolls=np.concatenate(rolls), lengths=lengths)
+        os.replace(partial, target)  # atomic: concurrent readers never see a partial file
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(partial)
+        raise
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_path`` (POSIX ``flock``; elsewhere no lock, and the
+    atomic rename alone keeps the cache whole)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
