@@ -40,7 +40,7 @@ def _generic_lstm(fused: nn.LSTM) -> CellStack:
                 getattr(fused, f"bias_ih_l{layer}") + getattr(fused, f"bias_hh_l{layer}")
             )
         cells.append(cell)
-    return CellStack(cells, ("h", "c"))
+    return CellStack(cells, get_cell("lstm").state_layout)
 
 
 def _generic_gru(fused: nn.GRU) -> CellStack:
@@ -51,7 +51,7 @@ def _generic_gru(fused: nn.GRU) -> CellStack:
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                 getattr(cell, name).copy_(getattr(fused, f"{name}_l{layer}"))
         cells.append(cell)
-    return CellStack(cells, ("h",))
+    return CellStack(cells, get_cell("gru").state_layout)
 
 
 def _inputs(num_layers: int, n_state: int) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from cellsearch.models.catalog import CELLS, get_cell
@@ -28,20 +27,20 @@ if TYPE_CHECKING:
         solve_hidden_size,
     )
 
-# Names whose modules import torch, loaded on first use so that the registry (and the
+# Names whose modules import torch, loaded on first use so that the catalog (and the
 # API process that serves it) stays free of torch.
-_LAZY = {
-    "RecurrentStack": "layers",
-    "SequenceModel": "sequence",
-    "count_parameters": "sequence",
-    "model_param_count": "sequence",
-    "solve_hidden_size": "sequence",
-}
+_FROM_SEQUENCE = ("SequenceModel", "count_parameters", "model_param_count", "solve_hidden_size")
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"cellsearch.models.{_LAZY[name]}"), name)
+    if name == "RecurrentStack":
+        from cellsearch.models.layers import RecurrentStack
+
+        return RecurrentStack
+    if name in _FROM_SEQUENCE:
+        from cellsearch.models import sequence
+
+        return getattr(sequence, name)
     raise AttributeError(f"module 'cellsearch.models' has no attribute {name!r}")
 
 

@@ -1,7 +1,10 @@
-"""The cell registry: an explicit dict from name to frozen :class:`CellSpec`.
+"""The cell catalog: an explicit dict from name to frozen :class:`CellSpec`.
 
 No import-time registration: every entry is written out here, and this is the only
-place in cellsearch that knows which cells exist.
+place in cellsearch that knows which cells exist. Each entry names its stack builder
+through a loader defined below, a function whose body imports the torch module that
+holds the cell (type checkers and readers follow it; torch is imported only when a
+model is built, never by importing this module).
 """
 
 from __future__ import annotations
@@ -11,12 +14,81 @@ from cellsearch.models.cell_spec import (
     RECURRENT_MAX,
     CellSpec,
     ParamCounts,
-    custom,
-    fused,
+    StackBuilder,
 )
 from cellsearch.models.errors import UnknownCellError
 
 __all__ = ["CELLS", "get_cell"]
+
+
+# Loaders, one per cell: each imports its builder (and the cell class) when called.
+
+
+def _lstm() -> StackBuilder:
+    from cellsearch.models.factories import lstm_stack
+
+    return lstm_stack
+
+
+def _gru() -> StackBuilder:
+    from cellsearch.models.factories import gru_stack
+
+    return gru_stack
+
+
+def _rnn_tanh() -> StackBuilder:
+    from cellsearch.models.factories import rnn_tanh_stack
+
+    return rnn_tanh_stack
+
+
+def _rnn_relu() -> StackBuilder:
+    from cellsearch.models.factories import rnn_relu_stack
+
+    return rnn_relu_stack
+
+
+def _lstm_peephole() -> StackBuilder:
+    from cellsearch.models.custom import PeepholeLSTMCell
+    from cellsearch.models.factories import cell_stack
+
+    return cell_stack(PeepholeLSTMCell)
+
+
+def _cifg() -> StackBuilder:
+    from cellsearch.models.custom import CIFGCell
+    from cellsearch.models.factories import cell_stack
+
+    return cell_stack(CIFGCell)
+
+
+def _mgu() -> StackBuilder:
+    from cellsearch.models.custom import MGUCell
+    from cellsearch.models.factories import cell_stack
+
+    return cell_stack(MGUCell)
+
+
+def _indrnn() -> StackBuilder:
+    from cellsearch.models.custom import IndRNNCell
+    from cellsearch.models.factories import cell_stack
+
+    return cell_stack(IndRNNCell)
+
+
+def _mingru() -> StackBuilder:
+    from cellsearch.models.factories import cell_stack
+    from cellsearch.models.minimal import MinGRUCell
+
+    return cell_stack(MinGRUCell)
+
+
+def _minlstm() -> StackBuilder:
+    from cellsearch.models.factories import cell_stack
+    from cellsearch.models.minimal import MinLSTMCell
+
+    return cell_stack(MinLSTMCell)
+
 
 _HC = ("h", "c")
 _H = ("h",)
@@ -33,7 +105,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=4, recurrent=4, vector=8),
-        factory=fused("lstm"),
+        builder=_lstm,
     ),
     "gru": CellSpec(
         name="gru",
@@ -48,7 +120,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(),
         counts=ParamCounts(input=3, recurrent=3, vector=6),
-        factory=fused("gru"),
+        builder=_gru,
     ),
     "rnn_tanh": CellSpec(
         name="rnn_tanh",
@@ -60,7 +132,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(),
         counts=ParamCounts(input=1, recurrent=1, vector=2),
-        factory=fused("rnn_tanh"),
+        builder=_rnn_tanh,
     ),
     "rnn_relu": CellSpec(
         name="rnn_relu",
@@ -72,7 +144,7 @@ CELLS: dict[str, CellSpec] = {
         fused=True,
         options=(),
         counts=ParamCounts(input=1, recurrent=1, vector=2),
-        factory=fused("rnn_relu"),
+        builder=_rnn_relu,
     ),
     "lstm_peephole": CellSpec(
         name="lstm_peephole",
@@ -85,7 +157,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=4, recurrent=4, vector=7),
-        factory=custom("custom:PeepholeLSTMCell", _HC),
+        builder=_lstm_peephole,
     ),
     "cifg": CellSpec(
         name="cifg",
@@ -97,7 +169,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=3, recurrent=3, vector=3),
-        factory=custom("custom:CIFGCell", _HC),
+        builder=_cifg,
     ),
     "mgu": CellSpec(
         name="mgu",
@@ -109,7 +181,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(),
         counts=ParamCounts(input=2, recurrent=2, vector=2),
-        factory=custom("custom:MGUCell", _H),
+        builder=_mgu,
     ),
     "indrnn": CellSpec(
         name="indrnn",
@@ -121,7 +193,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(RECURRENT_MAX,),
         counts=ParamCounts(input=1, recurrent=0, vector=2),
-        factory=custom("custom:IndRNNCell", _H),
+        builder=_indrnn,
     ),
     "mingru": CellSpec(
         name="mingru",
@@ -135,7 +207,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(),
         counts=ParamCounts(input=2, recurrent=0, vector=2),
-        factory=custom("minimal:MinGRUCell", _H),
+        builder=_mingru,
     ),
     "minlstm": CellSpec(
         name="minlstm",
@@ -149,7 +221,7 @@ CELLS: dict[str, CellSpec] = {
         fused=False,
         options=(FORGET_BIAS,),
         counts=ParamCounts(input=3, recurrent=0, vector=3),
-        factory=custom("minimal:MinLSTMCell", _H),
+        builder=_minlstm,
     ),
 }
 

@@ -1,16 +1,20 @@
 """Cell specs: the frozen description of one cell type (importable without torch).
 
-Everything that depends on which cell is used (constructor, state layout, options,
-parameter count) lives in a :class:`CellSpec`; the registry in
+Everything that depends on which cell is used (how its stack is built, state layout,
+options, parameter count) lives in a :class:`CellSpec`; the catalog in
 :mod:`cellsearch.models.catalog` maps names to specs.
+
+A spec states its cell's state layout; the :class:`StackBuilder` receives it from there,
+so neither the stacks nor the cells restate it. The builder itself lives in a torch
+module and is reached through a loader (a function that imports it when called), so that
+this module, the catalog and the API process that serves them never import torch.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from cellsearch.models.errors import UnknownOptionError
 
@@ -23,12 +27,33 @@ __all__ = [
     "CellOption",
     "CellSpec",
     "ParamCounts",
-    "custom",
-    "fused",
+    "StackBuilder",
 ]
 
-# build(input_size, hidden_size, num_layers, dropout, options) -> stack
-StackFactory = Callable[[int, int, int, float, Mapping[str, float | None]], "RecurrentStack"]
+
+class StackBuilder(Protocol):
+    """Builds the recurrent stack of one cell type (implementations import torch)."""
+
+    def __call__(
+        self,
+        state_layout: tuple[str, ...],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        options: Mapping[str, float | None],
+    ) -> RecurrentStack:
+        """Build the stack.
+
+        Args:
+            state_layout: The spec's state layout, which the stack adopts.
+            input_size: Features per input step (I).
+            hidden_size: Features of the hidden state (H).
+            num_layers: Stacked layers (L).
+            dropout: Dropout between layers (not after the last).
+            options: Every option of the cell, resolved (defaults filled in).
+        """
+        ...
 
 
 @dataclass(frozen=True)
@@ -75,7 +100,9 @@ class CellSpec:
         fused: Whether a fused torch kernel backs the cell.
         options: Cell-specific hyperparameters.
         counts: Coefficients of the per-layer parameter count.
-        factory: Builds the stack from sizes and resolved options.
+        builder: Loader of the :class:`StackBuilder`: imports the torch module that
+            defines it and returns it (a function, not a string, so that type checkers
+            and readers follow it to the cell's code).
     """
 
     name: str
@@ -86,7 +113,7 @@ class CellSpec:
     fused: bool
     options: tuple[CellOption, ...]
     counts: ParamCounts = field(repr=False)
-    factory: StackFactory = field(repr=False, compare=False)
+    builder: Callable[[], StackBuilder] = field(repr=False, compare=False)
 
     def param_count(self, input_size: int, hidden_size: int, num_layers: int) -> int:
         """Exact parameter count of the stack (all layers), in closed form.
@@ -122,31 +149,10 @@ class CellSpec:
             if name not in valid:
                 raise UnknownOptionError(self.name, name, valid)
         resolved = {**valid, **options}
-        return self.factory(input_size, hidden_size, num_layers, dropout, resolved)
-
-
-def fused(kind: str) -> StackFactory:
-    """Factory of a fused torch RNN ("lstm", "gru", "rnn_tanh", "rnn_relu"), loaded lazily."""
-
-    def build(*args: Any) -> RecurrentStack:
-        from cellsearch.models.factories import fused_factory
-
-        return fused_factory(kind)(*args)
-
-    return build
-
-
-def custom(cell: str, state_layout: tuple[str, ...]) -> StackFactory:
-    """Factory of a stack of custom cells, ``cell`` naming "module:Class", loaded lazily."""
-
-    def build(*args: Any) -> RecurrentStack:
-        from cellsearch.models.factories import custom_factory
-
-        module, _, name = cell.partition(":")
-        cls = getattr(importlib.import_module(f"cellsearch.models.{module}"), name)
-        return custom_factory(cls, state_layout)(*args)
-
-    return build
+        build_stack = self.builder()  # imports torch on the first build
+        return build_stack(
+            self.state_layout, input_size, hidden_size, num_layers, dropout, resolved
+        )
 
 
 FORGET_BIAS = CellOption(

@@ -71,7 +71,6 @@ class LSTMCell(_GatedCell):
     c' = f c + i tanh(g);  h' = o tanh(c').
     """
 
-    state_size = 2
     gates = 4
     recurrent = 4
 
@@ -98,7 +97,6 @@ class PeepholeLSTMCell(_GatedCell):
     hand-written :class:`~cellsearch.models.lstm_family.PeepholeRecurrence`.
     """
 
-    state_size = 2
     gates = 4
     recurrent = 4
 
@@ -145,7 +143,6 @@ class CIFGCell(_GatedCell):
     hand-written :class:`~cellsearch.models.lstm_family.CIFGRecurrence`.
     """
 
-    state_size = 2
     gates = 3
     recurrent = 3
 

@@ -1,4 +1,9 @@
-"""Factories that build recurrent stacks (these import torch; the registry loads them lazily)."""
+"""Stack builders: the torch side of :class:`~cellsearch.models.cell_spec.StackBuilder`.
+
+The catalog reaches these through its loaders, so torch is imported only when a model is
+built. Every builder takes the state layout from the cell's spec: the layout is stated
+once, in the catalog, and the stacks check it against what they run.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +11,83 @@ from collections.abc import Callable, Mapping
 
 from torch import nn
 
-from cellsearch.models.cell_spec import StackFactory
+from cellsearch.models.cell_spec import StackBuilder
 from cellsearch.models.gru import GRUStack
 from cellsearch.models.layers import CellStack, FusedStack, RecurrentCell, RecurrentStack
 
+__all__ = ["cell_stack", "gru_stack", "lstm_stack", "rnn_relu_stack", "rnn_tanh_stack"]
 
-def fused_factory(kind: str) -> StackFactory:
-    """Factory for a fused torch RNN: kind is "lstm", "gru", "rnn_tanh" or "rnn_relu"."""
 
-    def build(
-        input_size: int,
-        hidden: int,
-        layers: int,
-        dropout: float,
-        options: Mapping[str, float | None],
-    ) -> RecurrentStack:
-        kwargs = {"num_layers": layers, "dropout": dropout, "batch_first": True}
-        if kind == "gru":
-            return GRUStack(nn.GRU(input_size, hidden, **kwargs))
-        if kind == "lstm":
-            lstm = nn.LSTM(input_size, hidden, **kwargs)
-            _set_fused_forget_bias(lstm, options.get("forget_bias"))
-            return FusedStack(lstm, ("h", "c"))
-        rnn = nn.RNN(input_size, hidden, nonlinearity=kind.removeprefix("rnn_"), **kwargs)
-        return FusedStack(rnn, ("h",))
+def lstm_stack(
+    state_layout: tuple[str, ...],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    options: Mapping[str, float | None],
+) -> RecurrentStack:
+    """``lstm``: fused ``torch.nn.LSTM``; option ``forget_bias``."""
+    lstm = nn.LSTM(
+        input_size, hidden_size, num_layers=num_layers, dropout=dropout, batch_first=True
+    )
+    _set_fused_forget_bias(lstm, options.get("forget_bias"))
+    return FusedStack(lstm, state_layout)
 
-    return build
+
+def gru_stack(
+    state_layout: tuple[str, ...],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    options: Mapping[str, float | None],
+) -> RecurrentStack:
+    """``gru``: ``torch.nn.GRU``'s parameters behind :class:`GRUStack`; no options."""
+    gru = nn.GRU(input_size, hidden_size, num_layers=num_layers, dropout=dropout, batch_first=True)
+    return GRUStack(gru, state_layout)
+
+
+def rnn_tanh_stack(
+    state_layout: tuple[str, ...],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    options: Mapping[str, float | None],
+) -> RecurrentStack:
+    """``rnn_tanh``: fused ``torch.nn.RNN`` with tanh; no options."""
+    return _elman("tanh", state_layout, input_size, hidden_size, num_layers, dropout)
+
+
+def rnn_relu_stack(
+    state_layout: tuple[str, ...],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+    options: Mapping[str, float | None],
+) -> RecurrentStack:
+    """``rnn_relu``: fused ``torch.nn.RNN`` with ReLU; no options."""
+    return _elman("relu", state_layout, input_size, hidden_size, num_layers, dropout)
+
+
+def _elman(
+    nonlinearity: str,
+    state_layout: tuple[str, ...],
+    input_size: int,
+    hidden_size: int,
+    num_layers: int,
+    dropout: float,
+) -> FusedStack:
+    rnn = nn.RNN(
+        input_size,
+        hidden_size,
+        num_layers=num_layers,
+        nonlinearity=nonlinearity,
+        dropout=dropout,
+        batch_first=True,
+    )
+    return FusedStack(rnn, state_layout)
 
 
 def _set_fused_forget_bias(lstm: nn.LSTM, value: float | None) -> None:
@@ -44,19 +100,23 @@ def _set_fused_forget_bias(lstm: nn.LSTM, value: float | None) -> None:
         getattr(lstm, f"bias_hh_l{layer}").data[hidden : 2 * hidden].zero_()
 
 
-def custom_factory(
-    cell: Callable[..., RecurrentCell], state_layout: tuple[str, ...]
-) -> StackFactory:
-    """Factory for a stack of custom cells; options go to every layer's constructor."""
+def cell_stack(cell: type[RecurrentCell]) -> StackBuilder:
+    """Builder of a stack of custom cells of class ``cell``, one per layer.
+
+    The cell's options go to every layer's constructor as keywords.
+    """
+    make: Callable[..., RecurrentCell] = cell  # options are keywords of the subclass
 
     def build(
+        state_layout: tuple[str, ...],
         input_size: int,
-        hidden: int,
-        layers: int,
+        hidden_size: int,
+        num_layers: int,
         dropout: float,
         options: Mapping[str, float | None],
     ) -> RecurrentStack:
-        sizes = [input_size] + [hidden] * (layers - 1)
-        return CellStack([cell(size, hidden, **options) for size in sizes], state_layout, dropout)
+        sizes = [input_size] + [hidden_size] * (num_layers - 1)
+        cells = [make(size, hidden_size, **options) for size in sizes]
+        return CellStack(cells, state_layout, dropout)
 
     return build

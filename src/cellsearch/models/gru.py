@@ -123,10 +123,11 @@ class GRUStack(FusedStack):
 
     Args:
         rnn: The ``nn.GRU`` module (batch first).
+        state_layout: The cell spec's layout, one name (h).
     """
 
-    def __init__(self, rnn: nn.GRU) -> None:
-        super().__init__(rnn, ("h",))
+    def __init__(self, rnn: nn.GRU, state_layout: tuple[str, ...]) -> None:
+        super().__init__(rnn, state_layout)
 
     def _use_cpu_path(self, x: Tensor) -> bool:
         return (

@@ -6,7 +6,8 @@ Every cell, fused or custom, ends up behind one contract::
 
 where ``state`` is always a tuple of tensors of shape (num_layers, B, H), one per entry
 of the cell's state layout (``("h", "c")`` for LSTM-like cells, ``("h",)`` otherwise).
-Code outside the registry never needs to know which cell it holds.
+The layout is stated once, by the cell's spec in the catalog; stacks receive it when
+built. Code outside the catalog never needs to know which cell it holds.
 
 Custom cells subclass :class:`RecurrentCell`: they compute the input projections of the
 whole sequence in one matmul (:meth:`RecurrentCell.project`) and then advance the state
@@ -42,8 +43,6 @@ class RecurrentCell(nn.Module, ABC):
         input_size: Features per step of the layer's input (I).
         hidden_size: Features of the hidden state (H).
     """
-
-    state_size: int = 1  # number of tensors in the state (1 for h, 2 for h and c)
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -193,13 +192,23 @@ class FusedStack(RecurrentStack):
 
     Args:
         rnn: The fused module; its ``num_layers`` and ``dropout`` define the stack.
-        state_layout: ``("h", "c")`` for an LSTM, ``("h",)`` otherwise.
+        state_layout: The cell spec's layout: two names (h, c) for an LSTM, one otherwise.
+
+    Raises:
+        ValueError: A module that is not batch first and unidirectional, or a layout
+            whose length is not the module's number of state tensors.
     """
 
     def __init__(self, rnn: nn.RNNBase, state_layout: tuple[str, ...]) -> None:
         super().__init__(state_layout, rnn.hidden_size, rnn.num_layers, rnn.dropout)
         if not rnn.batch_first or rnn.bidirectional:
             raise ValueError("FusedStack needs a batch-first, unidirectional module")
+        tensors = 2 if isinstance(rnn, nn.LSTM) else 1  # (h, c) or h
+        if len(state_layout) != tensors:
+            raise ValueError(
+                f"{type(rnn).__name__} carries {tensors} state tensor(s), "
+                f"layout {state_layout} names {len(state_layout)}"
+            )
         self.rnn = rnn
 
     def _run(self, x: Tensor, state: State) -> tuple[Tensor, State]:
