@@ -30,8 +30,8 @@ def errors_of(data: dict[str, Any], limits: SpecLimits | None = None) -> list[tu
 def test_defaults_follow_the_design() -> None:
     spec = parse_spec(spec_data())
     assert spec.cell_types == ["lstm", "gru", "rnn_tanh"]
-    assert spec.space.hidden_size == IntRange(low=16, high=256, log=True)
-    assert spec.space.learning_rate == FloatRange(low=1e-4, high=1e-1, log=True)
+    assert spec.space.param("hidden_size") == IntRange(low=16, high=256, log=True)
+    assert spec.space.param("learning_rate") == FloatRange(low=1e-4, high=1e-1, log=True)
     assert (spec.allocation, spec.sampler, spec.pruner) == ("balanced", "tpe", "hyperband")
     assert spec.objective.direction == "minimize"
 

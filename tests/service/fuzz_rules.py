@@ -17,10 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from cellsearch.search.study.hyperparameters import HYPERPARAMETERS, solved
 from cellsearch.search.study.limits import SpecLimits
+from cellsearch.search.study.param_forms import choices
+from cellsearch.search.study.spec import SearchSpace
 from cellsearch.search.tasks.bundled import SERIES_LENGTHS
 
-DEFAULT_CELLS = ["lstm", "gru", "rnn_tanh"]
+DEFAULT_CELLS = choices(SearchSpace().cell_type)
 DEFAULT_SIZES = {"n_train": 8000, "n_val": 2000, "n_test": 2000}
 DEFAULT_FRACTIONS = {  # kind -> (val, test) defaults
     "digits": (0.15, 0.15), "dataset": (0.15, 0.15), "forecast": (0.15, 0.15),
@@ -32,7 +35,7 @@ def repair_spec(body: dict[str, Any], limits: SpecLimits, dataset_id: str | None
     """Make a schema-valid spec obey the cross-field rules, in place."""
     space = body.get("space")
     if isinstance(space, dict):
-        _repair_space(space, body.get("param_budget") is not None)
+        _repair_space(space, body.get("param_budget"))
     objective = body.get("objective")
     if isinstance(objective, dict) and objective.get("metric", "val_loss") == "val_loss":
         objective["direction"] = "minimize"  # val_loss can only be minimized
@@ -96,9 +99,9 @@ def _repair_reevaluate(
         body["reevaluate"] = None  # no room for even two seeds
 
 
-def _repair_space(space: dict[str, Any], has_budget: bool) -> None:
-    if has_budget:
-        space.pop("hidden_size", None)  # param_budget or hidden_size, not both
+def _repair_space(space: dict[str, Any], param_budget: int | None) -> None:
+    for entry in solved(HYPERPARAMETERS, param_budget):
+        space.pop(entry.name, None)  # param_budget or hidden_size, not both
     cell_type = space.get("cell_type", DEFAULT_CELLS)
     cells = cell_type if isinstance(cell_type, list) else [cell_type]
     for key in list(space):

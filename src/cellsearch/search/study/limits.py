@@ -2,17 +2,22 @@
 
 :class:`SpecLimits` is the one place that names each limit, its default and its meaning;
 the service's settings inherit it (so each limit is a ``CELLSEARCH_MAX_...`` variable)
-rather than repeating it.
+rather than repeating it. Which limit bounds a searched hyperparameter is said by its entry
+in the table of hyperparameters (:mod:`cellsearch.search.study.hyperparameters`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cellsearch.search.errors import FieldError, SpecError
-from cellsearch.search.study.spec import StudySpec, upper_bound
+from cellsearch.search.study.hyperparameters import in_use
+from cellsearch.search.study.param_forms import FloatParam, IntParam, upper_bound
+from cellsearch.search.study.spec import StudySpec
+
+Number = IntParam | FloatParam
 
 
 class SpecLimits(BaseModel):
@@ -40,9 +45,11 @@ class SpecLimits(BaseModel):
         """One error per field of ``spec`` that exceeds these limits."""
         task = spec.task
         checks: list[tuple[tuple[str, ...], float | None, str]] = [
-            (("space", "hidden_size"), upper_bound(spec.space.hidden_size), "max_hidden_size"),
-            (("space", "num_layers"), upper_bound(spec.space.num_layers), "max_num_layers"),
-            (("space", "batch_size"), upper_bound(spec.space.batch_size), "max_batch_size"),
+            (("space", h.name), upper_bound(cast(Number, spec.space.param(h.name))), h.limit)
+            for h in in_use(spec.space.table, spec.param_budget)
+            if h.limit is not None  # only a number has one
+        ]
+        checks += [
             (("budget", "max_epochs"), spec.budget.max_epochs, "max_epochs"),
             (("budget", "n_trials"), spec.budget.n_trials, "max_trials"),
             (("budget", "max_trial_seconds"), spec.budget.max_trial_seconds, "max_trial_seconds"),

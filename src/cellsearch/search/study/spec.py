@@ -1,27 +1,44 @@
 """The study spec: what a user submits (JSON or YAML), validated by pydantic.
 
 Every search-space parameter is fixed (a scalar), a choice list, or a range
-``{low, high, log}``. Cell-specific parameters are written ``<cell>.<option>``
-(for example ``lstm.forget_bias``) and are sampled only in trials of that cell.
+``{low, high, log}`` (:mod:`cellsearch.search.study.param_forms`); the searched
+hyperparameters are those of one table (:mod:`cellsearch.search.study.hyperparameters`),
+from which :func:`space_model` builds the search space's fields. Cell-specific
+parameters are written ``<cell>.<option>`` (for example ``lstm.forget_bias``) and are
+sampled only in trials of that cell.
 Server-side limits are checked separately (:mod:`cellsearch.search.study.limits`) so
 that the same spec model serves the published JSON Schema and every deployment's limits.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 from cellsearch.models import CELLS
+from cellsearch.search.study.hyperparameters import (
+    HYPERPARAMETERS,
+    Hyperparameter,
+    Kind,
+    Table,
+    in_use,
+    solved,
+)
+from cellsearch.search.study.param_forms import (
+    ChoiceParam,
+    FloatParam,
+    FloatRange,
+    IntParam,
+    IntRange,
+    Param,
+    StrictModel,
+    choices,
+)
 from cellsearch.search.tasks import TaskSpec
-from cellsearch.search.trial_config import OPTIMIZERS, Precision
+from cellsearch.search.trial_config import Precision
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 TEXT_PATTERN = r"^[^\x00]*$"
@@ -30,98 +47,25 @@ RANDOM_SHARE = 0.2
 """Default share of each cell type's trials drawn at random (``comparison.random_share``)."""
 
 
-class _Strict(BaseModel):
-    # strict: no coercion ("5" is not a number, 1 is not true); finite: JSON may carry
-    # NaN and Infinity, which no parameter accepts
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+class SearchSpaceBase(StrictModel):
+    """What every search space has beside the entries of its table: the cell types, and
+    the per-cell options (declared by :func:`space_model` after the table's fields, so
+    that a spec keeps its order)."""
 
-
-class IntRange(_Strict):
-    """An integer range; ``log`` samples on a log scale."""
-
-    low: int = Field(ge=0)
-    high: int = Field(ge=0)
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> IntRange:
-        _check_range(self.low, self.high, self.log)
-        return self
-
-
-class FloatRange(_Strict):
-    """A real range; ``log`` samples on a log scale (both bounds must then be > 0)."""
-
-    low: float
-    high: float
-    log: bool = False
-
-    @model_validator(mode="after")
-    def _ordered(self) -> FloatRange:
-        _check_range(self.low, self.high, self.log)
-        return self
-
-
-def _check_range(low: float, high: float, log: bool) -> None:
-    if low > high:
-        raise ValueError(f"low ({low}) must not exceed high ({high})")
-    if log and low <= 0:
-        raise ValueError(f"a log range needs low > 0, got {low}")
-
-
-IntParam = int | list[int] | IntRange
-FloatParam = float | list[float] | FloatRange
-ChoiceParam = str | list[str]
-
-
-def upper_bound(param: IntParam | FloatParam) -> float:
-    """The largest value a parameter can take."""
-    if isinstance(param, IntRange | FloatRange):
-        return param.high
-    if isinstance(param, list):
-        return max(param)
-    return param
-
-
-def lower_bound(param: IntParam | FloatParam) -> float:
-    """The smallest value a parameter can take."""
-    if isinstance(param, IntRange | FloatRange):
-        return param.low
-    if isinstance(param, list):
-        return min(param)
-    return param
-
-
-def choices(param: ChoiceParam) -> list[str]:
-    """The values of a categorical parameter (a scalar is a one-element list)."""
-    return list(param) if isinstance(param, list) else [param]
-
-
-class SearchSpace(_Strict):
-    """Hyperparameters searched for every trial, plus per-cell options."""
+    table: ClassVar[Table] = ()
+    """The hyperparameters this space declares a field for (see :func:`space_model`)."""
 
     cell_type: ChoiceParam = Field(
         default_factory=lambda: ["lstm", "gru", "rnn_tanh"],
         description="Registry names of the recurrent cells to compare (GET /cells).",
     )
-    hidden_size: IntParam = Field(
-        default_factory=lambda: IntRange(low=16, high=256, log=True),
-        description="Hidden units per layer. Ignored (solved per cell) when param_budget is set.",
-    )
-    num_layers: IntParam = Field(default=1, description="Stacked recurrent layers.")
-    learning_rate: FloatParam = Field(
-        default_factory=lambda: FloatRange(low=1e-4, high=1e-1, log=True),
-        description="Optimizer learning rate.",
-    )
-    batch_size: IntParam = Field(default_factory=lambda: [32, 64, 128])
-    dropout: FloatParam = Field(default=0.0, description="Dropout between stacked layers.")
-    optimizer: ChoiceParam = Field(default="adam", description=f"One of {', '.join(OPTIMIZERS)}.")
-    weight_decay: FloatParam = 0.0
-    grad_clip: FloatParam = Field(default=1.0, description="Gradient-norm clip; 0 disables it.")
-    cell_options: dict[str, dict[str, FloatParam]] = Field(
-        default_factory=dict,
-        description="Per-cell parameters; in a spec write them as '<cell>.<option>' keys.",
-    )
+    if TYPE_CHECKING:  # a field of every space model, after the table's (see space_model)
+        cell_options: dict[str, dict[str, FloatParam]] = Field(default_factory=dict)
+
+    def param(self, name: str) -> Param:
+        """The value of the table's entry ``name`` (a fixed value, a choice list or a range)."""
+        value: Param = getattr(self, name)
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -165,48 +109,8 @@ class SearchSpace(_Strict):
             raise ValueError("each cell type may be listed once")
         return value
 
-    @field_validator("optimizer")
-    @classmethod
-    def _known_optimizers(cls, value: ChoiceParam) -> ChoiceParam:
-        bad = [o for o in choices(value) if o not in OPTIMIZERS]
-        if bad or not choices(value):
-            raise ValueError(f"unknown optimizer {bad}; valid: {', '.join(OPTIMIZERS)}")
-        return value
-
-    @field_validator("hidden_size", "num_layers", "batch_size")
-    @classmethod
-    def _positive_int(cls, value: IntParam) -> IntParam:
-        _non_empty(value)
-        if lower_bound(value) < 1:
-            raise ValueError("must be at least 1")
-        return value
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _positive(cls, value: FloatParam) -> FloatParam:
-        _non_empty(value)
-        if lower_bound(value) <= 0:
-            raise ValueError("must be > 0")
-        return value
-
-    @field_validator("dropout")
-    @classmethod
-    def _fraction(cls, value: FloatParam) -> FloatParam:
-        _non_empty(value)
-        if not 0 <= lower_bound(value) <= upper_bound(value) < 1:
-            raise ValueError("must lie in [0, 1)")
-        return value
-
-    @field_validator("weight_decay", "grad_clip")
-    @classmethod
-    def _non_negative(cls, value: FloatParam) -> FloatParam:
-        _non_empty(value)
-        if lower_bound(value) < 0:
-            raise ValueError("must be >= 0")
-        return value
-
     @model_validator(mode="after")
-    def _known_options(self) -> SearchSpace:
+    def _known_options(self) -> SearchSpaceBase:
         cells = choices(self.cell_type)
         for cell, opts in self.cell_options.items():
             if cell not in cells:
@@ -223,6 +127,59 @@ class SearchSpace(_Strict):
         return self
 
 
+_FORMS: dict[Kind, Any] = {"int": IntParam, "float": FloatParam, "choice": ChoiceParam}
+
+
+def space_model(table: Table) -> type[SearchSpaceBase]:
+    """The search-space model of ``table``: ``cell_type``, one field per entry (its kind's
+    forms, its default and description, checked by :meth:`Hyperparameter.check`), then
+    ``cell_options``."""
+    fields: dict[str, Any] = {h.name: (_FORMS[h.kind], _field(h)) for h in table}
+    fields["cell_options"] = (
+        dict[str, dict[str, FloatParam]],
+        Field(
+            default_factory=dict,
+            description="Per-cell parameters; in a spec write them as '<cell>.<option>' keys.",
+        ),
+    )
+    checks = {f"_check_{h.name}": field_validator(h.name)(_checker(h)) for h in table}
+    model = create_model(
+        "SearchSpace",
+        __base__=SearchSpaceBase,
+        __doc__="Hyperparameters searched for every trial, plus per-cell options.",
+        __module__=__name__,
+        __validators__=checks,
+        **fields,
+    )
+    model.table = tuple(table)
+    return model
+
+
+def _field(entry: Hyperparameter) -> Any:
+    """The pydantic field of ``entry``. A list or range default is copied for each space
+    (the JSON Schema then gives no default for it; a scalar's default it gives)."""
+    default = entry.default
+    if isinstance(default, list | BaseModel):
+        return Field(default_factory=lambda: copy.deepcopy(default), description=entry.description)
+    return Field(default=default, description=entry.description)
+
+
+def _checker(entry: Hyperparameter) -> Callable[[Any, Any], Any]:
+    """The field validator of ``entry`` (pydantic passes the class, then the value)."""
+
+    def check(cls: Any, value: Any) -> Any:
+        return entry.check(value)
+
+    return check
+
+
+# the search space of every study; type checkers see its base (the fields are the table's)
+if TYPE_CHECKING:
+    SearchSpace = SearchSpaceBase
+else:
+    SearchSpace = space_model(HYPERPARAMETERS)
+
+
 def whole_as_int(value: Any) -> Any:
     """``value`` with every whole float, at any depth, made an int (JSON's 22.0 is 22)."""
     if isinstance(value, float) and value.is_integer():
@@ -234,12 +191,7 @@ def whole_as_int(value: Any) -> Any:
     return value
 
 
-def _non_empty(value: IntParam | FloatParam) -> None:
-    if isinstance(value, list) and not value:
-        raise ValueError("a choice list must not be empty")
-
-
-class Objective(_Strict):
+class Objective(StrictModel):
     """What the search optimises: the validation loss, or the task's own metric."""
 
     metric: Literal["val_loss", "val_metric"] = "val_loss"
@@ -252,7 +204,7 @@ class Objective(_Strict):
         return self
 
 
-class Budget(_Strict):
+class Budget(StrictModel):
     """How much work the study may do."""
 
     n_trials: int = Field(ge=1, description="Finished trials the study runs, exactly.")
@@ -262,7 +214,7 @@ class Budget(_Strict):
     )
 
 
-class Pruning(_Strict):
+class Pruning(StrictModel):
     """How pruning treats cell types (the pruner itself is ``pruner``)."""
 
     min_complete_per_cell: int = Field(
@@ -274,7 +226,7 @@ class Pruning(_Strict):
     )
 
 
-class Comparison(_Strict):
+class Comparison(StrictModel):
     """Where the comparison between cell types takes its evidence from."""
 
     random_share: float = Field(
@@ -296,7 +248,7 @@ class Comparison(_Strict):
     )
 
 
-class Reevaluate(_Strict):
+class Reevaluate(StrictModel):
     """Seed re-evaluation: once the search budget is spent, the top ``top_k``
     configurations of each cell type are retrained from scratch with ``seeds`` fresh seeds."""
 
@@ -310,7 +262,7 @@ class Reevaluate(_Strict):
     seeds: int = Field(default=5, ge=2, le=50, description="Fresh seeds per configuration.")
 
 
-class StudySpec(_Strict):
+class StudySpec(StrictModel):
     """A study: a task, a search space and a budget."""
 
     name: str = Field(pattern=NAME_PATTERN, description="Unique name: a-z, 0-9 and '-'.")
@@ -360,18 +312,31 @@ class StudySpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _budget_or_size(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("param_budget") is not None:
-            space = data.get("space")
-            if isinstance(space, dict) and "hidden_size" in space:
-                raise ValueError(
-                    "param_budget: give either space.hidden_size or param_budget, not both"
-                )
+        if isinstance(data, dict) and isinstance(data.get("space"), dict):
+            for entry in solved(cls.space_table(), data.get("param_budget")):
+                if entry.name in data["space"]:
+                    raise ValueError(
+                        f"param_budget: give either space.{entry.name} or param_budget, not both"
+                    )
         return data
 
+    @classmethod
+    def space_table(cls) -> Table:
+        """The hyperparameters of this model's search space."""
+        return cast(type[SearchSpaceBase], cls.model_fields["space"].annotation).table
+
     def to_json(self) -> dict[str, Any]:
-        """The spec as stored: JSON types, and no hidden size when it is solved per cell."""
-        exclude = {"space": {"hidden_size"}} if self.param_budget is not None else None
-        return self.model_dump(mode="json", exclude=exclude)
+        """The spec as stored: JSON types, and none of what ``param_budget`` solves per cell."""
+        names = {h.name for h in solved(self.space.table, self.param_budget)}
+        return self.model_dump(mode="json", exclude={"space": names} if names else None)
+
+    def space_params(self) -> dict[str, Param]:
+        """The value of each hyperparameter of the table this spec uses, by name, in the
+        table's order: a fixed value, a choice list or a range (what ``param_budget``
+        solves per cell is left out)."""
+        return {
+            h.name: self.space.param(h.name) for h in in_use(self.space.table, self.param_budget)
+        }
 
     @property
     def cell_types(self) -> list[str]:
@@ -382,15 +347,7 @@ class StudySpec(_Strict):
         """The searched ranges as ``name -> (low, high, log)`` (cell options as
         ``<cell>.<option>``); fixed values and choice lists are not ranges."""
         space = self.space
-        named: dict[str, Any] = {
-            "hidden_size": None if self.param_budget is not None else space.hidden_size,
-            "num_layers": space.num_layers,
-            "learning_rate": space.learning_rate,
-            "batch_size": space.batch_size,
-            "dropout": space.dropout,
-            "weight_decay": space.weight_decay,
-            "grad_clip": space.grad_clip,
-        }
+        named: dict[str, Any] = dict(self.space_params())
         for cell, options in space.cell_options.items():
             named.update({f"{cell}.{name}": param for name, param in options.items()})
         return {
@@ -422,3 +379,17 @@ class StudySpec(_Strict):
                 f"each of the {len(self.cell_types)} cell types gets from budget.n_trials"
             )
         return self
+
+
+def spec_model(table: Table) -> type[StudySpec]:
+    """A study-spec model like :class:`StudySpec` whose search space declares ``table``'s
+    entries (a table other than the default one, in tests); every reader of the table
+    takes it from the spec (``spec.space.table``)."""
+    space = space_model(table)
+    return create_model(
+        "StudySpec",
+        __base__=StudySpec,
+        __doc__=StudySpec.__doc__,
+        __module__=__name__,
+        space=(space, Field(default_factory=space)),
+    )

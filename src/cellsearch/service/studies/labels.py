@@ -15,11 +15,9 @@ import optuna
 
 from cellsearch.search.report.details import fixed_params
 from cellsearch.search.report.metric import objective_metric
-from cellsearch.search.study.spec import FloatRange, IntRange, StudySpec
+from cellsearch.search.study.param_forms import FloatRange, IntRange
+from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import baseline_of
-
-_SPACE_FIELDS = ("hidden_size", "num_layers", "learning_rate", "batch_size", "dropout",
-                 "optimizer", "weight_decay", "grad_clip")  # fmt: skip
 
 
 def _range(name: str, value: Any) -> str | None:
@@ -37,11 +35,7 @@ def readable_spec(spec: StudySpec) -> dict[str, str]:
     """The spec as short lines of text, keyed by what each describes."""
     space = spec.space
     task = spec.task.model_dump(exclude={"kind"}, exclude_none=True)
-    searched = [
-        _range(name, getattr(space, name))
-        for name in _SPACE_FIELDS
-        if not (name == "hidden_size" and spec.param_budget is not None)
-    ]
+    searched = [_range(name, value) for name, value in spec.space_params().items()]
     searched += [
         _range(f"{cell}.{option}", value)
         for cell, options in space.cell_options.items()

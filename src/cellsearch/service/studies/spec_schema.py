@@ -3,7 +3,8 @@
 Pydantic's schema of :class:`~cellsearch.search.study.spec.StudySpec` says the shapes;
 this module adds what the server also enforces, so that a spec valid by the published
 schema is accepted: each limit of :class:`~cellsearch.search.study.limits.SpecLimits` as
-a ``maximum`` or ``maxItems``, the bounds of each search-space parameter, the cell and
+a ``maximum`` or ``maxItems``, the bounds of each search-space parameter (from the table
+of hyperparameters, :mod:`cellsearch.search.study.hyperparameters`), the cell and
 optimizer names as enums, and each cell's options. Rules that JSON Schema cannot state
 (a range's ``low <= high``, sizes whose sum is limited, the split fractions' sum, options
 only for listed cells, ``param_budget`` without ``space.hidden_size``,
@@ -14,44 +15,36 @@ only for listed cells, ``param_budget`` without ``space.hidden_size``,
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 from cellsearch.models import CELLS
+from cellsearch.search.study.hyperparameters import HYPERPARAMETERS, Hyperparameter
 from cellsearch.search.study.limits import SpecLimits
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TASKS
-from cellsearch.search.trial_config import OPTIMIZERS
 from cellsearch.service.suites.spec import SUITE_NAME_PATTERN
 
 Schema = dict[str, Any]
 
-# parameter -> (JSON type, bounds, limit setting for the maximum)
-INT_PARAMS: dict[str, tuple[Schema, str]] = {
-    "hidden_size": ({"minimum": 1}, "max_hidden_size"),
-    "num_layers": ({"minimum": 1}, "max_num_layers"),
-    "batch_size": ({"minimum": 1}, "max_batch_size"),
-}
-FLOAT_PARAMS: dict[str, Schema] = {
-    "learning_rate": {"exclusiveMinimum": 0},
-    "dropout": {"minimum": 0, "exclusiveMaximum": 1},
-    "weight_decay": {"minimum": 0},
-    "grad_clip": {"minimum": 0},
-}
+JSON_TYPES = {"int": "integer", "float": "number"}
 SIZE_FIELDS = ("n_train", "n_val", "n_test")
 RANGE_RULE = "A range {low, high, log} needs low <= high, and low > 0 when log is true."
 
 
-def published_spec_schema(limits: SpecLimits) -> Schema:
-    """The JSON Schema of a study spec under ``limits`` (``$defs`` for the parts)."""
-    return copy.deepcopy(_published(limits))
+def published_spec_schema(limits: SpecLimits, model: type[StudySpec] = StudySpec) -> Schema:
+    """The JSON Schema of a study spec under ``limits`` (``$defs`` for the parts); ``model``
+    is the spec model (one built from another table of hyperparameters, in tests)."""
+    return copy.deepcopy(_published(limits, model))
 
 
 @lru_cache(maxsize=8)
-def _published(limits: SpecLimits) -> Schema:
-    schema = copy.deepcopy(StudySpec.model_json_schema())
+def _published(limits: SpecLimits, model: type[StudySpec]) -> Schema:
+    schema = copy.deepcopy(model.model_json_schema())
     defs = schema["$defs"]
-    defs["SearchSpace"] = search_space_schema(defs["SearchSpace"], limits)
+    table = model.space_table()
+    defs["SearchSpace"] = search_space_schema(defs["SearchSpace"], limits, table)
     budget = defs["Budget"]["properties"]
     budget["n_trials"]["maximum"] = limits.max_trials
     budget["max_epochs"]["maximum"] = limits.max_epochs
@@ -60,7 +53,9 @@ def _published(limits: SpecLimits) -> Schema:
         _limit_task(defs[entry.spec.__name__], entry.spec, limits)
     root = schema["properties"]
     root["param_budget"]["anyOf"][0]["maximum"] = limits.max_param_budget
-    root["param_budget"]["description"] += " Not together with space.hidden_size."
+    solved = " or ".join(f"space.{h.name}" for h in table if h.solved_by_budget)
+    if solved:
+        root["param_budget"]["description"] += f" Not together with {solved}."
     root["objective"]["description"] = "metric val_loss can only be minimized."
     return schema
 
@@ -108,20 +103,19 @@ def published_suite_schema(limits: SpecLimits, max_tasks: int) -> Schema:
     }
 
 
-def search_space_schema(original: Schema, limits: SpecLimits) -> Schema:
-    """The search space: each parameter's forms with its bounds and this server's limits."""
+def search_space_schema(
+    original: Schema, limits: SpecLimits, table: Sequence[Hyperparameter] = HYPERPARAMETERS
+) -> Schema:
+    """The search space: each parameter's forms with its bounds and this server's limits
+    (the cell type, then ``table``'s entries by kind: choices, integers, reals; then the
+    cells' options)."""
     props = original["properties"]
     out: dict[str, Schema] = {
         "cell_type": _choice(list(CELLS), limits, unique=True) | _doc(props["cell_type"]),
-        "optimizer": _choice(list(OPTIMIZERS), limits, unique=False) | _doc(props["optimizer"]),
     }
-    for name, (bounds, setting) in INT_PARAMS.items():
-        scalar = {"type": "integer", **bounds, "maximum": getattr(limits, setting)}
-        out[name] = _param(scalar, limits, log_needs_positive=False) | _doc(props[name])
-    for name, bounds in FLOAT_PARAMS.items():
-        scalar = {"type": "number", **bounds}
-        positive = "exclusiveMinimum" not in bounds
-        out[name] = _param(scalar, limits, log_needs_positive=positive) | _doc(props[name])
+    for kind in ("choice", "int", "float"):
+        for entry in (h for h in table if h.kind == kind):
+            out[entry.name] = _entry(entry, limits) | _doc(props[entry.name])
     option = _param({"type": "number"}, limits, log_needs_positive=True)
     out["cell_options"] = {
         "type": "object",
@@ -149,6 +143,16 @@ def search_space_schema(original: Schema, limits: SpecLimits) -> Schema:
         "patternProperties": dotted,
         "additionalProperties": False,
     }
+
+
+def _entry(entry: Hyperparameter, limits: SpecLimits) -> Schema:
+    """The forms of one table entry: a choice's names, or a number's bounds and limit."""
+    if entry.kind == "choice":
+        return _choice(list(entry.values), limits, unique=False)
+    scalar = {"type": JSON_TYPES[entry.kind], **entry.bounds.schema()}
+    if entry.limit is not None:
+        scalar["maximum"] = getattr(limits, entry.limit)
+    return _param(scalar, limits, log_needs_positive=not entry.bounds.positive)
 
 
 def _doc(prop: Schema) -> Schema:
