@@ -38,9 +38,9 @@ from optuna.distributions import (
 from optuna.storages._rdb import models
 from sqlalchemy import Connection, func, insert, select, text, update
 
+from cellsearch.search.optuna_adapter import bulk_read
 from cellsearch.search.record import Attr
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.trial import bulk_read
 from cellsearch.service.settings import Settings
 from cellsearch.service.store.db import engine_for, optuna_storage
 from cellsearch.service.store.migrate import upgrade

@@ -19,8 +19,8 @@ import pytest
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from cellsearch.search.optuna_adapter import cell_view
 from cellsearch.search.record import Attr
-from cellsearch.search.study.cell_view import cell_view
 from cellsearch.search.study.pruning import CellPruner, global_pruner, make_pruner
 
 PRUNERS = ["hyperband", "successive_halving", "median"]

@@ -9,10 +9,11 @@ import optuna
 import pytest
 from sqlalchemy import select
 
+from cellsearch.search.optuna_adapter import bulk_read
 from cellsearch.search.record import Attr, TrialRecord, is_counted, is_reevaluation
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.limits import SpecLimits, parse_spec
-from cellsearch.search.trial import bulk_read, objective
+from cellsearch.search.trial import objective
 from cellsearch.service.settings import Settings
 from cellsearch.service.store.db import engine_for, optuna_storage, session_scope
 from cellsearch.service.store.tables import StudyRecord

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from optuna.distributions import CategoricalDistribution
 from sqlalchemy import create_engine
 
-from cellsearch.search.trial import bulk_read
+from cellsearch.search.optuna_adapter import bulk_read
 from cellsearch.service.api.deps import get_markers, get_page_cache, get_selection_cache
 from cellsearch.service.store.marker_cache import MarkerCache, MarkerMemo
 from tests.service.test_big_studies import CELLS, V1, _finish, _study

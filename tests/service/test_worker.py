@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from cellsearch.search.errors import TrainingDiverged
+from cellsearch.search.optuna_adapter import running_without_heartbeat
 from cellsearch.search.record import is_counted
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.trial import objective
-from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.loop import REGISTRY_MIN_GAP, Worker
 from cellsearch.search.worker.protocol import Finished, WorkerInfo
 from cellsearch.search.worker.recovery import requeue_pending, settle

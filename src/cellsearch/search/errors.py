@@ -6,7 +6,8 @@ Hierarchy::
     ├── SpecError          a study spec breaks a rule or a server limit (carries field errors)
     ├── DatasetError       a data set is invalid or unavailable (an upload, a missing extra)
     ├── TrainingDiverged   the loss became NaN or inf: an outcome of the trial, not a bug
-    └── WorkerError        a worker cannot run (bad device, unusable storage)
+    ├── WorkerError        a worker cannot run (bad device, unusable storage)
+    └── OptunaInternalsError  an Optuna internal the adapter relies on has moved
 """
 
 from __future__ import annotations
@@ -47,6 +48,12 @@ class SpecError(SearchError):
 
 class WorkerError(SearchError):
     """A worker cannot start or continue (e.g. an unavailable device)."""
+
+
+class OptunaInternalsError(SearchError):
+    """An Optuna internal that :mod:`cellsearch.search.optuna_adapter` relies on is missing or
+    has another shape; the message names each one and the Optuna versions the adapter was
+    tested against."""
 
 
 class DatasetError(SearchError):

@@ -19,8 +19,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from cellsearch.search.optuna_adapter import cell_view
 from cellsearch.search.record import CELL_PARAM
-from cellsearch.search.study.cell_view import cell_view
 
 
 def balanced_cell(cells: list[str], seed: int, index: int) -> str:

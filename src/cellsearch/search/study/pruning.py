@@ -8,11 +8,11 @@ rates"). :class:`CellPruner` hands the wrapped pruner a view of the study that s
 only the trials of the judged trial's cell type, so each cell type has its own rungs
 (successive halving), brackets (Hyperband) and median history (median rule).
 
-The view (:mod:`.cell_view`) filters every path by which trials reach Optuna's pruners,
-Hyperband's per-bracket study included. The study name and trial numbers are untouched,
-so Hyperband assigns each trial to the same bracket as before; the rung values that
-successive halving writes into the judged trial's system attributes go to the real
-storage.
+The view (:func:`cellsearch.search.optuna_adapter.cell_view`) filters every path by
+which trials reach Optuna's pruners, Hyperband's per-bracket study included. The study
+name and trial numbers are untouched, so Hyperband assigns each trial to the same
+bracket as before; the rung values that successive halving writes into the judged
+trial's system attributes go to the real storage.
 
 Two guards act after the wrapped pruner has decided (so that it still records its
 rung values):
@@ -40,8 +40,8 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial, TrialState
 
+from cellsearch.search.optuna_adapter import cell_view
 from cellsearch.search.record import Attr, Draw, cell_of
-from cellsearch.search.study.cell_view import cell_view
 
 PrunerName = Literal["hyperband", "median", "successive_halving", "none"]
 

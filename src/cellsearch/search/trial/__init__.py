@@ -1,1 +1,3 @@
-"""One trial: its configuration, the objective that runs it, the trainer, and its storage calls."""
+"""One trial's work: its configuration, the objective that runs it, the trainer and its
+optimizers, and retries while the database is away (Optuna's storage internals are
+:mod:`cellsearch.search.optuna_adapter`'s)."""

@@ -21,12 +21,12 @@ from optuna.trial import FrozenTrial
 from cellsearch.models import SequenceModel, count_parameters
 from cellsearch.search import record
 from cellsearch.search.errors import TrainingDiverged
+from cellsearch.search.optuna_adapter import record_attrs
 from cellsearch.search.study.reevaluation import JOB_SEED_OFFSET
 from cellsearch.search.study.sampling import trial_seed
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData
 from cellsearch.search.trial import retry
-from cellsearch.search.trial.optuna_rdb import record_attrs
 from cellsearch.search.trial.space import suggest_config
 from cellsearch.search.trial.trainer import EpochResult, train
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import optuna
 
-from cellsearch.search.trial.optuna_rdb import record_attrs
+from cellsearch.search.optuna_adapter import record_attrs
 from cellsearch.search.trial.retry import is_transient, summary
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ import torch
 
 from cellsearch.search import record
 from cellsearch.search.errors import WorkerError
+from cellsearch.search.optuna_adapter import check_internals, take_waiting_trial
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.sampling import draw_attrs, make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec
@@ -57,6 +58,11 @@ class Worker:
         worker_id: This worker's id in the registry (default: a random one).
         torch_threads: A fixed torch thread count; None shares the machine's CPUs with
             the other workers on it (:mod:`cellsearch.search.worker.cpu`).
+
+    Raises:
+        WorkerError: the storage has no heartbeat interval.
+        OptunaInternalsError: the installed Optuna moved an internal the worker relies on
+            (:func:`cellsearch.search.optuna_adapter.check_internals`).
     """
 
     def __init__(
@@ -71,6 +77,7 @@ class Worker:
     ) -> None:
         if storage.heartbeat_interval is None:
             raise WorkerError("the storage needs heartbeat_interval set for crash recovery")
+        check_internals()  # an Optuna that moved what the worker relies on fails here, loudly
         self.storage = storage
         self.backend = backend
         self.ledger = backend.ledger
@@ -202,13 +209,11 @@ class Worker:
             study.enqueue_trial(job.params, user_attrs=attrs, skip_if_exists=False)
         study.sampler = optuna.samplers.RandomSampler(seed=ticket)
         study.pruner = optuna.pruners.NopPruner()
-        study._thread_local.cached_all_trials = None
-        trial_id = study._pop_waiting_trial_id()
-        if trial_id is None:  # nothing left to re-run (its copy was taken meanwhile)
+        trial = take_waiting_trial(study)
+        if trial is None:  # nothing left to re-run (its copy was taken meanwhile)
             log.warning("study %s: re-evaluation ticket %d found no waiting job",
                         study.study_name, ticket)  # fmt: skip
-            return None
-        return optuna.Trial(study, trial_id)
+        return trial
 
     def recover_stale(self, *, force: bool = False) -> int:
         """Fail and requeue the stale trials of every active study (see :mod:`.recovery`)."""

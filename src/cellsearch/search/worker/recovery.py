@@ -21,10 +21,14 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from cellsearch.search import record
+from cellsearch.search.optuna_adapter import (
+    running_without_heartbeat,
+    stale_trial_ids,
+    study_id_of,
+)
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.trial.objective import requeue
-from cellsearch.search.trial.optuna_rdb import running_without_heartbeat
 from cellsearch.search.worker.protocol import Finished, StudyLedger
 
 log = logging.getLogger(__name__)
@@ -116,8 +120,9 @@ class StaleTrials:
         silent_now: dict[int, float] = {}
         for name, incarnation, spec in self.ledger.active_studies():
             study = self.study(name, incarnation)
-            stale = set(self.storage._get_stale_trial_ids(study._study_id))
-            for trial_id in running_without_heartbeat(self.storage, study._study_id):
+            study_id = study_id_of(study)
+            stale = set(stale_trial_ids(self.storage, study_id))
+            for trial_id in running_without_heartbeat(self.storage, study_id):
                 first_seen = self._silent_since.get(trial_id, now)
                 silent_now[trial_id] = first_seen
                 if now - first_seen > self.grace_period:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import cellsearch
 from cellsearch.search.errors import DatasetError, SearchError, SpecError
+from cellsearch.search.optuna_adapter import check_internals
 from cellsearch.service.api.guards import install_guards
 from cellsearch.service.api.openapi import install_openapi
 from cellsearch.service.api.routes import (
@@ -94,7 +95,13 @@ async def frozen_startup(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app() -> FastAPI:
-    """Build the application (settings come from the ``get_settings`` dependency)."""
+    """Build the application (settings come from the ``get_settings`` dependency).
+
+    Raises:
+        OptunaInternalsError: the installed Optuna lacks an internal the API reads
+            Optuna's tables through (at start-up, not in a request).
+    """
+    check_internals()
     app = FastAPI(
         lifespan=frozen_startup,
         title="cellsearch",

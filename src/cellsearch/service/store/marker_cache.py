@@ -3,9 +3,9 @@
 Building the report of a study reads all its trials and runs the statistics (about a
 second for 10,000 trials); its trial counts take an aggregate over every trial. The
 marker that says whether a cached value still describes the study costs one small query
-(:func:`cellsearch.search.trial.bulk_read.change_markers`: per state, how many trials and
-the last completion). So a finished study's report is built once, and a running
-study's once per change.
+(:func:`cellsearch.search.optuna_adapter.bulk_read.change_markers`: per state, how many
+trials and the last completion). So a finished study's report is built once, and a
+running study's once per change.
 
 The cache is bounded (least recently used studies are dropped first) and lives in the
 process: each API process keeps its own. Concurrent requests for the same study and
@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
-from cellsearch.search.trial import bulk_read
+from cellsearch.search.optuna_adapter import bulk_read
 
 T = TypeVar("T")
 
@@ -121,8 +121,9 @@ class MarkerCache(Generic[T]):
 
 
 class MarkerMemo:
-    """Change markers of studies (:func:`~cellsearch.search.trial.bulk_read.change_markers`),
-    each reused for ``max_age`` seconds after it was read.
+    """Change markers of studies
+    (:func:`~cellsearch.search.optuna_adapter.bulk_read.change_markers`), each reused for
+    ``max_age`` seconds after it was read.
 
     Args:
         max_age: Seconds a marker is reused; 0 reads it on every call.

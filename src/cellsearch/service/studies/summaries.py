@@ -1,13 +1,15 @@
 """Study summaries (trial counts, best trial), kept per study while its trials are unchanged.
 
-The counts are an aggregate over every trial of a study, joined with two attributes per
-trial (:func:`cellsearch.service.studies.operations.trial_counts`): tens of milliseconds at 10,000
-trials. A study's change marker (:func:`cellsearch.search.trial.bulk_read.change_markers`)
-is a grouped query on the trials table alone, several times cheaper, and changes whenever
-the counts or the best trial can: a trial started, finished or was requeued (cellsearch
-writes a trial's attributes before its outcome). So the counts and the best trial are
-computed once per change of the study and served from a :class:`~cellsearch.service.
-marker_cache.MarkerCache` in between; each API process keeps its own.
+The counts are an aggregate over every trial of a study, joined with attributes of each
+trial (:func:`cellsearch.service.studies.operations.trial_counts`): tens of milliseconds
+at 10,000 trials. A study's change marker
+(:func:`cellsearch.search.optuna_adapter.bulk_read.change_markers`) is a grouped query on
+the trials table alone, several times cheaper, and changes whenever the counts or the
+best trial can: a trial started, finished or was requeued (cellsearch writes a trial's
+attributes before its outcome). So the counts and the best trial are computed once per
+change of the study and served from a
+:class:`~cellsearch.service.store.marker_cache.MarkerCache` in between; each API process
+keeps its own.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
 
+from cellsearch.search.optuna_adapter import bulk_read
 from cellsearch.search.record import TrialRecord
-from cellsearch.search.trial import bulk_read
 from cellsearch.service.store.db import database_key, session_scope
 from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.store.tables import StudyRecord

@@ -1,10 +1,13 @@
 """A view of a study that shows only the trials of one cell type.
 
-The per-cell sampler (:mod:`.allocation`) and the per-cell pruner (:mod:`.pruning`)
-both hand Optuna's code such a view, so that each cell type has its own history. The
-view filters every path by which trials reach that code: ``get_trials``,
-``_get_trials`` and ``trials`` of the study, and ``get_all_trials``/``get_n_trials`` of
-its storage (Hyperband's per-bracket study reads the storage directly).
+The per-cell sampler (:mod:`cellsearch.search.study.allocation`) and the per-cell pruner
+(:mod:`cellsearch.search.study.pruning`) both hand Optuna's code such a view, so that
+each cell type has its own history. The view filters every path by which trials reach
+that code: ``get_trials``, the private ``Study._get_trials`` and ``trials`` of the study,
+and ``get_all_trials``/``get_n_trials`` of its private ``Study._storage`` (Hyperband's
+per-bracket study reads the storage directly, by the private ``Study._study_id``). It
+therefore mirrors the signatures of those Optuna methods, which
+:func:`~cellsearch.search.optuna_adapter.check_internals` verifies.
 
 A strict view (the pruner's) passes through only the metadata named below and raises
 ``AttributeError`` for anything else, rather than leak unfiltered trials to code that

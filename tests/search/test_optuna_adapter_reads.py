@@ -1,4 +1,4 @@
-"""The bulk reader returns exactly what ``optuna.load_study(...).get_trials()`` returns.
+"""The adapter's bulk reader returns exactly what ``optuna.load_study(...).get_trials()`` does.
 
 Random studies (seeded, several per back end) hold trials in every state (running,
 waiting, complete, pruned, fail), intermediate values with NaN and infinities, user and
@@ -25,13 +25,13 @@ from optuna.distributions import (
     IntDistribution,
     distribution_to_json,
 )
-from optuna.storages._rdb import models
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import create_engine, update
 
+from cellsearch.search.optuna_adapter import _frozen, bulk_read, rdb_backend
+from cellsearch.search.optuna_adapter._tables import PARAMS
+from cellsearch.search.optuna_adapter.bulk_read import TrialFilter
 from cellsearch.search.record import TrialRecord, cell_of
-from cellsearch.search.trial import bulk_read
-from cellsearch.search.trial.bulk_read import TrialFilter
 
 CELLS = ["lstm", "gru", "mgu"]
 Direction = Literal["minimize", "maximize"]
@@ -143,13 +143,13 @@ def _special_trials(study: optuna.Study) -> None:
         study.add_trial(trial)
         if rewrite is not None:
             odd.append((study.trials[-1]._trial_id, *rewrite))
-    backend = study._storage._backend  # type: ignore[attr-defined]
-    table = models.TrialParamModel.__table__
+    backend = rdb_backend(study._storage)
+    assert backend is not None
     with backend.engine.begin() as conn:
         for trial_id, distribution, internal in odd:
             conn.execute(
-                update(table)
-                .where(table.c.trial_id == trial_id, table.c.param_name == "cell_type")
+                update(PARAMS)
+                .where(PARAMS.c.trial_id == trial_id, PARAMS.c.param_name == "cell_type")
                 .values(distribution_json=distribution_to_json(distribution), param_value=internal)
             )
 
@@ -181,7 +181,9 @@ def _optuna_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def _url(study: optuna.Study) -> str:
-    return str(study._storage._backend.url)  # type: ignore[attr-defined]
+    backend = rdb_backend(study._storage)
+    assert backend is not None
+    return str(backend.url)
 
 
 def test_every_trial_equals_optunas(study: optuna.Study) -> None:
@@ -339,7 +341,7 @@ def test_rows_read_in_small_chunks_give_the_same_trials(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     study = random_study(sqlite_url, seed=11)
-    chunks = bulk_read._chunks
-    monkeypatch.setattr(bulk_read, "_chunks", lambda conn, query: chunks(conn, query, size=3))
+    chunks = _frozen.chunks
+    monkeypatch.setattr(_frozen, "chunks", lambda conn, query: chunks(conn, query, size=3))
     ours, _ = _read(sqlite_url, study.study_name)
     assert_same_trials(ours, _optuna_trials(study))

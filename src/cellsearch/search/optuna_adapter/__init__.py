@@ -1,0 +1,87 @@
+"""The one place where cellsearch reaches into Optuna's storage and private API.
+
+Optuna's public API has no bulk read, no batched attribute write, no "take a waiting
+trial" and no stale-trial check outside ``study.optimize``; cellsearch needs all of them.
+Everything that touches Optuna's tables or a private name lives in this package, behind
+the surface below, and nowhere else in cellsearch. The rest of cellsearch imports only
+these names (from this package, and the :mod:`.bulk_read` module); the modules whose
+names start with an underscore are its implementation.
+
+Surface (every name the rest of cellsearch may use), and the Optuna internals each relies on:
+
+- :mod:`.bulk_read`, a module of set-based reads of a study's trials into the
+  ``FrozenTrial`` objects Optuna returns (``TrialFilter``, ``ALL``, ``find_study_id``,
+  ``find_study_ids``, ``read_trials``, ``read_page``, ``read_trials_by_id``,
+  ``trial_ids``, ``count_trials``, ``best_trial``, ``change_markers``,
+  ``count_in_marker``). Relies on ``optuna.storages._rdb.models``: the tables
+  ``studies``, ``study_directions``, ``trials``, ``trial_params``, ``trial_values``,
+  ``trial_intermediate_values``, ``trial_user_attributes`` and
+  ``trial_system_attributes`` with the columns listed in ``_tables.USED``; enums stored
+  by name (trial state, direction, value kinds); how trial datetimes are stored (below).
+- :func:`trial_groups` and :class:`TrialGroup`: the trials of many studies counted in one
+  grouped query, as plain records. Relies on the tables ``trials``, ``studies``,
+  ``trial_user_attributes``.
+- :func:`record_attrs`: a running trial's attributes (and heartbeat) in one transaction.
+  Relies on the tables ``trials``, ``trial_user_attributes`` (unique on
+  ``(trial_id, key)``), ``trial_heartbeats`` (unique on ``trial_id``); on
+  ``Trial._trial_id`` and ``Trial._cached_frozen_trial``; and on
+  ``optuna.storages._cached_storage._CachedStorage._backend``.
+- :func:`batch_capable` and :func:`rdb_backend`: whether a storage is (or wraps) an RDB
+  storage the batch path writes to. Relies on ``_CachedStorage._backend``.
+- :func:`running_without_heartbeat`: running trials that never wrote a heartbeat. Relies on
+  the tables ``trials`` and ``trial_heartbeats``.
+- :func:`stale_trial_ids`: Optuna's own stale check. Relies on
+  ``RDBStorage._get_stale_trial_ids``.
+- :func:`study_id_of`: a study's storage id. Relies on ``Study._study_id``.
+- :func:`take_waiting_trial`: take one enqueued trial, or none. Relies on
+  ``Study._thread_local.cached_all_trials`` and ``Study._pop_waiting_trial_id``.
+- :func:`cell_view`: a study showing one cell type's trials to Optuna's samplers and
+  pruners. Relies on ``Study._get_trials(deepcopy, states, use_cache)``,
+  ``Study._storage``, ``Study._study_id`` and the signatures of
+  ``BaseStorage.get_all_trials`` and ``get_n_trials``.
+- :class:`TrialsStudy`: a study serving given trials to Optuna's importance evaluators.
+  Relies on ``FrozenTrial._trial_id`` and the logger name ``optuna.storages._in_memory``.
+- :func:`check_internals`: verifies every internal above; :data:`TESTED_OPTUNA` and
+  :func:`is_tested`: the Optuna release series the adapter was tested against.
+
+Versions: written against Optuna 5.1; its tests pass on every release series from 4.5
+(the floor in ``pyproject.toml``) to 5.1, listed in :data:`TESTED_OPTUNA`. One stored form
+differs between them: Optuna 5.0 began to store trial datetimes as naive UTC (4.x: naive
+local time); the bulk reader converts by the version, and the check verifies the table
+class agrees. Nothing here falls back quietly when Optuna moves an internal: a private
+module that is gone fails at import, and :func:`check_internals` (run when a worker or
+the API starts) raises one :class:`~cellsearch.search.errors.OptunaInternalsError`
+naming every internal that moved. The adapter's tests
+(``tests/search/test_optuna_adapter*.py``) fail on an Optuna outside the tested series,
+so that an upgrade makes a person re-check this package.
+"""
+
+from __future__ import annotations
+
+from cellsearch.search.optuna_adapter import bulk_read
+from cellsearch.search.optuna_adapter._cell_view import cell_view
+from cellsearch.search.optuna_adapter._counts import TrialGroup, trial_groups
+from cellsearch.search.optuna_adapter._heartbeats import running_without_heartbeat, stale_trial_ids
+from cellsearch.search.optuna_adapter._internals import check_internals
+from cellsearch.search.optuna_adapter._study import study_id_of, take_waiting_trial
+from cellsearch.search.optuna_adapter._trials_study import TrialsStudy
+from cellsearch.search.optuna_adapter._versions import TESTED_OPTUNA, is_tested
+from cellsearch.search.optuna_adapter._writes import batch_capable, rdb_backend, record_attrs
+
+__all__ = [
+    "TESTED_OPTUNA",
+    "TrialGroup",
+    "TrialsStudy",
+    "batch_capable",
+    "bulk_read",
+    "cell_view",
+    "check_internals",
+    "is_tested",
+    "rdb_backend",
+    "record_attrs",
+    "running_without_heartbeat",
+    "stale_trial_ids",
+    "study_id_of",
+    "take_waiting_trial",
+    "trial_groups",
+]

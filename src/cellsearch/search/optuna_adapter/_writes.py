@@ -1,0 +1,124 @@
+"""Batched writes to Optuna's RDB storage for the worker's hot path.
+
+Optuna commits one transaction per user attribute (``Trial.set_user_attr``) and another
+for each heartbeat, and on its PostgreSQL path looks every attribute up before writing
+it. A trial records about twenty attributes, so on a short trial those round trips were
+most of the worker's cost. :func:`record_attrs` writes a trial's attributes (and, when
+asked, its heartbeat) as one ``INSERT ... ON CONFLICT DO UPDATE`` in one transaction on
+Optuna's engine (on SQLite run with one parameter set per attribute, on PostgreSQL over
+two arrays with ``unnest``), with Optuna's own table definitions and its own check
+that the trial is still running. Optuna has no public batch call; a storage that is not
+an ``RDBStorage`` on SQLite or PostgreSQL (in-memory, journal, MySQL) takes the public
+per-attribute path, a feature for those storages. An Optuna whose internals moved takes
+no path at all: it fails at import or in :func:`~cellsearch.search.optuna_adapter.check_internals`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import optuna
+from sqlalchemy import Integer, String, Text, bindparam, func, select
+
+from cellsearch.search.optuna_adapter._tables import HEARTBEATS, TRIALS, USER
+from cellsearch.search.optuna_adapter._versions import internals_error
+
+try:
+    from optuna.storages._cached_storage import _CachedStorage
+except ImportError as exc:  # no fallback: a missed unwrap would silently skip the batch path
+    raise internals_error(["optuna.storages._cached_storage._CachedStorage"]) from exc
+
+_DIALECTS = ("sqlite", "postgresql")
+
+
+def rdb_backend(storage: object) -> optuna.storages.RDBStorage | None:
+    """The RDB storage behind ``storage`` (a study's storage is Optuna's cache around
+    it), or None when there is none."""
+    if isinstance(storage, _CachedStorage):
+        storage = storage._backend
+    return storage if isinstance(storage, optuna.storages.RDBStorage) else None
+
+
+def batch_capable(storage: object) -> bool:
+    """Whether :func:`record_attrs` writes to ``storage`` in one transaction."""
+    rdb = rdb_backend(storage)
+    return rdb is not None and rdb.engine.dialect.name in _DIALECTS
+
+
+def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool = False) -> None:
+    """Set user attributes of a running trial; with ``heartbeat``, record its heartbeat too.
+
+    On an RDB storage (SQLite or PostgreSQL) this is one transaction of at most three
+    statements; elsewhere each attribute is set through the public API (and the heartbeat,
+    if asked for, through the storage's own call).
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: the trial is no longer running.
+    """
+    storage = rdb_backend(trial.storage)
+    trial_id = trial._trial_id
+    if storage is None or not batch_capable(storage):
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if heartbeat and storage is not None:
+            storage.record_heartbeat(trial_id)
+        return
+    upsert_attrs, upsert_beat = _upserts(storage.engine.dialect.name)
+    with storage.engine.begin() as conn:  # Core: no ORM objects are needed here
+        state = conn.scalar(
+            select(TRIALS.c.state).where(TRIALS.c.trial_id == trial_id).with_for_update()
+        )
+        if state is None:
+            raise KeyError(f"no trial with id {trial_id}")
+        storage.check_trial_is_updatable(trial_id, state)
+        if attrs and conn.dialect.name == "postgresql":
+            values = [json.dumps(v) for v in attrs.values()]
+            conn.execute(
+                upsert_attrs, {"trial_id": trial_id, "keys": list(attrs), "values": values}
+            )
+        elif attrs:
+            rows = [
+                {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
+                for k, v in attrs.items()
+            ]
+            conn.execute(upsert_attrs, rows)
+        if heartbeat:
+            conn.execute(upsert_beat, {"trial_id": trial_id})
+    trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+@functools.cache
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """The attribute and heartbeat upserts for ``dialect``, built once.
+
+    Built once so that SQLAlchemy compiles each once: a multi-row ``VALUES`` list is
+    compiled anew for every call (measured 5x slower on SQLite and 2x on PostgreSQL for a
+    trial's twenty attributes). SQLite runs the single-row upsert with many parameter
+    sets; PostgreSQL inserts from ``unnest(keys, values)``, one statement for the server
+    instead of one per attribute.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    attrs = insert(USER)
+    if dialect == "postgresql":
+        pairs = (
+            func.unnest(
+                bindparam("keys", type_=postgresql.ARRAY(String)),
+                bindparam("values", type_=postgresql.ARRAY(Text)),
+            )
+            .table_valued("k", "v")
+            .render_derived()
+        )
+        rows = select(bindparam("trial_id", type_=Integer), pairs.c.k, pairs.c.v)
+        attrs = attrs.from_select(["trial_id", "key", "value_json"], rows)
+    attrs = attrs.on_conflict_do_update(
+        index_elements=["trial_id", "key"], set_={"value_json": attrs.excluded.value_json}
+    )
+    beat = insert(HEARTBEATS).values(heartbeat=func.current_timestamp())
+    beat = beat.on_conflict_do_update(
+        index_elements=["trial_id"], set_={"heartbeat": func.current_timestamp()}
+    )
+    return attrs, beat

@@ -1,0 +1,357 @@
+"""The Optuna adapter: its writes, stale checks and study calls, on SQLite and PostgreSQL,
+and its guard against an Optuna that moved an internal.
+
+The bulk reads are checked against Optuna's own reads in ``test_optuna_adapter_reads.py``;
+the per-cell view with the pruners in ``test_pruning.py``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import optuna
+import pytest
+from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+from optuna.trial import TrialState
+from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, update
+
+from cellsearch.search.errors import OptunaInternalsError
+from cellsearch.search.optuna_adapter import (
+    TESTED_OPTUNA,
+    TrialsStudy,
+    _tables,
+    _versions,
+    _writes,
+    batch_capable,
+    check_internals,
+    is_tested,
+    rdb_backend,
+    record_attrs,
+    running_without_heartbeat,
+    stale_trial_ids,
+    study_id_of,
+    take_waiting_trial,
+    trial_groups,
+)
+from cellsearch.search.record import Attr
+
+
+def rdb_study(url: str) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=2)
+    return optuna.create_study(storage=storage), storage
+
+
+# --- versions and the internals check -------------------------------------------------
+
+
+def test_the_installed_optuna_is_a_tested_version() -> None:
+    # An upgrade fails here on purpose: run this file on the new version, check the
+    # internals named in the package docstring, then add its series to TESTED_OPTUNA.
+    assert is_tested(), (
+        f"Optuna {optuna.__version__} is not among the versions the adapter was tested "
+        f"against ({', '.join(TESTED_OPTUNA)})"
+    )
+
+
+def test_versions_are_compared_by_release_series() -> None:
+    series = TESTED_OPTUNA[-1]
+    assert is_tested(f"{series}.0") and is_tested(f"{series}.7")
+    assert not is_tested("3.6.1")
+    assert not is_tested(f"{series}0.0")  # "5.10" is not "5.1"
+
+
+def test_the_installed_optuna_passes_the_check() -> None:
+    check_internals()
+
+
+def _without_instance_attr(
+    monkeypatch: pytest.MonkeyPatch, cls: type, name: str, moved_to: str
+) -> None:
+    """Make ``cls.__init__`` leave ``name`` under another name, as a refactor would."""
+    init = cls.__init__  # type: ignore[misc]
+
+    def moved(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        setattr(self, moved_to, self.__dict__.pop(name))
+
+    monkeypatch.setattr(cls, "__init__", moved)
+
+
+def _table_class(name: str, *columns: Column[Any]) -> type:
+    return type(name, (), {"__table__": Table(name.lower(), MetaData(), *columns)})
+
+
+MOVES: dict[str, Any] = {
+    "Study._pop_waiting_trial_id": lambda mp: mp.delattr(optuna.Study, "_pop_waiting_trial_id"),
+    "Study._get_trials": lambda mp: mp.setattr(
+        optuna.Study, "_get_trials", lambda self, deepcopy=True, states=None: []
+    ),
+    "RDBStorage._get_stale_trial_ids": lambda mp: mp.delattr(
+        optuna.storages.RDBStorage, "_get_stale_trial_ids"
+    ),
+    "BaseStorage.get_all_trials": lambda mp: mp.setattr(
+        optuna.storages.BaseStorage, "get_all_trials", lambda self, study_id, states=None: []
+    ),
+    "Study._thread_local": lambda mp: _without_instance_attr(
+        mp, optuna.Study, "_thread_local", "_local"
+    ),
+    "Study._study_id": lambda mp: _without_instance_attr(mp, optuna.Study, "_study_id", "_id"),
+    "Trial._trial_id": lambda mp: _without_instance_attr(mp, optuna.Trial, "_trial_id", "_id"),
+    "Trial._cached_frozen_trial": lambda mp: _without_instance_attr(
+        mp, optuna.Trial, "_cached_frozen_trial", "_frozen"
+    ),
+    "_CachedStorage._backend": lambda mp: _without_instance_attr(
+        mp, _writes._CachedStorage, "_backend", "_inner"
+    ),
+    "TrialHeartbeatModel": lambda mp: mp.delattr(_tables.models, "TrialHeartbeatModel"),
+    "trial_user_attributes.value_json": lambda mp: mp.setattr(
+        _tables.models,
+        "TrialUserAttributeModel",
+        _table_class("Trial_User_Attributes", Column("trial_id", Integer), Column("key", String)),
+    ),
+    "unique key (trial_id) of table trial_heartbeats": lambda mp: mp.setattr(
+        _tables.models,
+        "TrialHeartbeatModel",
+        _table_class("Trial_Heartbeats", Column("trial_id", Integer), Column("heartbeat", Integer)),
+    ),
+    "trials.state": lambda mp: mp.setattr(
+        _tables.models,
+        "TrialModel",
+        _table_class("Trials", *(Column(c, String) for c in _tables.USED["TrialModel"])),
+    ),
+    "TrialModel._datetime_start_utc": lambda mp: mp.setattr(  # an Optuna 5 schema on 4
+        _tables, "DATETIMES_IN_UTC", not _tables.DATETIMES_IN_UTC
+    ),
+    "optuna.storages._in_memory": lambda mp: mp.setattr(
+        importlib.import_module("optuna.storages._in_memory"),
+        "_logger",
+        logging.getLogger("optuna.storages.in_memory"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOVES))
+def test_a_moved_internal_fails_the_check_by_name(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    MOVES[name](monkeypatch)
+    with pytest.raises(OptunaInternalsError) as raised:
+        check_internals()
+    message = str(raised.value)
+    assert name in message
+    assert f"Optuna {optuna.__version__}" in message
+    assert all(series in message for series in TESTED_OPTUNA)
+
+
+def test_every_moved_internal_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    MOVES["Study._pop_waiting_trial_id"](monkeypatch)
+    MOVES["TrialHeartbeatModel"](monkeypatch)
+    with pytest.raises(OptunaInternalsError, match="_pop_waiting_trial_id") as raised:
+        check_internals()
+    assert "TrialHeartbeatModel" in str(raised.value)
+
+
+def _load_fresh(module: Any) -> None:
+    """Run ``module``'s code again, as a new module (the real one is left as it is)."""
+    spec = importlib.util.spec_from_file_location("cellsearch_probe", module.__file__)
+    assert spec is not None and spec.loader is not None
+    spec.loader.exec_module(importlib.util.module_from_spec(spec))
+
+
+def test_a_missing_private_module_fails_at_import_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rdb = importlib.import_module("optuna.storages._rdb")
+    monkeypatch.delattr(rdb, "models")
+    monkeypatch.setitem(sys.modules, "optuna.storages._rdb.models", None)
+    with pytest.raises(OptunaInternalsError, match=r"optuna\.storages\._rdb\.models"):
+        _load_fresh(_tables)
+    cached = importlib.import_module("optuna.storages._cached_storage")
+    monkeypatch.delattr(cached, "_CachedStorage")
+    with pytest.raises(OptunaInternalsError, match="_CachedStorage"):
+        _load_fresh(_writes)
+
+
+def test_an_untested_version_that_passes_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_versions, "TESTED_OPTUNA", ("0.1",))
+    monkeypatch.setattr("cellsearch.search.optuna_adapter._internals.TESTED_OPTUNA", ("0.1",))
+    with caplog.at_level(logging.WARNING):
+        check_internals()
+    assert "not among the versions" in caplog.text and "0.1" in caplog.text
+
+
+# --- batched attribute writes ------------------------------------------------------------
+
+
+def test_attributes_are_stored_updated_and_visible_on_the_trial(db_url: str) -> None:
+    study, storage = rdb_study(db_url)
+    assert batch_capable(storage)
+    assert batch_capable(study._storage)  # Optuna's cache around it
+    assert rdb_backend(study._storage) is storage
+    trial = study.ask()
+    record_attrs(trial, {"a": 1, "b": [1, 2], "c": None})
+    record_attrs(trial, {"a": 2})  # an update of the row, not a second row
+    record_attrs(trial, {})  # nothing to write is fine
+    assert trial.user_attrs == {"a": 2, "b": [1, 2], "c": None}
+    study.tell(trial, 0.5)
+    assert study.trials[0].user_attrs == {"a": 2, "b": [1, 2], "c": None}
+
+
+def test_the_public_path_is_taken_off_rdb_storage() -> None:
+    study = optuna.create_study()  # in-memory storage
+    assert not batch_capable(study._storage)
+    assert rdb_backend(study._storage) is None
+    trial = study.ask()
+    record_attrs(trial, {"a": 1}, heartbeat=True)  # no heartbeat to record there
+    assert study.trials[0].user_attrs == {"a": 1}
+
+
+def test_finished_trials_refuse_new_attributes(db_url: str) -> None:
+    study, _ = rdb_study(db_url)
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        record_attrs(trial, {"late": 1})
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        record_attrs(trial, {}, heartbeat=True)
+    assert study.trials[0].user_attrs == {}
+
+
+# --- heartbeats and stale trials ---------------------------------------------------------
+
+
+def test_heartbeat_is_recorded_and_refreshed_with_the_attributes(db_url: str) -> None:
+    study, storage = rdb_study(db_url)
+    silent, beating = study.ask(), study.ask()
+    assert running_without_heartbeat(storage, study._study_id) == {
+        silent._trial_id,
+        beating._trial_id,
+    }
+    record_attrs(beating, {"x": 1}, heartbeat=True)
+    record_attrs(beating, {}, heartbeat=True)  # the second beat updates the one row
+    assert running_without_heartbeat(storage, study._study_id) == {silent._trial_id}
+    assert storage._get_stale_trial_ids(study._study_id) == []  # fresh heartbeat
+    assert stale_trial_ids(storage, study._study_id) == []
+    study.tell(silent, 0.0)
+    assert running_without_heartbeat(storage, study._study_id) == set()  # finished
+
+
+def test_a_silent_trial_is_found_among_others(db_url: str) -> None:
+    # Recovery of trials that never sent a heartbeat rests on this answer never being
+    # empty by mistake: a silent trial is found beside finished, waiting, beating ones
+    # and the running trials of another study.
+    study, storage = rdb_study(db_url)
+    other = optuna.create_study(storage=storage)
+    study.tell(study.ask(), 1.0)
+    beating = study.ask()
+    record_attrs(beating, {}, heartbeat=True)
+    silent = study.ask()
+    study.enqueue_trial({"x": 1})
+    other.ask()
+    assert running_without_heartbeat(storage, study_id_of(study)) == {silent._trial_id}
+
+
+def test_a_trial_whose_heartbeat_is_old_is_stale(db_url: str) -> None:
+    study, storage = rdb_study(db_url)
+    dead, alive = study.ask(), study.ask()
+    record_attrs(dead, {}, heartbeat=True)
+    record_attrs(alive, {}, heartbeat=True)
+    beats = _tables.HEARTBEATS
+    with storage.engine.begin() as conn:  # the dead worker's last beat, long ago
+        conn.execute(
+            update(beats)
+            .where(beats.c.trial_id == dead._trial_id)
+            .values(heartbeat=datetime(2000, 1, 1))
+        )
+    assert stale_trial_ids(storage, study_id_of(study)) == [dead._trial_id]
+
+
+# --- calls on a study ----------------------------------------------------------------------
+
+
+def test_study_id_is_the_storage_id(db_url: str) -> None:
+    study, storage = rdb_study(db_url)
+    assert study_id_of(study) == storage.get_study_id_from_name(study.study_name)
+
+
+def test_a_waiting_trial_is_taken_once(db_url: str) -> None:
+    study, storage = rdb_study(db_url)
+    assert take_waiting_trial(study) is None  # nothing enqueued: no new trial either
+    assert study.trials == []
+    study.enqueue_trial({"x": 0.5}, user_attrs={"job": 1})
+    twin = optuna.load_study(study_name=study.study_name, storage=storage)
+    taken = take_waiting_trial(twin)
+    assert taken is not None
+    assert taken.suggest_float("x", 0.0, 1.0) == 0.5  # the enqueued parameters
+    assert taken.user_attrs == {"job": 1}
+    assert take_waiting_trial(study) is None  # taken once, by one study object
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.RUNNING
+
+
+# --- trial counts ----------------------------------------------------------------------
+
+
+def test_trial_groups_count_what_optuna_holds(db_url: str) -> None:
+    storage = optuna.storages.RDBStorage(db_url)
+    studies = [optuna.create_study(study_name=name, storage=storage) for name in "ab"]
+    a, b = studies
+    for i, state in enumerate([TrialState.COMPLETE] * 3 + [TrialState.PRUNED, TrialState.FAIL]):
+        trial = a.ask()
+        trial.set_user_attr(Attr.CELL_TYPE, ["lstm", "gru"][i % 2])
+        if state == TrialState.FAIL:
+            trial.set_user_attr(Attr.FAILURE_KIND, "diverged")
+        a.tell(trial, 1.0 if state == TrialState.COMPLETE else None, state=state)
+    rerun = a.ask()
+    rerun.set_user_attr(Attr.REEVALUATION_OF, 0)
+    a.tell(rerun, 0.5)
+    a.ask()  # running, no attribute
+    b.enqueue_trial({})
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        groups = trial_groups(conn, ["a", "b", "none"])
+        assert trial_groups(conn, []) == []
+    engine.dispose()
+    found = Counter[tuple[Any, ...]]()
+    for g in groups:
+        found[g.study_name, g.state, g.failure_kind, g.cell_type, g.reevaluation] += g.n
+    expected = Counter[tuple[Any, ...]]()  # the same, from Optuna's own reads
+    for study in studies:
+        for t in study.get_trials():
+            attrs = t.user_attrs
+            key = (study.study_name, t.state, attrs.get(Attr.FAILURE_KIND),
+                   attrs.get(Attr.CELL_TYPE), Attr.REEVALUATION_OF in attrs)  # fmt: skip
+            expected[key] += 1
+    assert found == expected
+    assert ("a", TrialState.FAIL, "diverged", "lstm", False) in found  # decoded values
+
+
+# --- a study of given trials -------------------------------------------------------------
+
+
+def test_a_trials_study_serves_the_given_trials(caplog: pytest.LogCaptureFixture) -> None:
+    source = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    source.optimize(lambda t: t.suggest_float("x", 0, 1) + t.suggest_int("y", 0, 3), 12)
+    source.tell(source.ask(), state=TrialState.FAIL)
+    trials = source.get_trials(deepcopy=False)
+    given = [*trials[1::2], trials[-1]]  # ids 1, 3, ..., 11 and the failed 12
+    ids = [t._trial_id for t in given]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="optuna"):
+        study = TrialsStudy(given, maximize=True)
+    assert "A new study created" not in caplog.text  # its storage's INFO line is silenced
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    served = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert [t.number for t in served] == [t.number for t in given[:-1]]
+    assert [t._trial_id for t in study.get_trials(deepcopy=False)] == list(range(len(given)))
+    assert [t._trial_id for t in given] == ids  # the given trials are left as they were
+    assert all(a is not b for a, b in zip(study.get_trials(), given, strict=True))
+    shares = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
+    assert set(shares) == {"x", "y"}
