@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import io
+import json
+import threading
 from typing import Any
 
 import numpy as np
+import optuna
 import pytest
+import sqlalchemy as sa
 import torch
 from fastapi.testclient import TestClient
 
 from cellsearch.search.worker.loop import Worker
+from cellsearch.service.datasets import operations as datasets_ops
+from cellsearch.service.errors import Conflict
 from cellsearch.service.settings import Settings
 from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.studies import operations as studies_ops
+from cellsearch.service.suites import operations as suites_ops
 from cellsearch.service.workers.runner import sql_backend
 
 V1 = "/api/v1"
@@ -129,3 +137,126 @@ def test_study_runs_on_an_upload_and_protects_it(api: TestClient, migrated: Sett
     assert api.delete(f"{V1}/studies/on-upload").status_code == 204
     assert api.delete(f"{V1}/datasets/{ds['id']}").status_code == 204
     assert api.get(f"{V1}/datasets").json() == []
+
+
+def test_a_delete_between_a_submits_checks_and_its_write_leaves_no_study(
+    api: TestClient, migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submit checks the data set, a delete removes it, then submit writes: the submit is a
+    422 naming task.dataset_id and stores nothing (once a 201 with a dangling data set)."""
+    ds = upload(api, classification_npz()).json()
+    real_label = studies_ops.label_study
+
+    def delete_first(study: Any, spec: Any) -> None:  # runs after the checks, before the write
+        assert api.delete(f"{V1}/datasets/{ds['id']}").status_code == 204
+        real_label(study, spec)
+
+    monkeypatch.setattr(studies_ops, "label_study", delete_first)
+    response = api.post(f"{V1}/studies", json=dataset_study(ds["id"]))
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "task", "dataset_id"] and "deleted" in error["msg"]
+    assert api.get(f"{V1}/studies/on-upload").status_code == 404
+    assert api.get(f"{V1}/studies").json()["total"] == 0
+    storage = optuna_storage(migrated)
+    assert optuna.get_all_study_names(storage) == []  # its Optuna study went too
+
+
+def test_a_delete_while_a_submit_writes_is_refused(
+    api: TestClient, migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete that starts while the submit's transaction holds its study row waits for it
+    (SQLite: one writer at a time; PostgreSQL: the foreign key's lock) and is then a 409
+    naming the study, whichever of the two threads gets the database first."""
+    ds = upload(api, classification_npz()).json()
+    real_confirm = studies_ops.confirm_dataset
+    answers: list[int] = []
+
+    def delete_meanwhile(session: Any, record: Any) -> None:
+        real_confirm(session, record)
+        engine = engine_for(migrated)
+
+        def delete() -> None:
+            try:
+                datasets_ops.delete_dataset(engine=engine, dataset_id=ds["id"])
+                answers.append(204)
+            except Conflict:
+                answers.append(409)
+
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        deleting.join(timeout=0.5)  # blocked on the submit's transaction (or not yet begun)
+        threads.append(deleting)
+
+    threads: list[threading.Thread] = []
+    monkeypatch.setattr(studies_ops, "confirm_dataset", delete_meanwhile)
+    assert api.post(f"{V1}/studies", json=dataset_study(ds["id"])).status_code == 201
+    threads[0].join(timeout=30)
+    assert answers == [409]
+    assert api.get(f"{V1}/datasets/{ds['id']}").status_code == 200
+    assert api.get(f"{V1}/studies/on-upload").status_code == 200
+
+
+def test_a_suite_on_a_deleted_upload_is_refused_whole(
+    api: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ds = upload(api, classification_npz()).json()
+    suite = {
+        "name": "uploads",
+        "tasks": [{"kind": "dataset", "dataset_id": ds["id"]}, {"kind": "adding", "seq_len": 20}],
+        "study": {
+            "space": {"cell_type": ["gru"], "hidden_size": 8},
+            "budget": {"n_trials": 2, "max_epochs": 1},
+            "pruner": "none",
+        },
+    }
+    real_write = suites_ops._write_records
+
+    def delete_first(*args: Any) -> Any:  # after the checks and the Optuna studies
+        assert api.delete(f"{V1}/datasets/{ds['id']}").status_code == 204
+        return real_write(*args)
+
+    monkeypatch.setattr(suites_ops, "_write_records", delete_first)
+    response = api.post(f"{V1}/suites", json=suite)
+    assert response.status_code == 422, response.text
+    assert "deleted" in response.json()["detail"][0]["msg"]
+    assert api.get(f"{V1}/suites").json()["total"] == 0
+    assert api.get(f"{V1}/studies").json()["total"] == 0
+
+
+def test_the_reference_is_made_for_studies_stored_before_it(migrated: Settings) -> None:
+    """The migration links the studies of earlier releases to their data sets."""
+    from alembic import command
+
+    from cellsearch.service.store.migrate import alembic_config
+
+    engine = engine_for(migrated)
+    config = alembic_config(migrated.database_url)
+    command.downgrade(config, "0008")
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO cellsearch_datasets (id, name, format, kind, sha256, size_bytes, "
+                "n_sequences, max_length, n_features, content, created_at) VALUES ('d1', 'toy', "
+                "'npz', 'classification', 'x', 1, 1, 1, 1, :c, CURRENT_TIMESTAMP)"
+            ),
+            {"c": b"x"},
+        )
+        for name, task in [("old-upload", {"kind": "dataset", "dataset_id": "d1"}),
+                           ("old-adding", {"kind": "adding"}),
+                           ("old-gone", {"kind": "dataset", "dataset_id": "gone"})]:  # fmt: skip
+            conn.execute(
+                sa.text(
+                    "INSERT INTO cellsearch_studies (name, spec, status, n_trials, claimed, "
+                    "created_at, updated_at) VALUES (:n, :s, 'running', 2, 0, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"n": name, "s": json.dumps({"task": task})},
+            )
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT name, dataset_id FROM cellsearch_studies"))
+        linked: dict[str, str | None] = {name: dataset for name, dataset in rows}
+    assert linked == {"old-upload": "d1", "old-adding": None, "old-gone": None}
+    with pytest.raises(Conflict, match="old-upload"):
+        datasets_ops.delete_dataset(engine=engine, dataset_id="d1")

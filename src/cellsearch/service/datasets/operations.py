@@ -3,6 +3,13 @@
 The content lives in the database (one ``LargeBinary`` column) so that workers on any
 machine can read it through the same URL as everything else. Validation happens before
 anything is written: a rejected upload stores nothing.
+
+A study refers to the data set its task reads by a foreign key
+(``cellsearch_studies.dataset_id``), so the database decides between a delete and a
+submit that race: the delete removes the data set only while no study refers to it (one
+conditional statement; on PostgreSQL the key's own check refuses it too), and a submit
+confirms, inside its own transaction and after its study row is written, that the data
+set is still there (:func:`confirm_dataset`). Whichever comes second fails cleanly.
 """
 
 from __future__ import annotations
@@ -11,10 +18,11 @@ import hashlib
 import uuid
 from typing import Literal
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from cellsearch.search.errors import DatasetError, FieldError
+from cellsearch.search.errors import DatasetError, FieldError, SpecError
 from cellsearch.search.study.limits import SpecLimits
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks.upload_limits import UploadLimits
@@ -127,12 +135,18 @@ def dataset_content(*, engine: Engine, dataset_id: str) -> tuple[bytes, str]:
 def studies_using(*, engine: Engine, dataset_id: str) -> list[str]:
     """Names of the studies whose task reads the data set."""
     with session_scope(engine) as session:
-        rows = session.execute(select(StudyRecord.name, StudyRecord.spec)).all()
-    return [n for n, spec in rows if spec.get("task", {}).get("dataset_id") == dataset_id]
+        return _users(session, dataset_id)
+
+
+def _users(session: Session, dataset_id: str) -> list[str]:
+    query = select(StudyRecord.name).where(StudyRecord.dataset_id == dataset_id)
+    return list(session.scalars(query.order_by(StudyRecord.name)))
 
 
 def delete_dataset(*, engine: Engine, dataset_id: str, owner: str | None = None) -> None:
-    """Delete a data set that no study uses.
+    """Delete a data set that no study uses (in one conditional statement: a study
+    submitted at the same moment either refers to it first, and the delete is refused,
+    or finds it gone).
 
     Args:
         owner: Only a data set uploaded by this key may be deleted (None: any).
@@ -148,17 +162,64 @@ def delete_dataset(*, engine: Engine, dataset_id: str, owner: str | None = None)
             f"dataset {dataset_id!r} was uploaded by another key; a submitter deletes only "
             "its own data sets (an admin key may delete any)"
         )
-    users = studies_using(engine=engine, dataset_id=dataset_id)
-    if users:
-        raise Conflict(
-            f"dataset {dataset_id!r} is used by {', '.join(users)}; delete those studies first"
-        )
-    with connection_scope(engine) as connection:
-        deleted = connection.execute(
-            delete(DatasetRecord).where(DatasetRecord.id == dataset_id)
-        ).rowcount
-    if not deleted:  # a concurrent delete won
-        raise NotFound(f"dataset {dataset_id!r} not found")
+    unused = ~exists().where(StudyRecord.dataset_id == dataset_id)
+    try:
+        with connection_scope(engine) as connection:
+            deleted = connection.execute(
+                delete(DatasetRecord).where(DatasetRecord.id == dataset_id, unused)
+            ).rowcount
+    except IntegrityError:  # PostgreSQL: a study referred to it meanwhile
+        deleted = 0
+    if deleted:
+        return
+    with session_scope(engine) as session:
+        users = _users(session, dataset_id)
+        if users:
+            raise Conflict(
+                f"dataset {dataset_id!r} is used by {', '.join(users)}; delete those studies first"
+            )
+    raise NotFound(f"dataset {dataset_id!r} not found")  # a concurrent delete won
+
+
+def confirm_dataset(session: Session, record: StudyRecord) -> None:
+    """Check, in the transaction that writes ``record``, that its data set still exists.
+
+    Call it after the study row is flushed: from then on the row refers to the data set,
+    so no delete can remove it (SQLite lets one transaction write at a time; PostgreSQL's
+    foreign key holds the data set's row). A data set deleted before that point is a 422
+    naming ``task.dataset_id``, and the caller's transaction is rolled back.
+
+    Raises:
+        SpecError: the data set is gone.
+    """
+    if record.dataset_id is None:
+        return
+    found = select(DatasetRecord.id).where(DatasetRecord.id == record.dataset_id)
+    if session.scalar(found) is None:
+        raise SpecError([_gone(record.dataset_id)])
+
+
+def check_dataset_exists(*, engine: Engine, spec: StudySpec) -> None:
+    """Raise the 422 of :func:`confirm_dataset` if the data set ``spec`` reads is gone
+    (after a failed insert: on PostgreSQL the foreign key refuses a row whose data set was
+    deleted meanwhile).
+
+    Raises:
+        SpecError: the data set is gone.
+    """
+    dataset_id = getattr(spec.task, "dataset_id", None)
+    if dataset_id is None:
+        return
+    with session_scope(engine) as session:
+        if session.get(DatasetRecord, dataset_id) is None:
+            raise SpecError([_gone(dataset_id)])
+
+
+def _gone(dataset_id: str) -> FieldError:
+    return FieldError(
+        ("task", "dataset_id"),
+        f"unknown dataset {dataset_id!r}: it was deleted; upload it again (POST /datasets)",
+    )
 
 
 def check_dataset_task(*, engine: Engine, spec: StudySpec, limits: SpecLimits) -> list[FieldError]:

@@ -77,6 +77,26 @@ class StudyRecord(Base):
         ForeignKey("cellsearch_suites.id", ondelete="SET NULL"), index=True
     )
     created_by: Mapped[str | None] = mapped_column(String(64))  # the API key's name
+    # the uploaded data set the task reads: the database refuses to delete it meanwhile
+    dataset_id: Mapped[str | None] = mapped_column(
+        ForeignKey("cellsearch_datasets.id", ondelete="RESTRICT"), index=True
+    )
+
+    @classmethod
+    def new(
+        cls, spec: StudySpec, *, created_by: str | None, suite_id: int | None = None
+    ) -> StudyRecord:
+        """The record of a study about to be made from ``spec``: running, nothing claimed."""
+        return cls(
+            name=spec.name,
+            spec=spec.to_json(),
+            status="running",
+            n_trials=spec.budget.n_trials,
+            claimed=0,
+            suite_id=suite_id,
+            created_by=created_by,
+            dataset_id=getattr(spec.task, "dataset_id", None),
+        )
 
     def study_spec(self) -> StudySpec:
         """The validated spec (the ``spec`` column holds it as submitted, in JSON)."""

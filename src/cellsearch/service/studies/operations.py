@@ -9,12 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import optuna
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cellsearch.search.record import COUNTED_FAILURES, Attr, TrialRecord
+from cellsearch.search.optuna_adapter import bulk_read, trial_groups
+from cellsearch.search.record import COUNTED_FAILURES, TrialRecord
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.trial import bulk_read
+from cellsearch.service.datasets.operations import check_dataset_exists, confirm_dataset
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
 from cellsearch.service.store.db import connection_scope, database_key, session_scope
 from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
@@ -64,6 +65,7 @@ def create_study(
 
     Raises:
         Conflict: a study (ours or a bare Optuna one) already has the name.
+        SpecError: the uploaded data set the task reads was deleted meanwhile.
     """
     with session_scope(engine) as session:
         if StudyRecord.find(session, spec.name) is not None:
@@ -77,17 +79,13 @@ def create_study(
     try:
         label_study(study, spec)  # the objective's name and the spec, for optuna-dashboard
         with session_scope(engine) as session:
-            record = StudyRecord(
-                name=spec.name,
-                spec=spec.to_json(),
-                status="running",
-                n_trials=spec.budget.n_trials,
-                claimed=0,
-                created_by=created_by,
-            )
+            record = StudyRecord.new(spec, created_by=created_by)
             session.add(record)
+            session.flush()  # the row refers to its data set from here: no delete removes it
+            confirm_dataset(session, record)
     except IntegrityError:
         optuna.delete_study(study_name=spec.name, storage=storage)  # leave nothing behind
+        check_dataset_exists(engine=engine, spec=spec)  # PostgreSQL: deleted meanwhile
         raise Conflict(f"study {spec.name!r} already exists") from None
     except BaseException:
         optuna.delete_study(study_name=spec.name, storage=storage)
@@ -173,29 +171,6 @@ def delete_study(
         optuna.delete_study(study_name=name, storage=storage)
 
 
-# Optuna's schema is read (never written) here with one grouped query, so that a page
-# of studies costs two queries however many trials they hold.
-_COUNTS_SQL = text(
-    """
-    SELECT s.study_name, t.state, k.value_json AS failure_kind, c.value_json AS cell,
-           CASE WHEN r.trial_id IS NULL THEN 0 ELSE 1 END AS reevaluation, COUNT(*) AS n
-    FROM trials t
-    JOIN studies s ON s.study_id = t.study_id
-    LEFT JOIN trial_user_attributes k ON k.trial_id = t.trial_id AND k.key = :failure_kind
-    LEFT JOIN trial_user_attributes c ON c.trial_id = t.trial_id AND c.key = :cell_type
-    LEFT JOIN trial_user_attributes r ON r.trial_id = t.trial_id AND r.key = :reevaluation
-    WHERE s.study_name IN :names
-    GROUP BY s.study_name, t.state, k.value_json, c.value_json,
-             CASE WHEN r.trial_id IS NULL THEN 0 ELSE 1 END
-    """
-).bindparams(
-    bindparam("names", expanding=True),
-    failure_kind=Attr.FAILURE_KIND.value,
-    cell_type=Attr.CELL_TYPE.value,
-    reevaluation=Attr.REEVALUATION_OF.value,
-)
-
-
 def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCounts]:
     """Trial counts by state (and finished trials by cell) for each named study."""
     if not names:
@@ -205,27 +180,28 @@ def trial_counts(*, engine: Engine, names: Sequence[str]) -> dict[str, TrialCoun
 
 
 def counts_on(conn: Connection, names: Sequence[str]) -> dict[str, TrialCounts]:
-    """:func:`trial_counts` on an open connection (one grouped query)."""
+    """:func:`trial_counts` on an open connection (one grouped query over Optuna's tables,
+    so that a page of studies costs two queries however many trials they hold)."""
     counts = {name: TrialCounts() for name in names}
-    if not names:
-        return counts
-    rows = conn.execute(_COUNTS_SQL, {"names": list(names)}).all()
     by_cell: dict[str, Counter[str]] = {name: Counter() for name in names}
-    for study_name, state, failure_kind, cell, reevaluation, n in rows:
-        c = counts[study_name]
-        kind = str(failure_kind or "").strip('"')
-        counted = str(state) in ("COMPLETE", "PRUNED") or (
-            str(state) == "FAIL" and kind in COUNTED_FAILURES
-        )
-        if reevaluation and counted:
+    for group in trial_groups(conn, names):
+        c, state, n = counts[group.study_name], group.state.name, group.n
+        kind = _text(group.failure_kind)
+        counted = state in ("COMPLETE", "PRUNED") or (state == "FAIL" and kind in COUNTED_FAILURES)
+        if group.reevaluation and counted:
             c.reevaluated += n  # re-evaluation runs have their own budget
             continue
-        _add(c, str(state), kind, n)
+        _add(c, state, kind, n)
         if counted:
-            by_cell[study_name][str(cell or "").strip('"')] += n
+            by_cell[group.study_name][_text(group.cell_type)] += n
     for name in names:
         counts[name].by_cell = dict(sorted(by_cell[name].items()))
     return counts
+
+
+def _text(value: object) -> str:
+    """An attribute's decoded value as the counts key it ("" when unset)."""
+    return "" if value is None else str(value)
 
 
 def _add(c: TrialCounts, state: str, failure_kind: str, n: int) -> None:
