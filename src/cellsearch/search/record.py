@@ -19,9 +19,17 @@ loss became NaN or inf    FAIL         ``diverged``     yes (an outcome of the m
 exception while training  FAIL         ``error``        yes
 stopped (pause, SIGTERM)  FAIL         ``interrupted``  no: its parameters are requeued
 worker died (heartbeat)   FAIL         ``stale``        no: its parameters are requeued
+failed before training    FAIL         ``setup``        no: requeued (at most
+                                                        :data:`MAX_SETUP_FAILURES` times
+                                                        in a row, then ``error``)
 ========================  ===========  ===============  ==========================
 
 A FAIL trial without a recorded kind counts as ``error``.
+
+Under balanced allocation every search trial records its *deal* (:attr:`Attr.DEAL`): the
+index, among the study's ``n_trials``, whose cell type, sampler seed and kind of draw it
+runs. A requeued copy keeps its deal, so however many trials fail or are requeued, the
+counted trials of a study hold each deal once and the per-cell counts are those dealt.
 """
 
 from __future__ import annotations
@@ -44,7 +52,11 @@ if TYPE_CHECKING:
 CELL_PARAM = "cell_type"
 """The categorical parameter every trial samples its cell type as (even with one cell)."""
 COUNTED_FAILURES = ("diverged", "error")
-REQUEUED_FAILURES = ("interrupted", "stale")
+REQUEUED_FAILURES = ("interrupted", "stale", "setup")
+MAX_SETUP_FAILURES = 3
+"""Failures before training (task preparation, sampling, building the model, recording) a
+trial and its copies may have in a row; the last one is recorded as ``error`` (a draw
+that failed), so a fault that never heals cannot requeue a trial for ever."""
 
 
 class Attr(StrEnum):
@@ -87,6 +99,11 @@ class Attr(StrEnum):
     # written on a freshly sampled search trial of a study with a random phase (kept by
     # its requeued copies): a Draw
     DRAW = "draw"
+    # written on every search trial once it is taken (kept by its requeued copies): the
+    # index of the deal it runs (cell type, sampler seed, kind of draw)
+    DEAL = "deal"
+    # written on a requeued copy: how many of its chain failed before training in a row
+    SETUP_FAILURES = "setup_failures"
 
 
 class Draw(StrEnum):
@@ -221,10 +238,27 @@ def reevaluation_attrs(of: int, job: int, seed: int) -> dict[str, Any]:
 def requeue_attrs(number: int, user_attrs: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """The attributes of a requeued copy of trial ``number`` (whose attributes are
     ``user_attrs``): where it comes from, the re-evaluation job it runs, if any, so that
-    the copy runs the same job, and the kind of draw it repeats."""
-    keep = (Attr.REEVALUATION_OF, Attr.REEVALUATION_JOB, Attr.REEVALUATION_SEED, Attr.DRAW)
+    the copy runs the same job, the deal, cell type and kind of draw it repeats, and how
+    many of its
+    chain failed before training in a row (counted on by :func:`setup_failures`)."""
+    keep = (
+        Attr.REEVALUATION_OF,
+        Attr.REEVALUATION_JOB,
+        Attr.REEVALUATION_SEED,
+        Attr.DRAW,
+        Attr.DEAL,
+        Attr.CELL_TYPE,
+    )
     job: dict[str, Any] = {k: user_attrs[k] for k in keep if k in user_attrs}
+    if user_attrs.get(Attr.FAILURE_KIND) == "setup":
+        job[Attr.SETUP_FAILURES] = setup_failures(user_attrs)
     return {**job, **retry_attrs(number, reason)}
+
+
+def setup_failures(user_attrs: Mapping[str, Any]) -> int:
+    """Failures before training in a row of a trial's chain, this trial's own included."""
+    before = int(user_attrs.get(Attr.SETUP_FAILURES) or 0)
+    return before + (user_attrs.get(Attr.FAILURE_KIND) == "setup")
 
 
 def static_attrs(

@@ -33,8 +33,11 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
 - :func:`stale_trial_ids`: Optuna's own stale check. Relies on
   ``RDBStorage._get_stale_trial_ids``.
 - :func:`study_id_of`: a study's storage id. Relies on ``Study._study_id``.
-- :func:`take_waiting_trial`: take one enqueued trial, or none. Relies on
-  ``Study._thread_local.cached_all_trials`` and ``Study._pop_waiting_trial_id``.
+- :func:`take_waiting_trial` (take one enqueued trial, or none), and its halves
+  :func:`pop_waiting_trial_id` and :func:`trial_of`; :func:`new_trial` (a new trial, never
+  an enqueued one); :func:`resampled` (a trial re-made under a new sampler). Rely on
+  ``Study._thread_local.cached_all_trials``, ``Study._pop_waiting_trial_id``,
+  ``Study._storage``, ``Study._study_id`` and ``Trial._trial_id``.
 - :func:`cell_view`: a study showing one cell type's trials to Optuna's samplers and
   pruners. Relies on ``Study._get_trials(deepcopy, states, use_cache)``,
   ``Study._storage``, ``Study._study_id`` and the signatures of
@@ -63,7 +66,14 @@ from cellsearch.search.optuna_adapter._cell_view import cell_view
 from cellsearch.search.optuna_adapter._counts import TrialGroup, trial_groups
 from cellsearch.search.optuna_adapter._heartbeats import running_without_heartbeat, stale_trial_ids
 from cellsearch.search.optuna_adapter._internals import check_internals
-from cellsearch.search.optuna_adapter._study import study_id_of, take_waiting_trial
+from cellsearch.search.optuna_adapter._study import (
+    new_trial,
+    pop_waiting_trial_id,
+    resampled,
+    study_id_of,
+    take_waiting_trial,
+    trial_of,
+)
 from cellsearch.search.optuna_adapter._trials_study import TrialsStudy
 from cellsearch.search.optuna_adapter._versions import TESTED_OPTUNA, is_tested
 from cellsearch.search.optuna_adapter._writes import batch_capable, rdb_backend, record_attrs
@@ -77,11 +87,15 @@ __all__ = [
     "cell_view",
     "check_internals",
     "is_tested",
+    "new_trial",
+    "pop_waiting_trial_id",
     "rdb_backend",
     "record_attrs",
+    "resampled",
     "running_without_heartbeat",
     "stale_trial_ids",
     "study_id_of",
     "take_waiting_trial",
     "trial_groups",
+    "trial_of",
 ]

@@ -69,6 +69,15 @@ def draw_attrs(spec: StudySpec, index: int) -> dict[str, str]:
     return {Attr.DRAW: Draw.RANDOM if random_draw else Draw.ADAPTIVE}
 
 
+def dealt_cell(spec: StudySpec, index: int) -> str | None:
+    """The cell type the trial with claim (deal) ``index`` runs, when the study decides it
+    (balanced allocation, or one cell type); None when the sampler chooses it."""
+    cells = spec.cell_types
+    if len(cells) == 1:
+        return cells[0]
+    return balanced_cell(cells, spec.seed, index) if spec.allocation == "balanced" else None
+
+
 def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     """The sampler for the trial with claim ``index`` (0-based) of ``spec``."""
     with warnings.catch_warnings():  # TPE's group= is "experimental"
@@ -96,9 +105,9 @@ def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
         base = optuna.samplers.GPSampler(seed=seed)
     else:  # qmc: the sequence position comes from the trial number; one seed per study
         base = optuna.samplers.QMCSampler(seed=spec.seed, scramble=True)
-    cells = spec.cell_types
-    if spec.allocation == "balanced" and len(cells) > 1:
-        return CellConditionedSampler(balanced_cell(cells, spec.seed, index), base)
+    cell = dealt_cell(spec, index)
+    if cell is not None and len(spec.cell_types) > 1:
+        return CellConditionedSampler(cell, base)
     return base
 
 

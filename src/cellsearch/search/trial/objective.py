@@ -32,7 +32,7 @@ from cellsearch.search.trial.trainer import EpochResult, train
 
 log = logging.getLogger(__name__)
 
-Outcome = Literal["complete", "pruned", "diverged", "error", "interrupted", "stale"]
+Outcome = Literal["complete", "pruned", "diverged", "error", "interrupted", "stale", "setup"]
 PRUNED = optuna.trial.TrialState.PRUNED
 
 

@@ -22,6 +22,7 @@ import os
 import socket
 import threading
 import time
+import traceback
 import uuid
 import warnings
 from collections import OrderedDict
@@ -31,16 +32,16 @@ import torch
 
 from cellsearch.search import record
 from cellsearch.search.errors import WorkerError
-from cellsearch.search.optuna_adapter import check_internals, take_waiting_trial
+from cellsearch.search.optuna_adapter import check_internals, record_attrs, take_waiting_trial
 from cellsearch.search.study import reevaluation
-from cellsearch.search.study.sampling import draw_attrs, make_pruner, make_sampler
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
 from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.trial.retry import for_trial, is_transient, summary
 from cellsearch.search.worker import cpu, device
+from cellsearch.search.worker.deals import Taken, record_deal, take_search_trial
 from cellsearch.search.worker.heartbeat import Heartbeat, quietly
-from cellsearch.search.worker.protocol import Backend, WorkerInfo
+from cellsearch.search.worker.protocol import Backend, Claim, WorkerInfo
 from cellsearch.search.worker.recovery import StaleTrials, settle
 
 log = logging.getLogger(__name__)
@@ -151,21 +152,12 @@ class Worker:
         name, spec = claim.study_name, claim.spec
         self.size_threads()
         study = self._study(name, claim.incarnation)
-        if claim.reevaluation is None:
-            study.sampler = make_sampler(spec, claim.index)
-            study.pruner = make_pruner(spec)
-            with warnings.catch_warnings():  # we record heartbeats ourselves (see Heartbeat)
-                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-                trial = study.ask()
-            if record.Attr.RETRY_OF not in trial.user_attrs:  # sampled now, not a requeued copy
-                for key, value in draw_attrs(spec, claim.index).items():
-                    trial.set_user_attr(key, value)
-        else:
-            reevaluating = self._reevaluation_trial(study, spec, claim.reevaluation)
-            if reevaluating is None:
-                self.ledger.release(name, claim.reclaims)
-                return None
-            trial = reevaluating
+        # an error before a trial exists leaves its unit to the ledger's reclaim (settle)
+        taken = self._take_trial(study, spec, claim)
+        if taken is None:
+            self.ledger.release(name, claim.reclaims)
+            return None
+        trial = taken if isinstance(taken, optuna.Trial) else taken.trial
         # The first heartbeat comes from the heartbeat thread after one interval (a shorter
         # trial never writes one); a worker that dies before it is caught by the stale
         # watch on silent trials.
@@ -173,22 +165,72 @@ class Worker:
         delay = max(0.0, self._registry_beat_at + REGISTRY_MIN_GAP - time.monotonic())
         heartbeat = Heartbeat(self.storage, trial, lambda: self._beat(info), delay)
         with heartbeat:
-            outcome = run_trial(
-                study,
-                trial,
-                spec,
-                self._task_data(spec),
-                self.device,
-                should_continue=lambda: not self.stopping and self.ledger.status(name) == "running",
-                on_start=heartbeat.started,
-                patience=self.patience,
-            )
+            try:
+                if isinstance(taken, Taken):
+                    trial = record_deal(
+                        study, spec, taken, claim.index, grace_period=self.grace_period
+                    )
+                outcome = run_trial(
+                    study,
+                    trial,
+                    spec,
+                    self._task_data(spec),
+                    self.device,
+                    should_continue=lambda: (
+                        not self.stopping and self.ledger.status(name) == "running"
+                    ),
+                    on_start=heartbeat.started,
+                    patience=self.patience,
+                )
+            except Exception as exc:
+                if is_transient(exc):
+                    raise  # the database is away: the stale check requeues the trial later
+                outcome = self._failed_before_training(study, trial, exc, claim.reclaims)
         if outcome.outcome == "error":  # out of memory, among others: give the memory back
             device.release_cached_memory(self.device)
         if outcome.outcome == "interrupted":
-            self._requeue_interrupted(study, trial, outcome.reason or "interrupted", claim.reclaims)
+            self._requeue(study, trial, outcome.reason or "interrupted", claim.reclaims)
         settle(self.ledger, study, spec, grace_period=self.grace_period)
         return outcome
+
+    def _take_trial(
+        self, study: optuna.Study, spec: StudySpec, claim: Claim
+    ) -> Taken | optuna.Trial | None:
+        """The trial a claim runs: a search trial and its deal (:mod:`.deals`), or a
+        re-evaluation job (None when none is left to run)."""
+        if claim.reevaluation is not None:
+            return self._reevaluation_trial(study, spec, claim.reevaluation)
+        with warnings.catch_warnings():  # we record heartbeats ourselves (see Heartbeat)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+            return take_search_trial(
+                study, self.storage, spec, claim.index, grace_period=self.grace_period
+            )
+
+    def _failed_before_training(
+        self, study: optuna.Study, trial: optuna.Trial, exc: Exception, reclaims: int
+    ) -> TrialOutcome:
+        """End a trial that failed before it trained (the task's data, sampling, building
+        the model, recording), at once: ``setup``, requeued with its deal and its unit given
+        back, up to :data:`~cellsearch.search.record.MAX_SETUP_FAILURES` times in a row;
+        the last time ``error``, a draw that failed. Never left running to go stale."""
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("trial %d of %s failed before training: %s", trial.number,
+                    study.study_name, traceback.format_exc())  # fmt: skip
+        attrs = record.failure_attrs("setup", reason)
+        if record.setup_failures({**trial.user_attrs, **attrs}) >= record.MAX_SETUP_FAILURES:
+            reason = f"failed before training {record.MAX_SETUP_FAILURES} times; last: {reason}"
+            attrs = record.failure_attrs("error", reason)
+        retried = for_trial(trial.number, self.patience)
+        try:
+            retried(lambda: record_attrs(trial, attrs), "attributes")
+            failed = optuna.trial.TrialState.FAIL
+            retried(lambda: study.tell(trial, state=failed, skip_if_finished=True), "outcome")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return TrialOutcome(trial.number, "stale", reason="failed as stale meanwhile")
+        if attrs[record.Attr.FAILURE_KIND] == "setup":
+            self._requeue(study, trial, reason, reclaims)
+            return TrialOutcome(trial.number, "setup", reason=reason)
+        return TrialOutcome(trial.number, "error", reason=reason)
 
     def _reevaluation_trial(
         self, study: optuna.Study, spec: StudySpec, ticket: int
@@ -219,9 +261,11 @@ class Worker:
         """Fail and requeue the stale trials of every active study (see :mod:`.recovery`)."""
         return self.stale.recover(force=force)
 
-    def _requeue_interrupted(
+    def _requeue(
         self, study: optuna.Study, trial: optuna.Trial, reason: str, reclaims: int
     ) -> None:
+        """Enqueue a copy of a trial this worker ended (unless its study was cancelled) and
+        give its unit back."""
         name = study.study_name
         retried = for_trial(trial.number, self.patience)
         if retried(lambda: self.ledger.status(name), "status check") != "cancelled":

@@ -1,0 +1,172 @@
+"""Taking a search trial, and the deal it runs, so that per-cell counts come out as dealt.
+
+Under balanced allocation the ``n_trials`` of a study are *deals* ``0 .. n_trials - 1``:
+deal ``d`` runs cell type :func:`~cellsearch.search.study.allocation.balanced_cell` of
+``d``, with the sampler seed and the kind of draw of ``d``. Every search trial records its
+deal (:attr:`~cellsearch.search.record.Attr.DEAL`) as soon as it is taken, and a requeued
+copy keeps it (:func:`~cellsearch.search.record.requeue_attrs`). A deal is *held* by the
+trials that will use it: running and waiting ones, counted finished ones, and a trial
+failed to be requeued whose copy is not enqueued yet (:func:`~.recovery.requeue_pending`).
+
+A claim of the ledger comes with an index (the units in use before it). A worker first
+takes a waiting trial, if any (a requeued copy keeps its deal); otherwise it makes a new
+trial whose deal is the claim's index while no trial holds that, which is every claim
+of a study that nothing went wrong with. After a lost unit is reclaimed (a worker died
+between its claim and its trial), the claims that follow have indices already held;
+such a trial takes the smallest deal nobody holds instead, which is the lost one, and
+then checks that no trial with a lower number took the same deal meanwhile (two workers
+repairing at once), taking the next free one if one did. So a study ends with each deal
+used by exactly one counted trial, whatever failed and whenever.
+
+A trial made before deals were recorded holds none; its study is dealt by claim index,
+as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from cellsearch.search import record
+from cellsearch.search.optuna_adapter import (
+    new_trial,
+    pop_waiting_trial_id,
+    record_attrs,
+    resampled,
+    trial_of,
+)
+from cellsearch.search.study.sampling import dealt_cell, draw_attrs, make_pruner, make_sampler
+from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.worker.recovery import requeue_pending
+
+log = logging.getLogger(__name__)
+_REPAIRS = 8  # at most this many re-picks of a deal taken by a racing worker
+
+
+def held_deals(trials: Iterable[FrozenTrial], grace_period: float) -> dict[int, list[int]]:
+    """Each held deal and the numbers of the trials holding it (see the module docstring)."""
+    trials = list(trials)
+    held: dict[int, list[int]] = {}
+    for trial in trials:
+        deal = trial.user_attrs.get(record.Attr.DEAL)
+        if deal is None or not _holds(trial, trials, grace_period):
+            continue
+        held.setdefault(int(deal), []).append(trial.number)
+    return held
+
+
+def _holds(trial: FrozenTrial, trials: Sequence[FrozenTrial], grace_period: float) -> bool:
+    if trial.state in (TrialState.RUNNING, TrialState.WAITING) or record.is_counted(trial):
+        return True
+    return trial.state == TrialState.FAIL and requeue_pending([trial, *_copies(trial, trials)],
+                                                               grace_period)  # fmt: skip
+
+
+def _copies(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in trials if t.user_attrs.get(record.Attr.RETRY_OF) == trial.number]
+
+
+def free_deal(held: dict[int, list[int]], index: int, *, exclude: Iterable[int] = ()) -> int:
+    """The deal of a new trial with claim ``index``: the index itself while nobody holds it,
+    else the smallest deal nobody holds (nor is in ``exclude``)."""
+    taken = set(held) | set(exclude)
+    if index not in taken:
+        return index
+    deal = 0
+    while deal in taken:
+        deal += 1
+    return deal
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A search trial just taken, armed with the sampler of ``deal``; ``recorded``: the
+    trial carried its deal already (a requeued copy), else :func:`record_deal` records it."""
+
+    trial: optuna.Trial
+    deal: int
+    recorded: bool
+
+
+def take_search_trial(
+    study: optuna.Study,
+    storage: optuna.storages.BaseStorage,
+    spec: StudySpec,
+    index: int,
+    *,
+    grace_period: float,
+) -> Taken:
+    """The trial of a search claim with ``index``, armed with its deal's sampler and the
+    study's pruner (:func:`record_deal` then records the deal).
+
+    A waiting trial (a requeued copy) is taken first and keeps the deal it carries; a copy
+    of a trial that died before recording one is dealt as a new trial is.
+    """
+    waiting = pop_waiting_trial_id(study)
+    if waiting is not None:
+        carried = storage.get_trial(waiting).user_attrs.get(record.Attr.DEAL)
+        if carried is not None:
+            _arm(study, spec, int(carried))
+            return Taken(trial_of(study, waiting), int(carried), recorded=True)
+    held = held_deals(study.get_trials(deepcopy=False), grace_period)
+    deal = free_deal(held, index)
+    _arm(study, spec, deal)
+    trial = new_trial(study) if waiting is None else trial_of(study, waiting)
+    return Taken(trial, deal, recorded=False)
+
+
+def record_deal(
+    study: optuna.Study, spec: StudySpec, taken: Taken, index: int, *, grace_period: float
+) -> optuna.Trial:
+    """Record the deal of a trial just taken (and, fresh, its kind of draw); a deal other
+    than the claim's index is checked against racing workers (see the module docstring).
+    Returns the trial to run (re-made when its deal changed)."""
+    if taken.recorded:
+        return taken.trial
+    _record_deal(taken.trial, spec, taken.deal)
+    if taken.deal == index:
+        return taken.trial
+    return _repair(study, spec, taken.trial, taken.deal, grace_period)
+
+
+def _record_deal(trial: optuna.Trial, spec: StudySpec, deal: int) -> None:
+    """Record the deal and its cell type (so that a trial that fails before it samples
+    still counts for its cell), and the kind of draw of a fresh trial (a copy keeps its
+    own)."""
+    attrs: dict[str, object] = {record.Attr.DEAL: deal}
+    cell = dealt_cell(spec, deal)
+    if cell is not None:
+        attrs[record.Attr.CELL_TYPE] = cell
+    if record.Attr.RETRY_OF not in trial.user_attrs:
+        attrs.update(draw_attrs(spec, deal))
+    record_attrs(trial, attrs)
+
+
+def _repair(
+    study: optuna.Study, spec: StudySpec, trial: optuna.Trial, deal: int, grace_period: float
+) -> optuna.Trial:
+    """Keep ``deal`` unless a trial with a lower number holds it too (a worker repairing at
+    the same moment); then take the next free deal, and check again."""
+    tried: set[int] = set()
+    for _ in range(_REPAIRS):
+        held = held_deals(study.get_trials(deepcopy=False), grace_period)
+        rivals = [n for n in held.get(deal, []) if n < trial.number]
+        if not rivals:
+            log.info("study %s: trial %d runs deal %d, lost earlier", study.study_name,
+                     trial.number, deal)  # fmt: skip
+            return trial
+        tried.add(deal)
+        deal = free_deal(held, -1, exclude=tried)
+        _arm(study, spec, deal)
+        _record_deal(trial, spec, deal)
+        trial = resampled(study, trial)
+    return trial
+
+
+def _arm(study: optuna.Study, spec: StudySpec, deal: int) -> None:
+    study.sampler = make_sampler(spec, deal)
+    study.pruner = make_pruner(spec)

@@ -1,0 +1,182 @@
+"""Balanced studies end with exactly their per-cell counts, whatever fails and whenever.
+
+Faults are injected at each step of a worker (task preparation, sampling, building the
+model, the first epoch, recording the outcome), and workers die at the three moments
+that matter (after a claim, after making a trial, mid-trial); every study must end with
+each deal run by exactly one counted trial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import pytest
+
+from cellsearch.search import record
+from cellsearch.search.study.allocation import balanced_cell
+from cellsearch.search.trial import objective
+from cellsearch.search.worker.deals import free_deal, held_deals, record_deal, take_search_trial
+from cellsearch.service.settings import Settings
+from cellsearch.service.store.db import engine_for, optuna_storage
+from cellsearch.service.studies.operations import change_status, get_study
+from tests.service.test_worker import counted, drain, make_study, make_worker
+
+CELLS = ["lstm", "gru", "rnn_tanh"]
+BALANCED = {"space": {"cell_type": CELLS, "hidden_size": 4}, "sampler": "random"}
+
+
+def fault(fn: Callable[..., Any], error: Exception, at: int = 1) -> Callable[..., Any]:
+    """``fn``, except that its call number ``at`` raises ``error``."""
+    calls = []
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == at:
+            raise error
+        return fn(*args, **kwargs)
+
+    return wrapped
+
+
+def dealt(n: int, seed: int = 0) -> Counter[str]:
+    return Counter(balanced_cell(CELLS, seed, i) for i in range(n))
+
+
+def assert_exactly_dealt(study: optuna.Study, n: int) -> None:
+    trials = counted(study)
+    assert sorted(t.user_attrs[record.Attr.DEAL] for t in trials) == list(range(n))
+    for trial in trials:  # every deal ran its own cell type (or failed before sampling it)
+        cell = balanced_cell(CELLS, 0, trial.user_attrs["deal"])
+        assert record.cell_of(trial) == trial.params.get("cell_type", cell) == cell
+    assert Counter(record.cell_of(t) for t in trials) == dealt(n)
+
+
+def test_faults_at_every_step_keep_the_per_cell_counts(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = make_study(migrated, budget={"n_trials": 9, "max_epochs": 1}, **BALANCED)
+    worker, ledger = make_worker(migrated)
+    # spaced so that no trial's chain fails before training three times in a row
+    monkeypatch.setattr(worker, "_task_data", fault(worker._task_data, OSError("truncated")))
+    monkeypatch.setattr(objective, "suggest_config", fault(objective.suggest_config, KeyError(), 3))
+    monkeypatch.setattr(objective, "record_attrs", fault(objective.record_attrs, TypeError(), 4))
+    monkeypatch.setattr(objective, "SequenceModel", fault(objective.SequenceModel, ValueError(), 5))
+    monkeypatch.setattr(objective, "train", fault(objective.train, RuntimeError("in epoch 1"), 7))
+
+    # three workers die: after a claim, after making a trial, and mid-trial with its deal
+    assert ledger.claim() is not None
+    assert ledger.claim() is not None
+    study.ask()  # a trial without a deal or parameters, never heard of again
+    claim = ledger.claim()
+    assert claim is not None
+    storage = optuna_storage(migrated)
+    taken = take_search_trial(study, storage, claim.spec, claim.index, grace_period=3)
+    record_deal(study, claim.spec, taken, claim.index, grace_period=3)
+
+    drain(worker)
+    time.sleep(migrated.grace_period + 1.5)
+    worker.recover_stale(force=True)
+    drain(worker)
+    time.sleep(migrated.grace_period + 1.5)  # the lost unit is reclaimed once none runs
+    worker.recover_stale(force=True)
+    drain(worker)
+
+    assert get_study(engine=engine_for(migrated), name=study.study_name).status == "completed"
+    assert_exactly_dealt(study, 9)
+    kinds = Counter(
+        t.user_attrs.get("failure_kind") for t in study.trials if t.state.name == "FAIL"
+    )
+    assert kinds == {"setup": 4, "stale": 2, "error": 1}
+    (error,) = [t for t in counted(study) if t.state.name == "FAIL"]
+    assert "in epoch 1" in error.user_attrs["failure_reason"]
+    setups = [t for t in study.trials if t.user_attrs.get("failure_kind") == "setup"]
+    for failed in setups:  # each requeued at once, its copy on the same deal
+        (copy,) = [t for t in study.trials if t.user_attrs.get("retry_of") == failed.number]
+        assert copy.user_attrs["deal"] == failed.user_attrs["deal"]
+
+
+def test_a_fault_that_never_heals_becomes_a_failed_draw(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = make_study(migrated, budget={"n_trials": 2, "max_epochs": 1}, **BALANCED)
+    worker, _ = make_worker(migrated)
+
+    def broken(_spec: Any) -> Any:
+        raise OSError("the data set's file is unreadable")
+
+    monkeypatch.setattr(worker, "_task_data", broken)
+    outcomes = []
+    while (outcome := worker.step()) is not None:
+        outcomes.append(outcome.outcome)
+    assert outcomes == ["setup", "setup", "error"] * 2
+    assert get_study(engine=engine_for(migrated), name=study.study_name).status == "completed"
+    failed = counted(study)
+    assert [t.user_attrs["failure_kind"] for t in failed] == ["error", "error"]
+    assert all("failed before training 3 times" in t.user_attrs["failure_reason"] for t in failed)
+    assert_exactly_dealt(study, 2)
+
+
+def test_a_requeued_copy_keeps_its_deal_after_a_pause(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = make_study(migrated, budget={"n_trials": 6, "max_epochs": 2}, **BALANCED)
+    worker, _ = make_worker(migrated)
+    engine = engine_for(migrated)
+
+    def pause_mid_trial(*args: Any, **kwargs: Any) -> Any:
+        change_status(engine=engine, name=study.study_name, action="pause")
+        return train(*args, **kwargs)
+
+    train = objective.train
+    monkeypatch.setattr(objective, "train", pause_mid_trial)
+    assert worker.step() is not None  # interrupted after its first epoch, requeued
+    assert worker.step() is None  # paused
+    monkeypatch.setattr(objective, "train", train)
+    change_status(engine=engine, name=study.study_name, action="resume")
+    drain(worker)
+    (interrupted,) = [t for t in study.trials if t.user_attrs.get("failure_kind")]
+    assert interrupted.user_attrs["failure_kind"] == "interrupted"
+    assert_exactly_dealt(study, 6)
+
+
+def test_free_deal_takes_the_claims_index_or_the_smallest_free() -> None:
+    assert free_deal({0: [0], 1: [1]}, 2) == 2
+    assert free_deal({0: [0], 2: [1], 3: [2]}, 3) == 1
+    assert free_deal({0: [0], 1: [1]}, 1, exclude=[2]) == 3
+
+
+def test_a_failed_trial_holds_its_deal_only_until_its_copy_exists() -> None:
+    done = _frozen(0, "COMPLETE", {"deal": 0})
+    diverged = _frozen(1, "FAIL", {"deal": 1, "failure_kind": "diverged"})
+    stale = _frozen(2, "FAIL", {"deal": 2, "failure_kind": "stale"})
+    assert held_deals([done, diverged, stale], grace_period=60) == {0: [0], 1: [1], 2: [2]}
+    copy = _frozen(3, "WAITING", {"deal": 2, "retry_of": 2})
+    assert held_deals([done, diverged, stale, copy], grace_period=60) == {
+        0: [0],
+        1: [1],
+        2: [3],
+    }
+    assert held_deals([stale], grace_period=0) == {}  # no copy came within the grace period
+
+
+def _frozen(number: int, state: str, attrs: dict[str, Any]) -> optuna.trial.FrozenTrial:
+    from datetime import datetime
+
+    finished = state not in ("RUNNING", "WAITING")
+    return optuna.trial.FrozenTrial(
+        number=number,
+        state=optuna.trial.TrialState[state],
+        value=1.0 if state == "COMPLETE" else None,
+        datetime_start=datetime.now(),
+        datetime_complete=datetime.now() if finished else None,
+        params={},
+        distributions={},
+        user_attrs=attrs,
+        system_attrs={},
+        intermediate_values={},
+        trial_id=number,
+    )
