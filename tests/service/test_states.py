@@ -20,6 +20,7 @@ from tests.search.test_spec import spec_data
 from tests.service.test_worker import TINY, make_worker
 
 V1 = "/api/v1"
+runner = CliRunner()
 
 
 def _status(api: TestClient, name: str) -> str:
@@ -126,3 +127,60 @@ def test_dashboard_and_worker_refuse_to_create_a_database(tmp_path: Path, comman
     assert f"no database at {missing}" in text
     assert "cellsearch migrate" in text and "cellsearch serve" in text
     assert not missing.exists()
+
+
+def test_a_study_with_no_live_worker_says_so_until_one_beats(
+    api: TestClient, migrated: Any
+) -> None:
+    from cellsearch.search.worker.protocol import WorkerInfo
+    from cellsearch.service.studies.states import NO_WORKER
+    from cellsearch.service.workers.roster import SqlWorkerRegistry
+
+    api.post(f"{V1}/studies", json=spec_data(name="alone"))
+    shown = api.get(f"{V1}/studies/alone").json()
+    assert (shown["status"], shown["note"]) == ("running", NO_WORKER)
+    listed = api.get(f"{V1}/studies").json()["items"]
+    assert [s["note"] for s in listed] == [NO_WORKER]
+
+    roster = SqlWorkerRegistry(engine_for(migrated), grace_period=migrated.grace_period)
+    info = WorkerInfo(worker_id="w1", host="h", pid=1, device="cpu", machine="m")
+    roster.beat(info)
+    assert api.get(f"{V1}/studies/alone").json()["note"] is None
+    roster.retire("w1")
+    api.post(f"{V1}/studies/alone/pause")  # a paused study waits for a person, not a worker
+    assert api.get(f"{V1}/studies/alone").json()["note"] is None
+
+
+def test_show_list_and_wait_print_the_note(capsys: pytest.CaptureFixture[str]) -> None:
+    from cellsearch.service.cli.progress import progress_line
+    from cellsearch.service.cli.render import print_studies, print_study
+    from cellsearch.service.studies.states import NO_WORKER
+
+    counts = {"finished": 0, "running": 0, "waiting": 0, "complete": 0, "pruned": 0,
+              "failed": 0, "requeued": 0, "reevaluated": 0, "by_cell": {}}  # fmt: skip
+    study = {"name": "alone", "status": "running", "task": "adding", "n_trials": 4,
+             "n_reevaluations": 0, "cell_types": ["lstm"], "counts": counts,
+             "created_at": "2026-12-07T00:00:00", "spec": {"budget": {"max_epochs": 2}},
+             "objective": "validation MSE", "best_trial": None, "note": NO_WORKER}  # fmt: skip
+    line = progress_line(study, [], elapsed=1.0, eta=None)
+    assert "0/4, no live worker" in line and len(line) <= 80
+    print_study(study)
+    assert "waiting for a worker: none is alive" in capsys.readouterr().out
+    print_studies([study])
+    assert "alone: waiting for a worker" in capsys.readouterr().out
+
+
+def test_serve_without_local_workers_says_that_studies_wait(
+    migrated: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from cellsearch.service.workers import processes
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    monkeypatch.setattr(processes, "spawn_workers", lambda *a, **k: [])
+    args = ["serve", "--database-url", migrated.database_url, "--workers", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "0 local worker(s)" in result.output
+    assert "studies wait for workers started elsewhere" in result.output

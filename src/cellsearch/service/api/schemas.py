@@ -88,12 +88,24 @@ class StudyOut(BaseModel):
     created_by: str | None = Field(
         default=None, description="Name of the API key that created it (None: an open API)."
     )
+    note: str | None = Field(
+        default=None,
+        description="What holds the study up when its status alone does not say, e.g. "
+        "'waiting for a worker: none is alive'; null otherwise.",
+    )
 
     @classmethod
-    def of(cls, record: StudyRecord, counts: TrialCounts, status: str | None = None) -> StudyOut:
+    def of(
+        cls,
+        record: StudyRecord,
+        counts: TrialCounts,
+        status: str | None = None,
+        note: str | None = None,
+    ) -> StudyOut:
         spec = record.study_spec()
         return cls(
             name=record.name,
+            note=note,
             status=status or record.status,
             task=spec.task.kind,
             cell_types=spec.cell_types,

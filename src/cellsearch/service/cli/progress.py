@@ -115,6 +115,8 @@ def progress_line(
     best = study.get("best_trial")
     objective = study.get("objective") or "value"
     status = "" if study["status"] == "running" else f", {study['status']}"
+    if study.get("note"):
+        status += ", no live worker"
     failed = f" ({c['failed']} failed)" if c["failed"] else ""
     left = f"ETA {clock(eta) if eta is not None else '--'}"
     line = ""
@@ -183,6 +185,7 @@ def follow(
     sleep = sleep or time.sleep
     display, eta, started = _Display(), Eta(), now()
     down_since: float | None = None
+    note: str | None = None  # said once each time it appears
     retry = max(poll, 2.0)
     while True:
         try:
@@ -209,6 +212,10 @@ def follow(
         done, total = epochs_done(study, running)
         line = progress_line(study, running, elapsed=t - started, eta=eta.update(t, done, total),
                              columns=width() - 1)  # fmt: skip
+        if study.get("note") != note:
+            note = study.get("note")
+            if note:
+                display.message(f"{name}: {note}")
         display.status(line, (study["counts"]["finished"], study["status"], len(running)), t)
         if study["status"] in FINAL_STATUSES:
             display.end_line()

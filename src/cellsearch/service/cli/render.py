@@ -30,7 +30,12 @@ def print_studies(studies: list[dict[str, Any]]) -> None:
         for s in studies
     ]  # fmt: skip
     headers = ["name", "status", "task", "finished", "cells", "created"]
-    echo_lines(table(headers, rows, wrap_column=4))
+    lines = table(headers, rows, wrap_column=4)
+    notes = sorted({s["note"] for s in studies if s.get("note")})
+    for note in notes:  # one line per distinct note, naming the studies it holds up
+        names = ", ".join(s["name"] for s in studies if s.get("note") == note)
+        lines += wrap(f"{names}: {note}")
+    echo_lines(lines)
 
 
 def print_study(study: dict[str, Any]) -> None:
@@ -41,6 +46,8 @@ def print_study(study: dict[str, Any]) -> None:
         f"{study['name']}: {study['status']}, task {study['task']}, "
         f"{c['finished']} of {study['n_trials']} trials finished",
     ]
+    if study.get("note"):
+        lines += wrap(study["note"])
     if objective:
         lines.append(f"objective: {objective}")
     lines += [""]

@@ -121,6 +121,11 @@ def serve(
         f"cellsearch API on http://{settings.host}:{settings.port} (docs at /docs), "
         f"{n} local worker(s), database {redact(settings.database_url)}\n{access}"
     )
+    if n == 0:
+        typer.echo(
+            "No local workers (CELLSEARCH_LOCAL_WORKERS=0): studies wait for workers started "
+            "elsewhere on this database (`cellsearch worker --database-url ...`)."
+        )
     app = create_app()
     serve_lifespan = app.router.lifespan_context
 

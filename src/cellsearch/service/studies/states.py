@@ -6,6 +6,10 @@ ledger acts on. Workers claim from the oldest running study that has budget left
 gets no worker until that one's budget is all claimed. Such a study, with none of its
 trials running, is shown as ``queued``: "running" would say that work is being done
 on it.
+
+A study that waits for work to be done with no live worker anywhere (none started, or all
+dead) carries a note that says so (:func:`waiting_notes`): its status alone would suggest
+that a worker will come.
 """
 
 from __future__ import annotations
@@ -16,8 +20,13 @@ from sqlalchemy import Engine, func, select
 
 from cellsearch.service.store.db import session_scope
 from cellsearch.service.store.tables import StudyRecord
+from cellsearch.service.workers.roster import live_devices
 
 SHOWN_STATUSES = ("queued", "running", "paused", "cancelled", "completed")
+NO_WORKER = (
+    "waiting for a worker: none is alive (start one with `cellsearch worker`, "
+    "or `cellsearch serve` with local workers)"
+)
 
 
 def head_of_queue(*, engine: Engine) -> int | None:
@@ -51,3 +60,24 @@ def shown_statuses(
     return {
         r.name: shown_status(r, running_trials=running.get(r.name, 0), head=head) for r in records
     }
+
+
+def waiting_notes(
+    *,
+    engine: Engine,
+    records: Sequence[StudyRecord],
+    running: Mapping[str, int],
+    grace_period: float,
+) -> dict[str, str | None]:
+    """A note for each study that waits for work with no live worker (:data:`NO_WORKER`),
+    by name; None for the others. The live workers are counted (one query) only when a
+    study waits: running, budget left, no trial running."""
+    waiting = [
+        r.name
+        for r in records
+        if r.status == "running"
+        and running.get(r.name, 0) == 0
+        and r.claimed < r.n_trials + r.reevaluations
+    ]
+    alive = bool(waiting) and bool(live_devices(engine, grace_period=grace_period))
+    return {r.name: NO_WORKER if r.name in waiting and not alive else None for r in records}

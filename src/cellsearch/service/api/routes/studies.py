@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 
 from cellsearch.models import CELLS
 from cellsearch.search.errors import SpecError
+from cellsearch.search.report.model import StudyReport
 from cellsearch.search.study.spec import NAME_PATTERN, StudySpec
 from cellsearch.service.api.deps import (
     READ_LANE,
@@ -39,7 +40,7 @@ from cellsearch.service.reports.study import cached_report, report_state
 from cellsearch.service.store.marker_cache import FRESH, MarkerMemo
 from cellsearch.service.studies import operations as ops
 from cellsearch.service.studies.spec_checks import spec_problems
-from cellsearch.service.studies.states import shown_statuses
+from cellsearch.service.studies.states import shown_statuses, waiting_notes
 from cellsearch.service.studies.summaries import study_counts, study_summary
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -52,7 +53,7 @@ CHANGE = errors(401, 403, 404, 409, 422, 503)
 _TRIAL_PAGE = TypeAdapter(Page[TrialOut])
 _REPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **READ,
-    200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+    200: {"model": StudyReport, "description": "The comparison report of the cell types."},
     304: {"description": "The client's copy (If-None-Match) is current."},
 }
 
@@ -79,7 +80,7 @@ def create_study(
     if problems:
         raise SpecError(problems)
     record = ops.create_study(engine=engine, storage=storage, spec=spec, created_by=principal.name)
-    return _detail(engine, cache, record.name)
+    return _detail(engine, cache, record.name, grace_period=settings.grace_period)
 
 
 @router.get(
@@ -90,6 +91,7 @@ def create_study(
 )
 def list_studies(
     engine: EngineDep,
+    settings: SettingsDep,
     cache: SummaryCacheDep,
     markers: MarkersDep,
     offset: OffsetQuery = 0,
@@ -100,16 +102,23 @@ def list_studies(
     counts = study_counts(engine=engine, records=records, cache=cache, markers=markers)
     running = {name: c.running for name, c in counts.items()}
     shown = shown_statuses(engine=engine, records=records, running=running)
-    items = [StudyOut.of(r, counts[r.name], shown[r.name]) for r in records]
+    notes = waiting_notes(
+        engine=engine, records=records, running=running, grace_period=settings.grace_period
+    )
+    items = [StudyOut.of(r, counts[r.name], shown[r.name], notes[r.name]) for r in records]
     return Page(items=items, total=total, offset=offset, limit=limit)
 
 
 @router.get("/{name}", response_model=StudyDetail, dependencies=[READ_LANE, READER], responses=READ)
 def get_study(
-    name: NamePath, engine: EngineDep, cache: SummaryCacheDep, markers: MarkersDep
+    name: NamePath,
+    engine: EngineDep,
+    settings: SettingsDep,
+    cache: SummaryCacheDep,
+    markers: MarkersDep,
 ) -> StudyDetail:
     """A study's spec, status, counts by trial state and best trial."""
-    return _detail(engine, cache, name, markers)
+    return _detail(engine, cache, name, markers, grace_period=settings.grace_period)
 
 
 def _change(
@@ -256,12 +265,26 @@ def _conditional(
 
 
 def _detail(
-    engine: EngineDep, cache: SummaryCacheDep, name: str, markers: MarkerMemo = FRESH
+    engine: EngineDep,
+    cache: SummaryCacheDep,
+    name: str,
+    markers: MarkerMemo = FRESH,
+    *,
+    grace_period: float | None = None,
 ) -> StudyDetail:
+    """The study's detail; with ``grace_period`` (which says which workers are alive), the
+    note of a study that waits with no live worker."""
     record, counts, best = study_summary(engine=engine, name=name, cache=cache, markers=markers)
-    shown = shown_statuses(engine=engine, records=[record], running={name: counts.running})
+    running = {name: counts.running}
+    shown = shown_statuses(engine=engine, records=[record], running=running)
+    note = None
+    if grace_period is not None:
+        notes = waiting_notes(
+            engine=engine, records=[record], running=running, grace_period=grace_period
+        )
+        note = notes[record.name]
     return StudyDetail(
-        **StudyOut.of(record, counts, shown[record.name]).model_dump(),
+        **StudyOut.of(record, counts, shown[record.name], note).model_dump(),
         spec=record.spec,
         best_trial=best,
     )
