@@ -49,20 +49,19 @@ def check(name: str) -> dict[str, Any]:
         storage = optuna_storage(Settings(database_url=db.url))
         trials = optuna.load_study(study_name=spec.name, storage=storage).get_trials()
         report = build_report(trials, ReportContext.of(spec, status="completed"))
-    completed = {c["cell_type"]: c["n_completed"] for c in report["cells"]}
-    if report.get("reevaluation"):
-        seeds = report["reevaluation"]["cells"]
+    completed = {c.cell_type: c.n_completed for c in report.cells}
+    if report.reevaluation is not None:
         completed = {
-            cell: max((c["val"] or {}).get("n", 0) for c in entry["configurations"])
-            for cell, entry in seeds.items()
+            cell: max(c.val.n if c.val else 0 for c in entry.configurations)
+            for cell, entry in report.reevaluation.cells.items()
         }
     return {
         "minutes": minutes,
         "workers": cpus,
         "completed": completed,
-        "comparison": report["comparison"] is not None,
-        "passes": report["comparison"] is not None and min(completed.values()) >= 3,
-        "verdict": report["verdict"],
+        "comparison": report.comparison is not None,
+        "passes": report.comparison is not None and min(completed.values()) >= 3,
+        "verdict": report.verdict,
     }
 
 

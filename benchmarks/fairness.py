@@ -43,13 +43,12 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from cellsearch.search.report import ReportContext, build_report
+from cellsearch.search.report import ReportContext, StudyReport, build_report
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.study.pruning import global_pruner, make_pruner
 from cellsearch.search.study.sampling import draw_attrs, make_sampler, random_rounds
@@ -241,13 +240,13 @@ def run_study(
     return Outcome(named, significant, spent, completed)
 
 
-def named_cell(report: dict[str, Any]) -> tuple[str | None, bool]:
+def named_cell(report: StudyReport) -> tuple[str | None, bool]:
     """The cell type the verdict names, and whether a corrected test backs it.
 
     A verdict names its leader with "<cell> is best" or "<cell> leads ..."; "is best"
     and "leads: better than" follow a rejected test. Any other sentence names none.
     """
-    lead, verdict = report["leader"], report["verdict"]
+    lead, verdict = report.leader, report.verdict
     if not lead or not re.search(rf"(^|[\s;(]){re.escape(lead)} (is best|leads)\b", verdict):
         return None, False
     significant = bool(re.search(rf"{re.escape(lead)} (is best|leads: better than)", verdict))

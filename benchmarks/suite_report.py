@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cellsearch.search.report import ReportContext
 from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
+from cellsearch.search.report.suite_model import SuiteReport
 from cellsearch.service.suites.page import render_suite_html
 
 CELLS = ("lstm", "gru", "rnn_tanh", "mgu", "mingru")
@@ -90,7 +91,7 @@ def load(storage: str | None, n_studies: int, n: int) -> tuple[list[list[FrozenT
     return loaded, time.perf_counter() - start
 
 
-def suite_report(studies: list[list[FrozenTrial]]) -> dict[str, Any]:
+def suite_report(studies: list[list[FrozenTrial]]) -> SuiteReport:
     n = len(studies[0])
     tasks = [
         SuiteTask(f"task-{i}", f"bench-task-{i}", "adding", "completed", n, n,
@@ -125,7 +126,7 @@ def main() -> None:
     if args.storage:
         print(f"load {load_s:.2f} s")
     print(f"suite report {report_s:.3f} s; page {page_s:.3f} s; total {report_s + page_s:.3f} s")
-    print(f"verdict: {report['verdict']}")
+    print(f"verdict: {report.verdict}")
 
 
 if __name__ == "__main__":

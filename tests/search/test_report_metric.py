@@ -88,6 +88,6 @@ def test_fixed_params_of_a_spec() -> None:
 
 
 def test_trial_counts_of_no_trials() -> None:
-    assert trial_counts([]) == dict.fromkeys(
+    assert trial_counts([]).model_dump() == dict.fromkeys(
         ("complete", "pruned", "failed", "requeued", "running", "waiting", "finished"), 0
     )

@@ -14,6 +14,7 @@ from scipy import stats as sps
 from cellsearch.search.report import rank_tests as rt
 from cellsearch.search.report import suite_stats as ss
 from cellsearch.search.report.cd_diagram import cd_diagram_svg
+from tests.search.test_report import present
 
 # Demsar (2006), "Statistical Comparisons of Classifiers over Multiple Data Sets",
 # JMLR 7, Table 6: AUC of C4.5 (m = 0), C4.5+m, C4.5+cf and C4.5+m+cf on 14 UCI data
@@ -91,39 +92,39 @@ def test_average_ranks_hand_computed_with_ties_and_minimisation() -> None:
     # task 1: a best, b and c tie for 2-3; task 2 (lower is better): b, c, a; task 3: all tie.
     np.testing.assert_array_equal(ranks, [[1, 2.5, 2.5], [3, 1, 2], [2, 2, 2]])
     result = ss.compare_over_tasks(scores, [True, False, True], ["a", "b", "c"])
-    assert result["average_ranks"] == pytest.approx({"a": 2.0, "b": 11 / 6, "c": 13 / 6})
+    assert result.average_ranks == pytest.approx({"a": 2.0, "b": 11 / 6, "c": 13 / 6})
 
 
 def test_demsar_table6_average_ranks_and_friedman() -> None:
     result = ss.compare_over_tasks(DEMSAR_AUC, [True] * 14, DEMSAR_NAMES)
-    avg = np.array([result["average_ranks"][c] for c in DEMSAR_NAMES])
+    avg = np.array([result.average_ranks[c] for c in DEMSAR_NAMES])
     np.testing.assert_allclose(avg, [3.143, 2.000, 2.893, 1.964], atol=5e-4)
     plain = _demsar_formula(avg, 14)
     assert plain == pytest.approx(9.28, abs=0.005)  # the paper's chi2_F (no tie correction)
     assert 13 * plain / (14 * 3 - plain) == pytest.approx(3.69, abs=0.005)  # its F_F
-    fried = result["friedman"]
+    fried = present(result.friedman)
     want = sps.friedmanchisquare(*DEMSAR_AUC.T)
-    assert fried["statistic"] == pytest.approx(want.statistic, rel=1e-12)
-    assert fried["p_value"] == pytest.approx(want.pvalue, rel=1e-12)
+    assert fried.statistic == pytest.approx(want.statistic, rel=1e-12)
+    assert fried.p_value == pytest.approx(want.pvalue, rel=1e-12)
     # scipy's statistic is the paper's divided by the tie correction (4 tied tasks).
-    assert fried["statistic"] == pytest.approx(plain / _tie_correction(-DEMSAR_AUC), rel=1e-12)
-    iman = fried["iman_davenport"]
-    assert (iman["df1"], iman["df2"]) == (3, 39)
-    chi2 = fried["statistic"]
-    assert iman["statistic"] == pytest.approx(13 * chi2 / (42 - chi2))
-    assert iman["p_value"] == pytest.approx(sps.f.sf(iman["statistic"], 3, 39))
+    assert fried.statistic == pytest.approx(plain / _tie_correction(-DEMSAR_AUC), rel=1e-12)
+    iman = fried.iman_davenport
+    assert (iman.df1, iman.df2) == (3, 39)
+    chi2 = fried.statistic
+    assert iman.statistic == pytest.approx(13 * chi2 / (42 - chi2))
+    assert iman.p_value == pytest.approx(sps.f.sf(iman.statistic, 3, 39))
     # Nemenyi CD at 0.05 is 1.25 (paper); at 0.10, q = 2.291 and CD = 1.12.
-    assert result["cd"]["critical_difference"] == pytest.approx(1.25, abs=0.005)
+    assert result.cd.critical_difference == pytest.approx(1.25, abs=0.005)
     assert rt.critical_difference(4, 14, alpha=0.10) == pytest.approx(1.12, abs=0.005)
 
 
 def test_demsar_table6_verdict_friedman_rejects_but_no_pair_survives_holm() -> None:
     result = ss.compare_over_tasks(DEMSAR_AUC, [True] * 14, DEMSAR_NAMES)
-    assert result["friedman"]["reject"]
-    assert not any(pair["separated"] for pair in result["pairs"])
-    assert result["verdict"].startswith("the cell types differ over 14 tasks (Friedman p=0.017)")
-    assert "no pair is separated after Holm correction" in result["verdict"]
-    assert result["cd"]["cliques"] == [["C4.5+m+cf", "C4.5+m", "C4.5+cf", "C4.5"]]
+    assert present(result.friedman).reject
+    assert not any(pair.separated for pair in result.pairs)
+    assert result.verdict.startswith("the cell types differ over 14 tasks (Friedman p=0.017)")
+    assert "no pair is separated after Holm correction" in result.verdict
+    assert result.cd.cliques == [["C4.5+m+cf", "C4.5+m", "C4.5+cf", "C4.5"]]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
@@ -224,36 +225,34 @@ def test_signed_rank_all_zero_differences() -> None:
 
 def test_pairwise_wilcoxon_holm_against_scipy_and_hand_holm() -> None:
     result = ss.compare_over_tasks(DEMSAR_AUC, [True] * 14, DEMSAR_NAMES)
-    norm = np.array(result["normalised"])
-    assert [(p["a"], p["b"]) for p in result["pairs"]] == list(
-        itertools.combinations(DEMSAR_NAMES, 2)
-    )
+    norm = np.array(result.normalised)
+    assert [(p.a, p.b) for p in result.pairs] == list(itertools.combinations(DEMSAR_NAMES, 2))
     raw = []
-    for pair in result["pairs"]:
-        a, b = DEMSAR_NAMES.index(pair["a"]), DEMSAR_NAMES.index(pair["b"])
+    for pair in result.pairs:
+        a, b = DEMSAR_NAMES.index(pair.a), DEMSAR_NAMES.index(pair.b)
         want = sps.wilcoxon(norm[:, a] - norm[:, b], zero_method="zsplit")
-        assert pair["p_value"] == pytest.approx(float(want.pvalue), rel=1e-9)
-        assert pair["statistic"] == pytest.approx(float(want.statistic))
-        assert pair["wins"] + pair["ties"] + pair["losses"] == 14
-        raw.append(pair["p_value"])
+        assert pair.p_value == pytest.approx(float(want.pvalue), rel=1e-9)
+        assert pair.statistic == pytest.approx(float(want.statistic))
+        assert pair.wins + pair.ties + pair.losses == 14
+        raw.append(pair.p_value)
     hand = _hand_holm(raw)
-    for pair, adjusted in zip(result["pairs"], hand, strict=True):
-        assert pair["p_adjusted"] == pytest.approx(adjusted, rel=1e-12)
-        assert pair["reject"] == (adjusted <= 0.05)
-    first = result["pairs"][0]  # C4.5 vs C4.5+m: m wins on 10, ties on 2 (Demsar Table 2)
-    assert (first["wins"], first["ties"], first["losses"]) == (2, 2, 10)
-    assert first["favours"] == "C4.5+m"
-    assert first["better"] is None  # not significant after Holm
+    for pair, adjusted in zip(result.pairs, hand, strict=True):
+        assert pair.p_adjusted == pytest.approx(adjusted, rel=1e-12)
+        assert pair.reject == (adjusted <= 0.05)
+    first = result.pairs[0]  # C4.5 vs C4.5+m: m wins on 10, ties on 2 (Demsar Table 2)
+    assert (first.wins, first.ties, first.losses) == (2, 2, 10)
+    assert first.favours == "C4.5+m"
+    assert first.better is None  # not significant after Holm
 
 
 def test_tie_tolerance_counts_near_equal_scores_as_ties() -> None:
     scores = np.array([[1.0, 0.0, 0.995], [1.0, 0.0, 0.5]] * 4)
     exact = ss.compare_over_tasks(scores, [True] * 8, ["a", "b", "c"])
     loose = ss.compare_over_tasks(scores, [True] * 8, ["a", "b", "c"], tie_tol=0.01)
-    pick = next(p for p in exact["pairs"] if (p["a"], p["b"]) == ("a", "c"))
-    assert (pick["wins"], pick["ties"]) == (8, 0)
-    pick = next(p for p in loose["pairs"] if (p["a"], p["b"]) == ("a", "c"))
-    assert (pick["wins"], pick["ties"]) == (4, 4)
+    pick = next(p for p in exact.pairs if (p.a, p.b) == ("a", "c"))
+    assert (pick.wins, pick.ties) == (8, 0)
+    pick = next(p for p in loose.pairs if (p.a, p.b) == ("a", "c"))
+    assert (pick.wins, pick.ties) == (4, 4)
 
 
 # --- normalisation -----------------------------------------------------------------------
@@ -281,7 +280,7 @@ def test_normalise_formula_baseline_direction_and_fallbacks() -> None:
     result = ss.compare_over_tasks(
         scores, [True, False, True, True], ["a", "b", "c"], baselines=[0.5, 5.0, None, 0.6]
     )
-    assert result["reference"] == ["baseline", "baseline", "worst", "worst"]
+    assert result.reference == ["baseline", "baseline", "worst", "worst"]
 
 
 def test_ranks_do_not_depend_on_normalisation_or_units() -> None:
@@ -289,8 +288,8 @@ def test_ranks_do_not_depend_on_normalisation_or_units() -> None:
     scaled = scores * np.arange(1, 9)[:, None] * 100 + 7  # per-task affine change of units
     first = ss.compare_over_tasks(scores, [True] * 8, list("abcd"))
     second = ss.compare_over_tasks(scaled, [True] * 8, list("abcd"), baselines=[-1e3] * 8)
-    assert first["ranks"] == second["ranks"]
-    assert first["friedman"] == second["friedman"]
+    assert first.ranks == second.ranks
+    assert first.friedman == second.friedman
 
 
 # --- critical-difference cliques and the Nemenyi CD -------------------------------------
@@ -339,10 +338,10 @@ def test_cliques_match_brute_force(seed: int) -> None:
 def test_cliques_from_data_all_separated_and_none_separated() -> None:
     ordered = np.tile([0.9, 0.6, 0.3], (12, 1)) + np.linspace(0, 0.05, 12)[:, None] * [1, 2, 3]
     result = ss.compare_over_tasks(ordered, [True] * 12, ["gru", "lstm", "rnn"])
-    assert all(p["separated"] for p in result["pairs"])
-    assert result["cd"]["cliques"] == [["gru"], ["lstm"], ["rnn"]]
+    assert all(p.separated for p in result.pairs)
+    assert result.cd.cliques == [["gru"], ["lstm"], ["rnn"]]
     same = ss.compare_over_tasks(np.ones((12, 3)), [True] * 12, ["gru", "lstm", "rnn"])
-    assert same["cd"]["cliques"] == [["gru", "lstm", "rnn"]]
+    assert same.cd.cliques == [["gru", "lstm", "rnn"]]
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
@@ -381,39 +380,39 @@ def test_missing_scores_drop_tasks_and_empty_cells() -> None:
         [[0.9, 0.8, np.nan, np.nan]] + [[0.9, 0.8, 0.7, np.nan]] * 6 + [[np.nan, 0.8, 0.7, np.nan]]
     )
     result = ss.compare_over_tasks(scores, [True] * 8, ["gru", "lstm", "rnn", "none"])
-    assert result["cells_dropped"] == ["none"]
-    assert result["cells_compared"] == ["gru", "lstm", "rnn"]
-    assert result["tasks_dropped"] == ["task1", "task8"]
-    assert result["n_tasks"] == 6
-    assert result["ranks"][0] == [None, None, None, None]
-    assert result["ranks"][1] == [1.0, 2.0, 3.0, None]
-    assert result["normalised"][0][:3] == [1.0, 0.0, None]
-    json.dumps(result, allow_nan=False)
+    assert result.cells_dropped == ["none"]
+    assert result.cells_compared == ["gru", "lstm", "rnn"]
+    assert result.tasks_dropped == ["task1", "task8"]
+    assert result.n_tasks == 6
+    assert result.ranks[0] == [None, None, None, None]
+    assert result.ranks[1] == [1.0, 2.0, 3.0, None]
+    assert result.normalised[0][:3] == [1.0, 0.0, None]
+    json.loads(result.to_json())  # allow_nan=False: missing is None, never NaN
 
 
 def test_verdict_too_few_tasks() -> None:
     result = ss.compare_over_tasks(np.eye(3), [True] * 3, ["gru", "lstm", "rnn"])
-    assert not result["tested"]
-    assert result["friedman"] is None and result["pairs"] == []
-    assert result["verdict"] == "too few tasks to test (3 tasks; the tests need at least 6)"
-    assert result["cd"]["cliques"] == [["gru", "lstm", "rnn"]]
+    assert not result.tested
+    assert result.friedman is None and result.pairs == []
+    assert result.verdict == "too few tasks to test (3 tasks; the tests need at least 6)"
+    assert result.cd.cliques == [["gru", "lstm", "rnn"]]
     missing = np.vstack([np.eye(3)] * 2)
     missing[0, 0] = np.nan
     dropped = ss.compare_over_tasks(missing, [True] * 6, ["gru", "lstm", "rnn"])
-    assert dropped["verdict"].startswith("too few tasks to test (5 tasks with a score for every")
+    assert dropped.verdict.startswith("too few tasks to test (5 tasks with a score for every")
 
 
 def test_verdict_no_difference() -> None:
     scores = np.random.default_rng(11).normal(size=(7, 3))
     result = ss.compare_over_tasks(scores, [True] * 7, ["gru", "lstm", "rnn"])
-    p = result["friedman"]["p_value"]
+    p = present(result.friedman).p_value
     assert p > 0.05
-    order = result["cd"]["order"]
-    assert result["verdict"].startswith(
+    order = result.cd.order
+    assert result.verdict.startswith(
         f"{order[0]}, {order[1]} and {order[2]} are indistinguishable over 7 tasks "
         f"(Friedman p={p:.2g})"
     )
-    assert "best" not in result["verdict"] and "beats" not in result["verdict"]
+    assert "best" not in result.verdict and "beats" not in result.verdict
 
 
 def test_verdict_supported_winner_and_partial_separation() -> None:
@@ -421,50 +420,51 @@ def test_verdict_supported_winner_and_partial_separation() -> None:
     base = np.array([0.9, 0.89, 0.5])
     scores = base + rng.normal(scale=0.02, size=(10, 3))
     result = ss.compare_over_tasks(scores, [True] * 10, ["gru", "lstm", "rnn_tanh"])
-    seps = {(p["a"], p["b"]): p["separated"] for p in result["pairs"]}
+    seps = {(p.a, p.b): p.separated for p in result.pairs}
     assert seps == {("gru", "lstm"): False, ("gru", "rnn_tanh"): True, ("lstm", "rnn_tanh"): True}
-    top = result["cd"]["order"][0]
+    top = result.cd.order[0]
     mate = "lstm" if top == "gru" else "gru"
-    assert result["verdict"].startswith(f"{top} ranks best over 10 tasks (average rank ")
-    assert f"it beats rnn_tanh; {top} and {mate} are indistinguishable" in result["verdict"]
-    assert f"{mate} beats rnn_tanh" in result["verdict"]
+    assert result.verdict.startswith(f"{top} ranks best over 10 tasks (average rank ")
+    assert f"it beats rnn_tanh; {top} and {mate} are indistinguishable" in result.verdict
+    assert f"{mate} beats rnn_tanh" in result.verdict
 
 
 def test_verdict_winner_beats_everyone_and_direction_flag() -> None:
     scores = np.tile([1.0, 2.0, 3.0], (9, 1)) + np.arange(9)[:, None] * 0.01
     result = ss.compare_over_tasks(scores, [False] * 9, ["gru", "lstm", "rnn"])  # losses
-    assert result["cd"]["order"] == ["gru", "lstm", "rnn"]
-    assert result["verdict"].startswith("gru ranks best over 9 tasks (average rank 1.00")
-    assert "and beats every other cell type; lstm beats rnn" in result["verdict"]
+    assert result.cd.order == ["gru", "lstm", "rnn"]
+    assert result.verdict.startswith("gru ranks best over 9 tasks (average rank 1.00")
+    assert "and beats every other cell type; lstm beats rnn" in result.verdict
 
 
 def test_two_cell_types() -> None:
     scores = np.column_stack([np.linspace(0.8, 0.9, 8), np.linspace(0.7, 0.85, 8)])
     result = ss.compare_over_tasks(scores, [True] * 8, ["gru", "lstm"])
-    (pair,) = result["pairs"]
-    assert pair["separated"] and pair["better"] == "gru"
-    assert pair["p_value"] == pytest.approx(sps.wilcoxon(scores[:, 0] - scores[:, 1]).pvalue)
-    assert result["verdict"] == f"gru beats lstm over 8 tasks (Wilcoxon p={pair['p_value']:.2g})"
+    (pair,) = result.pairs
+    assert pair.separated and pair.better == "gru"
+    assert pair.p_value == pytest.approx(sps.wilcoxon(scores[:, 0] - scores[:, 1]).pvalue)
+    assert result.verdict == f"gru beats lstm over 8 tasks (Wilcoxon p={pair.p_value:.2g})"
     mixed = scores.copy()
     mixed[::2] = mixed[::2, ::-1]
     even = ss.compare_over_tasks(mixed, [True] * 8, ["gru", "lstm"])
-    assert even["verdict"].startswith("gru and lstm are indistinguishable over 8 tasks (Wilcoxon")
+    assert even.verdict.startswith("gru and lstm are indistinguishable over 8 tasks (Wilcoxon")
 
 
 def test_constant_columns_and_all_ties() -> None:
     result = ss.compare_over_tasks(np.full((8, 3), 0.5), [True] * 8, ["a", "b", "c"])
-    assert result["friedman"]["statistic"] == 0.0 and result["friedman"]["p_value"] == 1.0
-    assert all(p["p_value"] == 1.0 and p["ties"] == 8 for p in result["pairs"])
-    assert result["average_ranks"] == {"a": 2.0, "b": 2.0, "c": 2.0}
-    assert result["verdict"].startswith("a, b and c are indistinguishable over 8 tasks")
+    fried = present(result.friedman)
+    assert fried.statistic == 0.0 and fried.p_value == 1.0
+    assert all(p.p_value == 1.0 and p.ties == 8 for p in result.pairs)
+    assert result.average_ranks == {"a": 2.0, "b": 2.0, "c": 2.0}
+    assert result.verdict.startswith("a, b and c are indistinguishable over 8 tasks")
     columns = np.tile([0.9, 0.5, 0.5], (8, 1))  # one column better, two constant and equal
     split = ss.compare_over_tasks(columns, [True] * 8, ["a", "b", "c"])
-    assert split["cd"]["cliques"] == [["a"], ["b", "c"]]
+    assert split.cd.cliques == [["a"], ["b", "c"]]
 
 
 def test_single_cell_and_bad_input() -> None:
     lone = ss.compare_over_tasks(np.ones((8, 1)), [True] * 8, ["gru"])
-    assert lone["verdict"] == "nothing to compare: 1 cell type with scores"
+    assert lone.verdict == "nothing to compare: 1 cell type with scores"
     with pytest.raises(ValueError, match="maximize"):
         ss.compare_over_tasks(np.ones((3, 2)), [True] * 2, ["a", "b"])
     with pytest.raises(ValueError, match="finite"):
@@ -491,7 +491,7 @@ def test_cd_svg_parses_and_names_every_cell() -> None:
     for name in names[:3]:
         assert name in texts
     thick = [line for line in root.iter(f"{ns}line") if line.get("stroke-width") == "4.5"]
-    assert len(thick) == sum(len(c) >= 2 for c in result["cd"]["cliques"])
+    assert len(thick) == sum(len(c) >= 2 for c in result.cd.cliques)
 
 
 def test_cd_svg_without_complete_tasks() -> None:
@@ -507,12 +507,12 @@ def test_friedman_gate_holds_back_holm_rejections() -> None:
     scores = rng.normal(size=(10, 6))
     scores[:, 1] = scores[:, 0] - np.abs(rng.normal(scale=0.3, size=10)) - 0.05
     result = ss.compare_over_tasks(scores, [True] * 10, [f"c{i}" for i in range(6)])
-    assert not result["friedman"]["reject"]
-    held = [p for p in result["pairs"] if p["reject"]]
-    assert ("c0", "c1") in [(p["a"], p["b"]) for p in held]
-    assert not any(p["separated"] for p in result["pairs"])
-    assert len(result["cd"]["cliques"]) == 1
-    assert "indistinguishable over 10 tasks" in result["verdict"]
+    assert not present(result.friedman).reject
+    held = [p for p in result.pairs if p.reject]
+    assert ("c0", "c1") in [(p.a, p.b) for p in held]
+    assert not any(p.separated for p in result.pairs)
+    assert len(result.cd.cliques) == 1
+    assert "indistinguishable over 10 tasks" in result.verdict
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -525,8 +525,8 @@ def test_verdict_never_names_an_unsupported_winner(seed: int) -> None:
     scores = np.where(better_up[:, None], oriented, -oriented)
     names = [f"cell{j}" for j in range(k)]
     result = ss.compare_over_tasks(scores, list(better_up), names)
-    verdict = result["verdict"]
-    winners = {p["better"] for p in result["pairs"] if p["separated"]}
+    verdict = result.verdict
+    winners = {p.better for p in result.pairs if p.separated}
     for name in names:
         named = any(f"{name} {word}" in verdict for word in ("ranks best", "beats"))
         assert not named or name in winners, verdict
@@ -541,15 +541,15 @@ def test_verdict_best_average_rank_without_a_supporting_test() -> None:
         [rng.normal(0.4, 1.5, 12), rng.normal(0.5, 0.3, 12), rng.normal(0.0, 0.3, 12)]
     )
     result = ss.compare_over_tasks(scores, [True] * 12, ["a", "b", "c"])
-    assert result["cd"]["order"] == ["a", "b", "c"]
-    p = result["friedman"]["p_value"]
-    assert result["verdict"] == (
+    assert result.cd.order == ["a", "b", "c"]
+    p = present(result.friedman).p_value
+    assert result.verdict == (
         f"no cell type is best over 12 tasks (Friedman p={p:.2g}); "
         "a is indistinguishable from b and c; b beats c"
     )
     # Cliques are runs of consecutive cells: a~c is not separated, but b sits between
     # them and b-c is, so the diagram cannot join a and c (the pairs table shows it).
-    assert result["cd"]["cliques"] == [["a", "b"], ["c"]]
+    assert result.cd.cliques == [["a", "b"], ["c"]]
 
 
 def test_task_scale_is_the_map_of_normalise() -> None:

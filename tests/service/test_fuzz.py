@@ -8,7 +8,10 @@ run); ``pytest -m fuzz_long`` runs every phase in full and many more examples (R
 Development).
 
 The fuzzer is taught the spec's cross-field rules (tests/service/fuzz_rules.py); every
-bound, limit and enum it learns from the published schema.
+bound, limit and enum it learns from the published schema. The report operations read a
+study with trials and a finished suite made for them (a random name would find nothing,
+and the checks would only ever see a 404), so their responses are checked against the
+published report schemas.
 """
 
 from __future__ import annotations
@@ -27,10 +30,17 @@ from schemathesis.generation.modes import GenerationMode
 
 from cellsearch.search.study.limits import SpecLimits
 from tests.service.fuzz_rules import repair_spec, repair_suite, valid_upload
+from tests.service.test_report_schema import STUDY, SUITE, make_reported
 
 SHORT_EXAMPLES = int(os.environ.get("CELLSEARCH_FUZZ_EXAMPLES", "6"))
 LONG_EXAMPLES = int(os.environ.get("CELLSEARCH_FUZZ_LONG_EXAMPLES", "300"))
 FAST_SETTINGS = {"heartbeat_interval": 1, "grace_period": 3, "poll_interval": 0.05}
+REPORTED = {  # operation -> the study or suite whose report it reads
+    "GET /api/v1/studies/{name}/report": STUDY,
+    "GET /api/v1/studies/{name}/report.html": STUDY,
+    "GET /api/v1/suites/{name}/report": SUITE,
+    "GET /api/v1/suites/{name}/report.html": SUITE,
+}
 
 
 class _Key:
@@ -83,6 +93,7 @@ def fuzz_schema(request: pytest.FixtureRequest) -> Iterator[Any]:
     app.dependency_overrides[get_settings] = lambda: app_settings
     with TestClient(app) as client:
         dataset_id = _uploaded(client, headers)
+        make_reported(client, headers, app_settings)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     if request.node.get_closest_marker("fuzz_long") is None:
         _short_phases(schema.config.phases, mode)
@@ -93,6 +104,11 @@ def fuzz_schema(request: pytest.FixtureRequest) -> Iterator[Any]:
     @schema.hook("map_case")
     def _follow_rules(_context: Any, case: Any) -> Any:
         positive = case.meta is None or case.meta.generation.mode.is_positive
+        if positive and case.operation.label in REPORTED:
+            case.path_parameters = {
+                **(case.path_parameters or {}),
+                "name": REPORTED[case.operation.label],
+            }
         if not positive or not isinstance(case.body, dict):
             return case
         if case.operation.label in ("POST /api/v1/studies", "POST /api/v1/studies/validate"):

@@ -14,7 +14,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from cellsearch.search.report import ReportContext, build_report
+from cellsearch.search.report import ReportContext, StudyReport, build_report
 from cellsearch.service.reports.page import render_report_html
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,13 +55,13 @@ def _context(**changes: Any) -> ReportContext:
     return ReportContext(**{**fields, **changes})
 
 
-def full_report() -> dict[str, Any]:
+def full_report() -> StudyReport:
     rng = np.random.default_rng(0)
     trials = [_trial(i, CELLS[i % 3], rng) for i in range(45)]
     return build_report(trials, _context(), n_bootstrap=100)
 
 
-def empty_report() -> dict[str, Any]:
+def empty_report() -> StudyReport:
     trials = [
         optuna.trial.create_trial(
             state=TrialState.RUNNING,
@@ -79,6 +79,25 @@ def test_page_escapes_user_strings_and_shows_warnings() -> None:
     assert '<script src="https://cdn.example/plotly.js"' in page
     assert "Partial results: the study is running" in page and "Allocation is adaptive" in page
     assert "predict the mean" in page
+
+
+def test_page_of_a_study_whose_every_trial_diverged() -> None:
+    """Finished draws without a completed one have no expected best to plot (it once
+    failed the page with a TypeError)."""
+    trials = []
+    for i in range(6):
+        trial = optuna.trial.create_trial(
+            state=TrialState.FAIL,
+            params={"cell_type": CELLS[i % 3]},
+            distributions={"cell_type": CategoricalDistribution(CELLS)},
+            user_attrs={"cell_type": CELLS[i % 3], "failure_kind": "diverged"},
+        )
+        trial.number = i
+        trials.append(trial)
+    report = build_report(trials, _context(status="completed"))
+    assert all(c.expected_best is not None and c.n_completed == 0 for c in report.cells)
+    page = render_report_html(report, plotly_js="plotly.js")
+    assert "plot-evp" not in page and "No completed trials yet" in page
 
 
 def test_inline_page_embeds_plotly() -> None:
@@ -145,7 +164,7 @@ def test_every_plot_renders_in_chromium(browser: Any, tmp_path: Path) -> None:
         drawn = ".parcoords" if plot.get_attribute("id") == "plot-parcoords" else ".trace"
         assert plot.find_elements(By.CSS_SELECTOR, drawn), plot.get_attribute("id")
     verdict = browser.find_element(By.ID, "verdict").text
-    assert verdict == report["verdict"] and "rnn_tanh" in verdict
+    assert verdict == report.verdict and "rnn_tanh" in verdict
     assert browser.title == f"cellsearch report: {HOSTILE}"
     assert "rnn_tanh" in browser.find_element(By.ID, "summary").text
     environment = browser.find_element(By.ID, "environment").text

@@ -13,11 +13,12 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from cellsearch.search.report import ReportContext, build_report
+from cellsearch.search.report import ReportContext, StudyReport, build_report
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.service.reports import sections as report_sections
 from cellsearch.service.reports.figures import axis_type, clip_band
 from cellsearch.service.reports.page import render_report_html
+from tests.search.test_report import present
 from tests.search.test_spec import spec_data
 from tests.service import test_report_page as page_tests
 from tests.service.test_report_page import _load
@@ -69,7 +70,7 @@ def _interrupted(number: int) -> FrozenTrial:
     return trial
 
 
-def decades_report(status: str = "running") -> dict[str, Any]:
+def decades_report(status: str = "running") -> StudyReport:
     spec = parse_spec(
         spec_data(
             name="decades",
@@ -95,34 +96,34 @@ def test_log_axis_only_when_values_span_more_than_two_decades() -> None:
 
 
 def test_bands_stop_at_the_metrics_bounds() -> None:
-    report = {"study": {"metric_low": 0.0, "metric_high": 1.0}}
-    low, high = clip_band([-0.2, 0.3], [0.5, 1.4], report, log=False, floor=0.01)
+    bounds = (0.0, 1.0)  # an accuracy
+    low, high = clip_band([-0.2, 0.3], [0.5, 1.4], bounds, log=False, floor=0.01)
     assert (low, high) == ([0.0, 0.3], [0.5, 1.0])
-    low, _ = clip_band([-0.2, 0.3], [0.5, 0.6], report, log=True, floor=0.01)
+    low, _ = clip_band([-0.2, 0.3], [0.5, 0.6], bounds, log=True, floor=0.01)
     assert low == [0.01, 0.3]  # a log axis cannot reach 0: the band stops at the floor
 
 
 def test_report_carries_metric_name_bounds_and_details() -> None:
     report = decades_report()
-    study = report["study"]
-    assert (study["metric_label"], study["metric_low"], study["metric_high"]) == (
+    study = report.study
+    assert (study.metric_label, study.metric_low, study.metric_high) == (
         "validation MSE", 0.0, None)  # fmt: skip
-    assert study["fixed_params"]["optimizer"] == "adam"
-    assert study["trial_counts"] == {
+    assert study.fixed_params["optimizer"] == "adam"
+    assert study.trial_counts.model_dump() == {
         "complete": 36, "pruned": 0, "failed": 0, "requeued": 1, "running": 0,
         "waiting": 0, "finished": 36,
     }  # fmt: skip
-    assert study["n_finished"] == 36  # the interrupted trial is not a finished one
-    by_cell = {c["cell_type"]: c for c in report["cells"]}
-    values = by_cell["rnn_tanh"]["points"]["value"]
-    assert by_cell["rnn_tanh"]["n_beat_baseline"] == sum(v < 1 / 6 for v in values)
-    assert by_cell["gru"]["n_beat_baseline"] == 12
-    best = by_cell["gru"]["best"]["hyperparameters"]
-    assert best["optimizer"] == "adam" and best["num_layers"] == 1  # fixed by the spec
-    assert best["learning_rate"] == by_cell["gru"]["best"]["params"]["learning_rate"]
-    table = report["trials"]
-    assert len(table["number"]) == 37 and table["state"][-1] == "requeued (interrupted)"
-    assert set(table["params"]) == {"learning_rate", "batch_size", "hidden_size"}
+    assert study.n_finished == 36  # the interrupted trial is not a finished one
+    values = report.cell("rnn_tanh").points.value
+    assert report.cell("rnn_tanh").n_beat_baseline == sum(v < 1 / 6 for v in values)
+    assert report.cell("gru").n_beat_baseline == 12
+    best = present(report.cell("gru").best)
+    assert best.hyperparameters["optimizer"] == "adam"  # fixed by the spec
+    assert best.hyperparameters["num_layers"] == 1
+    assert best.hyperparameters["learning_rate"] == best.params["learning_rate"]
+    table = present(report.trials)
+    assert len(table.number) == 37 and table.state[-1] == "requeued (interrupted)"
+    assert set(table.params) == {"learning_rate", "batch_size", "hidden_size"}
 
 
 def _js(driver: Any, code: str) -> Any:
@@ -192,7 +193,7 @@ def test_trial_table_sorts_filters_and_links_to_the_dashboard(
     value.click()
     values = [float(r[3]) for r in _rows(chromium) if r[3] != "\u2014"]
     assert values == sorted(values) and values[0] == pytest.approx(
-        min(report["trials"]["value"][:36]), rel=1e-3
+        min(v for v in present(report.trials).value[:36] if v is not None), rel=1e-3
     )
     chromium.find_element("css selector", "#trials th[data-key=value]").click()
     values = [float(r[3]) for r in _rows(chromium) if r[3] != "\u2014"]
@@ -279,7 +280,6 @@ def test_a_big_table_is_fetched_from_the_reports_json_not_carried_by_the_page(
 ) -> None:
     import functools
     import http.server
-    import json
     import threading
 
     from cellsearch.service.reports import page as report_page
@@ -289,7 +289,7 @@ def test_a_big_table_is_fetched_from_the_reports_json_not_carried_by_the_page(
     page = render_report_html(report)
     assert "const TRIALS = null;" in page and '"trials_url": "report"' in page
     (tmp_path / "report.html").write_text(page, encoding="utf-8")
-    (tmp_path / "report").write_text(json.dumps(report), encoding="utf-8")
+    (tmp_path / "report").write_text(report.to_json(), encoding="utf-8")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

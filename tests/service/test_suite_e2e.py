@@ -94,7 +94,7 @@ def cli_api(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> Api:
     """The CLI's client, talking to the test app."""
     client = Api.__new__(Api)
     client.http = TestClient(api.app, base_url="http://testserver/api/v1")
-    monkeypatch.setattr(suite_cli, "api", lambda _url: client)
+    monkeypatch.setattr(suite_cli, "api", lambda _ctx, _url: client)
     monkeypatch.setenv("COLUMNS", "200")
     return client
 

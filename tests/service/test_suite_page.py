@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cellsearch.search.report.suite import SuiteTask, build_suite_report
+from cellsearch.search.report.suite_model import RankPair, SuiteReport
 from cellsearch.service.suites.page import render_suite_html
 from tests.search.test_suite_report import study_report
 from tests.service.test_report_page import _load, browser  # noqa: F401 - the fixture
@@ -18,7 +19,7 @@ HOSTILE = "<script>alert('x')</script>&"
 STUDY_URL = "/api/v1/studies/{name}/report.html"
 
 
-def suite_report(n_tasks: int = 8, running: int = 1) -> dict[str, Any]:
+def suite_report(n_tasks: int = 8, running: int = 1) -> SuiteReport:
     """lstm and gru close, rnn_tanh clearly worse, on ``n_tasks`` finished tasks."""
     rng = np.random.default_rng(3)
     tasks = []
@@ -65,7 +66,7 @@ def test_suite_page_renders_in_chromium(browser: Any, tmp_path: Path) -> None:  
     assert errors == []
     assert browser.title == "cellsearch suite: s"
     verdict = browser.find_element(By.ID, "verdict").text
-    assert verdict == report["verdict"] and "over 8 tasks" in verdict and "rnn_tanh" in verdict
+    assert verdict == report.verdict and "over 8 tasks" in verdict and "rnn_tanh" in verdict
     assert "7 of 8" not in verdict
     task_rows = browser.find_elements(By.CSS_SELECTOR, "#tasks tr")
     assert len(task_rows) == 1 + 9
@@ -85,10 +86,18 @@ def test_suite_page_renders_in_chromium(browser: Any, tmp_path: Path) -> None:  
     browser.save_screenshot(str(tmp_path / "suite.png"))
 
 
+def _pair(separated: bool, reject: bool, better: str | None) -> RankPair:
+    return RankPair(
+        a="gru", b="lstm", statistic=0.0, p_value=0.01, p_adjusted=0.03, reject=reject,
+        favours="gru", wins=8, ties=0, losses=0, mean_difference=0.2,
+        average_rank_difference=1.0, separated=separated, better=better,
+    )  # fmt: skip
+
+
 def test_pair_result_names_the_friedman_gate() -> None:
     from cellsearch.service.suites.page import _pair_result
 
-    assert _pair_result({"separated": True, "reject": True, "better": "gru"}) == "gru better"
-    held = _pair_result({"separated": False, "reject": True, "better": "gru"})
+    assert _pair_result(_pair(True, True, "gru")) == "gru better"
+    held = _pair_result(_pair(False, True, "gru"))
     assert held == "not separated (Holm rejects, but the Friedman test does not)"
-    assert _pair_result({"separated": False, "reject": False, "better": None}) == "not separated"
+    assert _pair_result(_pair(False, False, None)) == "not separated"

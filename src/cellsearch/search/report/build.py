@@ -1,7 +1,9 @@
 """The comparison report: does the cell type matter, which one wins, how sure are we?
 
-:func:`build_report` turns a study's trials into a JSON-serialisable dict (no
-NaN or infinity: missing numbers are ``None``). Sections:
+:func:`build_report` turns a study's trials into a
+:class:`~cellsearch.search.report.model.StudyReport` (no NaN or infinity: missing numbers
+are ``None``; :meth:`~cellsearch.search.report.model.ReportModel.to_json` gives its JSON).
+Sections:
 
 - ``study``: name, direction, metric (``metric_label`` in words, ``metric_low`` and
   ``metric_high`` its bounds), budget, allocation, status, counts by state (``counts``
@@ -31,13 +33,11 @@ NaN or infinity: missing numbers are ``None``). Sections:
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import optuna
 from optuna.trial import FrozenTrial
 
@@ -49,11 +49,21 @@ from cellsearch.search.report import compare as report_compare
 from cellsearch.search.report import details as report_details
 from cellsearch.search.report import importance as report_importance
 from cellsearch.search.report.metric import objective_metric
+from cellsearch.search.report.model import (
+    SCHEMA_VERSION,
+    Allocation,
+    BootstrapInfo,
+    CellComparison,
+    CellSummary,
+    Environment,
+    ImportanceSection,
+    Reevaluation,
+    StudyFacts,
+    StudyReport,
+)
 from cellsearch.search.study.sampling import random_rounds
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import baseline_of
-
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -117,7 +127,7 @@ def build_report(
     n_bootstrap: int = 1000,
     importance: bool = True,
     trial_table: bool = True,
-) -> dict[str, Any]:
+) -> StudyReport:
     """Build the comparison report of a study.
 
     Args:
@@ -128,7 +138,7 @@ def build_report(
         trial_table: False to leave out the per-trial table (``trials`` is then None).
 
     Returns:
-        The report as a JSON-serialisable dict (see the module docstring).
+        The report (see the module docstring).
     """
     maximize = context.direction == "maximize"
     search = search_trials(trials)
@@ -142,7 +152,8 @@ def build_report(
             budget=budget,
             n_bootstrap=n_bootstrap,
             seed=[context.seed, index],
-            floor=context.baseline,
+            baseline=context.baseline,
+            fixed_params=context.fixed_params,
         )
         for index, (cell, group) in enumerate(groups.items())
     ]
@@ -163,32 +174,26 @@ def build_report(
             complete=context.status == "completed", seed=context.seed,
         )  # fmt: skip
         verdict, leader = reevaluated.verdict(reevaluation, maximize) or (verdict, leader)
-    report: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "study": _study_section(search, context, n_finished),
-        "verdict": verdict,
-        "leader": leader,
-        "warnings": (
+    return StudyReport(
+        schema_version=SCHEMA_VERSION,
+        study=_study_section(search, context, n_finished),
+        verdict=verdict,
+        leader=leader,
+        warnings=(
             caveats.partial(context.status, n_finished, context.n_trials)
             + caveats.adaptive(context.allocation)
             + caveats.pruning_rates(cells)
             + caveats.range_edges(cells, context.ranges)
         ),
-        "notes": _notes(groups, unknown, cells, comparison, reevaluation),
-        "cells": cells,
-        "comparison": comparison,
-        "reevaluation": reevaluation,
-        "importance": None,
-        "allocation": _allocation(search),
-        "environment": _environment(trials, context, n_bootstrap),
-    }
-    if importance:
-        report["importance"] = _importance(groups, maximize, context.seed)
-    _add_details(report, groups, context)
-    safe: dict[str, Any] = _json_safe(report)
-    # built JSON-safe, and large: kept out of the recursive pass
-    safe["trials"] = report_details.trial_table(trials) if trial_table else None
-    return safe
+        notes=_notes(groups, unknown, cells, comparison, reevaluation),
+        cells=cells,
+        comparison=comparison,
+        reevaluation=reevaluation,
+        importance=_importance(groups, maximize, context.seed) if importance else None,
+        allocation=_allocation(search),
+        environment=_environment(trials, context, n_bootstrap),
+        trials=report_details.trial_table(trials) if trial_table else None,
+    )
 
 
 def _tested_draws(
@@ -225,22 +230,6 @@ def _tested_draws(
     return draws, max(1, n), random_only
 
 
-def _add_details(
-    report: dict[str, Any], groups: dict[str, list[FrozenTrial]], context: ReportContext
-) -> None:
-    """Per cell: trials that beat the baseline, every hyperparameter of the best trial."""
-    maximize = context.direction == "maximize"
-    for cell in report["cells"]:
-        values = cell["points"]["value"]
-        cell["n_beat_baseline"] = report_details.beats_baseline(
-            values, context.baseline, maximize=maximize
-        )
-        best = cell.get("best")
-        if best is not None:
-            trial = next(t for t in groups[cell["cell_type"]] if t.number == best["trial_number"])
-            best["hyperparameters"] = report_details.hyperparameters(trial, context.fixed_params)
-
-
 def _group(
     trials: Sequence[FrozenTrial], cell_types: tuple[str, ...]
 ) -> tuple[dict[str, list[FrozenTrial]], list[FrozenTrial]]:
@@ -258,24 +247,22 @@ def _group(
 
 def _study_section(
     trials: Sequence[FrozenTrial], context: ReportContext, n_finished: int
-) -> dict[str, Any]:
-    section = asdict(context)
-    section["cell_types"] = list(context.cell_types)
-    section.update(
+) -> StudyFacts:
+    return StudyFacts(
+        **asdict(context),
         counts=report_cells.state_counts(trials),
         trial_counts=report_details.trial_counts(trials),
         n_finished=n_finished,
         partial=context.status != "completed",
     )
-    return section
 
 
 def _notes(
     groups: dict[str, list[FrozenTrial]],
     unknown: list[FrozenTrial],
-    cells: list[dict[str, Any]],
-    comparison: dict[str, Any] | None,
-    reevaluation: dict[str, Any] | None,
+    cells: list[CellSummary],
+    comparison: CellComparison | None,
+    reevaluation: Reevaluation | None,
 ) -> list[str]:
     out = [
         "Every finished search trial counts as one draw of its cell type's search: a pruned, "
@@ -292,21 +279,20 @@ def _notes(
         out.append(f"No trials yet for: {', '.join(empty)}.")
     if unknown:
         out.append(f"{len(unknown)} trial(s) carry no cell type and are left out per cell.")
-    if any((c.get("expected_best_at_budget") or {}).get("extrapolated") for c in cells):
+    if any(c.expected_best_at_budget and c.expected_best_at_budget.extrapolated for c in cells):
         out.append(
             "Some cell types have fewer finished trials than the per-cell budget; their "
             "expected best at the budget is extrapolated from the trials seen."
         )
     if comparison is not None:
         out.append(
-            f"Comparison: {comparison['test']} (alpha {report_compare.ALPHA}); "
-            f"P(A beats B) is for the best of {comparison['n']} "
-            f"{report_compare.unit(comparison)} each."
+            f"Comparison: {comparison.test} (alpha {report_compare.ALPHA}); "
+            f"P(A beats B) is for the best of {comparison.n} {comparison.unit} each."
         )
-        if comparison["random_only"]:
+        if comparison.random_only:
             out.append(
                 f"The comparison rests on each cell type's random draws: its first "
-                f"{comparison['n']} trials, drawn at random from the search space before "
+                f"{comparison.n} trials, drawn at random from the search space before "
                 "the sampler began to propose configurations from earlier trials (the "
                 "sampler's later trials depend on earlier ones, so tests treating them as "
                 "independent would find differences that are not there). The best values, "
@@ -314,19 +300,19 @@ def _notes(
             )
     if reevaluation is not None:
         out.append(
-            f"Seed re-evaluation: the {reevaluation['top_k']} best configurations of each cell "
-            f"type retrained with {reevaluation['seeds']} fresh seeds "
-            f"({reevaluation['finished']} runs finished). "
+            f"Seed re-evaluation: the {reevaluation.top_k} best configurations of each cell "
+            f"type retrained with {reevaluation.seeds} fresh seeds "
+            f"({reevaluation.finished} runs finished). "
             + (
                 "The verdict rests on it."
-                if reevaluation["complete"]
+                if reevaluation.complete
                 else "Until it has finished, the verdict rests on the search."
             )
         )
     return out
 
 
-def _allocation(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+def _allocation(trials: Sequence[FrozenTrial]) -> Allocation:
     """Cell type of every trial by trial number and by completion order."""
     ordered = sorted(trials, key=lambda t: t.number)
     finished = sorted(
@@ -343,12 +329,12 @@ def _allocation(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
             by_completion.setdefault(cell, []).append(rank[trial.number])
     for ranks in by_completion.values():
         ranks.sort()
-    return {"trial_number": by_number, "completion_rank": by_completion}
+    return Allocation(trial_number=by_number, completion_rank=by_completion)
 
 
 def _environment(
     trials: Sequence[FrozenTrial], context: ReportContext, n_bootstrap: int
-) -> dict[str, Any]:
+) -> Environment:
     def seen(key: Attr) -> list[str]:
         return sorted({str(t.user_attrs[key]) for t in trials if key in t.user_attrs})
 
@@ -356,20 +342,22 @@ def _environment(
     precisions = Counter(
         str(t.user_attrs[Attr.PRECISION]) for t in trials if Attr.PRECISION in t.user_attrs
     )
-    return {
-        "torch_versions": seen(Attr.TORCH_VERSION),
-        "cellsearch_versions": seen(Attr.CELLSEARCH_VERSION),
-        "optuna_version": optuna.__version__,
-        "report_cellsearch_version": cellsearch.__version__,
-        "devices": dict(sorted(devices.items())),
-        "study_seed": context.seed,
-        "trial_seeds_recorded": sum(Attr.SEED in t.user_attrs for t in trials),
-        "precisions": dict(sorted(precisions.items())),
-        "bootstrap": {"replicates": n_bootstrap, "seed": [context.seed, "cell index"]},
-    }
+    return Environment(
+        torch_versions=seen(Attr.TORCH_VERSION),
+        cellsearch_versions=seen(Attr.CELLSEARCH_VERSION),
+        optuna_version=optuna.__version__,
+        report_cellsearch_version=cellsearch.__version__,
+        devices=dict(sorted(devices.items())),
+        study_seed=context.seed,
+        trial_seeds_recorded=sum(Attr.SEED in t.user_attrs for t in trials),
+        precisions=dict(sorted(precisions.items())),
+        bootstrap=BootstrapInfo(replicates=n_bootstrap, seed=(context.seed, "cell index")),
+    )
 
 
-def _importance(groups: dict[str, list[FrozenTrial]], maximize: bool, seed: int) -> dict[str, Any]:
+def _importance(
+    groups: dict[str, list[FrozenTrial]], maximize: bool, seed: int
+) -> ImportanceSection:
     completed = {cell: report_cells.completed_values(g)[0] for cell, g in groups.items()}
     everything = [t for done in completed.values() for t in done]
     everything.sort(key=lambda t: t.number)
@@ -380,24 +368,9 @@ def _importance(groups: dict[str, list[FrozenTrial]], maximize: bool, seed: int)
         )
         for cell, done in completed.items()
     }
-    return {
-        "method": report_importance.METHOD,
-        "overall": overall,
-        "cell_type": report_importance.cell_type_rank(overall),
-        "per_cell": per_cell,
-    }
-
-
-def _json_safe(value: Any) -> Any:
-    """Recursively replace NaN/inf by None and numpy scalars by Python ones."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    return ImportanceSection(
+        method=report_importance.METHOD,
+        overall=overall,
+        cell_type=report_importance.cell_type_rank(overall),
+        per_cell=per_cell,
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+
+from cellsearch.search.report.model import CellSummary
 
 PRUNING_GAP = 0.20
 """Pruning rates of two cell types further apart than this are warned about."""
@@ -33,13 +35,13 @@ def adaptive(allocation: str) -> list[str]:
     ]
 
 
-def pruning_rates(cells: list[dict[str, Any]]) -> list[str]:
+def pruning_rates(cells: Sequence[CellSummary]) -> list[str]:
     """A warning when pruning rates of two cell types differ by more than 20 points.
 
     The pruner then decided part of the comparison: the cell type pruned more often has
     fewer completed trials, and its failed draws weigh in every statistic.
     """
-    rates = {c["cell_type"]: c["pruning_rate"] for c in cells if c["pruning_rate"] is not None}
+    rates = {c.cell_type: c.pruning_rate for c in cells if c.pruning_rate is not None}
     if len(rates) < 2:
         return []
     high = max(rates, key=lambda cell: rates[cell])
@@ -55,17 +57,17 @@ def pruning_rates(cells: list[dict[str, Any]]) -> list[str]:
 
 
 def range_edges(
-    cells: list[dict[str, Any]], ranges: dict[str, tuple[float, float, bool]]
+    cells: Sequence[CellSummary], ranges: dict[str, tuple[float, float, bool]]
 ) -> list[str]:
     """A warning per cell type whose best trial sits on the edge of a searched range: the
     best configuration may lie outside it."""
     out = []
     for cell in cells:
-        best = cell.get("best")
-        if not best:
+        best = cell.best
+        if best is None:
             continue
         edges = []
-        for name, value in best["params"].items():
+        for name, value in best.params.items():
             if name not in ranges or not isinstance(value, int | float):
                 continue
             low, high, log = ranges[name]
@@ -74,7 +76,7 @@ def range_edges(
                 edges.append(f"{name} = {value:.4g} at the {side} of [{low:g}, {high:g}]")
         if edges:
             out.append(
-                f"{cell['cell_type']}'s best trial (#{best['trial_number']}) has "
+                f"{cell.cell_type}'s best trial (#{best.trial_number}) has "
                 f"{'; '.join(edges)}: its best configuration may lie outside the searched "
                 "range; consider widening it."
             )

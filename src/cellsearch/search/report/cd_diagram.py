@@ -1,7 +1,8 @@
 """The critical-difference diagram of a suite comparison, drawn as plain SVG.
 
-Input: the dict of :func:`cellsearch.search.report.suite_stats.compare_over_tasks`
-(its ``cd`` section, ``n_tasks`` and ``verdict``). No plotting library: the SVG is a
+Input: the :class:`~cellsearch.search.report.suite_model.SuiteComparison` of
+:func:`cellsearch.search.report.suite_stats.compare_over_tasks` (its ``cd`` section,
+``n_tasks`` and ``verdict``). No plotting library: the SVG is a
 few lines and text elements, every name HTML-escaped, so that it can be embedded in a
 page or saved as a file.
 """
@@ -9,8 +10,8 @@ page or saved as a file.
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
-from typing import Any
+
+from cellsearch.search.report.suite_model import SuiteComparison
 
 
 def _svg_text(x: float, y: float, text: str, anchor: str, size: int = 12) -> str:
@@ -27,7 +28,7 @@ def _svg_line(x1: float, y1: float, x2: float, y2: float, width: float = 1.0) ->
     )
 
 
-def cd_diagram_svg(result: Mapping[str, Any], width: int = 720) -> str:
+def cd_diagram_svg(result: SuiteComparison, width: int = 720) -> str:
     """Draw the critical-difference diagram of :func:`compare_over_tasks` as plain SVG.
 
     The axis carries average ranks with rank 1 (best) on the right, as in Demsar
@@ -35,9 +36,8 @@ def cd_diagram_svg(result: Mapping[str, Any], width: int = 720) -> str:
     the right, the rest on the left); thick bars join each clique of two or more cell
     types that no corrected test separates; the Nemenyi CD is drawn above for scale.
     """
-    cd = result["cd"]
-    order: list[str] = cd["order"]
-    ranks: list[float | None] = cd["average_ranks"]
+    cd = result.cd
+    order, ranks = cd.order, cd.average_ranks
     k = len(order)
     if k == 0 or any(r is None for r in ranks):
         message = "no cell type has a score on every compared task"
@@ -54,12 +54,12 @@ def cd_diagram_svg(result: Mapping[str, Any], width: int = 720) -> str:
     for tick in range(1, hi + 1):
         body.append(_svg_line(x_of(tick), axis_y - 6, x_of(tick), axis_y))
         body.append(_svg_text(x_of(tick), axis_y - 10, str(tick), "middle", 11))
-    crit = cd["critical_difference"]
+    crit = cd.critical_difference
     if crit is not None:
         span = min(float(crit), hi - 1.0)
         body.append(_svg_line(left, 18, x_of(hi - span), 18, 1.5))
         body.append(_svg_text(x_of(hi - span) + 6, 22, f"CD = {crit:.2f} (Nemenyi)", "start", 11))
-    bars = [c for c in cd["cliques"] if len(c) >= 2]
+    bars = [c for c in cd.cliques if len(c) >= 2]
     for row, clique in enumerate(bars):
         xs = [x_of(float(ranks[order.index(name)] or 1.0)) for name in clique]
         y = axis_y + 14 + 8 * row
@@ -80,9 +80,9 @@ def cd_diagram_svg(result: Mapping[str, Any], width: int = 720) -> str:
         body.append(f'<g class="cell"><title>{html.escape(name)}</title>')
         body += [_svg_text(end + (4 if on_right else -4), y + 4, text, anchor), "</g>"]
     height = top + 20 * max(n_right, k - n_right) + 22
-    caption = f"{result['n_tasks']} tasks; bars join cell types no corrected test separates"
+    caption = f"{result.n_tasks} tasks; bars join cell types no corrected test separates"
     body.append(_svg_text(width / 2, height - 8, caption, "middle", 11))
-    return _svg_wrap(width, height, body, result.get("verdict", caption))
+    return _svg_wrap(width, height, body, result.verdict)
 
 
 def _svg_wrap(width: float, height: float, body: list[str], title: str) -> str:

@@ -37,8 +37,22 @@ from cellsearch.search.record import (
     Attr,
     TrialRecord,
     failure_kind,
+    finite,
 )
-from cellsearch.search.report import draw_stats, stats
+from cellsearch.search.report import details, draw_stats, stats
+from cellsearch.search.report.model import (
+    BestTrial,
+    CellSummary,
+    CompletedPoints,
+    DrawCounts,
+    ExpectedBestAtBudget,
+    ExpectedBestCurve,
+    FailureCounts,
+    LearningCurve,
+    ParamValue,
+    PrunedSummary,
+    StateCounts,
+)
 
 STATE_KEYS = {
     TrialState.COMPLETE: "complete",
@@ -74,10 +88,10 @@ def draws_of(trials: Sequence[FrozenTrial], maximize: bool) -> draw_stats.Draws:
     return draw_stats.Draws.of(values, failed, maximize=maximize)
 
 
-def state_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
-    """Number of trials in each state (every state key present)."""
+def state_counts(trials: Sequence[FrozenTrial]) -> StateCounts:
+    """Number of trials in each state."""
     counts = Counter(STATE_KEYS.get(t.state) for t in trials)
-    return {key: counts.get(key, 0) for key in STATE_KEYS.values()}
+    return StateCounts(**{key: counts.get(key, 0) for key in STATE_KEYS.values()})
 
 
 def evp_grid(size: int) -> np.ndarray:
@@ -87,43 +101,35 @@ def evp_grid(size: int) -> np.ndarray:
     return np.unique(np.geomspace(1, size, EVP_MAX_POINTS).round().astype(np.int64))
 
 
-def _float(x: Any) -> float | None:
-    """A finite float, or None."""
-    if x is None:
-        return None
-    value = float(x)
-    return value if math.isfinite(value) else None
-
-
 def _outcomes(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
     counts = state_counts(trials)
     kinds = Counter(failure_kind(t) for t in trials if t.state == TrialState.FAIL)
     failures = {k: kinds.get(k, 0) for k in COUNTED_FAILURES + REQUEUED_FAILURES}
     requeued = sum(failures[k] for k in REQUEUED_FAILURES)
-    outcomes = counts["complete"] + counts["pruned"] + counts["fail"] - requeued
+    outcomes = counts.complete + counts.pruned + counts.fail - requeued
     return {
         "counts": counts,
-        "failures": failures,
+        "failures": FailureCounts(**failures),
         "n_model_outcomes": outcomes,
         "divergence_rate": failures["diverged"] / outcomes if outcomes else None,
-        "pruning_rate": counts["pruned"] / outcomes if outcomes else None,
+        "pruning_rate": counts.pruned / outcomes if outcomes else None,
     }
 
 
-def _pruned_summary(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+def _pruned_summary(trials: Sequence[FrozenTrial]) -> PrunedSummary:
     last = [
         t.intermediate_values[max(t.intermediate_values)]
         for t in trials
         if t.state == TrialState.PRUNED and t.intermediate_values
     ]
-    finite = [v for v in last if math.isfinite(v)]
-    return {
-        "count": sum(t.state == TrialState.PRUNED for t in trials),
-        "median_value_at_pruning": float(np.median(finite)) if finite else None,
-    }
+    finite_values = [v for v in last if math.isfinite(v)]
+    return PrunedSummary(
+        count=sum(t.state == TrialState.PRUNED for t in trials),
+        median_value_at_pruning=float(np.median(finite_values)) if finite_values else None,
+    )
 
 
-def learning_curve(trials: Sequence[FrozenTrial]) -> dict[str, list[Any]] | None:
+def learning_curve(trials: Sequence[FrozenTrial]) -> LearningCurve | None:
     """Median and inter-quartile band of the intermediate values per epoch."""
     curves = [
         t.intermediate_values
@@ -142,18 +148,23 @@ def learning_curve(trials: Sequence[FrozenTrial]) -> dict[str, list[Any]] | None
     keep = ~np.all(np.isnan(table), axis=0)
     table = table[:, keep]
     q25, median, q75 = np.nanpercentile(table, [25, 50, 75], axis=0)
-    return {
-        "epoch": [int(e) for e, k in zip(epochs, keep, strict=True) if k],
-        "median": median.tolist(),
-        "q25": q25.tolist(),
-        "q75": q75.tolist(),
-        "n_trials": np.sum(~np.isnan(table), axis=0).tolist(),
-    }
+    return LearningCurve(
+        epoch=[int(e) for e, k in zip(epochs, keep, strict=True) if k],
+        median=median.tolist(),
+        q25=q25.tolist(),
+        q75=q75.tolist(),
+        n_trials=np.sum(~np.isnan(table), axis=0).tolist(),
+    )
 
 
 def _best(
-    done: list[FrozenTrial], values: np.ndarray, maximize: bool, n_bootstrap: int, seed: list[int]
-) -> dict[str, Any]:
+    done: list[FrozenTrial],
+    values: np.ndarray,
+    maximize: bool,
+    n_bootstrap: int,
+    seed: list[int],
+    fixed_params: dict[str, ParamValue],
+) -> BestTrial:
     index = int(np.argmax(values) if maximize else np.argmin(values))
     trial = done[index]
     low, high = (None, None)
@@ -162,41 +173,41 @@ def _best(
             values, maximize=maximize, n_bootstrap=n_bootstrap, seed=seed
         )
     record = TrialRecord.of(trial)
-    return {
-        "value": float(values[index]),
-        "ci_low": low,
-        "ci_high": high,
-        "trial_number": trial.number,
-        "params": record.params,
-        "param_count": record.param_count,
-        "seconds_per_epoch": _float(record.seconds_per_epoch),
-        "test_metric": _float(record.test_metric),
-        "test_metric_name": record.test_metric_name,
-    }
+    return BestTrial(
+        value=float(values[index]),
+        ci_low=low,
+        ci_high=high,
+        trial_number=trial.number,
+        params=record.params,
+        param_count=record.param_count,
+        seconds_per_epoch=finite(record.seconds_per_epoch),
+        test_metric=finite(record.test_metric),
+        test_metric_name=record.test_metric_name,
+        hyperparameters=details.hyperparameters(trial, fixed_params),
+    )
 
 
 def _expected_best(
     draws: draw_stats.Draws, budget: int, floor: float | None, n_bootstrap: int, seed: list[int]
-) -> dict[str, Any]:
+) -> tuple[ExpectedBestCurve, ExpectedBestAtBudget]:
     grid = evp_grid(draws.size)
     curve = draw_stats.expected_best(draws, grid, floor=floor)
     at = draw_stats.expected_best(draws, [budget], floor=floor)
     low, high = draw_stats.expected_best_ci(
         draws, budget, floor=floor, n_bootstrap=n_bootstrap, seed=seed
     )
-    return {
-        "curve": {k: curve[k] for k in ("n", "mean", "std", "p_all_failed")},
-        "at_budget": {
-            "n": budget,
-            "mean": at["mean"][0],
-            "std": at["std"][0],
-            "p_all_failed": at["p_all_failed"][0],
-            "mean_with_floor": None if floor is None else at["mean_with_floor"][0],
-            "ci_low": low,
-            "ci_high": high,
-            "extrapolated": budget > draws.size,
-        },
-    }
+    return ExpectedBestCurve(
+        n=curve["n"], mean=curve["mean"], std=curve["std"], p_all_failed=curve["p_all_failed"]
+    ), ExpectedBestAtBudget(
+        n=budget,
+        mean=at["mean"][0],
+        std=at["std"][0],
+        p_all_failed=at["p_all_failed"][0],
+        mean_with_floor=None if floor is None else at["mean_with_floor"][0],
+        ci_low=low,
+        ci_high=high,
+        extrapolated=budget > draws.size,
+    )
 
 
 def summarise_cell(
@@ -207,32 +218,42 @@ def summarise_cell(
     budget: int,
     n_bootstrap: int,
     seed: list[int],
-    floor: float | None = None,
-) -> dict[str, Any]:
+    baseline: float | None = None,
+    fixed_params: dict[str, ParamValue] | None = None,
+) -> CellSummary:
     """Summary of one cell type's search trials (see the module docstring for conventions).
 
     Args:
-        floor: The score of a search whose every draw failed (the task's baseline), for
-            the expected best at the budget; None leaves that figure out.
+        baseline: The task's baseline: the completed trials that beat it are counted, and
+            it scores a search whose every draw failed in the expected best at the budget;
+            None leaves both out.
+        fixed_params: The hyperparameters the spec fixes (see
+            :func:`cellsearch.search.report.details.fixed_params`), for the best trial's
+            ``hyperparameters``.
     """
     done, values = completed_values(trials)
     draws = draws_of(trials, maximize)
-    summary: dict[str, Any] = {"cell_type": cell, **_outcomes(trials)}
-    summary["n_completed"] = len(done)
-    summary["draws"] = {"n": draws.size, "completed": draws.n_completed, "failed": draws.failed}
-    summary["pruned"] = _pruned_summary(trials)
-    summary["learning_curve"] = learning_curve(trials)
-    summary["points"] = {
-        "trial_number": [t.number for t in done],
-        "value": values.tolist(),
-        "param_count": [t.user_attrs.get(Attr.PARAM_COUNT) for t in done],
-    }
-    summary.update(best=None, median=None, expected_best=None, expected_best_at_budget=None)
+    best = median = expected = at_budget = None
     if done:
-        summary["best"] = _best(done, values, maximize, n_bootstrap, seed)
-        summary["median"] = float(np.median(values))
+        best = _best(done, values, maximize, n_bootstrap, seed, fixed_params or {})
+        median = float(np.median(values))
     if draws.size:
-        evp = _expected_best(draws, budget, floor, n_bootstrap, seed)
-        summary["expected_best"] = evp["curve"]
-        summary["expected_best_at_budget"] = evp["at_budget"]
-    return summary
+        expected, at_budget = _expected_best(draws, budget, baseline, n_bootstrap, seed)
+    return CellSummary(
+        cell_type=cell,
+        **_outcomes(trials),
+        n_completed=len(done),
+        draws=DrawCounts(n=draws.size, completed=draws.n_completed, failed=draws.failed),
+        pruned=_pruned_summary(trials),
+        learning_curve=learning_curve(trials),
+        points=CompletedPoints(
+            trial_number=[t.number for t in done],
+            value=values.tolist(),
+            param_count=[t.user_attrs.get(Attr.PARAM_COUNT) for t in done],
+        ),
+        best=best,
+        median=median,
+        expected_best=expected,
+        expected_best_at_budget=at_budget,
+        n_beat_baseline=details.beats_baseline(values.tolist(), baseline, maximize=maximize),
+    )

@@ -23,10 +23,12 @@ cell type instead: its per-seed values are compared with the same test.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 from typing import Any
 
 from cellsearch.search.report import design_power, draw_stats, stats
+from cellsearch.search.report.model import CellComparison, CellSummary, PairTest, SeedComparison
 from cellsearch.search.report.permutation import comparison_test
 
 ALPHA = 0.05
@@ -40,7 +42,7 @@ NO_DIFFERENCE = "No detectable difference at this budget"
 
 def compare_cells(
     draws: dict[str, draw_stats.Draws], *, budget: int, random_only: bool = False
-) -> dict[str, Any]:
+) -> CellComparison:
     """Pairwise effect sizes and Holm-corrected tests between cell types.
 
     Args:
@@ -50,21 +52,17 @@ def compare_cells(
             the test's name and the verdict).
 
     Returns:
-        ``{"n", "alpha", "test", "random_only", "pairs"}``; each pair holds ``a``, ``b``,
-        draw counts (``n_a``, ``n_b``: completed; ``draws_a``, ``draws_b``: all),
-        ``p_best_of_n`` and ``p_single`` (probability that A beats B; None when either side
-        has fewer than two completed draws), ``p_value``, ``p_adjusted``, ``reject`` and
-        ``better`` (the winning cell type when rejected, else None).
+        The comparison; each pair holds ``a``, ``b``, draw counts (``n_a``, ``n_b``:
+        completed; ``draws_a``, ``draws_b``: all), ``p_best_of_n`` and ``p_single``
+        (probability that A beats B; None when either side has fewer than two completed
+        draws), ``p_value``, ``p_adjusted``, ``reject`` and ``better`` (the winning cell
+        type when rejected, else None).
     """
     pairs = [_pair(a, b, draws[a], draws[b], budget) for a, b in combinations(sorted(draws), 2)]
-    _holm(pairs)
     test = f"{TEST_NAME}, on the random draws only" if random_only else TEST_NAME
-    return {"n": budget, "alpha": ALPHA, "test": test, "random_only": random_only, "pairs": pairs}
-
-
-def unit(comparison: dict[str, Any]) -> str:
-    """What the comparison's ``n`` counts: trials, or the random phase's trials."""
-    return "random trials" if comparison.get("random_only") else "trials"
+    return CellComparison(
+        n=budget, alpha=ALPHA, test=test, random_only=random_only, pairs=_holm(pairs)
+    )
 
 
 def _pair(
@@ -92,8 +90,8 @@ def _pair(
     return pair
 
 
-def _holm(pairs: list[dict[str, Any]]) -> None:
-    """Holm-correct the tested pairs in place and name the better cell of each rejection."""
+def _holm(pairs: list[dict[str, Any]]) -> list[PairTest]:
+    """Holm-correct the tested pairs and name the better cell of each rejection."""
     tested = [p for p in pairs if p["p_value"] is not None]
     adjusted, reject = stats.holm([p["p_value"] for p in tested], ALPHA)
     for pair, p_adj, rej in zip(tested, adjusted, reject, strict=True):
@@ -102,54 +100,55 @@ def _holm(pairs: list[dict[str, Any]]) -> None:
         if rej:
             effect = pair["p_best_of_n"] if pair["p_best_of_n"] is not None else pair["p_single"]
             pair["better"] = pair["a"] if effect > 0.5 else pair["b"]
+    return [PairTest(**pair) for pair in pairs]
 
 
 def leader(
-    cells: list[dict[str, Any]], draws: dict[str, draw_stats.Draws], n: int, maximize: bool
+    cells: Sequence[CellSummary], draws: dict[str, draw_stats.Draws], n: int, maximize: bool
 ) -> str | None:
     """The cell type whose tested ``draws`` give the best expected best of ``n`` (the
     draws and ``n`` the tests compare), among those with at least ``MIN_TEST_SIZE``
     completed trials; ties go to the better best value."""
     expected: dict[str, float] = {}
     for c in cells:
-        cell, tested = c["cell_type"], draws.get(c["cell_type"])
-        if c["n_completed"] >= MIN_TEST_SIZE and tested is not None and tested.n_completed:
-            expected[cell] = draw_stats.expected_best(tested, [n])["mean"][0]
+        tested = draws.get(c.cell_type)
+        if c.n_completed >= MIN_TEST_SIZE and tested is not None and tested.n_completed:
+            expected[c.cell_type] = draw_stats.expected_best(tested, [n])["mean"][0]
     if not expected:
         return None
     sign = 1.0 if maximize else -1.0
-    best = max(
-        (c for c in cells if c["cell_type"] in expected),
-        key=lambda c: (sign * expected[c["cell_type"]], sign * c["best"]["value"]),
-    )
-    return str(best["cell_type"])
+
+    def rank(c: CellSummary) -> tuple[float, float]:
+        best = c.best.value if c.best is not None else 0.0  # every ranked cell has a best
+        return sign * expected[c.cell_type], sign * best
+
+    return max((c for c in cells if c.cell_type in expected), key=rank).cell_type
 
 
 def _names(cells: list[str]) -> str:
     return ", ".join(cells)
 
 
-def missing_evidence(cells: list[dict[str, Any]]) -> list[str]:
+def missing_evidence(cells: Sequence[CellSummary]) -> list[str]:
     """One phrase per cell type with too few completed draws to compare, e.g.
     ``"lstm: 1 of 10 trials completed (9 pruned)"``."""
     out = []
     for c in cells:
-        if c["n_completed"] >= MIN_TEST_SIZE:
+        if c.n_completed >= MIN_TEST_SIZE:
             continue
-        lost = {"pruned": c["counts"]["pruned"], **c["failures"]}
+        lost = {"pruned": c.counts.pruned, **dict(c.failures)}
         why = ", ".join(f"{n} {kind}" for kind, n in lost.items() if n and kind != "stale")
-        finished = c["draws"]["n"]
         out.append(
-            f"{c['cell_type']}: {c['n_completed']} of {finished} trials completed"
+            f"{c.cell_type}: {c.n_completed} of {c.draws.n} trials completed"
             + (f" ({why})" if why else "")
         )
     return out
 
 
 def verdict(
-    comparison: dict[str, Any] | None,
+    comparison: CellComparison | None,
     *,
-    cells: list[dict[str, Any]],
+    cells: Sequence[CellSummary],
     lead: str | None,
     n_finished: int,
 ) -> tuple[str, str | None]:
@@ -173,25 +172,25 @@ def verdict(
             f"{MIN_TEST_SIZE}): {'; '.join(missing)}. Run more trials (budget.n_trials), "
             "raise pruning.min_complete_per_cell, or use pruner: none."
         ), None
-    if comparison is not None and lead is None and comparison["random_only"]:
+    if comparison is not None and lead is None and comparison.random_only:
         return (
             "No cell type completed any of its random draws, on which the tests rest: "
             "nothing to compare."
         ), None
     if comparison is None or lead is None:
         return "Only one cell type has finished trials: nothing to compare.", None
-    return _tested_verdict(comparison, lead, [c["cell_type"] for c in cells], unit(comparison))
+    return _tested_verdict(comparison, lead, [c.cell_type for c in cells], comparison.unit)
 
 
 def _tested_verdict(
-    comparison: dict[str, Any], lead: str, compared: list[str], unit: str
+    comparison: CellComparison | SeedComparison, lead: str, compared: list[str], unit: str
 ) -> tuple[str, str | None]:
-    n, pairs = comparison["n"], comparison["pairs"]
-    method = f"{n} {unit} per cell type; {comparison['test']}, alpha {ALPHA}"
-    detected = [p for p in pairs if p["reject"]]
+    n, pairs = comparison.n, comparison.pairs
+    method = f"{n} {unit} per cell type; {comparison.test}, alpha {ALPHA}"
+    detected = [p for p in pairs if p.reject]
     if not detected:
         return _no_difference(pairs, compared, unit, method), None
-    beaten = [p["b"] if p["a"] == lead else p["a"] for p in detected if p["better"] == lead]
+    beaten = [p.b if p.a == lead else p.a for p in detected if p.better == lead]
     tied = [c for c in compared if c != lead and c not in beaten]
     if beaten and not tied:
         return f"{lead} is best: better than {_names(beaten)} ({method}).", lead
@@ -201,7 +200,7 @@ def _tested_verdict(
             f"from {_names(tied)} at this budget ({method})."
         ), lead
     others = "; ".join(
-        f"{p['better']} better than {p['b'] if p['better'] == p['a'] else p['a']}" for p in detected
+        f"{p.better} better than {p.b if p.better == p.a else p.a}" for p in detected
     )
     return (
         f"No cell type is best overall; detected: {others}; no other pair differs at this "
@@ -209,10 +208,10 @@ def _tested_verdict(
     ), None
 
 
-def _no_difference(pairs: list[dict[str, Any]], compared: list[str], unit: str, method: str) -> str:
+def _no_difference(pairs: list[PairTest], compared: list[str], unit: str, method: str) -> str:
     """The sentence when no pair differs: why, and what would tell them apart."""
     m = max(1, len(pairs))
-    smallest = min(min(p["draws_a"], p["draws_b"]) for p in pairs)
+    smallest = min(min(p.draws_a, p.draws_b) for p in pairs)
     attainable = design_power.min_attainable_p(smallest, smallest)
     needed = design_power.trials_needed(m, ALPHA)
     if attainable > ALPHA / m:
@@ -222,7 +221,7 @@ def _no_difference(pairs: list[dict[str, Any]], compared: list[str], unit: str, 
             f"{attainable:.2g}, above the {ALPHA / m:.2g} that Holm's correction needs for "
             f"{m} pair(s); at least {needed} {unit} per cell type are needed."
         )
-    effects = [p["p_single"] for p in pairs if p["p_single"] is not None]
+    effects = [p.p_single for p in pairs if p.p_single is not None]
     largest = max(effects, key=lambda e: abs(e - 0.5), default=0.5)
     power = design_power.trials_for_power(largest, m_pairs=m, alpha=ALPHA)
     hint = (
@@ -236,19 +235,18 @@ def _no_difference(pairs: list[dict[str, Any]], compared: list[str], unit: str, 
 
 def compare_reevaluated(
     seeds: dict[str, draw_stats.Draws], *, n_seeds: int
-) -> dict[str, Any] | None:
+) -> SeedComparison | None:
     """Pairwise tests on the per-seed values of each cell type's retrained best
     configuration (failed seeds count as failed draws); None with fewer than two."""
     if len(seeds) < 2:
         return None
     pairs = [_pair(a, b, seeds[a], seeds[b], 1) for a, b in combinations(sorted(seeds), 2)]
-    _holm(pairs)
     test = TEST_NAME.replace("draws", "seeds")
-    return {"n": n_seeds, "alpha": ALPHA, "test": test, "pairs": pairs}
+    return SeedComparison(n=n_seeds, alpha=ALPHA, test=test, pairs=_holm(pairs))
 
 
 def reevaluation_verdict(
-    comparison: dict[str, Any], means: dict[str, float], maximize: bool
+    comparison: SeedComparison, means: dict[str, float], maximize: bool
 ) -> tuple[str, str | None]:
     """The verdict from re-evaluated configurations (it says that it rests on them)."""
     sign = 1.0 if maximize else -1.0

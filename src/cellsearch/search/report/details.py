@@ -19,12 +19,9 @@ from typing import Any
 from optuna.trial import FrozenTrial, TrialState
 
 from cellsearch.search.record import CELL_PARAM, Attr, cell_of, failure_kind, is_counted
+from cellsearch.search.report.model import TrialCounts, TrialTable
 from cellsearch.search.study.spec import FloatRange, IntRange, StudySpec
 
-_SPACE_FIELDS = (
-    "hidden_size", "num_layers", "learning_rate", "batch_size", "dropout", "optimizer",
-    "weight_decay", "grad_clip",
-)  # fmt: skip
 _DIGITS = 6  # significant digits of the floats in the trial table
 
 
@@ -45,10 +42,8 @@ def fixed_params(spec: StudySpec) -> dict[str, Any]:
     """
     space = spec.space
     out: dict[str, Any] = {}
-    for name in _SPACE_FIELDS:
-        if name == "hidden_size" and spec.param_budget is not None:
-            continue
-        fixed, value = _fixed(getattr(space, name))
+    for name, param in spec.space_params().items():
+        fixed, value = _fixed(param)
         if fixed:
             out[name] = value
     for cell, options in space.cell_options.items():
@@ -80,7 +75,7 @@ def hyperparameters(trial: FrozenTrial, fixed: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def trial_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
+def trial_counts(trials: Sequence[FrozenTrial]) -> TrialCounts:
     """Trials by state with the service's keys (``GET /studies/{name}``'s ``counts``).
 
     ``failed`` are model outcomes (diverged, error) and count toward the budget;
@@ -89,16 +84,15 @@ def trial_counts(trials: Sequence[FrozenTrial]) -> dict[str, int]:
     """
     states = Counter(t.state for t in trials)
     failed = sum(t.state == TrialState.FAIL and is_counted(t) for t in trials)
-    counts = {
-        "complete": states[TrialState.COMPLETE],
-        "pruned": states[TrialState.PRUNED],
-        "failed": failed,
-        "requeued": states[TrialState.FAIL] - failed,
-        "running": states[TrialState.RUNNING],
-        "waiting": states[TrialState.WAITING],
-    }
-    counts["finished"] = counts["complete"] + counts["pruned"] + failed
-    return counts
+    return TrialCounts(
+        complete=states[TrialState.COMPLETE],
+        pruned=states[TrialState.PRUNED],
+        failed=failed,
+        requeued=states[TrialState.FAIL] - failed,
+        running=states[TrialState.RUNNING],
+        waiting=states[TrialState.WAITING],
+        finished=states[TrialState.COMPLETE] + states[TrialState.PRUNED] + failed,
+    )
 
 
 def beats_baseline(
@@ -124,12 +118,15 @@ def _state(trial: FrozenTrial) -> str:
     return trial.state.name.lower()
 
 
-def trial_table(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
+def trial_table(trials: Sequence[FrozenTrial]) -> TrialTable:
     """One row per trial, stored column by column (compact for 10,000 trials).
 
+    The table is made of values this function checked, so it is built without pydantic's
+    validation (about 5% of the report's time at 10,000 trials otherwise).
+
     Returns:
-        ``{"number", "cell_type", "state", "value", "epochs", "seconds", "param_count"}``
-        lists of equal length, and ``params``: each searched hyperparameter's column
+        ``number``, ``cell_type``, ``state``, ``value``, ``epochs``, ``seconds`` and
+        ``param_count``: lists of equal length; ``params``: each searched hyperparameter's column
         (None where a trial has no such parameter, e.g. another cell's option; a hidden
         size solved from a parameter budget is one). ``state`` is ``complete``,
         ``pruned``, ``failed`` (a model outcome: diverged or error), ``requeued
@@ -160,10 +157,17 @@ def trial_table(trials: Sequence[FrozenTrial]) -> dict[str, Any]:
             row["hidden_size"] = size  # solved from a parameter budget
         rows.append(row)
     names = sorted({name for row in rows for name in row})
-    table: dict[str, Any] = dict(columns)
-    table["params"] = {name: [_round(row.get(name)) for row in rows] for name in names}
-    table["log_scale"] = _log_scaled(trials, names)
-    return table
+    return TrialTable.model_construct(
+        number=columns["number"],
+        cell_type=columns["cell_type"],
+        state=columns["state"],
+        value=columns["value"],
+        epochs=columns["epochs"],
+        seconds=columns["seconds"],
+        param_count=columns["param_count"],
+        params={name: [_round(row.get(name)) for row in rows] for name in names},
+        log_scale=_log_scaled(trials, names),
+    )
 
 
 def _log_scaled(trials: Sequence[FrozenTrial], names: list[str]) -> list[str]:

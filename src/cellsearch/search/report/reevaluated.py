@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
@@ -23,9 +22,16 @@ from cellsearch.search.record import (
     COUNTED_FAILURES,
     TrialRecord,
     failure_kind,
+    finite,
     is_reevaluation,
 )
 from cellsearch.search.report import compare, draw_stats, stats
+from cellsearch.search.report.model import (
+    ReevaluatedCell,
+    ReevaluatedConfiguration,
+    Reevaluation,
+    SeedSummary,
+)
 
 
 def summarise(
@@ -36,7 +42,7 @@ def summarise(
     maximize: bool,
     complete: bool,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> Reevaluation:
     """The re-evaluation section (see the module docstring).
 
     Args:
@@ -57,7 +63,7 @@ def summarise(
             record = TrialRecord.of(t)
             if record.reevaluation_of is not None and record.cell_type is not None:
                 runs[record.cell_type][record.reevaluation_of].append(t)
-    cells: dict[str, Any] = {}
+    cells: dict[str, ReevaluatedCell] = {}
     selected: dict[str, draw_stats.Draws] = {}
     means: dict[str, float] = {}
     for index, (cell, configs) in enumerate(sorted(runs.items())):
@@ -65,32 +71,28 @@ def summarise(
             _configuration(of, by_number.get(of), done, maximize, [seed, index, of])
             for of, done in configs.items()
         ]
-        summaries.sort(key=lambda s: _order(s, maximize))
-        best = summaries[0]
-        cells[cell] = {"configurations": summaries, "selected": best["of"]}
-        if best["val"] is not None:
-            selected[cell] = best["draws"]
-            means[cell] = best["val"]["mean"]
-    comparison = compare.compare_reevaluated(selected, n_seeds=seeds)
+        summaries.sort(key=lambda s: _order(s[0], maximize))
+        best, best_draws = summaries[0]
+        cells[cell] = ReevaluatedCell(configurations=[c for c, _ in summaries], selected=best.of)
+        if best.val is not None:
+            selected[cell] = best_draws
+            means[cell] = best.val.mean
     finished = sum(len(done) for configs in runs.values() for done in configs.values())
-    for summary in (c for cell in cells.values() for c in cell["configurations"]):
-        summary.pop("draws")
-    return {
-        "top_k": top_k,
-        "seeds": seeds,
-        "finished": finished,
-        "complete": complete,
-        "cells": cells,
-        "comparison": comparison,
-        "means": means,
-    }
+    return Reevaluation(
+        top_k=top_k,
+        seeds=seeds,
+        finished=finished,
+        complete=complete,
+        cells=cells,
+        comparison=compare.compare_reevaluated(selected, n_seeds=seeds),
+        means=means,
+    )
 
 
-def _order(summary: dict[str, Any], maximize: bool) -> tuple[float, int]:
-    val = summary["val"]
-    if val is None:
-        return (math.inf, summary["of"])
-    return (-val["mean"] if maximize else val["mean"], summary["of"])
+def _order(summary: ReevaluatedConfiguration, maximize: bool) -> tuple[float, int]:
+    if summary.val is None:
+        return (math.inf, summary.of)
+    return (-summary.val.mean if maximize else summary.val.mean, summary.of)
 
 
 def _configuration(
@@ -99,29 +101,30 @@ def _configuration(
     done: list[FrozenTrial],
     maximize: bool,
     seed: list[int],
-) -> dict[str, Any]:
+) -> tuple[ReevaluatedConfiguration, draw_stats.Draws]:
+    """One configuration's summary, and its per-seed values as draws (for the tests)."""
     completed = [TrialRecord.of(t) for t in done if t.state == TrialState.COMPLETE]
     values = [float(r.value) for r in completed if r.value is not None]
     tests = [r.test_metric for r in completed if r.test_metric is not None]
     failed = len(done) - len(values)
-    return {
-        "of": of,
-        "params": dict(source.params) if source is not None else None,
-        "search_value": source.value if source is not None else None,
-        "seeds_finished": len(done),
-        "failed": failed,
-        "val": stats.seed_summary(values, seed=seed) if values else None,
-        "test": stats.seed_summary(tests, seed=seed) if tests else None,
-        "draws": draw_stats.Draws.of(values, failed, maximize=maximize),
-    }
+    summary = ReevaluatedConfiguration(
+        of=of,
+        params=dict(source.params) if source is not None else None,
+        search_value=finite(source.value) if source is not None else None,
+        seeds_finished=len(done),
+        failed=failed,
+        val=SeedSummary(**stats.seed_summary(values, seed=seed)) if values else None,
+        test=SeedSummary(**stats.seed_summary(tests, seed=seed)) if tests else None,
+    )
+    return summary, draw_stats.Draws.of(values, failed, maximize=maximize)
 
 
-def verdict(section: dict[str, Any], maximize: bool) -> tuple[str, str | None] | None:
+def verdict(section: Reevaluation, maximize: bool) -> tuple[str, str | None] | None:
     """The verdict from the re-evaluation, or None while it cannot carry one (not finished,
     fewer than two cell types, or too few completed seeds)."""
-    comparison = section["comparison"]
-    if not section["complete"] or comparison is None:
+    comparison = section.comparison
+    if not section.complete or comparison is None:
         return None
-    if any(min(p["n_a"], p["n_b"]) < compare.MIN_TEST_SIZE for p in comparison["pairs"]):
+    if any(min(p.n_a, p.n_b) < compare.MIN_TEST_SIZE for p in comparison.pairs):
         return None
-    return compare.reevaluation_verdict(comparison, section["means"], maximize)
+    return compare.reevaluation_verdict(comparison, section.means, maximize)

@@ -2,7 +2,8 @@
 
 Input: one :class:`SuiteTask` per task of the suite, each carrying its study's
 per-study report (:func:`cellsearch.search.report.build_report`) when the study has
-finished. :func:`build_suite_report` turns them into one JSON-ready dict:
+finished. :func:`build_suite_report` turns them into one
+:class:`~cellsearch.search.report.suite_model.SuiteReport`:
 
 - ``suite``: name, description, cell types, counts of tasks included and left out.
 - ``tasks``: one row per task: study, kind, status, progress, metric and direction,
@@ -23,18 +24,25 @@ budget would rank cell types on a partial search, so it is listed and left out.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
 
 import numpy as np
 from optuna.trial import FrozenTrial
 
 from cellsearch.search.report import suite_stats
 from cellsearch.search.report.build import ReportContext, build_report
-
-SCHEMA_VERSION = 1
-ScoreSource = Literal["best_validation", "reevaluated_mean"]
+from cellsearch.search.report.model import CellSummary, SeedSummary, StudyReport
+from cellsearch.search.report.suite_model import (
+    SUITE_SCHEMA_VERSION,
+    ScoreSource,
+    SuiteComparison,
+    SuiteFacts,
+    SuiteReport,
+    SuiteTaskRow,
+    TaskScore,
+    WinTieLoss,
+)
 
 
 @dataclass(frozen=True)
@@ -77,10 +85,10 @@ class SuiteTask:
     status: str
     n_finished: int
     n_trials: int
-    report: Mapping[str, Any] | None = None
+    report: StudyReport | None = None
 
 
-def study_report_for_suite(trials: Sequence[FrozenTrial], context: ReportContext) -> dict[str, Any]:
+def study_report_for_suite(trials: Sequence[FrozenTrial], context: ReportContext) -> StudyReport:
     """The per-study report of one finished study, as a suite needs it.
 
     The whole report but hyperparameter importance (its slowest part, which the suite
@@ -90,83 +98,62 @@ def study_report_for_suite(trials: Sequence[FrozenTrial], context: ReportContext
     return build_report(trials, context, importance=False)
 
 
-def _reevaluated(cell: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The seed re-evaluation of a cell's best configuration, when the report has one.
-
-    Read from ``cell["reevaluation"]``: either its ``validation`` summary or the
-    summary itself, shaped like :func:`cellsearch.search.report.stats.seed_summary`
-    (``n``, ``mean``, ``ci_low``, ``ci_high``).
-    """
-    section = cell.get("reevaluation")
-    if not isinstance(section, Mapping):
+def reevaluated_summary(report: StudyReport, cell_type: str) -> SeedSummary | None:
+    """The validation values over seeds of the configuration of ``cell_type`` that the
+    study's seed re-evaluation selected, once the re-evaluation has finished (else None)."""
+    section = report.reevaluation
+    entry = section.cells.get(cell_type) if section is not None and section.complete else None
+    if entry is None:
         return None
-    summary = section.get("validation", section)
-    if not isinstance(summary, Mapping) or summary.get("mean") is None:
-        return None
-    return summary
+    chosen = [c for c in entry.configurations if c.of == entry.selected]
+    return chosen[0].val if chosen else None
 
 
-def cell_score(cell: Mapping[str, Any], *, reevaluated: bool = True) -> CellScore | None:
+def cell_score(cell: CellSummary, reevaluated: SeedSummary | None = None) -> CellScore | None:
     """The score of one cell type from its summary in a per-study report.
 
     Args:
         cell: One entry of the per-study report's ``cells``.
-        reevaluated: Prefer the re-evaluated mean over seeds when the report has one.
+        reevaluated: The re-evaluated validation values of its selected configuration
+            (:func:`reevaluated_summary`), preferred when given.
 
     Returns:
         The re-evaluated mean with its bootstrap interval over seeds, else the best
         validation value with its bootstrap interval; None without a completed trial.
     """
-    summary = _reevaluated(cell) if reevaluated else None
-    if summary is not None:
+    if reevaluated is not None:
         return CellScore(
-            value=float(summary["mean"]),
-            low=summary.get("ci_low"),
-            high=summary.get("ci_high"),
+            value=reevaluated.mean,
+            low=reevaluated.ci_low,
+            high=reevaluated.ci_high,
             source="reevaluated_mean",
-            n=int(summary.get("n") or 0),
+            n=reevaluated.n,
         )
-    best = cell.get("best")
-    if not best or best.get("value") is None:
+    if cell.best is None:
         return None
     return CellScore(
-        value=float(best["value"]),
-        low=best.get("ci_low"),
-        high=best.get("ci_high"),
+        value=cell.best.value,
+        low=cell.best.ci_low,
+        high=cell.best.ci_high,
         source="best_validation",
-        n=int(cell.get("n_completed") or 0),
+        n=cell.n_completed,
     )
 
 
-def _with_reevaluation(
-    cell: Mapping[str, Any], section: Mapping[str, Any] | None
-) -> Mapping[str, Any]:
-    """``cell`` with the re-evaluated validation summary of its selected configuration
-    (the study report's ``reevaluation`` section), once the re-evaluation has finished."""
-    if not section or not section.get("complete"):
-        return cell
-    entry = (section.get("cells") or {}).get(cell["cell_type"])
-    if not entry:
-        return cell
-    chosen = [c for c in entry["configurations"] if c["of"] == entry["selected"]]
-    if not chosen or chosen[0].get("val") is None:
-        return cell
-    return {**cell, "reevaluation": {"validation": chosen[0]["val"]}}
-
-
-def study_scores(report: Mapping[str, Any]) -> dict[str, CellScore]:
+def study_scores(report: StudyReport) -> dict[str, CellScore]:
     """Every scored cell type of a per-study report, by name.
 
     One source for the whole task: re-evaluated means when every scored cell type has
     one, otherwise best validation values for all of them (mixing the two would
     compare a mean over seeds with a best-of-many).
     """
-    cells = [_with_reevaluation(c, report.get("reevaluation")) for c in report.get("cells") or []]
-    preferred = {c["cell_type"]: cell_score(c) for c in cells}
+    preferred = {
+        c.cell_type: cell_score(c, reevaluated_summary(report, c.cell_type)) for c in report.cells
+    }
     scored = {name: s for name, s in preferred.items() if s is not None}
     if all(s.source == "reevaluated_mean" for s in scored.values()):
         return scored
-    plain = {c["cell_type"]: cell_score(c, reevaluated=False) for c in cells}
+    plain = {c.cell_type: cell_score(c) for c in report.cells}
     return {name: s for name, s in plain.items() if s is not None}
 
 
@@ -183,33 +170,33 @@ def _exclusion(task: SuiteTask) -> str | None:
 
 
 def _matrix(
-    included: Sequence[SuiteTask], cells: Sequence[str]
+    reports: Sequence[StudyReport], cells: Sequence[str]
 ) -> tuple[list[dict[str, CellScore]], np.ndarray, list[bool], list[float | None]]:
     """Scores per included task, as dicts and as the ``(N, k)`` matrix with directions."""
-    per_task = [study_scores(t.report or {}) for t in included]
-    values = np.full((len(included), len(cells)), np.nan)  # (N, k)
+    per_task = [study_scores(report) for report in reports]
+    values = np.full((len(reports), len(cells)), np.nan)  # (N, k)
     for i, scores in enumerate(per_task):
         for j, cell in enumerate(cells):
             if cell in scores:
                 values[i, j] = scores[cell].value
-    maximize = [(t.report or {})["study"]["direction"] == "maximize" for t in included]
-    baselines = [(t.report or {})["study"].get("baseline") for t in included]
+    maximize = [report.study.direction == "maximize" for report in reports]
+    baselines = [report.study.baseline for report in reports]
     return per_task, values, maximize, baselines
 
 
 def _score_rows(
-    included: Sequence[SuiteTask],
+    tasks: Sequence[str],
     cells: Sequence[str],
     per_task: list[dict[str, CellScore]],
-    result: Mapping[str, Any],
+    result: SuiteComparison,
     scale: tuple[np.ndarray, np.ndarray],
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, dict[str, TaskScore | None]]:
     """Per task and cell: score, interval, normalised score and interval, rank."""
     ref, span = scale
-    out: dict[str, dict[str, Any]] = {}
-    for i, task in enumerate(included):
-        sign = 1.0 if result["maximize"][i] else -1.0
-        row: dict[str, Any] = {}
+    out: dict[str, dict[str, TaskScore | None]] = {}
+    for i, task in enumerate(tasks):
+        sign = 1.0 if result.maximize[i] else -1.0
+        row: dict[str, TaskScore | None] = {}
         for j, cell in enumerate(cells):
             score = per_task[i].get(cell)
             if score is None:
@@ -219,62 +206,62 @@ def _score_rows(
             if span[i] > 0 and score.low is not None and score.high is not None:
                 mapped = sorted((sign * x - ref[i]) / span[i] for x in (score.low, score.high))
                 ends = [float(mapped[0]), float(mapped[1])]
-            row[cell] = {
+            row[cell] = TaskScore(
                 **asdict(score),
-                "normalised": result["normalised"][i][j],
-                "normalised_low": ends[0],
-                "normalised_high": ends[1],
-                "rank": result["ranks"][i][j],
-            }
-        out[task.task] = row
+                normalised=result.normalised[i][j],
+                normalised_low=ends[0],
+                normalised_high=ends[1],
+                rank=result.ranks[i][j],
+            )
+        out[task] = row
     return out
 
 
-def win_tie_loss(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+def win_tie_loss(result: SuiteComparison) -> list[WinTieLoss]:
     """Wins, ties and losses of every pair of compared cell types over the used tasks.
 
     ``a`` wins a task when its normalised score exceeds ``b``'s by more than the
     comparison's ``tie_tol``; the same tasks and tolerance as the signed-rank tests.
     """
-    cells, tasks = result["cells"], result["tasks"]
-    used = [tasks.index(t) for t in result["tasks_used"]]
-    compared = result["cells_compared"]
+    cells, tasks = result.cells, result.tasks
+    used = [tasks.index(t) for t in result.tasks_used]
+    compared = result.cells_compared
     norm = np.array(
-        [[result["normalised"][i][cells.index(c)] for c in compared] for i in used], dtype=float
-    ).reshape(len(used), len(compared))  # (N used, k compared)
+        [[result.normalised[i][cells.index(c)] for c in compared] for i in used], dtype=float
+    ).reshape(len(used), len(compared))  # (N used, k compared); None: NaN
     rows = []
     for a, b in itertools.combinations(range(len(compared)), 2):
         diff = norm[:, a] - norm[:, b]
-        tie = np.abs(diff) <= result["tie_tol"]
+        tie = np.abs(diff) <= result.tie_tol
         rows.append(
-            {
-                "a": compared[a],
-                "b": compared[b],
-                "wins": int(np.sum(~tie & (diff > 0))),
-                "ties": int(np.sum(tie)),
-                "losses": int(np.sum(~tie & (diff < 0))),
-            }
+            WinTieLoss(
+                a=compared[a],
+                b=compared[b],
+                wins=int(np.sum(~tie & (diff > 0))),
+                ties=int(np.sum(tie)),
+                losses=int(np.sum(~tie & (diff < 0))),
+            )
         )
     return rows
 
 
-def _warnings(rows: Sequence[Mapping[str, Any]], result: Mapping[str, Any] | None) -> list[str]:
+def _warnings(rows: Sequence[SuiteTaskRow], result: SuiteComparison | None) -> list[str]:
     out = []
-    left = [r for r in rows if not r["included"]]
+    left = [r for r in rows if not r.included]
     if left:
-        names = ", ".join(f"{r['task']} ({r['status']})" for r in left)
+        names = ", ".join(f"{r.task} ({r.status})" for r in left)
         out.append(f"{len(left)} of {len(rows)} tasks not counted (reasons under tasks): {names}.")
-    if result is not None and result["tasks_dropped"]:
+    if result is not None and result.tasks_dropped:
         out.append(
             "Left out of ranks and tests because a compared cell type has no score on "
-            f"them: {', '.join(result['tasks_dropped'])}."
+            f"them: {', '.join(result.tasks_dropped)}."
         )
-    if result is not None and result["cells_dropped"]:
-        out.append(f"Cell types with no score on any task: {', '.join(result['cells_dropped'])}.")
+    if result is not None and result.cells_dropped:
+        out.append(f"Cell types with no score on any task: {', '.join(result.cells_dropped)}.")
     return out
 
 
-def _notes(result: Mapping[str, Any] | None, sources: set[str]) -> list[str]:
+def _notes(result: SuiteComparison | None, sources: set[str]) -> list[str]:
     source = {
         "best_validation": "the best validation value of its completed trials (bootstrap "
         "interval of the best)",
@@ -292,12 +279,33 @@ def _notes(result: Mapping[str, Any] | None, sources: set[str]) -> list[str]:
         "counts as separated only when the Friedman test rejects too (Demsar 2006; "
         "Benavoli et al. 2016).",
     ]
-    if result is not None and not result["tested"]:
+    if result is not None and not result.tested:
         out.append(
-            f"The tests need at least {result['min_tasks']} tasks with a score for every "
-            f"cell type; {result['min_tasks_to_separate']} before any pair can be separated."
+            f"The tests need at least {result.min_tasks} tasks with a score for every "
+            f"cell type; {result.min_tasks_to_separate} before any pair can be separated."
         )
     return out
+
+
+def _task_row(
+    task: SuiteTask, reason: str | None, scores: dict[str, TaskScore | None]
+) -> SuiteTaskRow:
+    """The row of one task: its study, progress, whether it counts and its objective."""
+    study = task.report.study if reason is None and task.report is not None else None
+    return SuiteTaskRow(
+        task=task.task,
+        study=task.study,
+        kind=task.kind,
+        status=task.status,
+        n_finished=task.n_finished,
+        n_trials=task.n_trials,
+        included=reason is None,
+        reason=reason,
+        metric=study.metric if study is not None else None,
+        direction=study.direction if study is not None else None,
+        baseline=study.baseline if study is not None else None,
+        score_source=next((c.source for c in scores.values() if c), None),
+    )
 
 
 def build_suite_report(
@@ -308,7 +316,7 @@ def build_suite_report(
     description: str = "",
     alpha: float = 0.05,
     tie_tol: float = 0.0,
-) -> dict[str, Any]:
+) -> SuiteReport:
     """Build the cross-task report of a suite (see the module docstring for its sections).
 
     Args:
@@ -318,73 +326,52 @@ def build_suite_report(
         description: The suite's description.
         alpha: Family-wise level of the tests.
         tie_tol: Normalised differences within this count as ties.
-
-    Returns:
-        A JSON-serialisable dict (no NaN: missing numbers are None).
     """
-    rows: list[dict[str, Any]] = []
-    included: list[SuiteTask] = []
-    for task in tasks:
-        reason = _exclusion(task)
-        study = (task.report or {}).get("study", {}) if reason is None else {}
-        rows.append(
-            {
-                "task": task.task,
-                "study": task.study,
-                "kind": task.kind,
-                "status": task.status,
-                "n_finished": task.n_finished,
-                "n_trials": task.n_trials,
-                "included": reason is None,
-                "reason": reason,
-                "metric": study.get("metric"),
-                "direction": study.get("direction"),
-                "baseline": study.get("baseline"),
-            }
-        )
-        if reason is None:
-            included.append(task)
+    reasons = [_exclusion(task) for task in tasks]
+    included = [t for t, reason in zip(tasks, reasons, strict=True) if reason is None]
+    reports = [t.report for t in included if t.report is not None]
     cells = list(cell_types)
-    result: dict[str, Any] | None = None
-    scores: dict[str, dict[str, Any]] = {}
+    result: SuiteComparison | None = None
+    scores: dict[str, dict[str, TaskScore | None]] = {}
     sources: set[str] = {"best_validation"}
     if included:
-        per_task, values, maximize, baselines = _matrix(included, cells)
+        labels = [t.task for t in included]
+        per_task, values, maximize, baselines = _matrix(reports, cells)
         result = suite_stats.compare_over_tasks(
-            values, maximize, cells, [t.task for t in included],
-            baselines=baselines, alpha=alpha, tie_tol=tie_tol,
-        )  # fmt: skip
+            values, maximize, cells, labels, baselines=baselines, alpha=alpha, tie_tol=tie_tol
+        )
         scale = suite_stats.task_scale(values, maximize, baselines)
-        scores = _score_rows(included, cells, per_task, result, scale)
+        scores = _score_rows(labels, cells, per_task, result, scale)
         sources = {s.source for task in per_task for s in task.values()} or sources
-    for row in rows:
-        cell_rows = scores.get(row["task"], {})
-        row["score_source"] = next((c["source"] for c in cell_rows.values() if c), None)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "suite": {
-            "name": name,
-            "description": description,
-            "cell_types": cells,
-            "n_tasks": len(tasks),
-            "n_included": len(included),
-            "partial": len(included) < len(tasks),
-        },
-        "verdict": _verdict(result, rows),
-        "warnings": _warnings(rows, result),
-        "notes": _notes(result, sources),
-        "tasks": rows,
-        "scores": scores,
-        "comparison": result,
-        "win_tie_loss": win_tie_loss(result) if result is not None else [],
-    }
+    rows = [
+        _task_row(task, reason, scores.get(task.task, {}))
+        for task, reason in zip(tasks, reasons, strict=True)
+    ]
+    return SuiteReport(
+        schema_version=SUITE_SCHEMA_VERSION,
+        suite=SuiteFacts(
+            name=name,
+            description=description,
+            cell_types=cells,
+            n_tasks=len(tasks),
+            n_included=len(included),
+            partial=len(included) < len(tasks),
+        ),
+        verdict=_verdict(result, rows),
+        warnings=_warnings(rows, result),
+        notes=_notes(result, sources),
+        tasks=rows,
+        scores=scores,
+        comparison=result,
+        win_tie_loss=win_tie_loss(result) if result is not None else [],
+    )
 
 
-def _verdict(result: Mapping[str, Any] | None, rows: Sequence[Mapping[str, Any]]) -> str:
+def _verdict(result: SuiteComparison | None, rows: Sequence[SuiteTaskRow]) -> str:
     if result is None:
-        waiting = sum(r["status"] in ("running", "paused") for r in rows)
+        waiting = sum(r.status in ("running", "paused") for r in rows)
         return (
             f"no finished study yet: nothing to rank ({waiting} of {len(rows)} studies "
             "still running or paused)"
         )
-    return str(result["verdict"])
+    return result.verdict

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -43,6 +43,12 @@ from cellsearch.search.report.rank_tests import (
     signed_rank_batch,
 )
 from cellsearch.search.report.stats import holm
+from cellsearch.search.report.suite_model import (
+    CriticalDifference,
+    FriedmanTest,
+    RankPair,
+    SuiteComparison,
+)
 
 
 def _orient(scores: ArrayLike, maximize: Sequence[bool]) -> FloatArray:
@@ -165,9 +171,9 @@ def _pairs(
             {
                 "a": names[a],
                 "b": names[b],
-                "statistic": min(r_plus[row], r_minus[row]),
-                "p_value": p[row],
-                "p_adjusted": adjusted[row],
+                "statistic": float(min(r_plus[row], r_minus[row])),
+                "p_value": float(p[row]),
+                "p_adjusted": float(adjusted[row]),
                 "reject": bool(reject[row]),
                 "favours": None if lead == 0 else names[a] if lead > 0 else names[b],
                 "wins": int(np.sum(d > 0)),
@@ -189,7 +195,11 @@ def _join(names: Sequence[str]) -> str:
 
 
 def _verdict_separated(
-    order: list[str], avg: Mapping[str, float], beats: Mapping[str, list[str]], n: int, test: str
+    order: list[str],
+    avg: Mapping[str, float | None],
+    beats: Mapping[str, list[str]],
+    n: int,
+    test: str,
 ) -> str:
     """Verdict when at least one corrected test separates a pair."""
     top = order[0]
@@ -215,32 +225,32 @@ def _verdict_separated(
     return "; ".join(parts)
 
 
-def _verdict(res: dict[str, Any], order: list[str], min_separate: int) -> str:
+def _verdict(res: SuiteComparison) -> str:
     """The one-sentence summary; names a winner only where a corrected test supports it."""
-    n, k = res["n_tasks"], len(order)
+    order, min_separate = res.cd.order, res.min_tasks_to_separate
+    n, k = res.n_tasks, len(order)
     if k < 2:
         return f"nothing to compare: {k} cell type{'s' if k != 1 else ''} with scores"
-    if not res["tested"]:
-        complete = " with a score for every cell type" if res["tasks_dropped"] else ""
+    if not res.tested or res.friedman is None:
+        complete = " with a score for every cell type" if res.tasks_dropped else ""
         plural = "s" if n != 1 else ""
         return (
             f"too few tasks to test ({n} task{plural}{complete}; "
-            f"the tests need at least {res['min_tasks']})"
+            f"the tests need at least {res.min_tasks})"
         )
-    fried = res["friedman"]
-    test = f"Friedman {_fmt_p(fried['p_value'])}"
+    test = f"Friedman {_fmt_p(res.friedman.p_value)}"
     if k == 2:
-        test = f"Wilcoxon {_fmt_p(res['pairs'][0]['p_value'])}"
+        test = f"Wilcoxon {_fmt_p(res.pairs[0].p_value)}"
     beats: dict[str, list[str]] = {}
-    for pair in res["pairs"]:
-        if pair["separated"]:
-            loser = pair["b"] if pair["better"] == pair["a"] else pair["a"]
-            beats.setdefault(pair["better"], []).append(loser)
+    for pair in res.pairs:
+        if pair.separated and pair.better is not None:
+            loser = pair.b if pair.better == pair.a else pair.a
+            beats.setdefault(pair.better, []).append(loser)
     for losers in beats.values():
         losers.sort(key=order.index)
     if beats:
-        return _verdict_separated(order, res["average_ranks"], beats, n, test)
-    if k > 2 and fried["reject"]:
+        return _verdict_separated(order, res.average_ranks, beats, n, test)
+    if k > 2 and res.friedman.reject:
         text = f"the cell types differ over {n} tasks ({test}), but no pair is separated"
         text += " after Holm correction"
     else:
@@ -250,55 +260,50 @@ def _verdict(res: dict[str, Any], order: list[str], min_separate: int) -> str:
     return text
 
 
-def _clean(value: Any) -> Any:
-    """Make ``value`` JSON-serialisable: numpy scalars to Python, NaN and inf to None."""
-    if isinstance(value, Mapping):
-        return {str(key): _clean(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_clean(item) for item in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
+def _number(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None  # NaN: missing
+
+
+def _matrix(values: FloatArray) -> list[list[float | None]]:
+    """A matrix as rows of floats, None where a value is NaN (missing)."""
+    return [[_number(x) for x in row] for row in values.tolist()]
 
 
 def _post_hoc(
     norm: FloatArray,
     avg: FloatArray,
     names: list[str],
-    fried: dict[str, Any],
+    fried: FriedmanTest,
     alpha: float,
     tie_tol: float,
-) -> tuple[list[dict[str, Any]], BoolArray]:
+) -> tuple[list[RankPair], BoolArray]:
     """Pairwise tests with the Friedman gate; returns the pairs and the separation matrix."""
     k = len(names)
-    pairs = _pairs(norm, avg, names, alpha, tie_tol)
-    gate = k == 2 or fried["reject"]
+    gate = k == 2 or fried.reject
+    pairs = []
     separated = np.zeros((k, k), dtype=bool)
-    for pair in pairs:
+    for pair in _pairs(norm, avg, names, alpha, tie_tol):
         pair["separated"] = bool(pair["reject"] and gate)
         pair["better"] = pair["favours"] if pair["reject"] else None
         i, j = names.index(pair["a"]), names.index(pair["b"])
         separated[i, j] = separated[j, i] = pair["separated"]
+        pairs.append(RankPair(**pair))
     return pairs, separated
 
 
 def _cd_data(
     avg: FloatArray, names: list[str], separated: BoolArray, n: int, alpha: float
-) -> dict[str, Any]:
+) -> CriticalDifference:
     """Order by average rank (ties keep input order), cliques and the Nemenyi CD."""
     k = len(names)
     order_idx = sorted(range(k), key=lambda j: (np.nan_to_num(avg[j], nan=np.inf), j))
-    return {
-        "order": [names[j] for j in order_idx],
-        "average_ranks": [avg[j] for j in order_idx],
-        "cliques": [[names[j] for j in run] for run in cliques(order_idx, separated)],
-        "q_alpha": nemenyi_q(k, alpha) if k >= 2 else None,
-        "critical_difference": critical_difference(k, n, alpha) if k >= 2 and n else None,
-    }
+    return CriticalDifference(
+        order=[names[j] for j in order_idx],
+        average_ranks=[_number(avg[j]) for j in order_idx],
+        cliques=[[names[j] for j in run] for run in cliques(order_idx, separated)],
+        q_alpha=nemenyi_q(k, alpha) if k >= 2 else None,
+        critical_difference=critical_difference(k, n, alpha) if k >= 2 and n else None,
+    )
 
 
 def compare_over_tasks(
@@ -310,8 +315,8 @@ def compare_over_tasks(
     baselines: Sequence[float | None] | None = None,
     alpha: float = 0.05,
     tie_tol: float = 0.0,
-) -> dict[str, Any]:
-    """Compare cell types over tasks: the whole suite analysis as a JSON-ready dict.
+) -> SuiteComparison:
+    """Compare cell types over tasks: the whole suite analysis.
 
     The tests run only with at least two cell types and ``minimum_tasks(alpha)``
     complete tasks (6 at 0.05: below that no two-sided signed-rank test can reach
@@ -331,21 +336,12 @@ def compare_over_tasks(
             always use exact equality (so the Friedman test matches scipy).
 
     Returns:
-        Dict with the inputs (``tasks``, ``cells``, ``maximize``, ``scores``,
-        ``normalised``, ``reference`` per task: "baseline" or "worst"), ``ranks``
-        (None for dropped tasks and cells), ``tasks_used``, ``tasks_dropped``,
-        ``cells_compared``, ``cells_dropped``, ``n_tasks``, ``average_ranks`` (by
-        name), ``min_tasks``, ``min_tasks_to_separate``, ``tested``, ``friedman``
-        (see :func:`friedman`, or None), ``pairs``, ``cd`` and ``verdict``. Each pair
-        has ``a``, ``b``, ``statistic`` (``min(R+, R-)``), ``p_value``, ``p_adjusted``
-        (Holm), ``reject`` (Holm alone), ``separated`` (Holm and the Friedman gate),
-        ``better`` (the favoured cell when ``reject``, else None), ``favours`` (the
-        side the signed ranks lean to, significant or not), ``wins``/``ties``/
-        ``losses`` of ``a`` against ``b``, ``mean_difference`` (normalised ``a - b``)
-        and ``average_rank_difference`` (positive when ``a`` ranks better). ``cd``
-        has ``order`` (best first), ``average_ranks`` in that order, ``cliques``
-        (lists of names, see :func:`cliques`), ``q_alpha`` and the Nemenyi
-        ``critical_difference``. No NaN anywhere: missing is None.
+        The comparison (:class:`~cellsearch.search.report.suite_model.SuiteComparison`):
+        the inputs, normalised scores and ranks (None where dropped), which tasks and cells
+        were used, the Friedman test (None untested), the pairs (``reject``: Holm alone;
+        ``separated``: with the Friedman gate; ``favours``: the side the signed ranks lean
+        to, significant or not), the critical-difference data (cliques: :func:`cliques`)
+        and the verdict. No NaN anywhere: missing is None.
     """
     oriented = _orient(scores, maximize)
     n_all, k_all = oriented.shape
@@ -368,34 +364,36 @@ def compare_over_tasks(
     full_ranks = np.full((n_all, k_all), np.nan)
     if ranks is not None:
         full_ranks[sub] = ranks
-    n_pairs = max(1, k * (k - 1) // 2)
-    res: dict[str, Any] = {
-        "alpha": alpha,
-        "tie_tol": tie_tol,
-        "tasks": task_names,
-        "cells": list(cells),
-        "maximize": [bool(m) for m in maximize],
-        "scores": np.array(scores, dtype=np.float64),
-        "normalised": norm,
-        "reference": ["baseline" if b else "worst" for b in use_base],
-        "ranks": full_ranks,
-        "tasks_used": [t for t, u in zip(task_names, used, strict=True) if u],
-        "tasks_dropped": [t for t, u in zip(task_names, used, strict=True) if not u],
-        "cells_compared": names,
-        "cells_dropped": [c for c, keep in zip(cells, compared, strict=True) if not keep],
-        "n_tasks": n,
-        "average_ranks": dict(zip(names, avg.tolist(), strict=True)),
-        "min_tasks": minimum_tasks(alpha),
-        "min_tasks_to_separate": minimum_tasks(alpha, n_pairs),
-        "tested": k >= 2 and n >= minimum_tasks(alpha),
-        "friedman": None,
-        "pairs": [],
-    }
+    tested = k >= 2 and n >= minimum_tasks(alpha)
+    fried: FriedmanTest | None = None
+    pairs: list[RankPair] = []
     separated = np.zeros((k, k), dtype=bool)
-    if res["tested"] and ranks is not None:
-        res["friedman"] = friedman(ranks, alpha)
-        res["pairs"], separated = _post_hoc(norm[sub], avg, names, res["friedman"], alpha, tie_tol)
-    res["cd"] = _cd_data(avg, names, separated, n, alpha)
-    res["verdict"] = _verdict(res, res["cd"]["order"], res["min_tasks_to_separate"])
-    cleaned: dict[str, Any] = _clean(res)
-    return cleaned
+    if tested and ranks is not None:
+        fried = FriedmanTest.model_validate(friedman(ranks, alpha))
+        pairs, separated = _post_hoc(norm[sub], avg, names, fried, alpha, tie_tol)
+    reference: list[Literal["baseline", "worst"]] = ["baseline" if b else "worst" for b in use_base]
+    result = SuiteComparison(
+        alpha=alpha,
+        tie_tol=tie_tol,
+        tasks=task_names,
+        cells=list(cells),
+        maximize=[bool(m) for m in maximize],
+        scores=_matrix(np.array(scores, dtype=np.float64)),
+        normalised=_matrix(norm),
+        reference=reference,
+        ranks=_matrix(full_ranks),
+        tasks_used=[t for t, u in zip(task_names, used, strict=True) if u],
+        tasks_dropped=[t for t, u in zip(task_names, used, strict=True) if not u],
+        cells_compared=names,
+        cells_dropped=[c for c, keep in zip(cells, compared, strict=True) if not keep],
+        n_tasks=n,
+        average_ranks={name: _number(a) for name, a in zip(names, avg.tolist(), strict=True)},
+        min_tasks=minimum_tasks(alpha),
+        min_tasks_to_separate=minimum_tasks(alpha, max(1, k * (k - 1) // 2)),
+        tested=tested,
+        friedman=fried,
+        pairs=pairs,
+        cd=_cd_data(avg, names, separated, n, alpha),
+        verdict="",
+    )
+    return result.model_copy(update={"verdict": _verdict(result)})

@@ -6,10 +6,12 @@ Plain text of at most 80 columns, like the study commands (:mod:`.text`).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import typer
 
+from cellsearch.search.report.suite_model import SuiteReport, TaskScore
 from cellsearch.service.cli.client import Api
 from cellsearch.service.cli.progress import FINAL_STATUSES, clock
 from cellsearch.service.cli.text import echo_lines, num, table, wrap
@@ -82,45 +84,55 @@ def print_suite(suite: dict[str, Any]) -> None:
     echo_lines([*lines, "", "(`cellsearch show STUDY` for one study's details)"])
 
 
-def _score_text(score: dict[str, Any] | None) -> str:
+def _score_text(score: TaskScore | None) -> str:
     if score is None:
         return "-"
-    rank = "" if score["rank"] is None else f" (#{score['rank']:g})"
-    return f"{num(score['value'])}{rank}"
+    rank = "" if score.rank is None else f" (#{score.rank:g})"
+    return f"{num(score.value)}{rank}"
 
 
-def print_suite_report(report: dict[str, Any]) -> None:
+def _pair_rows(report: SuiteReport) -> list[list[str]]:
+    """Per pair of cell types: wins, ties and losses, and the test's outcome."""
+    pairs = report.comparison.pairs if report.comparison is not None else []
+    tests = {(p.a, p.b): p for p in pairs}
+    rows = []
+    for w in report.win_tie_loss:
+        test = tests.get((w.a, w.b))
+        result, p, adjusted = "not tested", "-", "-"
+        if test is not None:
+            p, adjusted = num(test.p_value, 3), num(test.p_adjusted, 3)
+            result = "not separated"
+            if test.separated:
+                result = f"{test.better} better"
+            elif test.reject:
+                result = "not separated (Friedman gate)"
+        rows.append([w.a, w.b, f"{w.wins}/{w.ties}/{w.losses}", p, adjusted, result])
+    return rows
+
+
+def suite_report_lines(report: SuiteReport) -> list[str]:
     """The verdict, what was left out, scores per task with ranks, and the pairs."""
-    lines = wrap(report["verdict"])
-    for warning in report["warnings"]:
+    lines = wrap(report.verdict)
+    for warning in report.warnings:
         lines += wrap(warning, indent="  ", first="warning: ")
-    cells = report["suite"]["cell_types"]
+    cells = report.suite.cell_types
     rows = [
         [task, *(_score_text(scores.get(c)) for c in cells)]
-        for task, scores in report["scores"].items()
+        for task, scores in report.scores.items()
     ]
-    comparison = report["comparison"]
-    if comparison is not None:
-        avg = comparison["average_ranks"]
+    if report.comparison is not None:
+        avg = report.comparison.average_ranks
         rows.append(["average rank", *(num(avg.get(c), 3) for c in cells)])
     lines += ["", "score per task (rank 1 = best)"]
     lines += table(["task", *cells], rows, right=[False, *[True] * len(cells)], wrap_column=0)
-    tests = {(p["a"], p["b"]): p for p in (comparison or {}).get("pairs", [])}
-    pair_rows = []
-    for w in report["win_tie_loss"]:
-        test = tests.get((w["a"], w["b"]))
-        result, p, adjusted = "not tested", "-", "-"
-        if test is not None:
-            p, adjusted = num(test["p_value"], 3), num(test["p_adjusted"], 3)
-            result = "not separated"
-            if test["separated"]:
-                result = f"{test['better']} better"
-            elif test["reject"]:
-                result = "not separated (Friedman gate)"
-        pair_rows.append([w["a"], w["b"], f"{w['wins']}/{w['ties']}/{w['losses']}",
-                          p, adjusted, result])  # fmt: skip
+    pair_rows = _pair_rows(report)
     if pair_rows:
         headers = ["A", "B", "A wins/ties/losses", "Wilcoxon p", "Holm p", "result"]
         right = [False, False, True, True, True, False]
         lines += ["", *table(headers, pair_rows, right=right, wrap_column=5)]
-    echo_lines(lines)
+    return lines
+
+
+def print_suite_report(data: Mapping[str, Any]) -> None:
+    """Print the suite report the API sent as JSON (see :func:`suite_report_lines`)."""
+    echo_lines(suite_report_lines(SuiteReport.model_validate(data)))

@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from cellsearch.search.report.formatting import number
+
 WIDTH = 80  # the most columns any output takes; narrower terminals get their width
 GAP = "  "
 
@@ -25,13 +27,9 @@ def width() -> int:
     return min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
 
 
-def num(value: Any, digits: int = 4) -> str:
-    """A number for people: ``digits`` significant digits; ``-`` for None."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
+num = number
+"""A number for people (:func:`~cellsearch.search.report.formatting.number`: ``digits``
+significant digits; ``-`` for None), as every command prints one."""
 
 
 def wrap(text: str, indent: str = "", first: str = "") -> list[str]:

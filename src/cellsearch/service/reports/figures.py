@@ -15,6 +15,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from cellsearch.search.report.model import StudyReport
+
 Figure = dict[str, Any]
 _PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -31,10 +33,10 @@ def _color(index: int, alpha: float = 1.0) -> str:
 LOG_SPAN = 100.0  # above this max/min ratio of the plotted values, the axis is logarithmic
 
 
-def metric_label(report: dict[str, Any]) -> str:
-    """The objective in words ("validation MSE"); older reports: its raw name."""
-    study = report["study"]
-    return str(study.get("metric_label") or study["metric"])
+def metric_label(report: StudyReport) -> str:
+    """The objective in words ("validation MSE"), or its raw name where the task does not
+    say."""
+    return report.study.metric_label or report.study.metric
 
 
 def axis_type(values: Iterable[float | None]) -> str:
@@ -46,12 +48,16 @@ def axis_type(values: Iterable[float | None]) -> str:
 
 
 def clip_band(
-    low: list[Any], high: list[Any], report: dict[str, Any], *, log: bool, floor: float
+    low: list[Any],
+    high: list[Any],
+    bounds: tuple[float | None, float | None],
+    *,
+    log: bool,
+    floor: float,
 ) -> tuple[list[Any], list[Any]]:
-    """A band's edges cut at the objective's bounds (and at ``floor`` on a log axis)."""
-    study = report["study"]
-    bottom = study.get("metric_low")
-    top = study.get("metric_high")
+    """A band's edges cut at the objective's ``(lowest, highest)`` values (either None:
+    unbounded) and, on a log axis, at ``floor``."""
+    bottom, top = bounds
     if log:
         bottom = floor if bottom is None else max(bottom, floor)
 
@@ -65,13 +71,17 @@ def clip_band(
     return [cut(v) for v in low], [cut(v) for v in high]
 
 
-def _baseline(report: dict[str, Any], layout: dict[str, Any]) -> None:
+def _bounds(report: StudyReport) -> tuple[float | None, float | None]:
+    return report.study.metric_low, report.study.metric_high
+
+
+def _baseline(report: StudyReport, layout: dict[str, Any]) -> None:
     """Draw the task's baseline as a dashed horizontal line with its description."""
-    study = report["study"]
-    if study.get("baseline") is None:
+    study = report.study
+    if study.baseline is None:
         return
-    value = study["baseline"]
-    label = f"baseline {value:.4g}: {study.get('baseline_description') or 'trivial predictor'}"
+    value = study.baseline
+    label = f"baseline {value:.4g}: {study.baseline_description or 'trivial predictor'}"
     layout["shapes"] = [
         {
             "type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": value, "y1": value,
@@ -85,11 +95,10 @@ def _baseline(report: dict[str, Any], layout: dict[str, Any]) -> None:
 
 
 def _metric_layout(
-    report: dict[str, Any], x_title: str, y_title: str, values: list[Any], **extra: Any
+    report: StudyReport, x_title: str, y_title: str, values: list[Any], **extra: Any
 ) -> dict[str, Any]:
     """A layout whose y axis shows the objective: named, log when needed, with baseline."""
-    baseline = report["study"].get("baseline")
-    kind = axis_type([*values, baseline])
+    kind = axis_type([*values, report.study.baseline])
     layout = _layout(x_title, y_title, **extra)
     layout["yaxis"]["type"] = kind
     if kind == "log":
@@ -132,82 +141,86 @@ def _band(
     ]  # fmt: skip
 
 
-def evp_figure(report: dict[str, Any]) -> Figure | None:
-    """Expected best score after n trials, mean +- one standard deviation."""
-    curves = [(i, c, c["expected_best"]) for i, c in enumerate(report["cells"])
-              if c.get("expected_best")]  # fmt: skip
+def evp_figure(report: StudyReport) -> Figure | None:
+    """Expected best score after n trials, mean +- one standard deviation (cell types
+    with a completed trial: of the others, no best has a value)."""
+    curves = [
+        (i, c.cell_type, c.expected_best)
+        for i, c in enumerate(report.cells)
+        if c.expected_best is not None and c.n_completed
+    ]
     if not curves:
         return None
     label = metric_label(report)
-    means = [m for _, _, curve in curves for m in curve["mean"]]
+    means = [m for _, _, curve in curves for m in curve.mean]
     layout = _metric_layout(report, "trials per cell type (n)", f"expected best {label}", means)
     log = layout["yaxis"]["type"] == "log"
     data: list[dict[str, Any]] = []
-    for index, cell, curve in curves:
-        mean, std = curve["mean"], curve["std"]
-        low = [m - s for m, s in zip(mean, std, strict=True)]
-        high = [m + s for m, s in zip(mean, std, strict=True)]
-        low, high = clip_band(low, high, report, log=log, floor=_floor(means))
-        data += _band(curve["n"], mean, low, high, cell["cell_type"], index)
+    for index, cell_type, curve in curves:
+        mean, std = curve.mean, curve.std  # a number at every n: the cell completed trials
+        low = [m - s for m, s in zip(mean, std, strict=True) if m is not None and s is not None]
+        high = [m + s for m, s in zip(mean, std, strict=True) if m is not None and s is not None]
+        low, high = clip_band(low, high, _bounds(report), log=log, floor=_floor(means))
+        data += _band(curve.n, mean, low, high, cell_type, index)
     title = f"Expected best {label} after n trials (mean ± 1 sd of the best of n)"
     return {"id": "plot-evp", "title": title, "data": data, "layout": layout}
 
 
-def curves_figure(report: dict[str, Any]) -> Figure | None:
+def curves_figure(report: StudyReport) -> Figure | None:
     """Median learning curve with its inter-quartile band per cell type."""
-    curves = [(i, c, c["learning_curve"]) for i, c in enumerate(report["cells"])
-              if c.get("learning_curve")]  # fmt: skip
+    curves = [
+        (i, c.cell_type, c.learning_curve)
+        for i, c in enumerate(report.cells)
+        if c.learning_curve is not None
+    ]
     if not curves:
         return None
     label = metric_label(report)
-    medians = [m for _, _, curve in curves for m in curve["median"]]
+    medians = [m for _, _, curve in curves for m in curve.median]
     layout = _metric_layout(report, "epoch", f"{label} (median, IQR)", medians)
     log = layout["yaxis"]["type"] == "log"
     data: list[dict[str, Any]] = []
-    for index, cell, curve in curves:
-        low, high = clip_band(curve["q25"], curve["q75"], report, log=log, floor=_floor(medians))
-        data += _band(curve["epoch"], curve["median"], low, high, cell["cell_type"], index)
+    floor = _floor(medians)
+    for index, cell_type, curve in curves:
+        low, high = clip_band(curve.q25, curve.q75, _bounds(report), log=log, floor=floor)
+        data += _band(curve.epoch, curve.median, low, high, cell_type, index)
     title = f"Learning curves: {label} per epoch (median and inter-quartile band over trials)"
     return {"id": "plot-curves", "title": title, "data": data, "layout": layout}
 
 
-def _importance_section(report: dict[str, Any]) -> dict[str, Any]:
-    return report.get("importance") or {}
-
-
-def importance_figure(report: dict[str, Any]) -> Figure | None:
+def importance_figure(report: StudyReport) -> Figure | None:
     """Overall importance: cell type against the other hyperparameters."""
-    overall = _importance_section(report).get("overall")
-    if not overall or not overall["importances"]:
+    overall = report.importance.overall if report.importance is not None else None
+    if overall is None or not overall.importances:
         return None
-    names = list(overall["importances"])[::-1]  # largest on top
+    names = list(overall.importances)[::-1]  # largest on top
     colors = ["#d62728" if n == "cell_type" else "#1f77b4" for n in names]
     data = [
         {
-            "type": "bar", "orientation": "h", "x": [overall["importances"][n] for n in names],
+            "type": "bar", "orientation": "h", "x": [overall.importances[n] for n in names],
             "y": names, "marker": {"color": colors}, "name": "importance",
         }
     ]  # fmt: skip
     layout = _layout("importance (share)", "", margin={"l": 140, "t": 30})
     title = (
         f"Hyperparameter importance for the {metric_label(report)}, whole study "
-        f"({overall['n_trials']} completed trials)"
+        f"({overall.n_trials} completed trials)"
     )
     return {"id": "plot-importance", "title": title, "data": data, "layout": layout}
 
 
-def importance_cells_figure(report: dict[str, Any]) -> Figure | None:
+def importance_cells_figure(report: StudyReport) -> Figure | None:
     """Importance within each cell type, grouped bars."""
-    per_cell = _importance_section(report).get("per_cell") or {}
-    order = [c["cell_type"] for c in report["cells"]]
+    per_cell = report.importance.per_cell if report.importance is not None else {}
+    order = [c.cell_type for c in report.cells]
     data = [
         {
-            "type": "bar", "name": cell, "x": list(found["importances"]),
-            "y": list(found["importances"].values()),
+            "type": "bar", "name": cell, "x": list(found.importances),
+            "y": list(found.importances.values()),
             "marker": {"color": _color(order.index(cell) if cell in order else 0)},
         }
         for cell, found in per_cell.items()
-        if found and found["importances"]
+        if found is not None and found.importances
     ]  # fmt: skip
     if not data:
         return None
@@ -216,19 +229,19 @@ def importance_cells_figure(report: dict[str, Any]) -> Figure | None:
     return {"id": "plot-importance-cells", "title": title, "data": data, "layout": layout}
 
 
-def scatter_figure(report: dict[str, Any]) -> Figure | None:
+def scatter_figure(report: StudyReport) -> Figure | None:
     """Completed trials' value against parameter count."""
     data = []
-    for index, cell in enumerate(report["cells"]):
-        points = cell["points"]
+    for index, cell in enumerate(report.cells):
+        points = cell.points
         pairs = [
-            (p, v) for p, v in zip(points["param_count"], points["value"], strict=True)
+            (p, v) for p, v in zip(points.param_count, points.value, strict=True)
             if p is not None and v is not None
         ]  # fmt: skip
         if pairs:
             data.append({
                 "type": "scattergl" if len(pairs) > 2000 else "scatter", "mode": "markers",
-                "name": cell["cell_type"], "x": [p for p, _ in pairs], "y": [v for _, v in pairs],
+                "name": cell.cell_type, "x": [p for p, _ in pairs], "y": [v for _, v in pairs],
                 "marker": {"color": _color(index, 0.6), "size": 6},
             })  # fmt: skip
     if not data:
@@ -241,10 +254,10 @@ def scatter_figure(report: dict[str, Any]) -> Figure | None:
     return {"id": "plot-scatter", "title": title, "data": data, "layout": layout}
 
 
-def allocation_figure(report: dict[str, Any]) -> Figure | None:
+def allocation_figure(report: StudyReport) -> Figure | None:
     """Cumulative number of trials per cell type against trial number."""
-    by_number = report["allocation"]["trial_number"]
-    order = [c["cell_type"] for c in report["cells"]]
+    by_number = report.allocation.trial_number
+    order = [c.cell_type for c in report.cells]
     order += [cell for cell in by_number if cell not in order]
     data = [
         {
@@ -261,7 +274,7 @@ def allocation_figure(report: dict[str, Any]) -> Figure | None:
             "layout": layout}  # fmt: skip
 
 
-_BUILDERS: tuple[Callable[[dict[str, Any]], Figure | None], ...] = (
+_BUILDERS: tuple[Callable[[StudyReport], Figure | None], ...] = (
     evp_figure,
     curves_figure,
     importance_figure,
@@ -271,6 +284,6 @@ _BUILDERS: tuple[Callable[[dict[str, Any]], Figure | None], ...] = (
 )
 
 
-def figures(report: dict[str, Any]) -> list[Figure]:
+def figures(report: StudyReport) -> list[Figure]:
     """All figures the report has data for, in page order."""
     return [fig for build in _BUILDERS if (fig := build(report)) is not None]

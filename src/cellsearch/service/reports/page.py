@@ -1,6 +1,6 @@
 """The comparison report as a self-contained HTML page with Plotly plots.
 
-:func:`render_report_html` takes the dict made by
+:func:`render_report_html` takes the report made by
 :func:`cellsearch.search.report.build_report`. Every string from the report is
 HTML-escaped; figure data go into a ``<script type="application/json">``-safe
 literal (``<``, ``>`` and ``&`` written as ``\\u`` escapes). With
@@ -20,7 +20,7 @@ import json
 from importlib import resources
 from typing import Any
 
-from cellsearch.search.report.compare import unit
+from cellsearch.search.report.model import StudyReport
 from cellsearch.service.reports.figures import figures, metric_label
 from cellsearch.service.reports.sections import (
     best_configurations,
@@ -75,39 +75,38 @@ def _plotly_tag(plotly_js: str) -> str:
     return f'<script src="{esc(plotly_js)}" charset="utf-8"></script>'
 
 
-def _pairs_table(report: dict[str, Any]) -> str:
-    comparison = report.get("comparison")
-    if not comparison:
+def _pairs_table(report: StudyReport) -> str:
+    comparison = report.comparison
+    if comparison is None:
         return ""
     head = (
-        f"<tr><th>A</th><th>B</th><th>P(best of {comparison['n']} {unit(comparison)} from A "
+        f"<tr><th>A</th><th>B</th><th>P(best of {comparison.n} {comparison.unit} from A "
         "beats B)</th>"
         "<th>p-value</th><th>Holm-adjusted</th><th>difference</th></tr>"
     )
     rows = [
-        f"<tr><td>{esc(p['a'])}</td><td>{esc(p['b'])}</td><td>{fmt(p['p_best_of_n'], 3)}</td>"
-        f"<td>{fmt(p['p_value'], 3)}</td><td>{fmt(p['p_adjusted'], 3)}</td>"
-        f"<td>{esc(p['better'] + ' better') if p['better'] else 'not detected'}</td></tr>"
-        for p in comparison["pairs"]
+        f"<tr><td>{esc(p.a)}</td><td>{esc(p.b)}</td><td>{fmt(p.p_best_of_n, 3)}</td>"
+        f"<td>{fmt(p.p_value, 3)}</td><td>{fmt(p.p_adjusted, 3)}</td>"
+        f"<td>{esc(p.better + ' better') if p.better else 'not detected'}</td></tr>"
+        for p in comparison.pairs
     ]
-    test = esc(comparison["test"])
+    test = esc(comparison.test)
     return f"<h2>Pairwise comparison</h2><p>{test}</p><table>{head}{''.join(rows)}</table>"
 
 
-def _header(report: dict[str, Any], dashboard_url: str | None) -> str:
-    study = report["study"]
-    counts = study.get("trial_counts") or {}
+def _header(report: StudyReport, dashboard_url: str | None) -> str:
+    study = report.study
     meta = (
-        f"objective: {esc(metric_label(report))} ({esc(study['direction'])}); "
-        f"status {esc(study['status'])}; {study['n_finished']} of {study['n_trials']} trials "
-        f"finished; allocation {esc(study['allocation'])}"
+        f"objective: {esc(metric_label(report))} ({esc(study.direction)}); "
+        f"status {esc(study.status)}; {study.n_finished} of {study.n_trials} trials "
+        f"finished; allocation {esc(study.allocation)}"
     )
-    if counts.get("running"):
-        meta += f"; {counts['running']} running"
-    if study.get("baseline") is not None:
+    if study.trial_counts.running:
+        meta += f"; {study.trial_counts.running} running"
+    if study.baseline is not None:
         meta += (
-            f"<br>baseline {fmt(study['baseline'])}: "
-            f"{esc(study.get('baseline_description') or 'trivial predictor')}"
+            f"<br>baseline {fmt(study.baseline)}: "
+            f"{esc(study.baseline_description or 'trivial predictor')}"
         )
     if dashboard_url:
         meta += (
@@ -115,21 +114,19 @@ def _header(report: dict[str, Any], dashboard_url: str | None) -> str:
         )
     banner = partial_banner(report)
     # the banner says what the "Partial results" warning says, and more
-    warnings = [w for w in report["warnings"] if not (banner and w.startswith("Partial results"))]
+    warnings = [w for w in report.warnings if not (banner and w.startswith("Partial results"))]
     warned = "".join(f"<div class='warning'>{esc(w)}</div>" for w in warnings)
     return (
-        f"<h1>Cell-type comparison: {esc(study['study_name'])}</h1><p class='meta'>{meta}</p>"
-        f"{banner}<p class='verdict' id='verdict'>{esc(report['verdict'])}</p>{warned}"
+        f"<h1>Cell-type comparison: {esc(study.study_name)}</h1><p class='meta'>{meta}</p>"
+        f"{banner}<p class='verdict' id='verdict'>{esc(report.verdict)}</p>{warned}"
     )
 
 
-def _trials_section(report: dict[str, Any]) -> str:
-    trials = report.get("trials")
-    if not trials or not trials["number"]:
+def _trials_section(report: StudyReport) -> str:
+    if report.trials is None or not report.trials.number:
         return ""
     options = "".join(
-        f"<option value='{esc(c['cell_type'])}'>{esc(c['cell_type'])}</option>"
-        for c in report["cells"]
+        f"<option value='{esc(c.cell_type)}'>{esc(c.cell_type)}</option>" for c in report.cells
     )
     return (
         "<h2>Trials</h2><p>Every trial of the study; the plot draws the completed ones. "
@@ -144,15 +141,14 @@ def _trials_section(report: dict[str, Any]) -> str:
     )
 
 
-def _page_script(
-    report: dict[str, Any], payload: list[dict[str, Any]], dashboard: str | None
-) -> str:
-    trials = _script_json(report.get("trials"))
+def _page_script(report: StudyReport, payload: list[dict[str, Any]], dashboard: str | None) -> str:
+    table = None if report.trials is None else dict(report.trials)  # JSON-ready columns
+    trials = _script_json(table)
     fetched = len(trials) > INLINE_TRIALS  # a big study's table comes with the report's JSON
     page = {
         "metric_label": metric_label(report),
-        "direction": report["study"]["direction"],
-        "cells": [c["cell_type"] for c in report["cells"]],
+        "direction": report.study.direction,
+        "cells": [c.cell_type for c in report.cells],
         "dashboard": dashboard,
         "refresh": refresh_seconds(report),
         "trials_url": "report" if fetched else None,  # relative to .../report.html
@@ -173,9 +169,9 @@ def _page_script(
 
 
 def render_report_html(
-    report: dict[str, Any], *, plotly_js: str = "inline", dashboard_url: str | None = None
+    report: StudyReport, *, plotly_js: str = "inline", dashboard_url: str | None = None
 ) -> str:
-    """Render a report dict as one self-contained HTML page.
+    """Render a report as one self-contained HTML page.
 
     Args:
         report: The output of :func:`cellsearch.search.report.build_report`.
@@ -191,14 +187,14 @@ def render_report_html(
     plots = "".join(
         f"<h2>{esc(f['title'])}</h2><div class='plot' id='{esc(f['id'])}'></div>" for f in figs
     )
-    if not any(cell.get("best") for cell in report["cells"]):
+    if not any(cell.best for cell in report.cells):
         plots = (
             "<p class='empty' id='empty'>No completed trials yet: there are no scores to "
             "compare or plot. The page fills in as trials finish.</p>" + plots
         )
     payload = [{"id": f["id"], "data": f["data"], "layout": f["layout"]} for f in figs]
-    notes = "".join(f"<li>{esc(n)}</li>" for n in report["notes"])
-    title = esc(f"cellsearch report: {report['study']['study_name']}")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
+    title = esc(f"cellsearch report: {report.study.study_name}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>{PAGE_CSS}</style>{_plotly_tag(plotly_js)}</head><body>"

@@ -1,29 +1,25 @@
 """HTML sections of the report page: tables, the partial-results banner, the legend.
 
-Each function takes the report dict (:func:`cellsearch.search.report.build_report`) and
+Each function takes the report (:func:`cellsearch.search.report.build_report`) and
 returns an HTML fragment; every string from the report is escaped here.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import Any
 
+from cellsearch.search.report.formatting import number
 from cellsearch.search.report.metric import quantity_label
+from cellsearch.search.report.model import BestTrial, Environment, StudyReport
 from cellsearch.service.reports.figures import metric_label
 
 REFRESH_SECONDS = 15  # how often the page of a running study reloads itself
-_ENVIRONMENT_NAMES = {
-    "torch_versions": "torch",
-    "cellsearch_versions": "cellsearch (workers)",
-    "optuna_version": "optuna",
-    "report_cellsearch_version": "cellsearch (this report)",
-    "devices": "devices (trials)",
-    "study_seed": "study seed",
-    "trial_seeds_recorded": "trials with a recorded seed",
-    "precisions": "precision (trials)",
-    "bootstrap": "bootstrap",
-}
+
+fmt = functools.partial(number, html=True)
+"""A number on a page: :func:`~cellsearch.search.report.formatting.number`, escaped, with a
+dash for None."""
 
 
 def esc(value: Any) -> str:
@@ -31,35 +27,26 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def fmt(value: Any, digits: int = 4) -> str:
-    """A number to ``digits`` significant digits; a dash for None."""
-    if value is None:
-        return "&mdash;"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return esc(value)
-
-
 def _rate(value: float | None) -> str:
     return "&mdash;" if value is None else f"{100 * value:.1f}%"
 
 
-def _better(report: dict[str, Any]) -> str:
-    return "highest" if report["study"]["direction"] == "maximize" else "lowest"
+def _better(report: StudyReport) -> str:
+    return "highest" if report.study.direction == "maximize" else "lowest"
 
 
-def refresh_seconds(report: dict[str, Any]) -> int:
+def refresh_seconds(report: StudyReport) -> int:
     """How often the page reloads itself: while the study runs or is queued; else 0."""
-    return REFRESH_SECONDS if report["study"]["status"] in ("running", "queued") else 0
+    return REFRESH_SECONDS if report.study.status in ("running", "queued") else 0
 
 
-def partial_banner(report: dict[str, Any]) -> str:
+def partial_banner(report: StudyReport) -> str:
     """The banner of a study that has not completed: what state it is in, what to expect."""
-    study = report["study"]
-    if not study.get("partial"):
+    study = report.study
+    if not study.partial:
         return ""
-    status = study["status"]
-    done = f"{study['n_finished']} of {study['n_trials']} trials have finished"
+    status = study.status
+    done = f"{study.n_finished} of {study.n_trials} trials have finished"
     if status == "cancelled":
         text = f"Partial results: the study was cancelled; {done}. These numbers are final."
     elif refresh_seconds(report):
@@ -72,7 +59,7 @@ def partial_banner(report: dict[str, Any]) -> str:
     return f"<div class='banner' id='partial'>{esc(text)}</div>"
 
 
-def summary_table(report: dict[str, Any]) -> str:
+def summary_table(report: StudyReport) -> str:
     """One row per cell type: counts, the best value and its interval, E[best of n]."""
     label = esc(metric_label(report))
     head = (
@@ -82,32 +69,31 @@ def summary_table(report: dict[str, Any]) -> str:
         "<th>diverged (% of outcomes)</th><th>pruned (% of outcomes)</th></tr>"
     )
     rows = []
-    for cell in report["cells"]:
-        best = cell.get("best") or {}
-        at = cell.get("expected_best_at_budget") or {}
-        ci = f"[{fmt(best['ci_low'])}, {fmt(best['ci_high'])}]" if best else "&mdash;"
+    for cell in report.cells:
+        best, at = cell.best, cell.expected_best_at_budget
+        ci = f"[{fmt(best.ci_low)}, {fmt(best.ci_high)}]" if best else "&mdash;"
         evp = "&mdash;"
         if at:
-            evp = f"{fmt(at['mean'])} &plusmn; {fmt(at['std'], 2)} (n={at['n']})"
-            evp += " extrapolated" if at.get("extrapolated") else ""
-        counts = cell["counts"]
-        failed = sum((cell.get("failures") or {}).get(k, 0) for k in ("diverged", "error"))
-        beat = cell.get("n_beat_baseline")
-        beat_text = "&mdash;" if beat is None else f"{beat} of {cell['n_completed']}"
+            evp = f"{fmt(at.mean)} &plusmn; {fmt(at.std, 2)} (n={at.n})"
+            evp += " extrapolated" if at.extrapolated else ""
+        counts = cell.counts
+        failed = cell.failures.diverged + cell.failures.error
+        beat = cell.n_beat_baseline
+        beat_text = "&mdash;" if beat is None else f"{beat} of {cell.n_completed}"
         rows.append(
-            f"<tr><td>{esc(cell['cell_type'])}</td><td>{counts['complete']}</td>"
-            f"<td>{counts['pruned']}</td><td>{failed}</td><td>{fmt(best.get('value'))}</td>"
-            f"<td>{ci}</td><td>{fmt(cell.get('median'))}</td><td>{evp}</td><td>{beat_text}</td>"
-            f"<td>{_rate(cell['divergence_rate'])}</td><td>{_rate(cell['pruning_rate'])}</td></tr>"
+            f"<tr><td>{esc(cell.cell_type)}</td><td>{counts.complete}</td>"
+            f"<td>{counts.pruned}</td><td>{failed}</td><td>{fmt(best.value if best else None)}</td>"
+            f"<td>{ci}</td><td>{fmt(cell.median)}</td><td>{evp}</td><td>{beat_text}</td>"
+            f"<td>{_rate(cell.divergence_rate)}</td><td>{_rate(cell.pruning_rate)}</td></tr>"
         )
     return f"<table id='summary'>{head}{''.join(rows)}</table>{_legend(report)}"
 
 
-def _legend(report: dict[str, Any]) -> str:
+def _legend(report: StudyReport) -> str:
     """What each column and each interval of the summary is."""
     label = esc(metric_label(report))
-    study = report["study"]
-    replicates = (report.get("environment") or {}).get("bootstrap", {}).get("replicates")
+    study = report.study
+    replicates = report.environment.bootstrap.replicates
     resamples = f"{replicates} resamples" if replicates else "resamples"
     items = [
         f"<b>best</b>: the {_better(report)} {label} among the cell type's completed trials.",
@@ -126,37 +112,37 @@ def _legend(report: dict[str, Any]) -> str:
         "<b>% of outcomes</b>: shares of the trials that ended with a model outcome "
         "(complete, pruned, diverged or error).",
     ]
-    if study.get("baseline") is not None:
+    if study.baseline is not None:
         items.append(
             f"<b>beat the baseline</b>: completed trials whose {label} is better than the "
-            f"baseline {fmt(study['baseline'])} ({esc(study.get('baseline_description') or '')})."
+            f"baseline {fmt(study.baseline)} ({esc(study.baseline_description or '')})."
         )
     return "<ul class='legend' id='legend'>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
 
-def best_configurations(report: dict[str, Any], dashboard_url: str | None = None) -> str:
+def best_configurations(report: StudyReport, dashboard_url: str | None = None) -> str:
     """The best trial of each cell type: its scores and every hyperparameter."""
-    cells = [c for c in report["cells"] if c.get("best")]
+    cells = [c for c in report.cells if c.best is not None]
     if not cells:
         return ""
-    bests = [c["best"] for c in cells]
-    test_names = {b.get("test_metric_name") for b in bests} - {None}
+    bests: list[BestTrial] = [c.best for c in cells if c.best is not None]
+    test_names = {b.test_metric_name for b in bests if b.test_metric_name is not None}
     test_label = ", ".join(quantity_label(n) for n in sorted(test_names)) or "test metric"
     rows: list[tuple[str, list[str]]] = [
-        ("trial", [_trial_link(b["trial_number"], dashboard_url) for b in bests]),
-        (esc(metric_label(report)), [fmt(b["value"]) for b in bests]),
-        (esc(test_label) + " (at the best epoch)", [fmt(b.get("test_metric")) for b in bests]),
-        ("parameters", [fmt(b.get("param_count")) for b in bests]),
-        ("seconds per epoch", [fmt(b.get("seconds_per_epoch"), 3) for b in bests]),
+        ("trial", [_trial_link(b.trial_number, dashboard_url) for b in bests]),
+        (esc(metric_label(report)), [fmt(b.value) for b in bests]),
+        (esc(test_label) + " (at the best epoch)", [fmt(b.test_metric) for b in bests]),
+        ("parameters", [fmt(b.param_count) for b in bests]),
+        ("seconds per epoch", [fmt(b.seconds_per_epoch, 3) for b in bests]),
     ]
     names: list[str] = []
     for best in bests:
-        names += [n for n in best.get("hyperparameters") or best["params"] if n not in names]
+        names += [n for n in best.hyperparameters or best.params if n not in names]
     for name in names:
         if name != "cell_type":
-            values = [(b.get("hyperparameters") or b["params"]).get(name) for b in bests]
+            values = [(b.hyperparameters or b.params).get(name) for b in bests]
             rows.append((esc(name), [fmt(v) for v in values]))
-    head = "<tr><th></th>" + "".join(f"<th>{esc(c['cell_type'])}</th>" for c in cells) + "</tr>"
+    head = "<tr><th></th>" + "".join(f"<th>{esc(c.cell_type)}</th>" for c in cells) + "</tr>"
     body = "".join(
         f"<tr><th>{name}</th>{''.join(f'<td>{v}</td>' for v in values)}</tr>"
         for name, values in rows
@@ -176,22 +162,33 @@ def _trial_link(number: int, dashboard_url: str | None) -> str:
     return f"<a href='{href}' title='open in optuna-dashboard'>#{number}</a>"
 
 
-def _readable(value: Any) -> str:
-    if isinstance(value, dict):
-        if set(value) == {"replicates", "seed"}:
-            seed = ", ".join(str(s) for s in value["seed"])
-            return f"{value['replicates']} replicates, seeded by [{seed}]"
-        return ", ".join(f"{k} ({v})" for k, v in value.items()) or "none recorded"
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) or "none recorded"
-    return str(value)
+def _listed(values: list[str] | dict[str, int]) -> str:
+    """Versions (``a, b``) or counts (``cpu (12), cuda:0 (3)``), or "none recorded"."""
+    if isinstance(values, dict):
+        return ", ".join(f"{k} ({v})" for k, v in values.items()) or "none recorded"
+    return ", ".join(values) or "none recorded"
 
 
-def environment_table(report: dict[str, Any]) -> str:
+def _environment_rows(env: Environment) -> list[tuple[str, str]]:
+    """The environment's entries in words, in the report's order."""
+    seed = ", ".join(str(s) for s in env.bootstrap.seed)
+    return [
+        ("torch", _listed(env.torch_versions)),
+        ("cellsearch (workers)", _listed(env.cellsearch_versions)),
+        ("optuna", env.optuna_version),
+        ("cellsearch (this report)", env.report_cellsearch_version),
+        ("devices (trials)", _listed(env.devices)),
+        ("study seed", str(env.study_seed)),
+        ("trials with a recorded seed", str(env.trial_seeds_recorded)),
+        ("precision (trials)", _listed(env.precisions)),
+        ("bootstrap", f"{env.bootstrap.replicates} replicates, seeded by [{seed}]"),
+    ]
+
+
+def environment_table(report: StudyReport) -> str:
     """The environment section as a two-column table of readable values."""
     rows = "".join(
-        f"<tr><th>{esc(_ENVIRONMENT_NAMES.get(k, k.replace('_', ' ')))}</th>"
-        f"<td>{esc(_readable(v))}</td></tr>"
-        for k, v in (report.get("environment") or {}).items()
+        f"<tr><th>{esc(name)}</th><td>{esc(value)}</td></tr>"
+        for name, value in _environment_rows(report.environment)
     )
     return f"<h2>Environment</h2><table id='environment'>{rows}</table>"

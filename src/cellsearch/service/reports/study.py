@@ -1,8 +1,9 @@
 """The comparison report of a stored study (JSON and HTML), built once per change.
 
 :func:`report_state` reads what identifies the current report of a study: its service
-record and a marker of its trials (:func:`cellsearch.search.trial.bulk_read.change_markers`:
-per state, how many trials and the last completion). :func:`cached_report` returns the
+record and a marker of its trials
+(:func:`cellsearch.search.optuna_adapter.bulk_read.change_markers`: per state, how many
+trials and the last completion). :func:`cached_report` returns the
 report for that state from the process's :class:`~cellsearch.service.store.marker_cache.
 MarkerCache`, building it (trials read in bulk) when the state changed. The state's
 digest is the responses' ETag, so a client holding the current report gets a 304.
@@ -11,7 +12,6 @@ digest is the responses' ETag, so a client holding the current report gets a 304
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 from sqlalchemy import Engine
 
 import cellsearch
-from cellsearch.search.report import ReportContext, build_report
+from cellsearch.search.optuna_adapter import bulk_read
+from cellsearch.search.report import ReportContext, StudyReport, build_report
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.trial import bulk_read
 from cellsearch.service.reports.assets import plotly_src
 from cellsearch.service.reports.page import render_report_html
 from cellsearch.service.store.db import connection_scope, database_key, session_scope
@@ -51,7 +51,7 @@ class ReportState:
 class BuiltReport:
     """A built report, its JSON body, and its page once asked for."""
 
-    report: dict[str, Any]
+    report: StudyReport
     body: bytes
     study_id: int  # Optuna's, for the link to the study in optuna-dashboard
     _html: dict[str | None, str] = field(default_factory=dict, repr=False)
@@ -108,5 +108,4 @@ def build_study_report(engine: Engine, state: ReportState) -> BuiltReport:
     with connection_scope(engine) as conn:
         trials = bulk_read.read_trials(conn, state.study_id)
     report = build_report(trials, context)
-    body = json.dumps(report, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return BuiltReport(report=report, body=body.encode(), study_id=state.study_id)
+    return BuiltReport(report=report, body=report.to_json().encode(), study_id=state.study_id)

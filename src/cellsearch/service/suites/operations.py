@@ -22,11 +22,17 @@ from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.errors import FieldError
+from cellsearch.search.optuna_adapter import bulk_read
 from cellsearch.search.report import ReportContext
 from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
+from cellsearch.search.report.suite_model import SuiteReport
 from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.trial import bulk_read
-from cellsearch.service.datasets.operations import check_dataset_task, list_datasets
+from cellsearch.service.datasets.operations import (
+    check_dataset_exists,
+    check_dataset_task,
+    confirm_dataset,
+    list_datasets,
+)
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
 from cellsearch.service.settings import Settings
 from cellsearch.service.store.db import connection_scope, session_scope
@@ -159,19 +165,17 @@ def _write_records(engine: Engine, plan: SuitePlan, created_by: str | None) -> S
         with session_scope(engine) as session:
             session.add(suite)
             session.flush()  # the suite's id, for the studies' link
-            for spec in plan.studies:
-                session.add(
-                    StudyRecord(
-                        name=spec.name,
-                        spec=spec.to_json(),
-                        status="running",
-                        n_trials=spec.budget.n_trials,
-                        claimed=0,
-                        suite_id=suite.id,
-                        created_by=created_by,
-                    )
-                )
+            records = [
+                StudyRecord.new(spec, created_by=created_by, suite_id=suite.id)
+                for spec in plan.studies
+            ]
+            session.add_all(records)
+            session.flush()  # the rows refer to their data sets from here (see confirm_dataset)
+            for record in records:
+                confirm_dataset(session, record)
     except IntegrityError:
+        for spec in plan.studies:  # PostgreSQL: a data set was deleted meanwhile
+            check_dataset_exists(engine=engine, spec=spec)
         raise Conflict(f"suite {plan.name!r} or one of its studies already exists") from None
     return suite
 
@@ -289,9 +293,7 @@ def delete_suite(
     return names
 
 
-def suite_report(
-    *, engine: Engine, storage: optuna.storages.RDBStorage, name: str
-) -> dict[str, Any]:
+def suite_report(*, engine: Engine, storage: optuna.storages.RDBStorage, name: str) -> SuiteReport:
     """The cross-task report of suite ``name``, from its finished studies' trials."""
     view = get_suite(engine=engine, name=name)
     tasks = []

@@ -1,6 +1,6 @@
 """The cross-task report of a suite as one self-contained HTML page (no script).
 
-:func:`render_suite_html` takes the dict made by
+:func:`render_suite_html` takes the report made by
 :func:`cellsearch.search.report.suite.build_suite_report`. The critical-difference
 diagram is inline SVG (:mod:`cellsearch.search.report.cd_diagram`); every string from
 the report is HTML-escaped, with the helpers and style of the study page
@@ -9,10 +9,13 @@ the report is HTML-escaped, with the helpers and style of the study page
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from cellsearch.search.report.cd_diagram import cd_diagram_svg
+from cellsearch.search.report.suite_model import (
+    RankPair,
+    SuiteComparison,
+    SuiteReport,
+    TaskScore,
+)
 from cellsearch.service.reports.page import PAGE_CSS
 from cellsearch.service.reports.sections import esc, fmt
 
@@ -24,33 +27,33 @@ td.best{font-weight:bold;background:#f0fff4} td.out{color:#888}
 """
 
 
-def _header(report: Mapping[str, Any]) -> str:
-    suite = report["suite"]
+def _header(report: SuiteReport) -> str:
+    suite = report.suite
     meta = (
-        f"{suite['n_included']} of {suite['n_tasks']} tasks counted; cell types "
-        f"{esc(', '.join(suite['cell_types']))}"
+        f"{suite.n_included} of {suite.n_tasks} tasks counted; cell types "
+        f"{esc(', '.join(suite.cell_types))}"
     )
-    if suite["partial"]:
+    if suite.partial:
         meta += " &mdash; <strong>PARTIAL RESULTS</strong>"
-    about = f"<p>{esc(suite['description'])}</p>" if suite["description"] else ""
-    warnings = "".join(f"<div class='warning'>{esc(w)}</div>" for w in report["warnings"])
+    about = f"<p>{esc(suite.description)}</p>" if suite.description else ""
+    warnings = "".join(f"<div class='warning'>{esc(w)}</div>" for w in report.warnings)
     return (
-        f"<h1>Cell types across tasks: {esc(suite['name'])}</h1><p class='meta'>{meta}</p>"
-        f"{about}<p class='verdict' id='verdict'>{esc(report['verdict'])}</p>{warnings}"
+        f"<h1>Cell types across tasks: {esc(suite.name)}</h1><p class='meta'>{meta}</p>"
+        f"{about}<p class='verdict' id='verdict'>{esc(report.verdict)}</p>{warnings}"
     )
 
 
-def _tasks_table(report: Mapping[str, Any], study_url: str | None) -> str:
+def _tasks_table(report: SuiteReport, study_url: str | None) -> str:
     rows = []
-    for t in report["tasks"]:
-        study = esc(t["study"])
-        if study_url and t["status"] != "missing":
-            study = f"<a href='{esc(study_url.format(name=t['study']))}'>{study}</a>"
-        metric = f"{esc(t['metric'])} ({esc(t['direction'])})" if t["metric"] else "&mdash;"
-        counted = "yes" if t["included"] else f"no: {esc(t['reason'])}"
+    for t in report.tasks:
+        study = esc(t.study)
+        if study_url and t.status != "missing":
+            study = f"<a href='{esc(study_url.format(name=t.study))}'>{study}</a>"
+        metric = f"{esc(t.metric)} ({esc(t.direction)})" if t.metric else "&mdash;"
+        counted = "yes" if t.included else f"no: {esc(t.reason)}"
         rows.append(
-            f"<tr><td>{esc(t['task'])}</td><td>{study}</td><td>{esc(t['kind'])}</td>"
-            f"<td>{esc(t['status'])}</td><td>{t['n_finished']}/{t['n_trials']}</td>"
+            f"<tr><td>{esc(t.task)}</td><td>{study}</td><td>{esc(t.kind)}</td>"
+            f"<td>{esc(t.status)}</td><td>{t.n_finished}/{t.n_trials}</td>"
             f"<td>{metric}</td><td>{counted}</td></tr>"
         )
     head = (
@@ -60,30 +63,29 @@ def _tasks_table(report: Mapping[str, Any], study_url: str | None) -> str:
     return f"<h2>Tasks</h2><table id='tasks'>{head}{''.join(rows)}</table>"
 
 
-def _score_cell(score: Mapping[str, Any] | None, used: bool) -> str:
+def _score_cell(score: TaskScore | None, used: bool) -> str:
     if score is None:
         return "<td class='out'>no score</td>"
     interval = ""
-    if score["low"] is not None and score["high"] is not None:
-        interval = f" [{fmt(score['low'])}, {fmt(score['high'])}]"
-    rank = score["rank"]
+    if score.low is not None and score.high is not None:
+        interval = f" [{fmt(score.low)}, {fmt(score.high)}]"
+    rank = score.rank
     best = used and rank is not None and rank <= 1.0
-    sub = f"normalised {fmt(score['normalised'], 3)}"
+    sub = f"normalised {fmt(score.normalised, 3)}"
     sub += f", rank {fmt(rank, 3)}" if rank is not None else ", not ranked"
     css = " class='best'" if best else ""
-    return f"<td{css}>{fmt(score['value'])}{interval}<span class='sub'>{sub}</span></td>"
+    return f"<td{css}>{fmt(score.value)}{interval}<span class='sub'>{sub}</span></td>"
 
 
-def _scores_table(report: Mapping[str, Any]) -> str:
-    cells = report["suite"]["cell_types"]
-    comparison = report["comparison"] or {}
-    used = set(comparison.get("tasks_used", []))
+def _scores_table(report: SuiteReport) -> str:
+    cells = report.suite.cell_types
+    used = set(report.comparison.tasks_used if report.comparison is not None else [])
     head = "<tr><th>task</th>" + "".join(f"<th>{esc(c)}</th>" for c in cells) + "</tr>"
     rows = [
         f"<tr><td>{esc(task)}</td>"
         + "".join(_score_cell(scores.get(c), task in used) for c in cells)
         + "</tr>"
-        for task, scores in report["scores"].items()
+        for task, scores in report.scores.items()
     ]
     if not rows:
         return "<p class='empty' id='scores-empty'>No finished study yet: no scores.</p>"
@@ -94,63 +96,63 @@ def _scores_table(report: Mapping[str, Any]) -> str:
     )
 
 
-def _ranks_table(comparison: Mapping[str, Any]) -> str:
-    cd = comparison["cd"]
+def _ranks_table(comparison: SuiteComparison) -> str:
+    cd = comparison.cd
     rows = "".join(
         f"<tr><td>{esc(c)}</td><td>{fmt(r, 3)}</td></tr>"
-        for c, r in zip(cd["order"], cd["average_ranks"], strict=True)
+        for c, r in zip(cd.order, cd.average_ranks, strict=True)
     )
     return (
-        f"<h2>Average ranks over {comparison['n_tasks']} tasks</h2>"
+        f"<h2>Average ranks over {comparison.n_tasks} tasks</h2>"
         f"<table id='ranks'><tr><th>cell type</th><th>average rank</th></tr>{rows}</table>"
     )
 
 
-def _tests(comparison: Mapping[str, Any]) -> str:
-    fried = comparison["friedman"]
+def _tests(comparison: SuiteComparison) -> str:
+    fried = comparison.friedman
     if fried is None:
         text = (
-            f"Not tested: {comparison['n_tasks']} tasks with a score for every cell type; "
-            f"the tests need at least {comparison['min_tasks']}."
+            f"Not tested: {comparison.n_tasks} tasks with a score for every cell type; "
+            f"the tests need at least {comparison.min_tasks}."
         )
     else:
-        iman = fried["iman_davenport"]
+        iman = fried.iman_davenport
         text = (
-            f"Friedman &chi;&sup2; = {fmt(fried['statistic'])} (df {fried['df']}), "
-            f"p = {fmt(fried['p_value'], 3)}; Iman-Davenport F = {fmt(iman['statistic'])}, "
-            f"p = {fmt(iman['p_value'], 3)}; Kendall's W = {fmt(fried['kendall_w'], 3)}."
+            f"Friedman &chi;&sup2; = {fmt(fried.statistic)} (df {fried.df}), "
+            f"p = {fmt(fried.p_value, 3)}; Iman-Davenport F = {fmt(iman.statistic)}, "
+            f"p = {fmt(iman.p_value, 3)}; Kendall's W = {fmt(fried.kendall_w, 3)}."
         )
     return f"<h2>Tests</h2><p id='friedman'>{text}</p>"
 
 
-def _pair_result(test: Mapping[str, Any]) -> str:
+def _pair_result(test: RankPair) -> str:
     """One pair's outcome in words (Holm alone can reject while the Friedman gate holds)."""
-    if test["separated"]:
-        return f"{esc(test['better'])} better"
-    if test["reject"]:
+    if test.separated:
+        return f"{esc(test.better)} better"
+    if test.reject:
         return "not separated (Holm rejects, but the Friedman test does not)"
     return "not separated"
 
 
-def _pairs_table(report: Mapping[str, Any]) -> str:
-    comparison = report["comparison"] or {}
-    tests = {(p["a"], p["b"]): p for p in comparison.get("pairs", [])}
+def _pairs_table(report: SuiteReport) -> str:
+    pairs = report.comparison.pairs if report.comparison is not None else []
+    tests = {(p.a, p.b): p for p in pairs}
     head = (
         "<tr><th>A</th><th>B</th><th>A wins / ties / losses</th><th>Wilcoxon p</th>"
         "<th>Holm-adjusted</th><th>result</th></tr>"
     )
     rows = []
-    for w in report["win_tie_loss"]:
-        test = tests.get((w["a"], w["b"]))
+    for w in report.win_tie_loss:
+        test = tests.get((w.a, w.b))
         if test is None:
             p = adj = "&mdash;"
             result = "not tested"
         else:
-            p, adj = fmt(test["p_value"], 3), fmt(test["p_adjusted"], 3)
+            p, adj = fmt(test.p_value, 3), fmt(test.p_adjusted, 3)
             result = _pair_result(test)
         rows.append(
-            f"<tr><td>{esc(w['a'])}</td><td>{esc(w['b'])}</td>"
-            f"<td>{w['wins']} / {w['ties']} / {w['losses']}</td><td>{p}</td><td>{adj}</td>"
+            f"<tr><td>{esc(w.a)}</td><td>{esc(w.b)}</td>"
+            f"<td>{w.wins} / {w.ties} / {w.losses}</td><td>{p}</td><td>{adj}</td>"
             f"<td>{result}</td></tr>"
         )
     if not rows:
@@ -158,7 +160,7 @@ def _pairs_table(report: Mapping[str, Any]) -> str:
     return f"<h2>Pairs of cell types</h2><table id='pairs'>{head}{''.join(rows)}</table>"
 
 
-def render_suite_html(report: Mapping[str, Any], *, study_url: str | None = None) -> str:
+def render_suite_html(report: SuiteReport, *, study_url: str | None = None) -> str:
     """Render a suite report as one HTML page.
 
     Args:
@@ -168,9 +170,9 @@ def render_suite_html(report: Mapping[str, Any], *, study_url: str | None = None
     Returns:
         The page as a string.
     """
-    comparison = report["comparison"]
+    comparison = report.comparison
     body = [_header(report), _tasks_table(report, study_url), _scores_table(report)]
-    if comparison is not None and comparison["cells_compared"]:
+    if comparison is not None and comparison.cells_compared:
         svg = cd_diagram_svg(comparison)
         body += [
             _ranks_table(comparison),
@@ -178,9 +180,9 @@ def render_suite_html(report: Mapping[str, Any], *, study_url: str | None = None
             _tests(comparison),
         ]
     body.append(_pairs_table(report))
-    notes = "".join(f"<li>{esc(n)}</li>" for n in report["notes"])
+    notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
     body.append(f"<h2>Notes</h2><ul id='notes'>{notes}</ul>")
-    title = esc(f"cellsearch suite: {report['suite']['name']}")
+    title = esc(f"cellsearch suite: {report.suite.name}")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>{PAGE_CSS}{_SUITE_CSS}</style></head><body>"

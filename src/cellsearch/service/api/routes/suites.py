@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Response, status
 from fastapi.responses import HTMLResponse
 
+from cellsearch.search.report.suite_model import SuiteReport
 from cellsearch.service.api.deps import (
     EngineDep,
     LimitQuery,
@@ -117,8 +118,8 @@ def delete_suite(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{name}/report", dependencies=[READER], responses=READ)
-def get_report(name: SuiteName, engine: EngineDep, storage: StorageDep) -> dict[str, Any]:
+@router.get("/{name}/report", response_model=SuiteReport, dependencies=[READER], responses=READ)
+def get_report(name: SuiteName, engine: EngineDep, storage: StorageDep) -> SuiteReport:
     """The cross-task ranking of cell types over the suite's finished studies (JSON)."""
     return ops.suite_report(engine=engine, storage=storage, name=name)
 
