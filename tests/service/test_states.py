@@ -142,10 +142,20 @@ def test_a_study_with_no_live_worker_says_so_until_one_beats(
     listed = api.get(f"{V1}/studies").json()["items"]
     assert [s["note"] for s in listed] == [NO_WORKER]
 
+    page = api.get(f"{V1}/studies/alone/report.html")
+    assert "Nothing runs now: waiting for a worker: none is alive" in page.text
+    etag = page.headers["etag"]
+    assert (
+        api.get(f"{V1}/studies/alone/report.html", headers={"If-None-Match": etag}).status_code
+        == 304
+    )
+
     roster = SqlWorkerRegistry(engine_for(migrated), grace_period=migrated.grace_period)
     info = WorkerInfo(worker_id="w1", host="h", pid=1, device="cpu", machine="m")
     roster.beat(info)
     assert api.get(f"{V1}/studies/alone").json()["note"] is None
+    again = api.get(f"{V1}/studies/alone/report.html", headers={"If-None-Match": etag})
+    assert again.status_code == 200 and "waiting for a worker" not in again.text
     roster.retire("w1")
     api.post(f"{V1}/studies/alone/pause")  # a paused study waits for a person, not a worker
     assert api.get(f"{V1}/studies/alone").json()["note"] is None

@@ -94,7 +94,7 @@ def _pairs_table(report: StudyReport) -> str:
     return f"<h2>Pairwise comparison</h2><p>{test}</p><table>{head}{''.join(rows)}</table>"
 
 
-def _header(report: StudyReport, dashboard_url: str | None) -> str:
+def _header(report: StudyReport, dashboard_url: str | None, note: str | None = None) -> str:
     study = report.study
     meta = (
         f"objective: {esc(metric_label(report))} ({esc(study.direction)}); "
@@ -112,7 +112,7 @@ def _header(report: StudyReport, dashboard_url: str | None) -> str:
         meta += (
             f"<br><a href='{esc(dashboard_url)}' id='dashboard-link'>open in optuna-dashboard</a>"
         )
-    banner = partial_banner(report)
+    banner = partial_banner(report, note)
     # the banner says what the "Partial results" warning says, and more
     warnings = [w for w in report.warnings if not (banner and w.startswith("Partial results"))]
     warned = "".join(f"<div class='warning'>{esc(w)}</div>" for w in warnings)
@@ -169,7 +169,11 @@ def _page_script(report: StudyReport, payload: list[dict[str, Any]], dashboard: 
 
 
 def render_report_html(
-    report: StudyReport, *, plotly_js: str = "inline", dashboard_url: str | None = None
+    report: StudyReport,
+    *,
+    plotly_js: str = "inline",
+    dashboard_url: str | None = None,
+    note: str | None = None,
 ) -> str:
     """Render a report as one self-contained HTML page.
 
@@ -179,6 +183,7 @@ def render_report_html(
             package; otherwise the URL of a plotly.js script.
         dashboard_url: The study's page in optuna-dashboard
             (``.../dashboard/studies/<id>``); each trial then links to it there.
+        note: What holds the study up, for the banner (e.g. no live worker).
 
     Returns:
         The page as a string.
@@ -198,7 +203,7 @@ def render_report_html(
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>{PAGE_CSS}</style>{_plotly_tag(plotly_js)}</head><body>"
-        f"{_header(report, dashboard_url)}<h2>Per cell type</h2>{summary_table(report)}"
+        f"{_header(report, dashboard_url, note)}<h2>Per cell type</h2>{summary_table(report)}"
         f"{best_configurations(report, dashboard_url)}{_pairs_table(report)}{plots}"
         f"{_trials_section(report)}<h2>Notes</h2><ul>{notes}</ul>{environment_table(report)}"
         f"{_page_script(report, payload, dashboard_url)}</body></html>"

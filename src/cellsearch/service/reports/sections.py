@@ -40,8 +40,9 @@ def refresh_seconds(report: StudyReport) -> int:
     return REFRESH_SECONDS if report.study.status in ("running", "queued") else 0
 
 
-def partial_banner(report: StudyReport) -> str:
-    """The banner of a study that has not completed: what state it is in, what to expect."""
+def partial_banner(report: StudyReport, note: str | None = None) -> str:
+    """The banner of a study that has not completed: what state it is in, what to expect,
+    and ``note``, what holds it up when its status alone does not say (no live worker)."""
     study = report.study
     if not study.partial:
         return ""
@@ -56,6 +57,8 @@ def partial_banner(report: StudyReport) -> str:
         )
     else:
         text = f"Partial results: the study is {status}; {done}. Numbers will change."
+    if note:
+        text += f" Nothing runs now: {note}."
     return f"<div class='banner' id='partial'>{esc(text)}</div>"
 
 

@@ -24,11 +24,10 @@ from cellsearch.search.report import ReportContext, StudyReport, build_report
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.service.reports.assets import plotly_src
 from cellsearch.service.reports.page import render_report_html
-from cellsearch.service.store.db import connection_scope, database_key, session_scope
+from cellsearch.service.store.db import connection_scope, session_scope
 from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
-from cellsearch.service.store.tables import StudyRecord
-from cellsearch.service.studies.operations import optuna_study_id
-from cellsearch.service.studies.states import head_of_queue, shown_status
+from cellsearch.service.studies.operations import read_stored
+from cellsearch.service.studies.states import head_of_queue, shown_status, waiting_notes
 
 
 @dataclass(frozen=True)
@@ -40,11 +39,17 @@ class ReportState:
     study_id: int  # Optuna's
     spec: dict[str, Any]
     status: str
+    note: str | None = None  # what holds the study up (no live worker): for the page only
 
     @property
     def etag(self) -> str:
-        """An entity tag of the report in this state (the page's adds ``-html``)."""
+        """An entity tag of the report in this state (see :attr:`page_etag` for the page)."""
         return '"' + hashlib.sha256(repr(self.marker).encode()).hexdigest()[:24] + '"'
+
+    @property
+    def page_etag(self) -> str:
+        """The page's entity tag: the report's, and whether a note holds the study up."""
+        return self.etag[:-1] + ("-waiting" if self.note else "") + '-html"'
 
 
 @dataclass
@@ -54,44 +59,57 @@ class BuiltReport:
     report: StudyReport
     body: bytes
     study_id: int  # Optuna's, for the link to the study in optuna-dashboard
-    _html: dict[str | None, str] = field(default_factory=dict, repr=False)
+    _html: dict[tuple[str | None, str | None], str] = field(default_factory=dict, repr=False)
 
-    def html(self, dashboard_url: str | None = None) -> str:
+    def html(self, dashboard_url: str | None = None, note: str | None = None) -> str:
         """The report page, its trials linked to optuna-dashboard's root ``dashboard_url``
-        when one is given (rendered on first use; two racing renders give equal pages)."""
-        if dashboard_url not in self._html:
+        when one is given, its banner carrying ``note`` (rendered on first use; two racing
+        renders give equal pages)."""
+        key = (dashboard_url, note)
+        if key not in self._html:
             study_page = None
             if dashboard_url:
                 study_page = f"{dashboard_url.rstrip('/')}/dashboard/studies/{self.study_id}"
-            self._html[dashboard_url] = render_report_html(
-                self.report, plotly_js=plotly_src(), dashboard_url=study_page
+            self._html[key] = render_report_html(
+                self.report, plotly_js=plotly_src(), dashboard_url=study_page, note=note
             )
-        return self._html[dashboard_url]
+        return self._html[key]
 
 
-def report_state(*, engine: Engine, name: str, markers: MarkerMemo = FRESH) -> ReportState:
+def report_state(
+    *,
+    engine: Engine,
+    name: str,
+    markers: MarkerMemo = FRESH,
+    grace_period: float | None = None,
+) -> ReportState:
     """The state of study ``name``'s report: its record and its trials' change marker
-    (from ``markers``, which may reuse a recent one).
+    (from ``markers``, which may reuse a recent one); with ``grace_period`` (which says
+    which workers are alive), the note of a study waiting with no live worker.
 
     Raises:
         NotFound: no such study (or its Optuna study is gone).
     """
     with session_scope(engine) as session:
-        record = StudyRecord.find_or_raise(session, name)
-        conn = session.connection()
-        study_id = optuna_study_id(conn, record.name)
-        database = database_key(engine)
-        trials = markers.marker(conn, database, study_id)
-        running = bulk_read.count_in_marker(trials, [TrialState.RUNNING])
+        stored = read_stored(session, engine, name, markers)
+        record = stored.record
+        running = bulk_read.count_in_marker(stored.trials, [TrialState.RUNNING])
         head = head_of_queue(engine=engine) if record.status == "running" else None
         status = shown_status(record, running_trials=running, head=head)  # queued, ...
-        marker = (cellsearch.__version__, record.incarnation, study_id, status, trials)
+        note = None
+        if grace_period is not None:
+            waiting = {record.name: running}
+            notes = waiting_notes(
+                engine=engine, records=[record], running=waiting, grace_period=grace_period
+            )
+            note = notes[record.name]
         return ReportState(
-            key=(database, record.name),
-            marker=marker,
-            study_id=study_id,
+            key=(stored.database, record.name),
+            marker=(cellsearch.__version__, status, *stored.marker),
+            study_id=stored.study_id,
             spec=record.spec,
             status=status,
+            note=note,
         )
 
 

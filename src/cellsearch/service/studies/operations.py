@@ -7,10 +7,12 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import optuna
 from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cellsearch.search.optuna_adapter import bulk_read, trial_groups
 from cellsearch.search.record import COUNTED_FAILURES, TrialRecord
@@ -249,26 +251,22 @@ def trial_page(
     """
     where = bulk_read.TrialFilter(states=states, cell_type=cell_type)
     with session_scope(engine) as session:
-        record = StudyRecord.find_or_raise(session, name)
-        conn = session.connection()
-        study_id = optuna_study_id(conn, record.name)
-
-        database = database_key(engine)
-        trials_marker = markers.marker(conn, database, study_id)
-        marker = (record.incarnation, study_id, trials_marker)
+        stored = read_stored(session, engine, name, markers)
+        conn, study_id = session.connection(), stored.study_id
 
         def read() -> tuple[bytes, bool]:
             if ids is not None and _fixed_selection(where):
                 # the cell type's selection of finished trials, kept while the study is
                 # unchanged (none of them can leave it): each page is then a slice
-                chosen = ids.get((database, study_id, _filter_key(where)), marker, selected)
+                key = (stored.database, study_id, _filter_key(where))
+                chosen = ids.get(key, stored.marker, selected)
                 trials = bulk_read.read_trials_by_id(conn, list(chosen[offset : offset + limit]))
                 total = len(chosen)
             elif where.cell_type is None:
                 # the marker counts each state: no count over every trial (4.5 ms at
                 # 100,000 on SQLite), at the cost of the marker's age
                 trials = bulk_read.read_trials(conn, study_id, where, offset=offset, limit=limit)
-                total = bulk_read.count_in_marker(trials_marker, where.states)
+                total = bulk_read.count_in_marker(stored.trials, where.states)
             else:
                 found = bulk_read.read_page(conn, study_id, where, offset=offset, limit=limit)
                 trials, total = found
@@ -280,8 +278,8 @@ def trial_page(
 
         if cache is None:
             return read()[0]
-        key = (database, record.name, _filter_key(where), offset, limit)
-        body, _ = cache.get(key, marker, read, keep=_settled)
+        key = (stored.database, stored.record.name, _filter_key(where), offset, limit)
+        body, _ = cache.get(key, stored.marker, read, keep=_settled)
         return body
 
 
@@ -326,3 +324,36 @@ def optuna_study_id(conn: Connection, name: str) -> int:
     if study_id is None:
         raise NotFound(f"study {name!r} not found")
     return study_id
+
+
+@dataclass(frozen=True)
+class StoredStudy:
+    """A study as one transaction read it: its record, its Optuna study's id, and its
+    trials' change marker (:func:`~cellsearch.search.optuna_adapter.bulk_read.change_markers`)."""
+
+    record: StudyRecord
+    study_id: int  # Optuna's
+    database: str  # the key naming the database in the process's caches
+    trials: tuple[Any, ...]
+
+    @property
+    def marker(self) -> tuple[Any, ...]:
+        """What the study's derived data (counts, pages, reports) stays valid for: the
+        study's incarnation, its Optuna id and its trials' marker."""
+        return (self.record.incarnation, self.study_id, self.trials)
+
+
+def read_stored(
+    session: Session, engine: Engine, name: str, markers: MarkerMemo = FRESH
+) -> StoredStudy:
+    """Study ``name`` read in ``session``'s transaction, its trials' marker from ``markers``
+    (which may reuse a recent one).
+
+    Raises:
+        NotFound: no such study (or its Optuna study is gone).
+    """
+    record = StudyRecord.find_or_raise(session, name)
+    conn = session.connection()
+    study_id = optuna_study_id(conn, record.name)
+    database = database_key(engine)
+    return StoredStudy(record, study_id, database, markers.marker(conn, database, study_id))

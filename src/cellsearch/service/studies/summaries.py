@@ -25,7 +25,7 @@ from cellsearch.search.record import TrialRecord
 from cellsearch.service.store.db import database_key, session_scope
 from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.store.tables import StudyRecord
-from cellsearch.service.studies.operations import TrialCounts, counts_on, optuna_study_id
+from cellsearch.service.studies.operations import TrialCounts, counts_on, read_stored
 
 MAX_STUDIES = 1024  # entries are small: a few counts and one trial record
 
@@ -47,13 +47,11 @@ def study_summary(
         NotFound: no such study.
     """
     with session_scope(engine) as session:
-        record = StudyRecord.find_or_raise(session, name)
-        conn = session.connection()
-        study_id = optuna_study_id(conn, record.name)
-        key = _key(engine, record)
-        marker = record.incarnation, study_id, markers.marker(conn, key[0], study_id)
+        stored = read_stored(session, engine, name, markers)
+        record, conn = stored.record, session.connection()
+        key, marker = _key(engine, record), stored.marker
         counts = cache.counts.get(key, marker, lambda: counts_on(conn, [record.name])[record.name])
-        best = cache.best.get(key, marker, lambda: _best(conn, study_id))
+        best = cache.best.get(key, marker, lambda: _best(conn, stored.study_id))
         return record, counts, best
 
 

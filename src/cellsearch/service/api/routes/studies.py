@@ -243,13 +243,14 @@ def get_report_html(
     """The comparison report as a page with plots (plotly.js is linked, not inlined; trials
     link to optuna-dashboard when ``CELLSEARCH_DASHBOARD_URL`` is set). A browser without a
     session is sent to the login page."""
-    state = report_state(engine=engine, name=name, markers=markers)
-    etag = state.etag[:-1] + '-html"'
+    state = report_state(
+        engine=engine, name=name, markers=markers, grace_period=settings.grace_period
+    )
     dashboard = settings.dashboard_url
     return _conditional(
         request,
-        etag,
-        lambda: cached_report(engine=engine, state=state, cache=cache).html(dashboard),
+        state.page_etag,
+        lambda: cached_report(engine=engine, state=state, cache=cache).html(dashboard, state.note),
         "text/html; charset=utf-8",
     )
 
