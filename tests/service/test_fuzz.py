@@ -26,6 +26,7 @@ import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation.modes import GenerationMode
 
 from cellsearch.search.study.limits import SpecLimits
@@ -145,11 +146,11 @@ FUZZ_SETTINGS = {
 @schema.parametrize()
 @settings(max_examples=SHORT_EXAMPLES, **FUZZ_SETTINGS)  # type: ignore[arg-type]
 def test_api_conforms_to_its_schema(case: Any) -> None:
-    case.call_and_validate()
+    case.call_and_validate(additional_checks=[positive_data_acceptance])
 
 
 @pytest.mark.fuzz_long
 @schema.parametrize()
 @settings(max_examples=LONG_EXAMPLES, **FUZZ_SETTINGS)  # type: ignore[arg-type]
 def test_api_conforms_to_its_schema_long(case: Any) -> None:
-    case.call_and_validate()
+    case.call_and_validate(additional_checks=[positive_data_acceptance])
