@@ -17,6 +17,11 @@ Mixed precision (``precision="bf16"``) runs the model's forward pass under
 ``torch.autocast`` in bfloat16 on CUDA and returns float32 predictions, so losses,
 metrics, gradients and optimizer state stay float32. On CPU it is ignored (the run is
 float32, and :attr:`TrainResult.notes` says so).
+
+A run can be checkpointed between epochs and resumed exactly
+(:mod:`cellsearch.search.trial.checkpoint`): given a :class:`~.checkpoint.Checkpointer`,
+the trainer hands it its whole state at the end of an epoch when one is due, and given a
+state to resume from, it goes on from the epoch after it, as if it had never stopped.
 """
 
 from __future__ import annotations
@@ -24,34 +29,28 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
 from cellsearch.search.errors import TrainingDiverged
-from cellsearch.search.tasks.data import SPLITS, Split, TaskData, TaskMeta
-from cellsearch.search.trial.losses import batch_loss, loss_units
+from cellsearch.search.tasks.data import TaskData
+from cellsearch.search.trial.checkpoint import (
+    Checkpointer,
+    CheckpointError,
+    EpochResult,
+    TrainState,
+    capture_rng,
+    restore_rng,
+)
+from cellsearch.search.trial.evaluation import DeviceSplit, Evaluation, evaluate, move_splits
+from cellsearch.search.trial.losses import batch_loss
 from cellsearch.search.trial.optimizers import make_optimizer
 from cellsearch.search.trial_config import Precision, TrainConfig
 
 StopReason = Literal["completed", "stopped", "time_limit"]
-
-_EVAL_STEPS_PER_BATCH = 2**19
-"""Evaluation batches hold at most about this many time steps (sequences x T)."""
-_MAX_EVAL_BATCH = 1024
-
-
-@dataclass(frozen=True)
-class EpochResult:
-    """Measurements after one epoch (``epoch`` is 1-based; ``seconds`` is this epoch's)."""
-
-    epoch: int
-    train_loss: float
-    val_loss: float
-    val_metric: float
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,9 @@ class TrainResult:
         notes: Remarks on the run, e.g. that a requested precision was ignored.
         peak_memory_bytes: ``torch.cuda.max_memory_allocated`` over the call on CUDA;
             None elsewhere.
+        best_weights: The model's weights at ``best_epoch``, when the run was asked to
+            keep them.
+        resumed_from: The epoch the run resumed after (0: it began at the start).
     """
 
     epochs_run: int
@@ -87,48 +89,13 @@ class TrainResult:
     precision: Precision = "fp32"
     notes: tuple[str, ...] = ()
     peak_memory_bytes: int | None = None
-
-
-@dataclass(frozen=True)
-class _Split:
-    """Inputs and targets of one split, already on the training device.
-
-    Attributes:
-        lengths: Valid steps per sequence ``(N,)``, or None for fixed length.
-        mask: ``(N, T)`` valid steps of per-step targets, or None when every step counts.
-        units: Loss units of the whole split (the divisor of its mean loss).
-    """
-
-    x: Tensor
-    y: Tensor
-    lengths: Tensor | None = None
-    mask: Tensor | None = None
-    units: float = 0.0
-
-    def predict(self, model: nn.Module, idx: Tensor | slice) -> Tensor:
-        """The model's predictions for the sequences ``idx`` of this split."""
-        if self.lengths is None:
-            return model(self.x[idx])
-        return model(self.x[idx], self.lengths[idx])
-
-    def batch_mask(self, idx: Tensor | slice) -> Tensor | None:
-        """The step mask of the sequences ``idx``, or None."""
-        return None if self.mask is None else self.mask[idx]
-
-    @property
-    def size(self) -> int:
-        return self.x.shape[0]
-
-
-@dataclass(frozen=True)
-class _Evaluation:
-    loss: float
-    metric: float
+    best_weights: dict[str, Tensor] | None = None
+    resumed_from: int = 0
 
 
 def _train_epoch(
     model: nn.Module,
-    train: _Split,
+    train: DeviceSplit,
     data: TaskData[Tensor],
     config: TrainConfig,
     optimizer: torch.optim.Optimizer,
@@ -182,44 +149,33 @@ def _epoch_train_loss(
     return value
 
 
-def _eval_batch_size(split: _Split, batch_size: int) -> int:
-    steps = max(1, split.x.shape[1])
-    return max(batch_size, min(_MAX_EVAL_BATCH, _EVAL_STEPS_PER_BATCH // steps))
-
-
-@torch.inference_mode()
-def _evaluate(
-    model: nn.Module, split: _Split, data: TaskData[Tensor], batch_size: int
-) -> _Evaluation:
-    """Mean loss and metric of the model on a split (eval mode, large batches)."""
-    model.eval()
-    loss_sum = torch.zeros((), device=split.x.device)
-    correct = torch.zeros((), device=split.x.device)
-    step = _eval_batch_size(split, batch_size)
-    for start in range(0, split.size, step):
-        rows = slice(start, start + step)
-        prediction = split.predict(model, rows)
-        target, mask = split.y[rows], split.batch_mask(rows)
-        loss_sum += batch_loss(prediction, target, data.meta.loss, reduction="sum", mask=mask)
-        if data.meta.metric == "accuracy":
-            hits = prediction.argmax(dim=-1) == target  # (B,) or (B, T)
-            correct += (hits if mask is None else hits & mask).sum()
-    total_loss, total_correct = torch.stack([loss_sum, correct]).tolist()
-    loss = total_loss / split.units
-    metric = total_correct / split.units if data.meta.metric == "accuracy" else loss
-    return _Evaluation(loss=loss, metric=metric)
-
-
 class _Best:
-    """Tracks the best validation epoch and the test evaluation taken there."""
+    """Tracks the best validation epoch, the test evaluation taken there and, when asked,
+    the model's weights there."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_weights: bool) -> None:
         self.epoch = 0
-        self.val = _Evaluation(loss=math.inf, metric=math.nan)
-        self.test = _Evaluation(loss=math.nan, metric=math.nan)
+        self.val = Evaluation(loss=math.inf, metric=math.nan)
+        self.test = Evaluation(loss=math.nan, metric=math.nan)
+        self.keep_weights = keep_weights
+        self.weights: dict[str, Tensor] | None = None
 
-    def improves(self, val: _Evaluation) -> bool:
+    def improves(self, val: Evaluation) -> bool:
         return val.loss < self.val.loss
+
+    def remember(self, model: nn.Module) -> None:
+        if self.keep_weights:
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def record(self) -> dict[str, float]:
+        return {"val_loss": self.val.loss, "val_metric": self.val.metric,
+                "test_loss": self.test.loss, "test_metric": self.test.metric}  # fmt: skip
+
+    def restore(self, state: TrainState) -> None:
+        self.epoch, best = state.best_epoch, state.best
+        self.val = Evaluation(loss=best["val_loss"], metric=best["val_metric"])
+        self.test = Evaluation(loss=best["test_loss"], metric=best["test_metric"])
+        self.weights = state.best_weights
 
 
 class _Autocast(nn.Module):
@@ -249,36 +205,22 @@ def _peak_memory(device: torch.device) -> int | None:
     return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
 
 
-def _move_split(split: Split[Tensor], meta: TaskMeta, device: torch.device) -> _Split:
-    x, y = split.x.to(device), split.y.to(device)
-    lengths, mask = split.lengths, None
-    if lengths is not None:
-        lengths = lengths.to(device)
-        if meta.head == "per_step":
-            mask = torch.arange(x.shape[1], device=device) < lengths[:, None]  # (N, T)
-    return _Split(x, y, lengths, mask, float(loss_units(y, meta.loss, mask)))
-
-
-def _move_splits(data: TaskData[Tensor], device: torch.device) -> dict[str, _Split]:
-    """Move the task's tensors to the training device, once."""
-    return {name: _move_split(data.split(name), data.meta, device) for name in SPLITS}
-
-
 def _validate(
     model: nn.Module,
-    splits: dict[str, _Split],
+    splits: dict[str, DeviceSplit],
     data: TaskData[Tensor],
     batch_size: int,
     best: _Best,
     epoch: int,
-) -> _Evaluation:
+) -> Evaluation:
     """Evaluate on the validation set; on improvement, also on the test set."""
-    val = _evaluate(model, splits["val"], data, batch_size)
+    val = evaluate(model, splits["val"], data, batch_size)
     if not math.isfinite(val.loss):
         raise TrainingDiverged(epoch, f"val loss is {val.loss} at epoch {epoch}")
     if best.improves(val):
         best.epoch, best.val = epoch, val
-        best.test = _evaluate(model, splits["test"], data, batch_size)
+        best.test = evaluate(model, splits["test"], data, batch_size)
+        best.remember(model)
     return val
 
 
@@ -298,12 +240,24 @@ def _stop_reason(
     return None
 
 
+def run_identity(model: nn.Module, config: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes it: the training
+    configuration (but its time limit) and the model's parameter shapes."""
+    settings = {k: v for k, v in asdict(config).items() if k != "max_seconds"}
+    shapes = {name: list(p.shape) for name, p in model.state_dict().items()}
+    return {"config": settings, "parameters": shapes}
+
+
 def train(
     model: nn.Module,
     data: TaskData[Tensor],
     config: TrainConfig,
     device: torch.device | str = "cpu",
     on_epoch: Callable[[EpochResult], bool] | None = None,
+    *,
+    checkpointer: Checkpointer | None = None,
+    resume: TrainState | None = None,
+    keep_best_weights: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data`` and evaluate it after every epoch.
 
@@ -320,13 +274,20 @@ def train(
         config: Training hyperparameters.
         device: Where to train (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
         on_epoch: Called after every epoch, the last included; returning False stops
-            training with stop reason ``"stopped"`` (pruning, shutdown, pause).
+            training with stop reason ``"stopped"`` (pruning, shutdown, pause). Not called
+            again for the epochs of a resumed state.
+        checkpointer: Receives the run's state after an epoch when it says one is due (not
+            after the last epoch: the run is over).
+        resume: A state of this run (same configuration and model) to go on from.
+        keep_best_weights: Keep the model's weights at the best epoch
+            (:attr:`TrainResult.best_weights`; checkpoints keep them in any case).
 
     Returns:
         The run's summary and per-epoch history.
 
     Raises:
         TrainingDiverged: The training or validation loss became nan or inf.
+        CheckpointError: ``resume`` belongs to another run.
     """
     run_start = time.perf_counter()
     device = torch.device(device)
@@ -337,13 +298,17 @@ def train(
     model.to(device)
     precision, notes = _precision(config, device)
     runner = _Autocast(model, device.type) if precision == "bf16" else model
-    splits = _move_splits(data, device)
+    splits = move_splits(data, device)
     optimizer = make_optimizer(model, config, device)
-    best = _Best()
+    best = _Best(keep_best_weights or checkpointer is not None)
     history: list[EpochResult] = []
-    train_seconds = 0.0
+    train_seconds, offset = 0.0, 0.0
+    if resume is not None:
+        train_seconds, offset = _resume(model, optimizer, generator, device, resume, config)
+        best.restore(resume)
+        history = list(resume.history)
     stop_reason: StopReason = "completed"
-    for epoch in range(1, config.max_epochs + 1):
+    for epoch in range(len(history) + 1, config.max_epochs + 1):
         epoch_start = time.perf_counter()
         batch_losses, steps = _train_epoch(
             runner, splits["train"], data, config, optimizer, generator
@@ -357,11 +322,22 @@ def train(
             epoch, train_loss, val.loss, val.metric, time.perf_counter() - epoch_start
         )
         history.append(result)
-        stop = _stop_reason(result, config, on_epoch, time.perf_counter() - run_start)
+        elapsed = offset + time.perf_counter() - run_start
+        stop = _stop_reason(result, config, on_epoch, elapsed)
         if stop is not None:
             stop_reason = stop
             break
+        if checkpointer is not None and checkpointer.due(result.seconds):
+            state = TrainState(
+                run=run_identity(model, config), epoch=epoch, history=list(history),
+                best_epoch=best.epoch, best=best.record(), best_weights=best.weights,
+                model=model.state_dict(), optimizer=optimizer.state_dict(),
+                rng=capture_rng(generator, device), train_seconds=train_seconds,
+                elapsed=elapsed,
+            )  # fmt: skip
+            checkpointer.write(state)
     seconds = time.perf_counter() - run_start
+    run_epochs = max(1, len(history) - (resume.epoch if resume else 0))
     return TrainResult(
         epochs_run=len(history),
         best_epoch=best.epoch,
@@ -370,11 +346,36 @@ def train(
         test_loss=best.test.loss,
         test_metric=best.test.metric,
         seconds=seconds,
-        seconds_per_epoch=seconds / len(history),
+        seconds_per_epoch=seconds / run_epochs,
         samples_per_second=splits["train"].size * len(history) / max(train_seconds, 1e-9),
         stop_reason=stop_reason,
         history=tuple(history),
         precision=precision,
         notes=notes,
         peak_memory_bytes=_peak_memory(device),
+        best_weights=best.weights if keep_best_weights else None,
+        resumed_from=resume.epoch if resume else 0,
     )
+
+
+def _resume(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    device: torch.device,
+    state: TrainState,
+    config: TrainConfig,
+) -> tuple[float, float]:
+    """Put the run in ``state``; return its training seconds and elapsed seconds so far.
+
+    Raises:
+        CheckpointError: the state belongs to another run, or is past this run's end.
+    """
+    if state.run != run_identity(model, config):
+        raise CheckpointError("it was written by a run with another configuration or model")
+    if not 0 < state.epoch < config.max_epochs or len(state.history) != state.epoch:
+        raise CheckpointError(f"its epoch {state.epoch} is not one to resume after")
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    restore_rng(state.rng, generator, device)
+    return state.train_seconds, state.elapsed
