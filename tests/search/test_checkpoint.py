@@ -14,6 +14,7 @@ from cellsearch.search.tasks import AddingTask, DigitsTask, TaskData, build_task
 from cellsearch.search.trial.checkpoint import (
     Checkpointer,
     CheckpointError,
+    EpochResult,
     TrainState,
     digest,
     dump_state,
@@ -81,10 +82,14 @@ def test_a_run_resumed_after_any_epoch_is_the_run_that_never_stopped(
     np.random.seed(456)
     resumed_model = _model(data, cell, init_seed=99)  # other initial weights: overwritten
     seen: list[int] = []
+
+    def on_epoch(result: EpochResult) -> bool:
+        seen.append(result.epoch)
+        return True
+
     resumed = train(
-        resumed_model, data, config, on_epoch=lambda e: seen.append(e.epoch) or True,
-        resume=state, keep_best_weights=True,
-    )  # fmt: skip
+        resumed_model, data, config, on_epoch=on_epoch, resume=state, keep_best_weights=True
+    )
     assert seen == list(range(stop + 1, EPOCHS + 1))  # earlier epochs were reported before
     assert resumed.resumed_from == stop and resumed.epochs_run == EPOCHS
     _same(whole, resumed)
