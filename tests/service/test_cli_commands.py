@@ -18,8 +18,8 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from cellsearch.client import Client
 from cellsearch.service.cli import app
-from cellsearch.service.cli.client import Api
 from tests.search.test_spec import spec_data
 
 runner = CliRunner()
@@ -29,25 +29,26 @@ V1 = "/api/v1"
 CELL = optuna.distributions.CategoricalDistribution(["lstm", "gru"])
 
 
-def _client(http: httpx.Client) -> Api:
-    client = Api.__new__(Api)
-    client.http = http
-    return client
+def send_with(monkeypatch: pytest.MonkeyPatch, http: httpx.Client, root: str | None = None) -> None:
+    """Client commands send their requests with ``http`` (to ``root``, else to the URL
+    the command was given), with the key the command was given."""
+
+    def client(url: str, api_key: str | None = None) -> Client:
+        return Client(root or url, api_key, http=http)
+
+    monkeypatch.setattr(cli_app_module, "Client", client)
 
 
 @pytest.fixture
 def cli(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     """Every client command talks to the test app; returns the app's test client."""
-    http = TestClient(api.app, base_url="http://testserver/api/v1")
-    monkeypatch.setattr(cli_app_module, "Api", lambda *_a, **_k: _client(http))
+    send_with(monkeypatch, api, "http://testserver")
     return api
 
 
 def serve_with(monkeypatch: pytest.MonkeyPatch, handler: Any, root: str) -> None:
     """Client commands talk to ``handler`` (an httpx mock transport) at ``root``."""
-    transport = httpx.MockTransport(handler)
-    http = httpx.Client(transport=transport, base_url=f"{root}/api/v1")
-    monkeypatch.setattr(cli_app_module, "Api", lambda *_a, **_k: _client(http))
+    send_with(monkeypatch, httpx.Client(transport=httpx.MockTransport(handler)), root)
 
 
 def spec_file(tmp_path: Path, **overrides: Any) -> str:
@@ -331,13 +332,7 @@ def test_the_api_key_option_reaches_the_client_of_that_command_only(
         return httpx.Response(200, json={"items": [], "total": 0, "offset": 0, "limit": 500})
 
     monkeypatch.delenv("CELLSEARCH_API_KEY", raising=False)
-    transport = httpx.MockTransport(handler)
-
-    def client(root: str, api_key: str | None = None) -> Api:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        return _client(httpx.Client(transport=transport, base_url=root, headers=headers))
-
-    monkeypatch.setattr(cli_app_module, "Api", client)
+    send_with(monkeypatch, httpx.Client(transport=httpx.MockTransport(handler)))
     assert runner.invoke(app, ["--api-key", "csk_given", "list"]).exit_code == 0
     assert runner.invoke(app, ["list"]).exit_code == 0
     assert seen == ["Bearer csk_given", None]

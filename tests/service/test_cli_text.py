@@ -4,38 +4,46 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import typer
 
+from cellsearch.client import Client, StudyDetail, Trial
 from cellsearch.service.cli import progress
-from cellsearch.service.cli.client import ApiUnavailable
 from cellsearch.service.cli.progress import Eta, clock, epochs_done, progress_line
 from cellsearch.service.cli.text import table
+
+COUNTS = {"waiting": 0, "failed": 0, "pruned": 0, "requeued": 0, "by_cell": {}}
 
 
 def study(
     finished: int = 3, running: int = 2, best: float | None = 0.000271, **extra: Any
-) -> dict[str, Any]:
-    return {
+) -> StudyDetail:
+    counts = {**COUNTS, "finished": finished, "running": running, "complete": finished}
+    best_trial = {"number": 1, "state": "complete", "value": best, "cell_type": "gru",
+                  "params": {}}  # fmt: skip
+    return StudyDetail.parse({
         "name": "quickstart-adding",
         "status": "running",
+        "task": "adding",
+        "cell_types": ["gru"],
         "n_trials": 30,
         "objective": "validation MSE",
+        "created_at": "2026-12-07T00:00:00Z",
+        "updated_at": "2026-12-07T00:00:00Z",
         "spec": {"budget": {"max_epochs": 10}},
-        "counts": {
-            "finished": finished,
-            "running": running,
-            "failed": 0,
-            "complete": finished,
-            "pruned": 0,
-        },
-        "best_trial": {"value": best, "cell_type": "gru"} if best is not None else None,
+        "best_trial": best_trial if best is not None else None,
         **extra,
-    }
+        "counts": {**counts, **extra.get("counts", {})},
+    })  # fmt: skip
 
 
-def running(*epochs: int) -> list[dict[str, Any]]:
-    return [{"learning_curve": {str(e): 0.1 for e in range(n)}} for n in epochs]
+def running(*epochs: int) -> list[Trial]:
+    return [
+        Trial.parse({"number": i, "state": "running", "value": None, "cell_type": "gru",
+                     "params": {}, "learning_curve": {str(e): 0.1 for e in range(n)}})
+        for i, n in enumerate(epochs)
+    ]  # fmt: skip
 
 
 def test_progress_line_shows_running_epochs_metric_and_eta() -> None:
@@ -95,20 +103,18 @@ def test_table_wraps_one_column_and_falls_back_to_blocks(monkeypatch: pytest.Mon
     assert wide[0] == f"{'a' * 30}: {'1' * 30}" and max(len(line) for line in wide) <= 80
 
 
-class DownApi:
-    """An API that never answers."""
-
-    def study_or_unavailable(self, name: str) -> dict[str, Any]:
-        raise ApiUnavailable("cannot reach the API at http://x/api/v1/studies/s: refused.")
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("connection refused", request=request)
 
 
 def test_follow_gives_up_after_the_outage_limit_and_says_how_to_reattach(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ticks = iter(range(0, 10_000, 100))
+    down = Client("http://x", http=httpx.Client(transport=httpx.MockTransport(refused)))
     with pytest.raises(typer.Exit) as info:
         progress.follow(
-            DownApi(),  # type: ignore[arg-type]
+            down,
             "s",
             max_outage=250,
             now=lambda: float(next(ticks)),

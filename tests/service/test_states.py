@@ -162,16 +162,20 @@ def test_a_study_with_no_live_worker_says_so_until_one_beats(
 
 
 def test_show_list_and_wait_print_the_note(capsys: pytest.CaptureFixture[str]) -> None:
+    from cellsearch.client import StudyDetail
     from cellsearch.service.cli.progress import progress_line
     from cellsearch.service.cli.render import print_studies, print_study
     from cellsearch.service.studies.states import NO_WORKER
 
     counts = {"finished": 0, "running": 0, "waiting": 0, "complete": 0, "pruned": 0,
               "failed": 0, "requeued": 0, "reevaluated": 0, "by_cell": {}}  # fmt: skip
-    study = {"name": "alone", "status": "running", "task": "adding", "n_trials": 4,
-             "n_reevaluations": 0, "cell_types": ["lstm"], "counts": counts,
-             "created_at": "2026-12-07T00:00:00", "spec": {"budget": {"max_epochs": 2}},
-             "objective": "validation MSE", "best_trial": None, "note": NO_WORKER}  # fmt: skip
+    study = StudyDetail.parse(
+        {"name": "alone", "status": "running", "task": "adding", "n_trials": 4,
+         "n_reevaluations": 0, "cell_types": ["lstm"], "counts": counts,
+         "created_at": "2026-12-07T00:00:00", "updated_at": "2026-12-07T00:00:00",
+         "spec": {"budget": {"max_epochs": 2}}, "objective": "validation MSE",
+         "best_trial": None, "note": NO_WORKER}
+    )  # fmt: skip
     line = progress_line(study, [], elapsed=1.0, eta=None)
     assert "0/4, no live worker" in line and len(line) <= 80
     print_study(study)
@@ -189,6 +193,9 @@ def test_serve_without_local_workers_says_that_studies_wait(
 
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
     monkeypatch.setattr(processes, "spawn_workers", lambda *a, **k: [])
+    # serve sets these in os.environ (for the app it builds): undo them after the test
+    monkeypatch.setenv("CELLSEARCH_DATABASE_URL", migrated.database_url)
+    monkeypatch.setenv("CELLSEARCH_HOST", "127.0.0.1")
     args = ["serve", "--database-url", migrated.database_url, "--workers", "0"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

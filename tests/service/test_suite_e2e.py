@@ -13,10 +13,10 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from cellsearch.client import Client
 from cellsearch.search.worker.loop import Worker
 from cellsearch.service.cli import app as cli_app
 from cellsearch.service.cli import suites as suite_cli
-from cellsearch.service.cli.client import Api
 from cellsearch.service.store.db import engine_for, optuna_storage
 from cellsearch.service.workers.runner import sql_backend
 from tests.service.test_suite_spec import suite_data
@@ -90,17 +90,16 @@ def test_two_tiny_tasks_end_to_end(api: TestClient, migrated: Any) -> None:
 
 
 @pytest.fixture
-def cli_api(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> Api:
+def cli_api(api: TestClient, monkeypatch: pytest.MonkeyPatch) -> Client:
     """The CLI's client, talking to the test app."""
-    client = Api.__new__(Api)
-    client.http = TestClient(api.app, base_url="http://testserver/api/v1")
+    client = Client("http://testserver", http=api)
     monkeypatch.setattr(suite_cli, "api", lambda _ctx, _url: client)
     monkeypatch.setenv("COLUMNS", "200")
     return client
 
 
 def test_cli_submit_wait_show_report_cancel_delete(
-    cli_api: Api, migrated: Any, tmp_path: Any
+    cli_api: Client, migrated: Any, tmp_path: Any
 ) -> None:
     runner = CliRunner()
     spec_file = tmp_path / "suite.yaml"
@@ -136,7 +135,7 @@ def test_cli_submit_wait_show_report_cancel_delete(
     assert missing.exit_code == 1 and "suite 'tiny' not found" in missing.output
 
 
-def test_cli_lifecycle_and_invalid_spec(cli_api: Api, tmp_path: Any) -> None:
+def test_cli_lifecycle_and_invalid_spec(cli_api: Client, tmp_path: Any) -> None:
     runner = CliRunner()
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: tiny\ntasks: [{kind: adding}, {kind: ucr, name: Gun}]\nstudy: {}\n")

@@ -4,7 +4,8 @@ Server-side commands (:mod:`.server`: ``serve``, ``worker``, ``migrate``, ``dash
 talk to the database; client commands (:mod:`.studies`, :mod:`.datasets`,
 :mod:`.catalog`, :mod:`.suites`) talk to the REST API at ``--api-url``
 (``CELLSEARCH_API_URL``, with the key of ``--api-key`` or ``CELLSEARCH_API_KEY``) through
-:mod:`.client` and print plain text of at most 80 columns (:mod:`.render`,
+the Python client (:class:`cellsearch.client.Client`; :mod:`.client` says its errors) and
+print plain text of at most 80 columns (:mod:`.render`,
 :mod:`.report_text`, :mod:`.progress`, :mod:`.text`; suites: :mod:`.suite_render`);
 ``--json`` prints a listing as JSON. API keys (:mod:`.keys`) are made in the database.
 """

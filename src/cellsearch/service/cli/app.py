@@ -7,12 +7,26 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
-from cellsearch.service.cli.client import Api
+from cellsearch.client import Client, ClientError
+from cellsearch.service.cli.client import fail, message_of
 from cellsearch.service.settings import Settings
+
+
+class _Commands(TyperGroup):
+    """The command group: an error of the API client ends any command with its message."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context (typer vendors its own click)
+        try:
+            return super().invoke(ctx)
+        except ClientError as exc:
+            fail(message_of(exc))
+
 
 app = typer.Typer(
     name="cellsearch",
+    cls=_Commands,
     help="Hyperparameter search in which the recurrent cell type is a hyperparameter.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -58,13 +72,13 @@ def load_settings(**overrides: Any) -> Settings:
         raise typer.BadParameter(str(exc)) from None
 
 
-def api(ctx: typer.Context, api_url: str | None) -> Api:
+def api(ctx: typer.Context, api_url: str | None) -> Client:
     """A client of the API at ``--api-url`` (or ``CELLSEARCH_API_URL``), with the key of
     ``--api-key`` (or ``CELLSEARCH_API_KEY``) from the command's context."""
     options = ctx.find_object(GlobalOptions) or GlobalOptions()
     settings = load_settings(api_url=api_url, api_key=options.api_key)
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    return Api(settings.api_url, api_key=key)
+    key = settings.api_key.get_secret_value() if settings.api_key else ""  # "": no key
+    return Client(settings.api_url, api_key=key)
 
 
 def confirm(yes: bool, question: str) -> None:

@@ -17,11 +17,11 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a tabl
 def cells(ctx: typer.Context, json_: Json = False, api_url: ApiUrl = None) -> None:
     """List the recurrent cell types a spec can search (space.cell_type)."""
     found = api(ctx, api_url).cells()
-    echo_json(found) if json_ else render.print_cells(found)
+    echo_json([c.raw for c in found]) if json_ else render.print_cells(found)
 
 
 @app.command()
 def tasks(ctx: typer.Context, json_: Json = False, api_url: ApiUrl = None) -> None:
     """List the task kinds a spec can name (task.kind), with their trivial baselines."""
     found = api(ctx, api_url).tasks()
-    echo_json(found) if json_ else render.print_tasks(found)
+    echo_json([t.raw for t in found]) if json_ else render.print_tasks(found)

@@ -7,8 +7,10 @@ from typing import Annotated
 
 import typer
 
+from cellsearch.client import NotFound
 from cellsearch.service.cli import render
 from cellsearch.service.cli.app import ApiUrl, api, app
+from cellsearch.service.cli.client import fail
 from cellsearch.service.cli.text import echo_json
 
 dataset_app = typer.Typer(help="Upload, list and delete data sets (NPZ or long-format CSV).")
@@ -26,9 +28,9 @@ def dataset_upload(
     api_url: ApiUrl = None,
 ) -> None:
     """Validate and store a data set; a study refers to it by the printed id."""
-    record = api(ctx, api_url).upload_dataset(path, name, kind)
-    typer.echo(f"uploaded {record['name']}: id {record['id']} ({record['kind']}, "
-               f"{record['n_sequences']} sequences)")  # fmt: skip
+    record = api(ctx, api_url).datasets.upload(path, name=name, kind=kind)
+    typer.echo(f"uploaded {record.name}: id {record.id} ({record.kind}, "
+               f"{record.n_sequences} sequences)")  # fmt: skip
 
 
 @dataset_app.command("list")
@@ -38,8 +40,8 @@ def dataset_list(
     api_url: ApiUrl = None,
 ) -> None:
     """List the uploaded data sets."""
-    datasets = api(ctx, api_url).datasets()
-    echo_json(datasets) if json_ else render.print_datasets(datasets)
+    datasets = api(ctx, api_url).datasets.list()
+    echo_json([d.raw for d in datasets]) if json_ else render.print_datasets(datasets)
 
 
 @dataset_app.command("delete")
@@ -50,6 +52,9 @@ def dataset_delete(
 ) -> None:
     """Delete a data set that no study uses."""
     client = api(ctx, api_url)
-    found = client.find_dataset(ref)
-    client.delete_dataset(found["id"])
-    typer.echo(f"deleted data set {found['name']} (id {found['id']})")
+    try:
+        found = client.datasets.find(ref)
+    except NotFound:
+        fail(f"no data set has the id or name {ref!r} (`cellsearch dataset list`)")
+    client.datasets.delete(found)
+    typer.echo(f"deleted data set {found.name} (id {found.id})")

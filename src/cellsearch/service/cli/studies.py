@@ -7,17 +7,18 @@ from typing import Annotated
 
 import typer
 
+from cellsearch.client import Client
 from cellsearch.service.cli import progress, render
 from cellsearch.service.cli.app import ApiUrl, Yes, api, app, confirm
-from cellsearch.service.cli.client import Api, load_spec
-from cellsearch.service.cli.report_text import print_report
-from cellsearch.service.cli.text import echo_json
+from cellsearch.service.cli.client import load_spec
+from cellsearch.service.cli.report_text import report_lines
+from cellsearch.service.cli.text import echo_json, echo_lines
 
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 STATE_NAMES = ("running", "waiting", "complete", "pruned", "fail")
 
 
-def _wait(client: Api, name: str) -> None:
+def _wait(client: Client, name: str) -> None:
     """Follow a study to its end; exit 3 if it was cancelled, 4 if nothing completed."""
     try:
         study = progress.follow(client, name)
@@ -49,9 +50,9 @@ def submit(
     """Submit a study spec to the API."""
     client = api(ctx, api_url)
     study = client.submit(load_spec(spec_file))
-    typer.echo(f"submitted {study['name']}: {study['n_trials']} trials ({study['status']})")
+    typer.echo(f"submitted {study.name}: {study.n_trials} trials ({study.status})")
     if wait:
-        _wait(client, study["name"])
+        _wait(client, study.name)
 
 
 @app.command()
@@ -73,10 +74,10 @@ def validate(
     """
     result = api(ctx, api_url).validate(load_spec(spec_file))
     if json_:
-        echo_json(result)
+        echo_json(result.raw)
     else:
         render.print_validation(result)
-    if not result["name_available"]:
+    if not result.name_available:
         raise typer.Exit(1)
 
 
@@ -98,50 +99,50 @@ def trials(
         raise typer.BadParameter(f"{', '.join(bad)}: states are {', '.join(STATE_NAMES)}",
                                  param_hint="--state")  # fmt: skip
     client = api(ctx, api_url)
-    found = client.trials(name, states=state, cell=cell)
+    found = client.trials(name, state=state, cell_type=cell)
     if json_:
-        echo_json(found)
+        echo_json(found.raw)
         return
-    render.print_trials(found, client.study(name).get("objective") or "value")
+    render.print_trials(found, client.get(name).objective or "value")
 
 
 @app.command("list")
 def list_(ctx: typer.Context, json_: Json = False, api_url: ApiUrl = None) -> None:
     """List studies with their progress (queued: waiting behind an older study)."""
-    studies = api(ctx, api_url).studies()
-    echo_json(studies) if json_ else render.print_studies(studies)
+    studies = api(ctx, api_url).list()
+    echo_json([s.raw for s in studies]) if json_ else render.print_studies(studies)
 
 
 @app.command()
 def show(ctx: typer.Context, name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
     """Show a study: status, counts by state and cell type, best trial."""
-    study = api(ctx, api_url).study(name)
-    echo_json(study) if json_ else render.print_study(study)
+    study = api(ctx, api_url).get(name)
+    echo_json(study.raw) if json_ else render.print_study(study)
 
 
 @app.command()
 def report(ctx: typer.Context, name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
     """Print the comparison report of a study's cell types (80 columns)."""
     found = api(ctx, api_url).report(name)
-    echo_json(found) if json_ else print_report(found)
+    echo_json(found.raw) if json_ else echo_lines(report_lines(found))
 
 
 @app.command()
 def pause(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Pause a study (running trials stop after their epoch and are requeued)."""
-    render.print_study(api(ctx, api_url).action(name, "pause"))
+    render.print_study(api(ctx, api_url).pause(name))
 
 
 @app.command()
 def resume(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Resume a paused study."""
-    render.print_study(api(ctx, api_url).action(name, "resume"))
+    render.print_study(api(ctx, api_url).resume(name))
 
 
 @app.command()
 def cancel(ctx: typer.Context, name: str, api_url: ApiUrl = None) -> None:
     """Cancel a study for good."""
-    render.print_study(api(ctx, api_url).action(name, "cancel"))
+    render.print_study(api(ctx, api_url).cancel(name))
 
 
 @app.command()

@@ -9,39 +9,20 @@ cannot fit, each row is printed as a block of ``name: value`` lines.
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 from collections.abc import Sequence
 from typing import Any
 
 import typer
 
-from cellsearch.search.report.formatting import number
+from cellsearch.client.text import WIDTH, number, width, wrap
 
-WIDTH = 80  # the most columns any output takes; narrower terminals get their width
+__all__ = ["WIDTH", "echo_json", "echo_lines", "num", "table", "table_width", "width", "wrap"]
 GAP = "  "
-
-
-def width() -> int:
-    """The output width: 80 columns, or the terminal's if it is narrower."""
-    return min(WIDTH, shutil.get_terminal_size((WIDTH, 24)).columns)
-
 
 num = number
 """A number for people (:func:`~cellsearch.search.report.formatting.number`: ``digits``
 significant digits; ``-`` for None), as every command prints one."""
-
-
-def wrap(text: str, indent: str = "", first: str = "") -> list[str]:
-    """``text`` wrapped to the output width, later lines indented by ``indent``."""
-    return textwrap.wrap(
-        text,
-        width(),
-        initial_indent=first or indent,
-        subsequent_indent=indent,
-        break_on_hyphens=False,
-        break_long_words=True,
-    ) or [first.rstrip()]
 
 
 def _line(cells: Sequence[str], widths: Sequence[int], right: Sequence[bool]) -> str:
