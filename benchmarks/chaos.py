@@ -13,8 +13,9 @@ checks what the workers promise:
 * each deal (:mod:`cellsearch.search.worker.deals`) is run by exactly one counted trial,
   so the per-cell counts are those dealt, and no trial number repeats;
 * every trial is accounted for: complete, pruned, failed as a model outcome, or failed
-  and requeued (stale, interrupted, setup), each requeued one with its copy; none left
-  running or waiting;
+  and requeued (stale, interrupted, setup), a requeued one with at most one copy (a worker
+  killed between failing a trial and enqueuing its copy leaves none: the lost deal is then
+  run by a new trial); none left running or waiting;
 * the refused upload stored nothing.
 
 It prints one line of figures (kills, restart time, wall time, trials by outcome) for
@@ -34,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +44,7 @@ from optuna.trial import FrozenTrial
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.service.databases import throwaway_database
 from tests.service.test_cluster import (
     Cluster,
     assert_exact_budget,
@@ -69,9 +70,6 @@ NAME = "chaos"
 
 def main(argv: list[str] | None = None) -> int:
     """Run the chaos; return 0 when every promise held."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--admin-url", required=True, help="server URL (any database)")
     parser.add_argument("--restart-command", default=None, help="restarts that server")
@@ -81,20 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
-    base = make_url(args.admin_url)
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    database = f"cellsearch_chaos_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    url = base.set(database=database).render_as_string(hide_password=False)
-    cluster = Cluster(Path(tempfile.mkdtemp(prefix="cellsearch-chaos-")))
-    try:
-        return _run(args, url, cluster)
-    finally:
-        cluster.close()
-        dispose_all()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    with throwaway_database(args.admin_url, "cellsearch_chaos") as url:
+        cluster = Cluster(Path(tempfile.mkdtemp(prefix="cellsearch-chaos-")))
+        try:
+            return _run(args, url, cluster)
+        finally:
+            cluster.close()
 
 
 def _run(args: argparse.Namespace, url: str, cluster: Cluster) -> int:
@@ -146,17 +136,17 @@ def _run(args: argparse.Namespace, url: str, cluster: Cluster) -> int:
 
 
 def _check_deals(trials: list[FrozenTrial], n: int) -> None:
-    """Each deal run by exactly one counted trial, on its own cell type; each requeued
-    trial with exactly one copy."""
+    """Each deal run by exactly one counted trial, on its own cell type; no requeued trial
+    with two copies (one without any had its deal run by a new trial)."""
     counted = [t for t in trials if is_counted(t)]
     deals = sorted(t.user_attrs["deal"] for t in counted)
     assert deals == list(range(n)), f"deals not run exactly once: {deals}"
     dealt = Counter(balanced_cell(CELLS, 7, d) for d in range(n))  # make_study's seed: 7
     assert Counter(cell_of(t) for t in counted) == dealt
-    for trial in trials:
-        if trial.state.name == "FAIL" and not is_counted(trial):
+    for trial in trials:  # a worker killed between failing a trial and enqueuing its copy
+        if trial.state.name == "FAIL" and not is_counted(trial):  # leaves none: its deal
             copies = [c for c in trials if c.user_attrs.get("retry_of") == trial.number]
-            assert len(copies) == 1, f"requeued trial {trial.number} has {len(copies)} copies"
+            assert len(copies) <= 1, f"requeued trial {trial.number} has {len(copies)} copies"
 
 
 def _outcome(trial: FrozenTrial) -> str:

@@ -23,11 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.service.databases import throwaway_database
 from tests.service.test_cluster import (
     LONG_TASK,
     Cluster,
@@ -42,23 +42,19 @@ from tests.service.test_cluster import (
 
 def main(argv: list[str] | None = None) -> int:
     """Run the check; return 0 when every condition held."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from cellsearch.search.record import is_counted
-    from cellsearch.service.store.db import dispose_all
-    from cellsearch.service.store.migrate import upgrade
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--admin-url", required=True, help="server URL (any database)")
     parser.add_argument("--restart-command", required=True, help="restarts that server")
     args = parser.parse_args(argv)
-    base = make_url(args.admin_url)
-    admin = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"cellsearch_restart_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = base.set(database=name).render_as_string(hide_password=False)
+    with throwaway_database(args.admin_url, "cellsearch_restart") as url:
+        return _check(url, args.restart_command)
+
+
+def _check(url: str, restart_command: str) -> int:
+    from cellsearch.search.record import is_counted
+    from cellsearch.service.store.db import dispose_all
+    from cellsearch.service.store.migrate import upgrade
+
     settings = settings_for(url)
     cluster = Cluster(Path(tempfile.mkdtemp(prefix="cellsearch-restart-")))
     try:
@@ -73,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for("8 finished trials", eight_done, 120)
         dispose_all()
         started = time.monotonic()
-        subprocess.run(shlex.split(args.restart_command), check=True)
+        subprocess.run(shlex.split(restart_command), check=True)
         print(f"restart took {time.monotonic() - started:.1f} s")
 
         def completed() -> bool:
@@ -95,9 +91,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         cluster.close()
         print(cluster.output())
-        dispose_all()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

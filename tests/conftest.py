@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,6 +22,11 @@ POSTGRES_ENV = "CELLSEARCH_TEST_POSTGRES_URL"
 # Tests read what a trial they just finished changed: no reuse of change markers (the
 # tests of the memo set their own age), also in the servers that tests start.
 os.environ.setdefault("CELLSEARCH_MARKER_MAX_AGE_S", "0")
+# Artifacts of tests that build their own settings (servers, worker processes) go to a
+# temporary directory of the run, never into the working directory.
+os.environ.setdefault(
+    "CELLSEARCH_ARTIFACT_DIR", tempfile.mkdtemp(prefix="cellsearch-test-artifacts-")
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -92,11 +100,17 @@ def _dispose_cached_engines() -> None:
 
 
 @pytest.fixture
-def settings(db_url: str) -> Settings:
-    """Settings for tests: fast heartbeats and polling."""
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    """Settings for tests: fast heartbeats and polling, an artifact store of their own."""
     from cellsearch.service.settings import Settings
 
-    return Settings(database_url=db_url, heartbeat_interval=1, grace_period=3, poll_interval=0.05)
+    return Settings(
+        database_url=db_url,
+        heartbeat_interval=1,
+        grace_period=3,
+        poll_interval=0.05,
+        artifact_dir=str(tmp_path / "artifacts"),
+    )
 
 
 @pytest.fixture
@@ -108,17 +122,24 @@ def migrated(settings: Settings) -> Settings:
     return settings
 
 
-@pytest.fixture
-def api(migrated: Settings) -> Iterator[TestClient]:
-    """A TestClient of the app on the migrated test database."""
+@contextmanager
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    """A TestClient of the app whose routes see ``settings``."""
     from fastapi.testclient import TestClient
 
     from cellsearch.service.api.app import create_app
     from cellsearch.service.settings import get_settings
 
     app = create_app()
-    app.dependency_overrides[get_settings] = lambda: migrated
+    app.dependency_overrides[get_settings] = lambda: settings
     with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def api(migrated: Settings) -> Iterator[TestClient]:
+    """A TestClient of the app on the migrated test database."""
+    with app_client(migrated) as client:
         yield client
 
 

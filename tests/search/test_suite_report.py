@@ -157,7 +157,7 @@ def test_consistent_order_on_eight_tasks_gives_known_ranks_friedman_and_verdict(
     assert "beats every other cell type" in report.verdict
     assert report.suite.model_dump() == {
         "name": "s", "description": "", "cell_types": list(CELLS), "n_tasks": 8,
-        "n_included": 8, "partial": False,
+        "n_included": 8, "partial": False, "n_unlearned": 0, "rank_unlearned": False,
     }  # fmt: skip
     assert report.warnings == []
     json.loads(report.to_json())  # allow_nan=False: no NaN anywhere

@@ -4,9 +4,10 @@ JSON Schema states every bound and limit of a spec (service/studies/spec_schema.
 rules that tie two fields together. The published schema says them in words; this
 module applies them to a schema-valid spec the fuzzer drew for a positive case, changing
 as little as it can, so that "valid by the schema and by these rules" must mean 201 (or
-409 for a name taken). Likewise an upload's file: its format (an NPZ of the declared
-kind) is described in words, so a positive upload carries a valid file. Negative cases
-are never touched.
+409 for a name taken). A warm start names studies that must exist on the server (and fit
+the spec): a positive spec has none. Likewise an upload's file: its format (an NPZ of the
+declared kind) is described in words, so a positive upload carries a valid file, and a
+positive import a valid study archive. Negative cases are never touched.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cellsearch.search.study.limits import SpecLimits
 from cellsearch.search.study.param_forms import choices
 from cellsearch.search.study.spec import SearchSpace
 from cellsearch.search.tasks.bundled import SERIES_LENGTHS
+from cellsearch.service.studies.spec_checks import RESERVED_STUDY_NAMES
 
 DEFAULT_CELLS = choices(SearchSpace().cell_type)
 DEFAULT_SIZES = {"n_train": 8000, "n_val": 2000, "n_test": 2000}
@@ -45,6 +47,15 @@ def repair_spec(body: dict[str, Any], limits: SpecLimits, dataset_id: str | None
     reevaluate = body.get("reevaluate")
     if isinstance(reevaluate, dict):
         _repair_reevaluate(body, reevaluate, limits)
+    body.pop("warm_start", None)  # it names studies that must exist here: off
+
+
+def repair_import(body: dict[str, Any], archive: bytes, taken: str) -> None:
+    """A positive import carries a valid study archive (``archive``, of study ``taken``),
+    under a name the API does not keep for a path of its own (409 if it is taken)."""
+    body["file"] = archive
+    if body.get("name") in RESERVED_STUDY_NAMES:
+        body["name"] = taken
 
 
 def repair_suite(body: dict[str, Any], limits: SpecLimits, dataset_id: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -236,8 +237,13 @@ def test_cells_and_tasks_catalog(api: TestClient) -> None:
     assert "task" in schema["properties"]
 
 
-def test_health_ready_and_docs(api: TestClient) -> None:
-    assert api.get(f"{V1}/healthz").json() == {"status": "ok", "detail": None}
+def test_health_ready_and_docs(api: TestClient, migrated: Settings) -> None:
+    store = str(Path(migrated.artifact_dir or "").resolve())
+    assert api.get(f"{V1}/healthz").json() == {
+        "status": "ok",
+        "detail": None,
+        "artifact_store": store,
+    }
     assert api.get(f"{V1}/readyz").json()["status"] == "ready"
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
@@ -257,7 +263,7 @@ def test_readyz_reports_missing_migrations(sqlite_url: str) -> None:
 
 
 def test_workers_list_is_empty_without_workers(api: TestClient) -> None:
-    assert api.get(f"{V1}/workers").json() == []
+    assert api.get(f"{V1}/workers").json() == {"items": [], "total": 0, "offset": 0, "limit": 50}
 
 
 def test_report_json_and_page(api: TestClient, migrated: Settings) -> None:

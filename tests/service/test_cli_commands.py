@@ -199,11 +199,10 @@ def test_report_fits_80_columns_and_names_metric_and_baseline(
     assert lines[0].startswith("adding-t20: validation MSE (minimize)")
     assert lines[1].startswith("baseline 0.1667: predict the constant 1")
     head = next(line for line in lines if line.startswith("cell "))
-    assert head.split() == ["cell", "complete", "pruned", "failed", "best", "median", "beat",
-                            "baseline"]  # fmt: skip
+    assert head.split() == ["cell", "complete", "pruned", "failed", "best", "median", "learned"]
     gru = next(line for line in lines if line.startswith("gru "))
-    assert gru.split()[:4] == ["gru", "4", "0", "1"] and "%" not in gru  # counts, no rates
-    assert "2 of 4" in gru  # two values under the baseline 1/6
+    assert gru.split()[:4] == ["gru", "4", "0", "1"]  # counts, no rates
+    assert "yes 2/4 99.9%" in gru  # two values 5% of the way from the baseline 1/6 to 0
     assert any("not of single trials' values" in line for line in lines)
 
 

@@ -27,7 +27,13 @@ from cellsearch.search.record import is_counted
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.settings import Settings
-from cellsearch.service.store.db import dispose_all, engine_for, optuna_storage, session_scope
+from cellsearch.service.store.db import (
+    WORKER_POOL,
+    dispose_all,
+    engine_for,
+    optuna_storage,
+    session_scope,
+)
 from cellsearch.service.store.migrate import upgrade
 from cellsearch.service.store.tables import WorkerRecord
 from cellsearch.service.studies.operations import create_study, get_study
@@ -397,26 +403,24 @@ def test_two_workers_on_sqlite_run_exactly_the_budget(sqlite_url: str, cluster: 
 
 @pytest.mark.postgres
 def test_connections_stay_within_the_pool_bound(postgres_url: str, cluster: Cluster) -> None:
-    """A worker holds at most ``2 * (pool_size + max_overflow)`` connections.
+    """A worker holds at most two connections, whatever the API's pool settings.
 
-    ``cellsearch.service.store.db`` gives each worker process two engines with the same bounded
-    pool (``engine_kwargs``): the service tables' engine (``engine_for``) and Optuna's
-    ``RDBStorage``. Each engine opens at most ``pool_size + max_overflow`` connections, so
-    three workers hold at most ``3 * 2 * (pool_size + max_overflow)``. The test process
+    A worker process has one engine, whose pool Optuna's storage shares
+    (``cellsearch.service.store.db.worker_engine``): one connection kept, one more for the
+    heartbeat thread (``WORKER_POOL``). The API's ``CELLSEARCH_DB_POOL_SIZE`` and
+    ``CELLSEARCH_DB_MAX_OVERFLOW``, set high here, do not apply to workers. The test process
     closes its own pools first and samples ``pg_stat_activity`` over one extra connection
     that it leaves out of the count.
     """
     import psycopg
 
-    pool_size, max_overflow = 1, 1
-    bound = 3 * 2 * (pool_size + max_overflow)
+    bound = 3 * sum(WORKER_POOL)
     settings = settings_for(postgres_url)
     make_study(settings, "pool-pg", 30)
     dispose_all()  # only the workers' connections count from here on
     workers = cluster.start(
-        postgres_url, 3,
-        CELLSEARCH_DB_POOL_SIZE=str(pool_size), CELLSEARCH_DB_MAX_OVERFLOW=str(max_overflow),
-    )  # fmt: skip
+        postgres_url, 3, CELLSEARCH_DB_POOL_SIZE="5", CELLSEARCH_DB_MAX_OVERFLOW="5"
+    )
     samples: list[int] = []
     with psycopg.connect(psycopg_conninfo(postgres_url), autocommit=True) as conn:
 

@@ -147,9 +147,9 @@ def test_a_delete_between_a_submits_checks_and_its_write_leaves_no_study(
     ds = upload(api, classification_npz()).json()
     real_label = studies_ops.label_study
 
-    def delete_first(study: Any, spec: Any) -> None:  # runs after the checks, before the write
+    def delete_first(study: Any, spec: Any, **kwargs: Any) -> None:  # after the checks
         assert api.delete(f"{V1}/datasets/{ds['id']}").status_code == 204
-        real_label(study, spec)
+        real_label(study, spec, **kwargs)
 
     monkeypatch.setattr(studies_ops, "label_study", delete_first)
     response = api.post(f"{V1}/studies", json=dataset_study(ds["id"]))

@@ -129,15 +129,47 @@ def test_dashboard_service(services: dict[str, dict[str, Any]]) -> None:
 
 
 def test_every_app_service_uses_the_same_database(services: dict[str, dict[str, Any]]) -> None:
+    """One database and account; the workers reach it through PgBouncer, the rest directly."""
     urls = {
         name: _environment(services[name]).get("CELLSEARCH_DATABASE_URL") for name in APP_SERVICES
     }
     assert None not in urls.values(), urls
-    assert len(set(urls.values())) == 1, urls
-    url = next(iter(urls.values()))
+    direct = {urls[name] for name in APP_SERVICES if name != "worker"}
+    assert len(direct) == 1, urls
+    url = next(iter(direct))
     assert url is not None
     assert url.startswith("postgresql+psycopg://")
     assert "@postgres:5432/" in url
+    assert urls["worker"] == url.replace("@postgres:5432/", "@pgbouncer:6432/")
+
+
+def test_workers_go_through_pgbouncer(services: dict[str, dict[str, Any]]) -> None:
+    bouncer = services["pgbouncer"]
+    assert bouncer["build"] == "deploy/pgbouncer"
+    assert bouncer["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "6432" in " ".join(bouncer["healthcheck"]["test"])
+    assert "ports" not in bouncer  # the workers reach it on the compose network only
+    worker = services["worker"]
+    assert worker["depends_on"]["pgbouncer"]["condition"] == "service_healthy"
+    env = _environment(worker)
+    assert env["CELLSEARCH_DB_POOLER"] == "pgbouncer"
+    # LISTEN through the session-mode entry, never the transaction-mode one
+    assert env["CELLSEARCH_LISTEN_URL"] == env["CELLSEARCH_DATABASE_URL"] + "_listen"
+    bouncer_env = _environment(bouncer)
+    listeners = bouncer_env["PGBOUNCER_LISTEN_POOL_SIZE"]
+    assert env["CELLSEARCH_MAX_LISTENERS"] == listeners  # one server connection each
+
+
+def test_pgbouncer_image_is_the_debian_package_run_unprivileged() -> None:
+    folder = DEPLOY_DIR / "pgbouncer"
+    dockerfile = (folder / "Dockerfile").read_text()
+    assert "apt-get install" in dockerfile and "pgbouncer" in dockerfile
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert users and users[-1] not in {"root", "0"}
+    entrypoint = (folder / "entrypoint.sh").read_text()
+    assert "pool_mode=transaction" in entrypoint
+    assert "_listen = ${server} pool_mode=session" in entrypoint
+    assert "server_reset_query = DISCARD ALL" in entrypoint  # UNLISTEN, locks let go
 
 
 def test_app_services_share_one_image(services: dict[str, dict[str, Any]]) -> None:
@@ -308,6 +340,37 @@ def test_k8s_pods_read_the_database_url_and_run_as_non_root() -> None:
             assert refs, f"{name}: no database Secret"
             for ref in refs:
                 assert "CELLSEARCH_DATABASE_URL" in secrets[ref]["stringData"], name
+
+
+def test_k8s_workers_go_through_pgbouncer() -> None:
+    bouncer = _deployment("cellsearch-pgbouncer")
+    (container,) = bouncer["spec"]["template"]["spec"]["containers"]
+    assert container["image"].startswith("cellsearch-pgbouncer")
+    assert container["ports"][0]["containerPort"] == 6432
+    services = {doc["metadata"]["name"]: doc for _, doc in _k8s_documents()
+                if doc["kind"] == "Service"}  # fmt: skip
+    assert services["cellsearch-pgbouncer"]["spec"]["ports"][0]["port"] == 6432
+    (secret,) = [doc for _, doc in _k8s_documents() if doc["kind"] == "Secret"]
+    data = secret["stringData"]
+    assert "@cellsearch-pgbouncer:6432/" in data["WORKER_DATABASE_URL"]
+    assert data["WORKER_LISTEN_URL"] == data["WORKER_DATABASE_URL"] + "_listen"
+    assert {"PGBOUNCER_DB_HOST", "PGBOUNCER_DB_NAME", "PGBOUNCER_DB_USER"} <= set(data)
+    for name in ("cellsearch-worker", "cellsearch-worker-gpu"):
+        (worker,) = _deployment(name)["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in worker["env"]}
+        assert env["CELLSEARCH_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == (
+            "WORKER_DATABASE_URL"
+        )
+        assert env["CELLSEARCH_LISTEN_URL"]["valueFrom"]["secretKeyRef"]["key"] == (
+            "WORKER_LISTEN_URL"
+        )
+        assert env["CELLSEARCH_DB_POOLER"]["value"] == "pgbouncer"
+        pool = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["CELLSEARCH_MAX_LISTENERS"]["value"] == pool["PGBOUNCER_LISTEN_POOL_SIZE"]
+    for _, doc in _k8s_documents():  # the API and the migration stay direct
+        if doc["kind"] in {"Deployment", "Job"} and "worker" not in doc["metadata"]["name"]:
+            for c in doc["spec"]["template"]["spec"]["containers"]:
+                assert "CELLSEARCH_DB_POOLER" not in {e["name"] for e in c.get("env", [])}
 
 
 def test_kustomization_lists_existing_files() -> None:

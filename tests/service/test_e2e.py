@@ -79,7 +79,7 @@ def service(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         deadline = time.monotonic() + 90
         while len(pids) < 2 and time.monotonic() < deadline:  # both local workers beat
             time.sleep(0.3)
-            pids = [w["pid"] for w in httpx.get(f"{url}/api/v1/workers").json()]
+            pids = [w["pid"] for w in httpx.get(f"{url}/api/v1/workers").json()["items"]]
         assert len(pids) == 2, "serve did not start two workers"
         yield url
     finally:

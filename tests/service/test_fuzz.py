@@ -30,7 +30,7 @@ from schemathesis.checks import positive_data_acceptance
 from schemathesis.generation.modes import GenerationMode
 
 from cellsearch.search.study.limits import SpecLimits
-from tests.service.fuzz_rules import repair_spec, repair_suite, valid_upload
+from tests.service.fuzz_rules import repair_import, repair_spec, repair_suite, valid_upload
 from tests.service.test_report_schema import STUDY, SUITE, make_reported
 
 SHORT_EXAMPLES = int(os.environ.get("CELLSEARCH_FUZZ_EXAMPLES", "6"))
@@ -41,6 +41,7 @@ REPORTED = {  # operation -> the study or suite whose report it reads
     "GET /api/v1/studies/{name}/report.html": STUDY,
     "GET /api/v1/suites/{name}/report": SUITE,
     "GET /api/v1/suites/{name}/report.html": SUITE,
+    "GET /api/v1/studies/{name}/export": STUDY,
 }
 
 
@@ -95,6 +96,7 @@ def fuzz_schema(request: pytest.FixtureRequest) -> Iterator[Any]:
     with TestClient(app) as client:
         dataset_id = _uploaded(client, headers)
         make_reported(client, headers, app_settings)
+        archive = client.get(f"/api/v1/studies/{STUDY}/export", headers=headers).content
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     if request.node.get_closest_marker("fuzz_long") is None:
         _short_phases(schema.config.phases, mode)
@@ -118,6 +120,8 @@ def fuzz_schema(request: pytest.FixtureRequest) -> Iterator[Any]:
             repair_suite(case.body, limits, dataset_id)
         elif case.operation.label == "POST /api/v1/datasets":
             case.body["file"] = valid_upload(case.body.get("kind"))
+        elif case.operation.label == "POST /api/v1/studies/import":
+            repair_import(case.body, archive, STUDY)
         return case
 
     yield schema

@@ -97,7 +97,8 @@ def test_page_of_a_study_whose_every_trial_diverged() -> None:
     report = build_report(trials, _context(status="completed"))
     assert all(c.expected_best is not None and c.n_completed == 0 for c in report.cells)
     page = render_report_html(report, plotly_js="plotly.js")
-    assert "plot-evp" not in page and "No completed trials yet" in page
+    assert "plot-evp" not in page
+    assert "No trial completed: all 6 finished trials were pruned or failed" in page
 
 
 def test_inline_page_embeds_plotly() -> None:

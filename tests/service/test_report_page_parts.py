@@ -115,7 +115,9 @@ def test_report_carries_metric_name_bounds_and_details() -> None:
     }  # fmt: skip
     assert study.n_finished == 36  # the interrupted trial is not a finished one
     values = report.cell("rnn_tanh").points.value
-    assert report.cell("rnn_tanh").n_beat_baseline == sum(v < 1 / 6 for v in values)
+    # learned: 5% (comparison.min_gain) of the way from the baseline 1/6 to 0
+    assert report.cell("rnn_tanh").n_beat_baseline == sum(1 - 6 * v >= 0.05 for v in values)
+    assert study.min_gain == 0.05 and study.learned is True
     assert report.cell("gru").n_beat_baseline == 12
     best = present(report.cell("gru").best)
     assert best.hyperparameters["optimizer"] == "adam"  # fixed by the spec
@@ -164,7 +166,7 @@ def test_best_configurations_and_what_each_interval_is(chromium: Any, tmp_path: 
     legend = chromium.find_element("id", "legend").text
     assert "interval of that best value" in legend and "not a confidence interval" in legend
     summary = chromium.find_element("id", "summary").text
-    assert "beat the baseline" in summary and "12 of 12" in summary
+    assert "learned (trials)" in summary and "yes: 12 of 12 (best" in summary
     assert chromium.find_elements("id", "partial") == []  # completed: no banner
     assert _js(chromium, "return PAGE.refresh") == 0
     environment = chromium.find_element("id", "environment")

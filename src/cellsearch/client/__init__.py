@@ -40,6 +40,7 @@ from cellsearch.client.errors import (
     UnreadableResponse,
     WaitTimeout,
 )
+from cellsearch.client.models import KeptModel
 from cellsearch.client.records import (
     Cell,
     CellOption,
@@ -57,6 +58,7 @@ from cellsearch.client.records import (
 )
 from cellsearch.client.reports import StudyReport, SuiteReport
 from cellsearch.client.specs import load_spec
+from cellsearch.client.travel import ImportedStudy
 from cellsearch.client.trial_list import TrialList
 
 __all__ = [
@@ -72,8 +74,10 @@ __all__ = [
     "Counts",
     "Dataset",
     "FieldError",
+    "ImportedStudy",
     "InvalidRequest",
     "InvalidUrl",
+    "KeptModel",
     "LocalFileError",
     "NotFound",
     "NotTheApi",

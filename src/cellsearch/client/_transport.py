@@ -9,6 +9,7 @@ list of invalid fields), a retryable 502/503/504.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,6 +70,29 @@ class Transport:
         if self._own:
             self.http.close()
 
+    def download(self, path: str, target: str | Path | None, **options: Any) -> Path:
+        """Stream the body of ``GET path`` into the file ``target`` (default: the name the
+        answer gives, in the working directory); return the file's path. ``options`` go
+        to httpx (``timeout``).
+
+        Raises:
+            ApiUnreachable: No answer.
+            ApiError: An error answer.
+        """
+        url = self.url(path)
+        try:
+            with self.http.stream("GET", url, headers=self._headers, **options) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_of(response, subject="request", key_sent=self.key_sent)
+                saved = Path(target) if target is not None else Path(_saved_name(response))
+                with saved.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+        except httpx.TransportError as exc:
+            raise ApiUnreachable(url, str(exc) or type(exc).__name__) from None
+        return saved
+
     def request(self, method: str, path: str, *, subject: str = "request", **kwargs: Any) -> Any:
         """Send one request; return its JSON (None for an empty body).
 
@@ -100,6 +124,12 @@ class Transport:
             raise NotTheApi(
                 _what_answered(response), status_code=response.status_code, response=response
             ) from None
+
+
+def _saved_name(response: httpx.Response) -> str:
+    """The file name a download's Content-Disposition gives, or a plain one."""
+    found = re.search(r'filename="([^"/\\]+)"', response.headers.get("content-disposition", ""))
+    return found.group(1) if found else "model.safetensors"
 
 
 def error_of(response: httpx.Response, *, subject: str, key_sent: bool) -> ApiError:

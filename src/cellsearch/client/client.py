@@ -7,9 +7,10 @@ suites under :attr:`Client.suites`, data sets under :attr:`Client.datasets`. Eac
 typed record (:mod:`.records`, :mod:`.reports`) and raises the typed errors of
 :mod:`.errors`.
 
-A trained model's artifacts (the model-artifact issue) will be one method each here:
-``download_model(name, trial=None, path=...)`` over the API's artifact route and
-``load_model(...)`` on top of it (torch imported inside that method only).
+Kept models are under :attr:`Client.models`: ``list``, ``download`` (a cell type's best or
+a trial's, streamed to a file) and ``load`` (a ready PyTorch model; torch is imported
+inside that method only). A study travels with ``export`` (one archive) and ``import_``
+(the CLI's ``export`` and ``import``).
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ import builtins
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from cellsearch.client._transport import PAGE, Transport, pages
 from cellsearch.client.datasets import Datasets
 from cellsearch.client.displays import display_for
+from cellsearch.client.models import Models
 from cellsearch.client.progress import Pace, follow_study
 from cellsearch.client.records import Cell, Study, StudyDetail, Task, Trial, Validation, WhoAmI
 from cellsearch.client.reports import StudyReport
 from cellsearch.client.specs import SpecLike, spec_json
 from cellsearch.client.suites import Suites
+from cellsearch.client.travel import TRAVEL_TIMEOUT, ImportedStudy, export_study, import_study
 from cellsearch.client.trial_list import TrialList
 
 if TYPE_CHECKING:
@@ -74,6 +78,8 @@ class Client:
         """Suites: ``submit``, ``list``, ``get``, ``wait``, ``report``, lifecycle."""
         self.datasets = Datasets(self._transport)
         """Data sets: ``upload`` (a file, NumPy arrays or a DataFrame), ``list``, ``delete``."""
+        self.models = Models(self._transport)
+        """Kept models: ``list``, ``download`` (a cell type's best, or a trial's), ``load``."""
 
     @property
     def url(self) -> str:
@@ -248,6 +254,41 @@ class Client:
     def report_url(self, name: str) -> str:
         """The address of the study's report page (with plots), for a browser."""
         return self._transport.url(f"/studies/{name}/report.html")
+
+    # --- a study travels ----------------------------------------------------------------
+
+    def export(
+        self,
+        name: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = TRAVEL_TIMEOUT,
+    ) -> Path:
+        """Save study ``name`` as one archive (spec, trials, report, data set, kept models
+        and a MANIFEST of checksums) to ``path`` (default: ``NAME.cellsearch.zip`` here);
+        return its path. optuna-dashboard opens its ``optuna.sqlite3`` as it is.
+
+        Raises:
+            Conflict: a trial of the study is running (wait, or pause it first).
+        """
+        return export_study(self._transport, name, path, timeout)
+
+    def import_(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        timeout: float = TRAVEL_TIMEOUT,
+    ) -> ImportedStudy:
+        """Recreate the study of the archive at ``path`` on this server, named ``name``
+        (default: its own name); a study that ran arrives paused.
+
+        Raises:
+            Conflict: a study has the name (give another ``name``).
+            InvalidRequest: the archive is damaged, tampered with or past the server's
+                limits (nothing was stored).
+        """
+        return import_study(self._transport, path, name, timeout)
 
     # --- what can be searched, and who asks ---------------------------------------------
 

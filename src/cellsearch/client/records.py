@@ -101,6 +101,7 @@ class Trial(Record):
     resumed_from: int | None = None
     resume_note: str | None = None
     artifact_note: str | None = None
+    warm_start: int | None = None
 
 
 class Counts(Record):

@@ -30,6 +30,11 @@ Under balanced allocation every search trial records its *deal* (:attr:`Attr.DEA
 index, among the study's ``n_trials``, whose cell type, sampler seed and kind of draw it
 runs. A requeued copy keeps its deal, so however many trials fail or are requeued, the
 counted trials of a study hold each deal once and the per-cell counts are those dealt.
+
+A study with a warm start (:mod:`cellsearch.search.study.seeding`) shows its sampler's
+adaptive draws the best trials of earlier studies; a trial so proposed records how many
+it was shown (:attr:`Attr.WARM_START`). Those earlier trials are never trials of the
+study: they hold no deal, use no budget and are no draw.
 """
 
 from __future__ import annotations
@@ -104,6 +109,15 @@ class Attr(StrEnum):
     DEAL = "deal"
     # written on a requeued copy: how many of its chain failed before training in a row
     SETUP_FAILURES = "setup_failures"
+    # written on a requeued copy once its model is built: the epoch it resumed after (0:
+    # from the start), and why it did not resume from a newer checkpoint, if it did not
+    RESUMED_FROM = "resumed_from"
+    RESUME_NOTE = "resume_note"
+    # written on a finished trial whose model should have been kept and was not: why
+    ARTIFACT_NOTE = "artifact_note"
+    # written on a freshly sampled search trial whose sampler was also shown earlier
+    # studies' trials (a warm start; kept by its requeued copies): how many
+    WARM_START = "warm_start"
 
 
 class Draw(StrEnum):
@@ -159,6 +173,10 @@ class TrialRecord:
     reevaluation_job: int | None = None
     reevaluation_seed: int | None = None  # 0-based index of the fresh seed
     draw: str | None = None  # a Draw: random or adaptive (studies with a random phase)
+    resumed_from: int | None = None  # a requeued copy resumed after this epoch
+    resume_note: str | None = None  # why a copy did not resume from a newer checkpoint
+    artifact_note: str | None = None  # why a model that should have been kept was not
+    warm_start: int | None = None  # earlier studies' trials its sampler was also shown
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialRecord:
@@ -238,9 +256,9 @@ def reevaluation_attrs(of: int, job: int, seed: int) -> dict[str, Any]:
 def requeue_attrs(number: int, user_attrs: Mapping[str, Any], reason: str) -> dict[str, Any]:
     """The attributes of a requeued copy of trial ``number`` (whose attributes are
     ``user_attrs``): where it comes from, the re-evaluation job it runs, if any, so that
-    the copy runs the same job, the deal, cell type and kind of draw it repeats, and how
-    many of its
-    chain failed before training in a row (counted on by :func:`setup_failures`)."""
+    the copy runs the same job, the deal, cell type, kind of draw and warm start it
+    repeats, and how many of its chain failed before training in a row (counted on by
+    :func:`setup_failures`)."""
     keep = (
         Attr.REEVALUATION_OF,
         Attr.REEVALUATION_JOB,
@@ -248,6 +266,7 @@ def requeue_attrs(number: int, user_attrs: Mapping[str, Any], reason: str) -> di
         Attr.DRAW,
         Attr.DEAL,
         Attr.CELL_TYPE,
+        Attr.WARM_START,
     )
     job: dict[str, Any] = {k: user_attrs[k] for k in keep if k in user_attrs}
     if user_attrs.get(Attr.FAILURE_KIND) == "setup":
@@ -259,6 +278,17 @@ def setup_failures(user_attrs: Mapping[str, Any]) -> int:
     """Failures before training in a row of a trial's chain, this trial's own included."""
     before = int(user_attrs.get(Attr.SETUP_FAILURES) or 0)
     return before + (user_attrs.get(Attr.FAILURE_KIND) == "setup")
+
+
+def resume_attrs(resumed_from: int, note: str | None) -> dict[str, Any]:
+    """The attributes of a trial that resumed after epoch ``resumed_from`` (0: it began at
+    the start), with why it could not resume from a newer checkpoint (``note``)."""
+    attrs: dict[str, Any] = {}
+    if resumed_from:
+        attrs[Attr.RESUMED_FROM] = resumed_from
+    if note:
+        attrs[Attr.RESUME_NOTE] = note
+    return attrs
 
 
 def static_attrs(

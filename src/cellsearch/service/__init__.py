@@ -16,6 +16,7 @@ this list import those above them, never the reverse; every one may import
 - :mod:`.reports`: the comparison report of a stored study (JSON, built once per change)
   and its page (sections, figures, static assets).
 - :mod:`.suites`: suites of studies: their spec, operations and report page.
+- :mod:`.travel`: a study's archive: export, and import on any server and database.
 - :mod:`.api`: the FastAPI application, its routes, dependencies and response shapes.
 - :mod:`.cli`: the ``cellsearch`` command.
 

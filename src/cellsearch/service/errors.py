@@ -8,6 +8,7 @@ Hierarchy::
     ├── NotFound            404: no such study, dataset or worker
     ├── Conflict            409: a name is taken, or a transition is not allowed
     ├── PayloadTooLarge     413: an upload over the size limit
+    ├── InvalidArchive      422: a study archive that is damaged, tampered with or unsafe
     └── StorageUnavailable  503: the database cannot be reached
 
 ``cellsearch.search.errors.SpecError`` (an invalid spec) and
@@ -43,3 +44,8 @@ class PayloadTooLarge(ServiceError):
 
 class StorageUnavailable(ServiceError):
     """The database could not be reached or refused the operation."""
+
+
+class InvalidArchive(ServiceError):
+    """A study archive is refused whole: not a readable archive, a file that does not match
+    its manifest, a name outside the archive's layout, sizes past the limits."""

@@ -9,14 +9,19 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cellsearch.search.study.limits import SpecLimits
+from cellsearch.service.artifacts.settings import ArtifactSettings
+from cellsearch.service.travel.settings import TravelSettings
 
 DEFAULT_DATABASE_URL = "sqlite:///cellsearch.db"
 
 
-class Settings(SpecLimits, BaseSettings):
+class Settings(SpecLimits, ArtifactSettings, TravelSettings, BaseSettings):
     """Every knob of the service; each has a ``CELLSEARCH_<NAME>`` variable.
 
-    The input limits (``max_hidden_size``...) are inherited from :class:`SpecLimits`.
+    The input limits (``max_hidden_size``...) are inherited from :class:`SpecLimits`, the
+    artifact store's settings from :class:`~cellsearch.service.artifacts.settings.
+    ArtifactSettings`, the limits on imported study archives from
+    :class:`~cellsearch.service.travel.settings.TravelSettings`.
     """
 
     model_config = SettingsConfigDict(env_prefix="CELLSEARCH_", extra="ignore", frozen=False)
@@ -44,7 +49,20 @@ class Settings(SpecLimits, BaseSettings):
     grace_period: int = Field(
         default=30, ge=2, description="Seconds without a heartbeat before a trial is stale."
     )
-    poll_interval: float = Field(default=1.0, gt=0, description="Idle worker's polling period.")
+    poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds an idle worker first waits between looks for work; on SQLite, "
+        "its polling period.",
+    )
+    idle_poll_max: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Longest wait between an idle worker's looks for work on PostgreSQL: the "
+        "wait doubles from poll_interval up to this while nothing comes (a notification "
+        "wakes it at once).",
+    )
     startup_timeout: float = Field(
         default=60.0,
         ge=0,
@@ -55,8 +73,35 @@ class Settings(SpecLimits, BaseSettings):
         description="Torch threads per worker; unset: OMP_NUM_THREADS, else 1; auto: an equal "
         "share of the machine's CPUs among its live workers.",
     )
-    db_pool_size: int = Field(default=2, ge=1)
-    db_max_overflow: int = Field(default=2, ge=0)
+    db_pool_size: int = Field(
+        default=2,
+        ge=1,
+        description="Connections the API (and the dashboard) keeps open; a worker keeps one.",
+    )
+    db_max_overflow: int = Field(
+        default=2,
+        ge=0,
+        description="Connections the API may open beyond db_pool_size at busy moments; a "
+        "worker opens at most one more (its heartbeat).",
+    )
+    db_pooler: Literal["none", "pgbouncer"] = Field(
+        default="none",
+        description="What stands between the processes and PostgreSQL: none, or pgbouncer "
+        "in transaction mode (psycopg's server-side prepared statements are then turned "
+        "off, and idle workers listen on listen_url).",
+    )
+    listen_url: str | None = Field(
+        default=None,
+        description="Where idle PostgreSQL workers LISTEN for new work: a direct address of "
+        "the server, or a PgBouncer entry in session mode (LISTEN does not pass transaction "
+        "mode). Unset: the database URL, unless db_pooler is set; then idle workers poll.",
+    )
+    max_listeners: int | None = Field(
+        default=None,
+        ge=1,
+        description="With listen_url: at most this many idle workers hold a listening "
+        "connection at once (the others poll, backing off to idle_poll_max). Unset: no limit.",
+    )
     max_upload_bytes: int = Field(default=100_000_000, ge=1, description="Largest dataset upload.")
     max_suite_tasks: int = Field(default=100, ge=2, description="Most tasks in one suite.")
     report_cache_size: int = Field(

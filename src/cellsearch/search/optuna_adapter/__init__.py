@@ -11,7 +11,7 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
 
 - :mod:`.bulk_read`, a module of set-based reads of a study's trials into the
   ``FrozenTrial`` objects Optuna returns (``TrialFilter``, ``ALL``, ``find_study_id``,
-  ``find_study_ids``, ``read_trials``, ``read_page``, ``read_trials_by_id``,
+  ``find_study_ids``, ``find_trial``, ``read_trials``, ``read_page``, ``read_trials_by_id``,
   ``trial_ids``, ``count_trials``, ``best_trial``, ``change_markers``,
   ``count_in_marker``). Relies on ``optuna.storages._rdb.models``: the tables
   ``studies``, ``study_directions``, ``trials``, ``trial_params``, ``trial_values``,
@@ -39,9 +39,27 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   ``Study._thread_local.cached_all_trials``, ``Study._pop_waiting_trial_id``,
   ``Study._storage``, ``Study._study_id`` and ``Trial._trial_id``.
 - :func:`cell_view`: a study showing one cell type's trials to Optuna's samplers and
-  pruners. Relies on ``Study._get_trials(deepcopy, states, use_cache)``,
-  ``Study._storage``, ``Study._study_id`` and the signatures of
+  pruners, and :func:`seeded_view`: a study showing a sampler earlier studies' trials
+  (a warm start's seeds) beside its own. Rely on ``Study._get_trials(deepcopy, states,
+  use_cache)``, ``Study._storage``, ``Study._study_id`` and the signatures of
   ``BaseStorage.get_all_trials`` and ``get_n_trials``.
+- :mod:`.bulk_write`, a module that writes a whole study (its rows, then each trial table
+  in one ``executemany``) in the caller's transaction, and reads a study's own rows
+  back (``StudyRows``, ``insert_study``, ``insert_trials``, ``read_study``,
+  ``study_names``, ``stored_datetime``, ``STORED_IN_UTC``, ``TABLES``). Relies on the
+  tables of :mod:`.bulk_read` and ``study_user_attributes``, ``study_system_attributes``; on
+  ``TrialValueModel.value_to_stored_repr`` and
+  ``TrialIntermediateValueModel.intermediate_value_to_stored_repr``; on how trial
+  datetimes are stored (below).
+- :func:`study_system_attr`: a study's system attribute. Relies on ``Study._storage`` and
+  ``Study._study_id``.
+- :func:`attach_study_artifact`, :func:`forget_study_artifact`, :func:`study_artifacts`:
+  kept models listed among a study's artifacts (what optuna-dashboard shows), and taken
+  off the list; :func:`listed_artifacts` and :func:`relisted_artifacts`: the same list
+  read from, and replaced in, a study's system attributes (a study copied with new
+  artifact ids). Rely on ``optuna.artifacts._upload.ARTIFACTS_ATTR_PREFIX`` and
+  ``ArtifactMeta`` (the form ``upload_artifact`` writes) and on optuna-dashboard's way
+  of deleting (the attribute set to JSON null).
 - :class:`TrialsStudy`: a study serving given trials to Optuna's importance evaluators.
   Relies on ``FrozenTrial._trial_id`` and the logger name ``optuna.storages._in_memory``.
 - :func:`check_internals`: verifies every internal above; :data:`TESTED_OPTUNA` and
@@ -61,8 +79,15 @@ so that an upgrade makes a person re-check this package.
 
 from __future__ import annotations
 
-from cellsearch.search.optuna_adapter import bulk_read
-from cellsearch.search.optuna_adapter._cell_view import cell_view
+from cellsearch.search.optuna_adapter import bulk_read, bulk_write
+from cellsearch.search.optuna_adapter._artifacts import (
+    attach_study_artifact,
+    forget_study_artifact,
+    listed_artifacts,
+    relisted_artifacts,
+    study_artifacts,
+)
+from cellsearch.search.optuna_adapter._cell_view import cell_view, seeded_view
 from cellsearch.search.optuna_adapter._counts import TrialGroup, trial_groups
 from cellsearch.search.optuna_adapter._heartbeats import running_without_heartbeat, stale_trial_ids
 from cellsearch.search.optuna_adapter._internals import check_internals
@@ -71,6 +96,7 @@ from cellsearch.search.optuna_adapter._study import (
     pop_waiting_trial_id,
     resampled,
     study_id_of,
+    study_system_attr,
     take_waiting_trial,
     trial_of,
 )
@@ -82,19 +108,27 @@ __all__ = [
     "TESTED_OPTUNA",
     "TrialGroup",
     "TrialsStudy",
+    "attach_study_artifact",
     "batch_capable",
     "bulk_read",
+    "bulk_write",
     "cell_view",
     "check_internals",
+    "forget_study_artifact",
     "is_tested",
+    "listed_artifacts",
     "new_trial",
     "pop_waiting_trial_id",
     "rdb_backend",
     "record_attrs",
+    "relisted_artifacts",
     "resampled",
     "running_without_heartbeat",
+    "seeded_view",
     "stale_trial_ids",
+    "study_artifacts",
     "study_id_of",
+    "study_system_attr",
     "take_waiting_trial",
     "trial_groups",
     "trial_of",

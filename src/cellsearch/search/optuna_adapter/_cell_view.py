@@ -13,11 +13,18 @@ A strict view (the pruner's) passes through only the metadata named below and ra
 ``AttributeError`` for anything else, rather than leak unfiltered trials to code that
 would read them another way; a lenient view (the sampler's: samplers read more of the
 study, such as its caches) passes everything else through unchanged.
+
+A sampler's view may also show *seeds*: finished trials of earlier studies, given as
+``FrozenTrial`` objects that live in no storage (a warm start, see
+:mod:`cellsearch.search.study.seeding`), listed before the study's own trials on every
+path above. :func:`seeded_view` shows them beside all of a study's trials (no cell type
+filter). Seeds never reach a pruner: only samplers are given seeded views.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+import copy
+from collections.abc import Callable, Container, Sequence
 from typing import Any, cast
 
 import optuna
@@ -57,13 +64,32 @@ _STORAGE_PASS = frozenset(
 )
 
 
-class _CellStorage:
-    """A storage proxy whose ``get_all_trials`` returns only one cell type's trials."""
+Keep = Callable[[FrozenTrial], bool]
 
-    def __init__(self, storage: Any, cell: str | None, strict: bool) -> None:
+
+def _shown(
+    trials: list[FrozenTrial],
+    keep: Keep,
+    seeds: Sequence[FrozenTrial],
+    deepcopy: bool,
+    states: Container[TrialState] | None,
+) -> list[FrozenTrial]:
+    """The seeds in ``states`` (copied when ``deepcopy``), then the trials ``keep`` keeps."""
+    shown = [s for s in seeds if states is None or s.state in states]
+    return [*(copy.deepcopy(shown) if deepcopy else shown), *filter(keep, trials)]
+
+
+class _CellStorage:
+    """A storage proxy whose ``get_all_trials`` returns only one cell type's trials (and
+    the seeds)."""
+
+    def __init__(
+        self, storage: Any, keep: Keep, strict: bool, seeds: Sequence[FrozenTrial] = ()
+    ) -> None:
         self._storage = storage
-        self._cell = cell
+        self._keep = keep
         self._strict = strict
+        self._seeds = seeds
 
     def __getattr__(self, name: str) -> Any:
         if self._strict and name not in _STORAGE_PASS:
@@ -77,7 +103,7 @@ class _CellStorage:
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
         trials = self._storage.get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        return [t for t in trials if cell_of(t) == self._cell]
+        return _shown(trials, self._keep, self._seeds, deepcopy, states)
 
     def get_n_trials(
         self, study_id: int, state: tuple[TrialState, ...] | TrialState | None = None
@@ -87,13 +113,17 @@ class _CellStorage:
 
 
 class _CellStudy:
-    """A read-only view of a study showing only the trials of one cell type."""
+    """A read-only view of a study showing only the trials of one cell type (and the
+    seeds)."""
 
-    def __init__(self, study: optuna.Study, cell: str | None, strict: bool) -> None:
+    def __init__(
+        self, study: optuna.Study, keep: Keep, strict: bool, seeds: Sequence[FrozenTrial] = ()
+    ) -> None:
         self._study = study
-        self._cell = cell
-        self._storage = _CellStorage(study._storage, cell, strict)
+        self._keep = keep
+        self._storage = _CellStorage(study._storage, keep, strict, seeds)
         self._strict = strict
+        self._seeds = seeds
 
     def __getattr__(self, name: str) -> Any:
         if self._strict and name not in _STUDY_PASS:
@@ -107,7 +137,7 @@ class _CellStudy:
         use_cache: bool = False,
     ) -> list[FrozenTrial]:
         trials = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        return [t for t in trials if cell_of(t) == self._cell]
+        return _shown(trials, self._keep, self._seeds, deepcopy, states)
 
     def get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None
@@ -119,6 +149,25 @@ class _CellStudy:
         return self.get_trials()
 
 
-def cell_view(study: optuna.Study, cell: str | None, *, strict: bool = True) -> optuna.Study:
-    """``study`` showing only the trials of ``cell`` (see the module docstring)."""
-    return cast(optuna.Study, _CellStudy(study, cell, strict))
+def cell_view(
+    study: optuna.Study,
+    cell: str | None,
+    *,
+    strict: bool = True,
+    seeds: Sequence[FrozenTrial] = (),
+) -> optuna.Study:
+    """``study`` showing only the trials of ``cell``, after the ``seeds`` of that cell (a
+    lenient view only; see the module docstring)."""
+    if seeds and strict:
+        raise ValueError("seeds are shown to samplers only, through a lenient view")
+
+    def keep(trial: FrozenTrial) -> bool:
+        return cell_of(trial) == cell
+
+    return cast(optuna.Study, _CellStudy(study, keep, strict, [s for s in seeds if keep(s)]))
+
+
+def seeded_view(study: optuna.Study, seeds: Sequence[FrozenTrial]) -> optuna.Study:
+    """``study`` showing every one of its trials after ``seeds`` (a lenient view, for a
+    sampler that is not conditioned on a cell type)."""
+    return cast(optuna.Study, _CellStudy(study, lambda _trial: True, False, seeds))

@@ -23,6 +23,11 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import UniqueConstraint
 
 from cellsearch.search.optuna_adapter import _tables
+from cellsearch.search.optuna_adapter._artifacts import (
+    attach_study_artifact,
+    forget_study_artifact,
+    study_artifacts,
+)
 from cellsearch.search.optuna_adapter._trials_study import IN_MEMORY_LOGGER, quiet_in_memory_storage
 from cellsearch.search.optuna_adapter._versions import TESTED_OPTUNA, internals_error, is_tested
 from cellsearch.search.optuna_adapter._writes import _CachedStorage
@@ -150,13 +155,42 @@ def _probe_problems() -> Iterator[str]:
             lambda: cached[1] is cached[0]._backend,
         ),
     ]
+    checks.append(
+        ("artifact metadata as optuna.artifacts writes and lists it", lambda: _artifacts(study))
+    )
+    checks.append((_STORED_KINDS, _stored_kinds))
     for what, check in checks:
         try:
             ok = check()
-        except AttributeError:
+        except (AttributeError, KeyError, TypeError):
             ok = False
         if not ok:
             yield what
+
+
+_STORED_KINDS = (
+    "TrialValueModel.value_to_stored_repr and TrialIntermediateValueModel."
+    "intermediate_value_to_stored_repr (the stored kinds of values the bulk writer writes)"
+)
+
+
+def _stored_kinds() -> bool:
+    """Optuna's conversions of a value to its stored form name the kinds the reader reads."""
+    models = _tables.models
+    value = models.TrialValueModel.value_to_stored_repr(float("inf"))
+    step = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(float("nan"))
+    return (value[1].name, step[1].name) == ("INF_POS", "NAN")
+
+
+def _artifacts(study: optuna.Study) -> bool:
+    """A model attached the adapter's way is listed by Optuna's own reader, and taken off
+    the adapter's list again."""
+    storage = study._storage
+    attach_study_artifact(storage, study._study_id, "probe", "probe.safetensors")
+    metas = optuna.artifacts.get_all_artifact_meta(study)
+    listed = [(m.artifact_id, m.filename) for m in metas] == [("probe", "probe.safetensors")]
+    forget_study_artifact(storage, study._study_id, "probe")
+    return listed and study_artifacts(storage, study._study_id) == {}
 
 
 def _probe() -> tuple[optuna.Study, optuna.Trial, tuple[Any, Any]]:

@@ -10,6 +10,8 @@ here, written exactly as ``Study.ask`` does them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 
 
@@ -59,3 +61,9 @@ def take_waiting_trial(study: optuna.Study) -> optuna.Trial | None:
     """
     trial_id = pop_waiting_trial_id(study)
     return None if trial_id is None else trial_of(study, trial_id)
+
+
+def study_system_attr(study: optuna.Study, key: str) -> Any:
+    """The study's system attribute ``key`` (None when unset); Optuna 5 dropped the public
+    ``Study.system_attrs``, so it is read through ``Study._storage``."""
+    return study._storage.get_study_system_attrs(study._study_id).get(key)

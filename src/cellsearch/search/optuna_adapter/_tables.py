@@ -22,6 +22,8 @@ except ImportError as exc:  # no fallback: without its tables the adapter cannot
 USED: dict[str, tuple[str, ...]] = {
     "StudyModel": ("study_id", "study_name"),
     "StudyDirectionModel": ("study_id", "objective", "direction"),
+    "StudyUserAttributeModel": ("study_id", "key", "value_json"),
+    "StudySystemAttributeModel": ("study_id", "key", "value_json"),
     "TrialModel": (
         "trial_id",
         "number",
@@ -64,6 +66,8 @@ UTC_DATETIME_ATTR = "_datetime_start_utc"
 
 STUDIES = models.StudyModel.__table__
 DIRECTIONS = models.StudyDirectionModel.__table__
+STUDY_USER = models.StudyUserAttributeModel.__table__
+STUDY_SYSTEM = models.StudySystemAttributeModel.__table__
 TRIALS = models.TrialModel.__table__
 PARAMS = models.TrialParamModel.__table__
 VALUES = models.TrialValueModel.__table__

@@ -42,6 +42,7 @@ __all__ = [
     "count_trials",
     "find_study_id",
     "find_study_ids",
+    "find_trial",
     "read_page",
     "read_trials",
     "read_trials_by_id",
@@ -111,6 +112,15 @@ def read_trials_by_id(conn: Connection, trial_ids: Sequence[int]) -> list[Frozen
     query = trial_columns().where(TRIALS.c.trial_id.in_(trial_ids))
     rows = conn.execute(query.order_by(TRIALS.c.trial_id)).all()
     return build(conn, rows, list(trial_ids))
+
+
+def find_trial(conn: Connection, study_id: int, number: int) -> FrozenTrial | None:
+    """The study's trial with ``number``, or None."""
+    query = select(TRIALS.c.trial_id).where(
+        TRIALS.c.study_id == study_id, TRIALS.c.number == number
+    )
+    trial_id = conn.scalar(query)
+    return None if trial_id is None else read_trials_by_id(conn, [trial_id])[0]
 
 
 def best_trial(conn: Connection, study_id: int) -> FrozenTrial | None:

@@ -8,22 +8,28 @@ Sections:
 - ``study``: name, direction, metric (``metric_label`` in words, ``metric_low`` and
   ``metric_high`` its bounds), budget, allocation, status, counts by state (``counts``
   by Optuna state; ``trial_counts`` as the service counts them), the hyperparameters the
-  spec fixes (``fixed_params``), ``partial`` (True unless the service marked the study
-  completed).
-- ``verdict``: one sentence; "No detectable difference at this budget" when no
-  corrected test rejects, with what the design could detect; it never names a leader
-  from fewer than three completed trials per cell type, and rests on the seed
-  re-evaluation when the study has one.
-- ``warnings`` (things that change how to read the numbers) and ``notes``.
+  spec fixes (``fixed_params``), the task's ``baseline`` of the objective, the margin
+  ``min_gain`` and whether any cell type ``learned`` the task
+  (:mod:`cellsearch.search.report.learning`), ``partial`` (True unless the service
+  marked the study completed).
+- ``verdict``: one sentence; "No cell type learned this task at this budget" (with the
+  best value, the baseline and what to change) when none did, naming no leader;
+  otherwise "No detectable difference at this budget" when no corrected test rejects,
+  with what the design could detect; it never names a leader from fewer than three
+  completed trials per cell type, nor one that did not learn the task, and rests on the
+  seed re-evaluation when the study has one.
+- ``warnings`` (things that change how to read the numbers, among them each cell type
+  that did not learn the task while another did) and ``notes``.
 - ``cells``: one summary per cell type (see :mod:`cellsearch.search.report.cells`),
-  with ``n_beat_baseline`` (completed trials better than the baseline) and the best
-  trial's ``hyperparameters`` (every one, fixed ones included).
+  with ``n_beat_baseline`` (completed trials that beat the baseline by the margin),
+  ``learned``, ``best_gain`` and the best trial's ``hyperparameters`` (every one, fixed
+  ones included).
 - ``comparison``: pairwise best-of-n probabilities and Holm-corrected tests on every
   finished draw (see :mod:`cellsearch.search.report.compare`), or None with fewer than
   two cell types with finished trials.
 - ``reevaluation``: the seed re-evaluation (see :mod:`.reevaluated`), or None.
-- ``importance``: overall and per cell type (see
-  :mod:`cellsearch.search.report.importance`).
+- ``importance``: overall and per cell type, each share with its interval and each
+  effect tested against permuted values (see :mod:`cellsearch.search.report.importance`).
 - ``allocation``: which cell type each trial used, by trial number and by
   completion order.
 - ``environment``: versions, devices and seeds.
@@ -33,91 +39,27 @@ Sections:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict
 
-import optuna
 from optuna.trial import FrozenTrial
 
-import cellsearch
 from cellsearch.search.record import CELL_PARAM, Attr, Draw, cell_of, is_counted, search_trials
-from cellsearch.search.report import caveats, draw_stats, reevaluated
+from cellsearch.search.report import caveats, draw_stats, learning, reevaluated, warm
 from cellsearch.search.report import cells as report_cells
 from cellsearch.search.report import compare as report_compare
 from cellsearch.search.report import details as report_details
 from cellsearch.search.report import importance as report_importance
-from cellsearch.search.report.metric import objective_metric
+from cellsearch.search.report.context import ReportContext
 from cellsearch.search.report.model import (
     SCHEMA_VERSION,
-    Allocation,
-    BootstrapInfo,
     CellComparison,
     CellSummary,
-    Environment,
     ImportanceSection,
     Reevaluation,
     StudyFacts,
     StudyReport,
 )
-from cellsearch.search.study.sampling import random_rounds
-from cellsearch.search.study.spec import StudySpec
-from cellsearch.search.tasks import baseline_of
-
-
-@dataclass(frozen=True)
-class ReportContext:
-    """What the report needs to know about a study besides its trials."""
-
-    study_name: str
-    direction: Literal["minimize", "maximize"]
-    metric: str
-    n_trials: int
-    cell_types: tuple[str, ...]
-    allocation: Literal["balanced", "adaptive"]
-    seed: int
-    status: str
-    baseline: float | None = None
-    baseline_description: str | None = None
-    reevaluate: tuple[int, int] | None = None  # (top_k, seeds) when the study re-evaluates
-    random_draws: int | None = None  # per cell type, when the study has a random phase
-    ranges: dict[str, tuple[float, float, bool]] = field(default_factory=dict)  # low, high, log
-    metric_label: str | None = None  # the objective in words: "validation MSE"
-    metric_low: float | None = None  # the lowest value the objective can take
-    metric_high: float | None = None
-    fixed_params: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, spec: StudySpec, *, status: str) -> ReportContext:
-        """The context of a study with ``spec``, whose lifecycle status is ``status``.
-
-        The task's baseline is a validation loss, so it is drawn only when the study
-        minimises that loss.
-        """
-        baseline = baseline_of(spec.task)
-        metric = objective_metric(spec)
-        return cls(
-            study_name=spec.name,
-            direction=spec.objective.direction,
-            metric=spec.objective.metric,
-            n_trials=spec.budget.n_trials,
-            cell_types=tuple(spec.cell_types),
-            allocation=spec.allocation,
-            seed=spec.seed,
-            status=status,
-            baseline=baseline.value if spec.objective.metric == "val_loss" else None,
-            baseline_description=baseline.description,
-            reevaluate=(
-                None if spec.reevaluate is None else (spec.reevaluate.top_k, spec.reevaluate.seeds)
-            ),
-            random_draws=random_rounds(spec),
-            ranges=spec.ranges(),
-            metric_label=metric.label,
-            metric_low=metric.low,
-            metric_high=metric.high,
-            fixed_params=report_details.fixed_params(spec),
-        )
 
 
 def build_report(
@@ -144,6 +86,7 @@ def build_report(
     search = search_trials(trials)
     groups, unknown = _group(search, context.cell_types)
     budget = max(1, context.n_trials // max(1, len(groups)))
+    margin = _margin(context)
     cells = [
         report_cells.summarise_cell(
             cell,
@@ -152,7 +95,7 @@ def build_report(
             budget=budget,
             n_bootstrap=n_bootstrap,
             seed=[context.seed, index],
-            baseline=context.baseline,
+            margin=margin,
             fixed_params=context.fixed_params,
         )
         for index, (cell, group) in enumerate(groups.items())
@@ -162,10 +105,8 @@ def build_report(
     if len(draws) >= 2:
         comparison = report_compare.compare_cells(draws, budget=tested_n, random_only=random_only)
     n_finished = sum(is_counted(t) for t in search)  # as the service counts them
-    lead = report_compare.leader(cells, draws, tested_n, maximize)
-    verdict, leader = report_compare.verdict(
-        comparison, cells=cells, lead=lead, n_finished=n_finished
-    )
+    learned = _learned(cells)
+    verdict, leader = _verdict(context, cells, comparison, draws, tested_n, n_finished)
     reevaluation = None
     if context.reevaluate is not None:
         top_k, seeds = context.reevaluate
@@ -173,10 +114,12 @@ def build_report(
             trials, top_k=top_k, seeds=seeds, maximize=maximize,
             complete=context.status == "completed", seed=context.seed,
         )  # fmt: skip
-        verdict, leader = reevaluated.verdict(reevaluation, maximize) or (verdict, leader)
+        if learned is not False:  # a study nobody learned keeps saying so
+            verdict, leader = reevaluated.verdict(reevaluation, maximize) or (verdict, leader)
+    bests = _bests(cells)
     return StudyReport(
         schema_version=SCHEMA_VERSION,
-        study=_study_section(search, context, n_finished),
+        study=_study_section(search, context, n_finished, learned),
         verdict=verdict,
         leader=leader,
         warnings=(
@@ -184,16 +127,71 @@ def build_report(
             + caveats.adaptive(context.allocation)
             + caveats.pruning_rates(cells)
             + caveats.range_edges(cells, context.ranges)
+            + (learning.unlearned_warnings(bests, margin, label=_label(context)) if learned else [])
         ),
         notes=_notes(groups, unknown, cells, comparison, reevaluation),
         cells=cells,
         comparison=comparison,
         reevaluation=reevaluation,
         importance=_importance(groups, maximize, context.seed) if importance else None,
-        allocation=_allocation(search),
-        environment=_environment(trials, context, n_bootstrap),
+        allocation=report_details.allocation(search),
+        environment=report_details.environment(trials, context.seed, n_bootstrap),
         trials=report_details.trial_table(trials) if trial_table else None,
     )
+
+
+def _margin(context: ReportContext) -> learning.Margin:
+    return learning.Margin.of(
+        context.baseline,
+        low=context.metric_low,
+        high=context.metric_high,
+        min_gain=context.min_gain,
+        maximize=context.direction == "maximize",
+    )
+
+
+def _label(context: ReportContext) -> str:
+    return context.metric_label or context.metric
+
+
+def _learned(cells: Sequence[CellSummary]) -> bool | None:
+    """Whether any cell type learned the task: None when none can be judged (no baseline,
+    no completed trial)."""
+    judged = [c.learned for c in cells if c.learned is not None]
+    return any(judged) if judged else None
+
+
+def _bests(cells: Sequence[CellSummary]) -> list[learning.CellBest]:
+    return [
+        learning.CellBest(c.cell_type, c.best.value, c.best.trial_number)
+        for c in cells
+        if c.best is not None
+    ]
+
+
+def _verdict(
+    context: ReportContext,
+    cells: list[CellSummary],
+    comparison: CellComparison | None,
+    draws: dict[str, draw_stats.Draws],
+    tested_n: int,
+    n_finished: int,
+) -> tuple[str, str | None]:
+    """The search's verdict: no leader in a study that no cell type learned, and none
+    among the cell types that did not learn."""
+    maximize = context.direction == "maximize"
+    if n_finished and _learned(cells) is False:
+        text = learning.unlearned_verdict(
+            _bests(cells),
+            _margin(context),
+            label=_label(context),
+            baseline_description=context.baseline_description,
+            partial=context.status != "completed",
+        )
+        return text, None
+    learners = [c for c in cells if c.learned is not False]
+    lead = report_compare.leader(learners, draws, tested_n, maximize)
+    return report_compare.verdict(comparison, cells=cells, lead=lead, n_finished=n_finished)
 
 
 def _tested_draws(
@@ -209,8 +207,10 @@ def _tested_draws(
     independent draws (a cell type whose search found a good region early piles up good
     trials), and tests that treat them as such name a cell type where none is better far
     more often than their level (benchmarks/FAIRNESS.md). ``n`` is then the random phase's
-    length per cell type. Otherwise every draw is tested at the per-cell budget.
+    length per cell type. Otherwise every draw is tested at the per-cell budget. A draw
+    proposed from a warm start's seeds is never tested (:mod:`.warm`).
     """
+    groups = {cell: warm.tested(g) for cell, g in groups.items()}  # no draw proposed from seeds
     finished = [t for g in groups.values() for t in g if t.state.is_finished()]
     kinds = {t.user_attrs.get(Attr.DRAW) for t in finished}
     # every finished trial says its kind (a study begun before draws were recorded does
@@ -246,10 +246,11 @@ def _group(
 
 
 def _study_section(
-    trials: Sequence[FrozenTrial], context: ReportContext, n_finished: int
+    trials: Sequence[FrozenTrial], context: ReportContext, n_finished: int, learned: bool | None
 ) -> StudyFacts:
     return StudyFacts(
         **asdict(context),
+        learned=learned,
         counts=report_cells.state_counts(trials),
         trial_counts=report_details.trial_counts(trials),
         n_finished=n_finished,
@@ -298,6 +299,9 @@ def _notes(
                 "independent would find differences that are not there). The best values, "
                 "medians and the expected best per cell use every trial."
             )
+    warm_start = warm.note([t for g in groups.values() for t in g])
+    if warm_start is not None:
+        out.append(warm_start)
     if reevaluation is not None:
         out.append(
             f"Seed re-evaluation: the {reevaluation.top_k} best configurations of each cell "
@@ -310,49 +314,6 @@ def _notes(
             )
         )
     return out
-
-
-def _allocation(trials: Sequence[FrozenTrial]) -> Allocation:
-    """Cell type of every trial by trial number and by completion order."""
-    ordered = sorted(trials, key=lambda t: t.number)
-    finished = sorted(
-        (t for t in trials if t.datetime_complete is not None),
-        key=lambda t: (t.datetime_complete, t.number),
-    )
-    rank = {t.number: i + 1 for i, t in enumerate(finished)}
-    by_number: dict[str, list[int]] = {}
-    by_completion: dict[str, list[int]] = {}
-    for trial in ordered:
-        cell = cell_of(trial) or "(none)"
-        by_number.setdefault(cell, []).append(trial.number)
-        if trial.number in rank:
-            by_completion.setdefault(cell, []).append(rank[trial.number])
-    for ranks in by_completion.values():
-        ranks.sort()
-    return Allocation(trial_number=by_number, completion_rank=by_completion)
-
-
-def _environment(
-    trials: Sequence[FrozenTrial], context: ReportContext, n_bootstrap: int
-) -> Environment:
-    def seen(key: Attr) -> list[str]:
-        return sorted({str(t.user_attrs[key]) for t in trials if key in t.user_attrs})
-
-    devices = Counter(str(t.user_attrs[Attr.DEVICE]) for t in trials if Attr.DEVICE in t.user_attrs)
-    precisions = Counter(
-        str(t.user_attrs[Attr.PRECISION]) for t in trials if Attr.PRECISION in t.user_attrs
-    )
-    return Environment(
-        torch_versions=seen(Attr.TORCH_VERSION),
-        cellsearch_versions=seen(Attr.CELLSEARCH_VERSION),
-        optuna_version=optuna.__version__,
-        report_cellsearch_version=cellsearch.__version__,
-        devices=dict(sorted(devices.items())),
-        study_seed=context.seed,
-        trial_seeds_recorded=sum(Attr.SEED in t.user_attrs for t in trials),
-        precisions=dict(sorted(precisions.items())),
-        bootstrap=BootstrapInfo(replicates=n_bootstrap, seed=(context.seed, "cell index")),
-    )
 
 
 def _importance(
@@ -370,6 +331,10 @@ def _importance(
     }
     return ImportanceSection(
         method=report_importance.METHOD,
+        level=report_importance.LEVEL,
+        bootstrap=report_importance.BOOTSTRAP,
+        permutations=report_importance.PERMUTATIONS,
+        min_trials_to_tell=report_importance.MIN_TRIALS_TO_TELL,
         overall=overall,
         cell_type=report_importance.cell_type_rank(overall),
         per_cell=per_cell,

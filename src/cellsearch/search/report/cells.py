@@ -40,7 +40,9 @@ from cellsearch.search.record import (
     finite,
 )
 from cellsearch.search.report import details, draw_stats, stats
-from cellsearch.search.report.model import (
+from cellsearch.search.report.learning import Margin
+from cellsearch.search.report.model_base import ParamValue
+from cellsearch.search.report.model_cells import (
     BestTrial,
     CellSummary,
     CompletedPoints,
@@ -49,7 +51,6 @@ from cellsearch.search.report.model import (
     ExpectedBestCurve,
     FailureCounts,
     LearningCurve,
-    ParamValue,
     PrunedSummary,
     StateCounts,
 )
@@ -218,19 +219,21 @@ def summarise_cell(
     budget: int,
     n_bootstrap: int,
     seed: list[int],
-    baseline: float | None = None,
+    margin: Margin | None = None,
     fixed_params: dict[str, ParamValue] | None = None,
 ) -> CellSummary:
     """Summary of one cell type's search trials (see the module docstring for conventions).
 
     Args:
-        baseline: The task's baseline: the completed trials that beat it are counted, and
-            it scores a search whose every draw failed in the expected best at the budget;
-            None leaves both out.
+        margin: The task's baseline and the margin to beat it by
+            (:class:`~cellsearch.search.report.learning.Margin`): the completed trials that
+            beat it by the margin are counted, and the baseline scores a search whose
+            every draw failed in the expected best at the budget; None leaves both out.
         fixed_params: The hyperparameters the spec fixes (see
             :func:`cellsearch.search.report.details.fixed_params`), for the best trial's
             ``hyperparameters``.
     """
+    margin = margin or Margin(None, None)
     done, values = completed_values(trials)
     draws = draws_of(trials, maximize)
     best = median = expected = at_budget = None
@@ -238,7 +241,8 @@ def summarise_cell(
         best = _best(done, values, maximize, n_bootstrap, seed, fixed_params or {})
         median = float(np.median(values))
     if draws.size:
-        expected, at_budget = _expected_best(draws, budget, baseline, n_bootstrap, seed)
+        floor = margin.baseline
+        expected, at_budget = _expected_best(draws, budget, floor, n_bootstrap, seed)
     return CellSummary(
         cell_type=cell,
         **_outcomes(trials),
@@ -255,5 +259,7 @@ def summarise_cell(
         median=median,
         expected_best=expected,
         expected_best_at_budget=at_budget,
-        n_beat_baseline=details.beats_baseline(values.tolist(), baseline, maximize=maximize),
+        n_beat_baseline=margin.count(values.tolist()),
+        learned=margin.learned(best.value) if best is not None else None,
+        best_gain=margin.gain(best.value) if best is not None else None,
     )

@@ -4,9 +4,10 @@
 - :func:`hyperparameters`: every hyperparameter of one trial, fixed ones included.
 - :func:`trial_counts`: trials by state, counted as the service counts them (a trial
   interrupted by a pause or a cancel, or failed as stale, is ``requeued``, not ``failed``).
-- :func:`beats_baseline`: how many completed trials beat the task's trivial baseline.
 - :func:`trial_table`: one compact row per trial, column by column (the report page's
   sortable table and parallel-coordinates plot).
+- :func:`allocation` (which cell type each trial used) and :func:`environment`
+  (versions, devices, seeds).
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+import cellsearch
 from cellsearch.search.record import CELL_PARAM, Attr, cell_of, failure_kind, is_counted
-from cellsearch.search.report.model import TrialCounts, TrialTable
+from cellsearch.search.report.model import (
+    Allocation,
+    BootstrapInfo,
+    Environment,
+    TrialCounts,
+    TrialTable,
+)
 from cellsearch.search.study.spec import FloatRange, IntRange, StudySpec
 
 _DIGITS = 6  # significant digits of the floats in the trial table
@@ -93,17 +102,6 @@ def trial_counts(trials: Sequence[FrozenTrial]) -> TrialCounts:
         waiting=states[TrialState.WAITING],
         finished=states[TrialState.COMPLETE] + states[TrialState.PRUNED] + failed,
     )
-
-
-def beats_baseline(
-    values: Sequence[float], baseline: float | None, *, maximize: bool
-) -> int | None:
-    """How many of ``values`` are strictly better than ``baseline`` (None without one)."""
-    if baseline is None:
-        return None
-    if maximize:
-        return sum(v > baseline for v in values)
-    return sum(v < baseline for v in values)
 
 
 def _round(value: Any) -> Any:
@@ -180,3 +178,46 @@ def _log_scaled(trials: Sequence[FrozenTrial], names: list[str]) -> list[str]:
         if len(found) >= len(names) + 1:
             break
     return [name for name in names if found.get(name)]
+
+
+def allocation(trials: Sequence[FrozenTrial]) -> Allocation:
+    """Cell type of every trial by trial number and by completion order."""
+    ordered = sorted(trials, key=lambda t: t.number)
+    finished = sorted(
+        (t for t in trials if t.datetime_complete is not None),
+        key=lambda t: (t.datetime_complete, t.number),
+    )
+    rank = {t.number: i + 1 for i, t in enumerate(finished)}
+    by_number: dict[str, list[int]] = {}
+    by_completion: dict[str, list[int]] = {}
+    for trial in ordered:
+        cell = cell_of(trial) or "(none)"
+        by_number.setdefault(cell, []).append(trial.number)
+        if trial.number in rank:
+            by_completion.setdefault(cell, []).append(rank[trial.number])
+    for ranks in by_completion.values():
+        ranks.sort()
+    return Allocation(trial_number=by_number, completion_rank=by_completion)
+
+
+def environment(trials: Sequence[FrozenTrial], study_seed: int, n_bootstrap: int) -> Environment:
+    """Versions, devices, precisions and seeds seen on the trials, and the bootstrap's."""
+
+    def seen(key: Attr) -> list[str]:
+        return sorted({str(t.user_attrs[key]) for t in trials if key in t.user_attrs})
+
+    devices = Counter(str(t.user_attrs[Attr.DEVICE]) for t in trials if Attr.DEVICE in t.user_attrs)
+    precisions = Counter(
+        str(t.user_attrs[Attr.PRECISION]) for t in trials if Attr.PRECISION in t.user_attrs
+    )
+    return Environment(
+        torch_versions=seen(Attr.TORCH_VERSION),
+        cellsearch_versions=seen(Attr.CELLSEARCH_VERSION),
+        optuna_version=optuna.__version__,
+        report_cellsearch_version=cellsearch.__version__,
+        devices=dict(sorted(devices.items())),
+        study_seed=study_seed,
+        trial_seeds_recorded=sum(Attr.SEED in t.user_attrs for t in trials),
+        precisions=dict(sorted(precisions.items())),
+        bootstrap=BootstrapInfo(replicates=n_bootstrap, seed=(study_seed, "cell index")),
+    )

@@ -57,6 +57,14 @@ class MetricInfo:
     high: float | None = None
 
 
+def upload_quantities(kind: str, n_classes: int | None) -> tuple[str, str] | None:
+    """An uploaded data set's (loss, metric) names from its kind and its classes (the
+    service records both at upload): per-step data hold classes or values."""
+    if kind == "per_step":
+        return ("cross_entropy", "accuracy") if n_classes else ("mse", "mse")
+    return _UPLOAD_QUANTITIES.get(kind)
+
+
 def quantities_of(spec: StudySpec) -> tuple[str, str] | None:
     """The task's (loss, metric) names, or None where only the data can tell."""
     task = spec.task
@@ -66,9 +74,16 @@ def quantities_of(spec: StudySpec) -> tuple[str, str] | None:
     return TASK_QUANTITIES.get(task.kind)
 
 
-def objective_metric(spec: StudySpec) -> MetricInfo:
-    """The study's objective in words, with the bounds of its values."""
-    found = quantities_of(spec)
+def objective_metric(spec: StudySpec, quantities: tuple[str, str] | None = None) -> MetricInfo:
+    """The study's objective in words, with the bounds of its values.
+
+    Args:
+        spec: The study's spec.
+        quantities: The task's (loss, metric) names where the spec alone does not tell
+            them (an upload whose kind is inferred from its data: see
+            :func:`upload_quantities`, or the ``quantities`` of a measured baseline).
+    """
+    found = quantities_of(spec) or quantities
     is_loss = spec.objective.metric == "val_loss"
     if found is None:
         label = "validation loss" if is_loss else "validation metric"

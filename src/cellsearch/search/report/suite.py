@@ -5,17 +5,22 @@ per-study report (:func:`cellsearch.search.report.build_report`) when the study 
 finished. :func:`build_suite_report` turns them into one
 :class:`~cellsearch.search.report.suite_model.SuiteReport`:
 
-- ``suite``: name, description, cell types, counts of tasks included and left out.
+- ``suite``: name, description, cell types, counts of tasks included, left out and
+  not learned.
 - ``tasks``: one row per task: study, kind, status, progress, metric and direction,
-  whether it is ``included`` and, if not, the ``reason`` (still running, paused,
-  cancelled, deleted, no scores).
+  baseline and best value, whether a cell type learned it, whether it is ``included``
+  and, if not, why (``left_out``, ``reason``: still running, paused, cancelled, deleted,
+  no scores, not learned; see :mod:`.suite_tasks`).
+- ``unlearned``: the finished tasks no cell type learned, with their baselines and each
+  cell type's best, left out of the ranks unless ``rank_unlearned``.
 - ``scores``: per task and cell type the score (:func:`cell_score`) with its interval,
   its normalised value and interval, and its rank on the task.
 - ``comparison``: :func:`cellsearch.search.report.suite_stats.compare_over_tasks` over
   the included tasks (average ranks, Friedman, Wilcoxon + Holm, CD cliques, verdict).
 - ``win_tie_loss``: per pair of cell types, on how many tasks the first scores higher,
   the same, or lower (normalised scores).
-- ``verdict``, ``warnings`` and ``notes``.
+- ``verdict`` (with the number of tasks it rests on and those left out), ``warnings``
+  and ``notes``.
 
 Only finished studies count: a study still running, paused or cancelled short of its
 budget would rank cell types on a partial search, so it is listed and left out.
@@ -43,6 +48,23 @@ from cellsearch.search.report.suite_model import (
     TaskScore,
     WinTieLoss,
 )
+from cellsearch.search.report.suite_tasks import (
+    SuiteTask,
+    exclusion,
+    suite_verdict,
+    task_row,
+    unlearned_tasks,
+)
+
+__all__ = [
+    "CellScore",
+    "SuiteTask",
+    "build_suite_report",
+    "cell_score",
+    "study_report_for_suite",
+    "study_scores",
+    "win_tie_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -63,29 +85,6 @@ class CellScore:
     high: float | None
     source: ScoreSource
     n: int
-
-
-@dataclass(frozen=True)
-class SuiteTask:
-    """One task of a suite as the report sees it.
-
-    Attributes:
-        task: The task's label in the suite (its study is ``<suite>-<task>``).
-        study: The study's name.
-        kind: The task's kind (``adding``, ``ucr``...).
-        status: The study's status, or ``"missing"`` when it was deleted.
-        n_finished: Finished trials of the study.
-        n_trials: The study's budget.
-        report: Its per-study report; needed only when ``status`` is ``"completed"``.
-    """
-
-    task: str
-    study: str
-    kind: str
-    status: str
-    n_finished: int
-    n_trials: int
-    report: StudyReport | None = None
 
 
 def study_report_for_suite(trials: Sequence[FrozenTrial], context: ReportContext) -> StudyReport:
@@ -155,18 +154,6 @@ def study_scores(report: StudyReport) -> dict[str, CellScore]:
         return scored
     plain = {c.cell_type: cell_score(c) for c in report.cells}
     return {name: s for name, s in plain.items() if s is not None}
-
-
-def _exclusion(task: SuiteTask) -> str | None:
-    """Why a task is left out of the ranking, or None when it counts."""
-    progress = f"{task.n_finished} of {task.n_trials} trials finished"
-    if task.status == "missing":
-        return "its study was deleted"
-    if task.status == "completed" and task.report is not None:
-        return None if study_scores(task.report) else "no completed trial of any cell type"
-    if task.status == "cancelled":
-        return f"cancelled ({progress}): a partial search is not ranked"
-    return f"{task.status} ({progress}); counted once it finishes"
 
 
 def _matrix(
@@ -249,7 +236,9 @@ def _warnings(rows: Sequence[SuiteTaskRow], result: SuiteComparison | None) -> l
     out = []
     left = [r for r in rows if not r.included]
     if left:
-        names = ", ".join(f"{r.task} ({r.status})" for r in left)
+        names = ", ".join(
+            f"{r.task} ({'not learned' if r.left_out == 'unlearned' else r.status})" for r in left
+        )
         out.append(f"{len(left)} of {len(rows)} tasks not counted (reasons under tasks): {names}.")
     if result is not None and result.tasks_dropped:
         out.append(
@@ -261,7 +250,9 @@ def _warnings(rows: Sequence[SuiteTaskRow], result: SuiteComparison | None) -> l
     return out
 
 
-def _notes(result: SuiteComparison | None, sources: set[str]) -> list[str]:
+def _notes(
+    result: SuiteComparison | None, sources: set[str], *, unlearned: bool, ranked: bool
+) -> list[str]:
     source = {
         "best_validation": "the best validation value of its completed trials (bootstrap "
         "interval of the best)",
@@ -284,28 +275,21 @@ def _notes(result: SuiteComparison | None, sources: set[str]) -> list[str]:
             f"The tests need at least {result.min_tasks} tasks with a score for every "
             f"cell type; {result.min_tasks_to_separate} before any pair can be separated."
         )
+    if unlearned:
+        out.append(
+            "A task no cell type learned (no completed trial covered the study's "
+            "comparison.min_gain of the way from the trivial baseline to the best possible "
+            "value) ranks the cell types on noise: "
+            + (
+                "it is ranked here all the same (comparison.rank_unlearned)."
+                if ranked
+                else "it is listed apart with its baseline and each cell type's best, and "
+                "left out of the ranks, the tests and the critical-difference diagram "
+                "(comparison.rank_unlearned: true keeps it). A task that only some cell "
+                "types learned is ranked: not learning is a real loss."
+            )
+        )
     return out
-
-
-def _task_row(
-    task: SuiteTask, reason: str | None, scores: dict[str, TaskScore | None]
-) -> SuiteTaskRow:
-    """The row of one task: its study, progress, whether it counts and its objective."""
-    study = task.report.study if reason is None and task.report is not None else None
-    return SuiteTaskRow(
-        task=task.task,
-        study=task.study,
-        kind=task.kind,
-        status=task.status,
-        n_finished=task.n_finished,
-        n_trials=task.n_trials,
-        included=reason is None,
-        reason=reason,
-        metric=study.metric if study is not None else None,
-        direction=study.direction if study is not None else None,
-        baseline=study.baseline if study is not None else None,
-        score_source=next((c.source for c in scores.values() if c), None),
-    )
 
 
 def build_suite_report(
@@ -316,6 +300,7 @@ def build_suite_report(
     description: str = "",
     alpha: float = 0.05,
     tie_tol: float = 0.0,
+    rank_unlearned: bool = False,
 ) -> SuiteReport:
     """Build the cross-task report of a suite (see the module docstring for its sections).
 
@@ -326,9 +311,18 @@ def build_suite_report(
         description: The suite's description.
         alpha: Family-wise level of the tests.
         tie_tol: Normalised differences within this count as ties.
+        rank_unlearned: Rank the tasks no cell type learned too (by default they are
+            listed apart and left out of the ranks and tests).
     """
-    reasons = [_exclusion(task) for task in tasks]
-    included = [t for t, reason in zip(tasks, reasons, strict=True) if reason is None]
+    exclusions = [
+        exclusion(
+            t,
+            t.report is not None and bool(study_scores(t.report)),
+            rank_unlearned=rank_unlearned,
+        )
+        for t in tasks
+    ]
+    included = [t for t, (kind, _) in zip(tasks, exclusions, strict=True) if kind is None]
     reports = [t.report for t in included if t.report is not None]
     cells = list(cell_types)
     result: SuiteComparison | None = None
@@ -344,9 +338,10 @@ def build_suite_report(
         scores = _score_rows(labels, cells, per_task, result, scale)
         sources = {s.source for task in per_task for s in task.values()} or sources
     rows = [
-        _task_row(task, reason, scores.get(task.task, {}))
-        for task, reason in zip(tasks, reasons, strict=True)
+        task_row(task, kind, reason, scores.get(task.task, {}))
+        for task, (kind, reason) in zip(tasks, exclusions, strict=True)
     ]
+    unlearned = unlearned_tasks(tasks, ranked=rank_unlearned)
     return SuiteReport(
         schema_version=SUITE_SCHEMA_VERSION,
         suite=SuiteFacts(
@@ -355,23 +350,16 @@ def build_suite_report(
             cell_types=cells,
             n_tasks=len(tasks),
             n_included=len(included),
-            partial=len(included) < len(tasks),
+            partial=any(kind not in (None, "unlearned") for kind, _ in exclusions),
+            n_unlearned=len(unlearned),
+            rank_unlearned=rank_unlearned,
         ),
-        verdict=_verdict(result, rows),
+        verdict=suite_verdict(result, rows, rank_unlearned=rank_unlearned),
         warnings=_warnings(rows, result),
-        notes=_notes(result, sources),
+        notes=_notes(result, sources, unlearned=bool(unlearned), ranked=rank_unlearned),
         tasks=rows,
+        unlearned=unlearned,
         scores=scores,
         comparison=result,
         win_tie_loss=win_tie_loss(result) if result is not None else [],
     )
-
-
-def _verdict(result: SuiteComparison | None, rows: Sequence[SuiteTaskRow]) -> str:
-    if result is None:
-        waiting = sum(r.status in ("running", "paused") for r in rows)
-        return (
-            f"no finished study yet: nothing to rank ({waiting} of {len(rows)} studies "
-            "still running or paused)"
-        )
-    return result.verdict

@@ -11,13 +11,17 @@ from typing import Literal
 
 from cellsearch.search.report.model import ReportModel
 
-SUITE_SCHEMA_VERSION = 1
+SUITE_SCHEMA_VERSION = 2
 ScoreSource = Literal["best_validation", "reevaluated_mean"]
+LeftOut = Literal["unlearned", "no_scores", "unfinished", "cancelled", "missing"]
+"""Why a task is left out of the ranking: no cell type learned it, no completed trial,
+its study has not finished, was cancelled, or was deleted."""
 
 
 class SuiteFacts(ReportModel):
     """The suite: its cell types, its tasks and how many count (``partial`` when some do
-    not)."""
+    not); ``n_unlearned`` finished tasks no cell type learned, which are ranked only with
+    ``rank_unlearned`` (the template's ``comparison.rank_unlearned``)."""
 
     name: str
     description: str
@@ -25,11 +29,17 @@ class SuiteFacts(ReportModel):
     n_tasks: int
     n_included: int
     partial: bool
+    n_unlearned: int
+    rank_unlearned: bool
 
 
 class SuiteTaskRow(ReportModel):
-    """One task: its study and progress, whether it is ``included`` and, if not, the
-    ``reason``; the objective of its study and where its scores come from."""
+    """One task: its study and progress, whether it is ``included`` and, if not, why
+    (``left_out``) in words (``reason``); the objective of its study (``metric_label`` in
+    words), the task's trivial baseline, the best value of any cell type (``best``, of
+    ``best_cell``) with the share of the way from the baseline to the objective's best
+    possible value it covers (``best_gain``), whether a cell type ``learned`` the task
+    (None where it cannot be judged), and where its scores come from."""
 
     task: str
     study: str
@@ -38,11 +48,34 @@ class SuiteTaskRow(ReportModel):
     n_finished: int
     n_trials: int
     included: bool
+    left_out: LeftOut | None
     reason: str | None
     metric: str | None
+    metric_label: str | None
     direction: Literal["minimize", "maximize"] | None
     baseline: float | None
+    baseline_description: str | None
+    best: float | None
+    best_cell: str | None
+    best_gain: float | None
+    learned: bool | None
     score_source: ScoreSource | None
+
+
+class UnlearnedTask(ReportModel):
+    """A finished task no cell type learned: its baseline, each cell type's best value
+    (None: no completed trial) and the margin it missed (``min_gain``)."""
+
+    task: str
+    study: str
+    metric_label: str | None
+    direction: Literal["minimize", "maximize"]
+    baseline: float | None
+    baseline_description: str | None
+    bests: dict[str, float | None]
+    best_gain: float | None
+    min_gain: float
+    ranked: bool
 
 
 class TaskScore(ReportModel):
@@ -156,7 +189,9 @@ class WinTieLoss(ReportModel):
 
 class SuiteReport(ReportModel):
     """The cross-task report of a suite: which cell type ranks best over many tasks?
-    ``scores`` maps each included task to each cell type's score (None: no score)."""
+    ``unlearned`` lists the finished tasks no cell type learned (left out of the ranks
+    unless ``suite.rank_unlearned``); ``scores`` maps each included task to each cell
+    type's score (None: no score)."""
 
     schema_version: int
     suite: SuiteFacts
@@ -164,6 +199,7 @@ class SuiteReport(ReportModel):
     warnings: list[str]
     notes: list[str]
     tasks: list[SuiteTaskRow]
+    unlearned: list[UnlearnedTask]
     scores: dict[str, dict[str, TaskScore | None]]
     comparison: SuiteComparison | None
     win_tie_loss: list[WinTieLoss]

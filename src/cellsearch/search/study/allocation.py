@@ -6,6 +6,10 @@ sampler (TPE, GP, random...) choose the other hyperparameters from the history o
 cell type only: an LSTM trial's learning rate is proposed from earlier LSTM trials, not
 from the GRU trials that happen to share the parameter name. Each cell type thus gets its
 own search, and the comparison between cell types compares equally tuned searches.
+
+Both samplers here may also show the base sampler *seeds*: a warm start's trials of
+earlier studies (:mod:`cellsearch.search.study.seeding`), listed beside the study's own
+trials in the view the base sampler reads, never stored in the study.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from cellsearch.search.optuna_adapter import cell_view
+from cellsearch.search.optuna_adapter import cell_view, seeded_view
 from cellsearch.search.record import CELL_PARAM
 
 
@@ -36,21 +40,21 @@ def balanced_cell(cells: list[str], seed: int, index: int) -> str:
     return order[position]
 
 
-class CellConditionedSampler(BaseSampler):
-    """Fix ``cell_type`` and sample everything else from that cell's own history.
+class SeededSampler(BaseSampler):
+    """The base sampler, shown ``seeds`` (finished trials of earlier studies) before the
+    study's own trials.
 
     Args:
-        cell: The cell type of the trial being sampled.
-        base_sampler: The sampler that proposes the other parameters; it sees a view of
-            the study restricted to trials whose ``cell_type`` is ``cell``.
+        base_sampler: The sampler that proposes every parameter.
+        seeds: Trials in no storage, shown to the base sampler only.
     """
 
-    def __init__(self, cell: str, base_sampler: BaseSampler) -> None:
-        self.cell = cell
+    def __init__(self, base_sampler: BaseSampler, seeds: Sequence[FrozenTrial] = ()) -> None:
         self.base = base_sampler
+        self.seeds = list(seeds)
 
     def _view(self, study: optuna.Study) -> optuna.Study:
-        return cell_view(study, self.cell, strict=False)
+        return seeded_view(study, self.seeds)
 
     def reseed_rng(self) -> None:
         self.base.reseed_rng()
@@ -58,9 +62,7 @@ class CellConditionedSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: optuna.Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        space = self.base.infer_relative_search_space(self._view(study), trial)
-        space.pop(CELL_PARAM, None)
-        return space
+        return self.base.infer_relative_search_space(self._view(study), trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -74,8 +76,6 @@ class CellConditionedSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        if param_name == CELL_PARAM:
-            return self.cell
         return self.base.sample_independent(
             self._view(study), trial, param_name, param_distribution
         )
@@ -91,3 +91,41 @@ class CellConditionedSampler(BaseSampler):
         values: Sequence[float] | None,
     ) -> None:
         self.base.after_trial(self._view(study), trial, state, values)
+
+
+class CellConditionedSampler(SeededSampler):
+    """Fix ``cell_type`` and sample everything else from that cell's own history.
+
+    Args:
+        cell: The cell type of the trial being sampled.
+        base_sampler: The sampler that proposes the other parameters; it sees a view of
+            the study restricted to trials whose ``cell_type`` is ``cell``.
+        seeds: Trials of earlier studies shown with them (those of ``cell`` only).
+    """
+
+    def __init__(
+        self, cell: str, base_sampler: BaseSampler, seeds: Sequence[FrozenTrial] = ()
+    ) -> None:
+        super().__init__(base_sampler, seeds)
+        self.cell = cell
+
+    def _view(self, study: optuna.Study) -> optuna.Study:
+        return cell_view(study, self.cell, strict=False, seeds=self.seeds)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        space = super().infer_relative_search_space(study, trial)
+        space.pop(CELL_PARAM, None)
+        return space
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        if param_name == CELL_PARAM:
+            return self.cell
+        return super().sample_independent(study, trial, param_name, param_distribution)

@@ -12,6 +12,9 @@ trial records which kind of draw it is (:func:`draw_attrs`). The random draws of
 type are independent of each other and of the other cell types' draws, which the tests
 between cell types need; the adaptive draws that follow (each proposed from the cell
 type's earlier trials) serve the search for the best configuration.
+
+A study with a warm start shows its adaptive draws (and only those) the seeds of their
+cell type (:func:`shown_seeds`, :mod:`cellsearch.search.study.seeding`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,22 @@ from __future__ import annotations
 import math
 import random
 import warnings
+from typing import TYPE_CHECKING
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from cellsearch.search.record import Attr, Draw
 from cellsearch.search.study import pruning
-from cellsearch.search.study.allocation import CellConditionedSampler, balanced_cell
+from cellsearch.search.study.allocation import (
+    CellConditionedSampler,
+    SeededSampler,
+    balanced_cell,
+)
 from cellsearch.search.study.spec import StudySpec
+
+if TYPE_CHECKING:
+    from cellsearch.search.study.seeding import WarmSeeds
 
 
 def trial_seed(study_seed: int, index: int) -> int:
@@ -78,14 +90,35 @@ def dealt_cell(spec: StudySpec, index: int) -> str | None:
     return balanced_cell(cells, spec.seed, index) if spec.allocation == "balanced" else None
 
 
-def make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
-    """The sampler for the trial with claim ``index`` (0-based) of ``spec``."""
+def shown_seeds(spec: StudySpec, index: int, seeds: WarmSeeds | None) -> list[FrozenTrial]:
+    """The warm start's seeds the sampler of claim ``index`` is shown: those of its cell
+    type, on an adaptive draw; none on a random draw (the tests' draws stay independent of
+    everything)."""
+    if seeds is None or draw_attrs(spec, index).get(Attr.DRAW) == Draw.RANDOM:
+        return []
+    return seeds.trials(spec, dealt_cell(spec, index) if len(spec.cell_types) > 1 else None)
+
+
+def warm_attrs(spec: StudySpec, index: int, seeds: WarmSeeds | None) -> dict[str, int]:
+    """The attribute a fresh search trial with claim ``index`` carries when its sampler was
+    shown seeds (:data:`cellsearch.search.record.Attr.WARM_START`: how many)."""
+    shown = len(shown_seeds(spec, index, seeds))
+    return {Attr.WARM_START: shown} if shown else {}
+
+
+def make_sampler(
+    spec: StudySpec, index: int, seeds: WarmSeeds | None = None
+) -> optuna.samplers.BaseSampler:
+    """The sampler for the trial with claim ``index`` (0-based) of ``spec``, shown the
+    ``seeds`` of a warm start where :func:`shown_seeds` says."""
     with warnings.catch_warnings():  # TPE's group= is "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _make_sampler(spec, index)
+        return _make_sampler(spec, index, shown_seeds(spec, index, seeds))
 
 
-def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
+def _make_sampler(
+    spec: StudySpec, index: int, seeds: list[FrozenTrial]
+) -> optuna.samplers.BaseSampler:
     seed = trial_seed(spec.seed, index)
     base: optuna.samplers.BaseSampler
     random_draw = draw_attrs(spec, index).get(Attr.DRAW) == Draw.RANDOM
@@ -107,8 +140,8 @@ def _make_sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
         base = optuna.samplers.QMCSampler(seed=spec.seed, scramble=True)
     cell = dealt_cell(spec, index)
     if cell is not None and len(spec.cell_types) > 1:
-        return CellConditionedSampler(cell, base)
-    return base
+        return CellConditionedSampler(cell, base, seeds)
+    return SeededSampler(base, seeds) if seeds else base
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:

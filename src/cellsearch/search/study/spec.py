@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
 from cellsearch.models import CELLS
+from cellsearch.search.study.comparison import MIN_GAIN as MIN_GAIN  # re-exported
+from cellsearch.search.study.comparison import RANDOM_SHARE as RANDOM_SHARE  # re-exported
+from cellsearch.search.study.comparison import Comparison
 from cellsearch.search.study.hyperparameters import (
     HYPERPARAMETERS,
     Hyperparameter,
@@ -37,14 +40,14 @@ from cellsearch.search.study.param_forms import (
     StrictModel,
     choices,
 )
+from cellsearch.search.study.warm_start import DESCRIPTION as WARM_START_DOC
+from cellsearch.search.study.warm_start import WarmStart, check_warm_start
 from cellsearch.search.tasks import TaskSpec
 from cellsearch.search.trial_config import Precision
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 TEXT_PATTERN = r"^[^\x00]*$"
 """Free text: anything but NUL (which PostgreSQL's text cannot hold)."""
-RANDOM_SHARE = 0.2
-"""Default share of each cell type's trials drawn at random (``comparison.random_share``)."""
 
 
 class SearchSpaceBase(StrictModel):
@@ -226,28 +229,6 @@ class Pruning(StrictModel):
     )
 
 
-class Comparison(StrictModel):
-    """Where the comparison between cell types takes its evidence from."""
-
-    random_share: float = Field(
-        default=RANDOM_SHARE,
-        ge=0.0,
-        le=1.0,
-        description="Share of each cell type's trials drawn at random from the search space "
-        "(at least the sampler's 10 start-up trials) before an adaptive sampler (tpe, gp) "
-        "takes over; the tests between cell types use these draws, which are independent "
-        "of each other (an adaptive sampler's later draws depend on the earlier ones and "
-        "would make the tests too confident). 1: random search. Balanced allocation only.",
-    )
-    prune_random: bool | None = Field(
-        default=None,
-        description="Whether the pruner may stop random draws. A pruned draw counts as a "
-        "failure, so pruning them costs the tests most of their power. null (the default): "
-        "random draws train to the end when the study has adaptive trials to prune, and are "
-        "pruned when they are all the study has (up to 10 trials per cell type).",
-    )
-
-
 class Reevaluate(StrictModel):
     """Seed re-evaluation: once the search budget is spent, the top ``top_k``
     configurations of each cell type are retrained from scratch with ``seeds`` fresh seeds."""
@@ -301,6 +282,8 @@ class StudySpec(StrictModel):
         "workers train in fp32 and say so on the trial).",
     )
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    warm_start: WarmStart | None = Field(default=None, description=WARM_START_DOC)
+    _warm_start_fits = field_validator("warm_start")(check_warm_start)  # after what it reads
 
     @model_validator(mode="before")
     @classmethod

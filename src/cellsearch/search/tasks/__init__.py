@@ -4,6 +4,8 @@
   :func:`baseline_of`.
 - :mod:`.synthetic` (adding, copy, digits), :mod:`.bundled` (UCR/UEA, forecasting,
   chorales), :mod:`.user_data` (uploads): the kinds themselves.
+- :mod:`.baselines`: :func:`objective_baseline`, the trivial predictor's score of a
+  study's objective (measured on the data where no closed form exists).
 - :mod:`.data`: :class:`TaskData` (numpy while prepared, tensors once built).
 - :mod:`.file_formats` (NPZ/CSV parsing), :mod:`.package_files` (bundled files) and
   :mod:`.sequences` (padding, splits, standardisation, forecasting windows).
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from cellsearch.search.tasks.base import Baseline, DatasetResolver, TaskKind, TaskSpecBase
+    from cellsearch.search.tasks.baselines import objective_baseline
     from cellsearch.search.tasks.bundled import ChoralesTask, ForecastTask, UcrTask
     from cellsearch.search.tasks.catalog import (
         TASKS,
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 _MODULES = {
     "base": ("Baseline", "DatasetResolver", "TaskKind", "TaskSpecBase"),
+    "baselines": ("objective_baseline",),
     "bundled": ("ChoralesTask", "ForecastTask", "UcrTask"),
     "data": ("Split", "TaskData", "TaskMeta"),
     "catalog": ("TASKS", "TaskSpec", "baseline_of", "build_task", "get_task_kind", "prepare_task"),
@@ -51,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [  # noqa: RUF022 - grouped by module, as _MODULES
     "Baseline", "DatasetResolver", "TaskKind", "TaskSpecBase",
+    "objective_baseline",
     "ChoralesTask", "ForecastTask", "UcrTask",
     "Split", "TaskData", "TaskMeta",
     "TASKS", "TaskSpec", "baseline_of", "build_task", "get_task_kind", "prepare_task",

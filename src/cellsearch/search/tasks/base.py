@@ -55,17 +55,21 @@ class HeldOutSplits(TaskSpecBase):
 
 @dataclass(frozen=True)
 class Baseline:
-    """The validation loss of a task's trivial predictor.
+    """The value of a study's objective that a task's trivial predictor scores.
 
     Attributes:
-        value: The loss, or None where it depends on data that are only read when the task
-            is built (uploads, chorales); the worker then measures it
-            (``TaskMeta.baseline``).
+        value: The validation loss (objective ``val_loss``) or metric (``val_metric``), or
+            None where it depends on data that are only read when the task is built
+            (uploads, classes' frequencies, chorales) and they were not read
+            (:func:`cellsearch.search.tasks.baselines.objective_baseline` reads them).
         description: The predictor, in words.
+        quantities: The task's (loss, metric) names, when the data were read to measure
+            the baseline (an upload's kind may only be known then); else None.
     """
 
     value: float | None
     description: str
+    quantities: tuple[str, str] | None = None
 
 
 S = TypeVar("S", bound=TaskSpecBase)
@@ -83,8 +87,11 @@ class TaskKind(Generic[S]):
         spec: The pydantic model of the task's part of a study spec.
         prepare: ``prepare(spec, seed, resolve_dataset)`` -> the three splits as numpy
             arrays, deterministic in ``seed`` (a chronological split ignores it).
-        baseline: The baseline of a spec without generating or loading training data
+        baseline: The baseline loss of a spec without generating or loading training data
             (closed forms; None where only the data can tell).
+        metric_baseline: Likewise for the task's metric where it is not the loss (None:
+            the metric is the loss, whose baseline serves both).
+        metric_baseline_description: The trivial predictor of the metric, in words.
     """
 
     kind: str
@@ -94,9 +101,20 @@ class TaskKind(Generic[S]):
     spec: type[S]
     prepare: Callable[[S, int, DatasetResolver | None], TaskData[np.ndarray]]
     baseline: Callable[[S], float | None]
+    metric_baseline: Callable[[S], float | None] | None = None
+    metric_baseline_description: str = ""
 
-    def baseline_of(self, spec: Any) -> Baseline:
-        """The :class:`Baseline` of ``spec`` (a spec of this kind)."""
-        value = self.baseline(spec)
+    def baseline_of(self, spec: Any, objective: str = "val_loss") -> Baseline:
+        """The :class:`Baseline` of ``spec`` (a spec of this kind) for ``objective``
+        (``val_loss`` or ``val_metric``), from closed forms only (no data read)."""
+        if objective == "val_metric" and self.metric_baseline is not None:
+            value, description = self.metric_baseline(spec), self.metric_baseline_description
+        else:
+            value, description = self.baseline(spec), self.baseline_description
         suffix = "" if value is not None else "; measured on the data when the task is built"
-        return Baseline(value, self.baseline_description + suffix)
+        return Baseline(value, description + suffix)
+
+
+def no_closed_form(_spec: Any) -> float | None:
+    """A baseline that only the data can tell."""
+    return None

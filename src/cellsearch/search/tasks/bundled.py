@@ -12,14 +12,13 @@ The packages are an optional extra; their files are read by :mod:`.package_files
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from cellsearch.search.errors import DatasetError
-from cellsearch.search.tasks.base import DatasetResolver, TaskKind, TaskSpecBase
+from cellsearch.search.tasks.base import DatasetResolver, TaskKind, TaskSpecBase, no_closed_form
 from cellsearch.search.tasks.data import Split, TaskData, TaskMeta
 from cellsearch.search.tasks.file_formats import SequenceDataset
 from cellsearch.search.tasks.package_files import (
@@ -209,10 +208,15 @@ UCR = TaskKind(
         "carved from train; features standardised with training statistics; "
         "classified from the last valid step. Needs the 'datasets' extra."
     ),
-    baseline_description="uniform prediction over the K classes (cross-entropy ln K)",
+    baseline_description=(
+        "predict the training class frequencies (cross-entropy; ln K when the K classes "
+        "are equally frequent)"
+    ),
     spec=UcrTask,
     prepare=prepare_ucr,
-    baseline=lambda spec: math.log(UCR_DATASETS[spec.name].n_classes),
+    baseline=no_closed_form,  # the carved training split's class frequencies
+    metric_baseline=no_closed_form,
+    metric_baseline_description="predict the training majority class (accuracy)",
 )
 FORECAST = TaskKind(
     kind="forecast",
@@ -224,7 +228,9 @@ FORECAST = TaskKind(
         "Chronological split: train, then validation, then test; standardisation "
         "fitted on the training part. Needs the 'datasets' extra."
     ),
-    baseline_description="persistence: repeat the last observed value (MSE)",
+    baseline_description=(
+        "the better of persistence (repeat the last observed value) and the training mean (MSE)"
+    ),
     spec=ForecastTask,
     prepare=prepare_forecast,
     baseline=_forecast_baseline,

@@ -41,6 +41,9 @@ class TaskMeta:
         baseline: Validation loss of the trivial predictor described by
             ``baseline_description``; a model that does not beat it learned nothing.
         baseline_description: The trivial predictor, in words.
+        metric_baseline: The trivial predictor's validation metric where the metric is not
+            the loss (accuracy: the training majority class); None where it is the loss.
+        metric_baseline_description: That predictor, in words.
     """
 
     input_size: int
@@ -50,6 +53,15 @@ class TaskMeta:
     metric: str
     baseline: float
     baseline_description: str
+    metric_baseline: float | None = None
+    metric_baseline_description: str | None = None
+
+    def baseline_for(self, objective: str) -> tuple[float, str]:
+        """The trivial predictor's value of ``objective`` (``val_loss`` or ``val_metric``)
+        on the validation split, and the predictor in words."""
+        if objective == "val_metric" and self.metric_baseline is not None:
+            return self.metric_baseline, self.metric_baseline_description or ""
+        return self.baseline, self.baseline_description
 
 
 @dataclass(frozen=True)

@@ -139,20 +139,52 @@ def _package(
         return TaskData.of(meta, splits)
     k = ds.n_classes
     if head == "last":
-        meta = TaskMeta(
-            features, k, head, "cross_entropy", "accuracy",
-            baseline=math.log(k),
-            baseline_description=f"uniform prediction over {k} classes (cross-entropy ln {k})",
-        )  # fmt: skip
+        meta = classification_meta(features, k, train.y, val.y)
         return TaskData.of(meta, splits)
-    labels = train.y[_mask_of(train)]
-    prior = np.maximum(np.bincount(labels, minlength=k) / labels.size, 1e-12)
+    cross_entropy, accuracy, majority = class_prior_baseline(
+        train.y[_mask_of(train)], val.y[_mask_of(val)], k
+    )
     meta = TaskMeta(
         features, k, head, "cross_entropy", "accuracy",
-        baseline=float(-np.log(prior[val.y[_mask_of(val)]]).mean()),
-        baseline_description="predict the training class frequencies at every step",
+        baseline=cross_entropy,
+        baseline_description="predict the training class frequencies at every step (or "
+        "equal ones where those score lower)",
+        metric_baseline=accuracy,
+        metric_baseline_description=f"predict the training majority class ({majority}) at "
+        "every step",
     )  # fmt: skip
     return TaskData.of(meta, splits)
+
+
+def class_prior_baseline(
+    train_labels: np.ndarray, val_labels: np.ndarray, k: int
+) -> tuple[float, float, int]:
+    """The trivial classifiers of labels in ``0..k-1``: the cross-entropy on ``val_labels``
+    of predicting the training class frequencies (or equal probabilities, ``ln k``, where
+    that scores lower: a small validation split may hold the classes in other
+    proportions), the accuracy of predicting the training majority class (the lowest
+    label among ties), and that class."""
+    counts = np.bincount(train_labels.ravel(), minlength=k)
+    prior = np.maximum(counts / counts.sum(), 1e-12)
+    majority = int(np.argmax(counts))
+    cross_entropy = min(float(-np.log(prior[val_labels.ravel()]).mean()), math.log(k))
+    return cross_entropy, float(np.mean(val_labels.ravel() == majority)), majority
+
+
+def classification_meta(
+    features: int, k: int, train_labels: np.ndarray, val_labels: np.ndarray
+) -> TaskMeta:
+    """The :class:`TaskMeta` of a classification from the last step over ``k`` classes,
+    with the class prior's cross-entropy and the majority class's accuracy as baselines."""
+    cross_entropy, accuracy, majority = class_prior_baseline(train_labels, val_labels, k)
+    return TaskMeta(
+        features, k, "last", "cross_entropy", "accuracy",
+        baseline=cross_entropy,
+        baseline_description=f"predict the training class frequencies over {k} classes, or "
+        f"equal ones where those score lower (cross-entropy; ln {k} = {math.log(k):.4g})",
+        metric_baseline=accuracy,
+        metric_baseline_description=f"predict the training majority class ({majority})",
+    )  # fmt: skip
 
 
 def _mask_of(split: Split[np.ndarray]) -> np.ndarray:
@@ -216,15 +248,31 @@ def forecast_windows(
         y = np.concatenate([p[1] for p in pieces[name]])  # (N, horizon, F)
         splits[name] = Split(x.astype(np.float32), y.reshape(len(y), -1), None)
     features = series[0].shape[1]
-    val = splits["val"]
-    persistence = np.repeat(val.x[:, -1:, :], horizon, axis=1).reshape(len(val.x), -1)
+    baseline, description = forecast_baseline(splits["val"], horizon)
     meta = TaskMeta(
         features, horizon * features, "last", "mse", "mse",
-        baseline=float(np.mean((val.y - persistence) ** 2)),
-        baseline_description="persistence: repeat the last observed value (MSE on "
-        "standardised values, measured on the validation windows)",
+        baseline=baseline, baseline_description=description,
     )  # fmt: skip
     return TaskData.of(meta, splits)
+
+
+def forecast_baseline(val: Split[np.ndarray], horizon: int) -> tuple[float, str]:
+    """The stronger of the two trivial forecasts on the validation windows, in words.
+
+    Persistence repeats each window's last value; the training mean is 0 on values
+    standardised with the training part's statistics. Both are scored by their MSE on
+    ``val`` (windows ``(N, window, F)``, targets ``(N, horizon * F)``).
+    """
+    persistence = np.repeat(val.x[:, -1:, :], horizon, axis=1).reshape(len(val.x), -1)
+    last = float(np.mean((val.y - persistence) ** 2))
+    mean = float(np.mean(val.y**2))
+    where = "MSE on standardised values, measured on the validation windows"
+    if last <= mean:
+        return last, (
+            f"persistence: repeat the last observed value ({where}; the training mean "
+            f"scores {mean:.4g})"
+        )
+    return mean, f"predict the training mean ({where}; persistence scores {last:.4g})"
 
 
 def _time_bounds(n: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:

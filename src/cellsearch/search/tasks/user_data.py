@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from cellsearch.search.errors import DatasetError
-from cellsearch.search.tasks.base import DatasetResolver, HeldOutSplits, TaskKind
+from cellsearch.search.tasks.base import DatasetResolver, HeldOutSplits, TaskKind, no_closed_form
 from cellsearch.search.tasks.data import TaskData
 from cellsearch.search.tasks.file_formats import parse_upload
 from cellsearch.search.tasks.sequences import prepare_upload
@@ -81,12 +81,17 @@ DATASET = TaskKind(
         "splits (stratified for classification); standardisation fitted on train."
     ),
     baseline_description=(
-        "classification: uniform prediction (ln K); regression: the training mean; "
-        "per-step: the training class frequencies; forecasting: persistence"
+        "classification: the training class frequencies (cross-entropy); regression: the "
+        "training mean; per-step: the training class frequencies or mean at every step; "
+        "forecasting: the better of persistence and the training mean"
     ),
     spec=DatasetTask,
     prepare=prepare_dataset,
-    baseline=lambda spec: None,  # depends on the data
+    baseline=no_closed_form,  # depends on the data
+    metric_baseline=no_closed_form,
+    metric_baseline_description=(
+        "classification: the training majority class (accuracy); otherwise as the loss"
+    ),
 )
 KINDS = (DATASET,)
 """The task kinds this module defines (collected by the registry)."""

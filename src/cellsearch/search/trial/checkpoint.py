@@ -235,6 +235,12 @@ class Checkpointer:
         self._clock = clock
         self._last = clock()
         self.written = 0
+        self.requested = False
+
+    def request(self) -> None:
+        """Ask for a checkpoint when the run stops after this epoch (a pause or a worker
+        told to exit: its copy resumes from there)."""
+        self.requested = True
 
     def due(self, epoch_seconds: float) -> bool:
         """Whether to write after an epoch that took ``epoch_seconds``."""

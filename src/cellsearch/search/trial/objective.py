@@ -27,8 +27,11 @@ from cellsearch.search.study.sampling import trial_seed
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData
 from cellsearch.search.trial import retry
+from cellsearch.search.trial.checkpoint import TrainState
+from cellsearch.search.trial.keeping import Keeper
+from cellsearch.search.trial.model_file import model_file
 from cellsearch.search.trial.space import suggest_config
-from cellsearch.search.trial.trainer import EpochResult, train
+from cellsearch.search.trial.trainer import EpochResult, run_identity, train
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,7 @@ def run_trial(
     *,
     on_start: Callable[[dict[str, Any]], None] | None = None,
     patience: float = 0.0,
+    keeper: Keeper | None = None,
 ) -> TrialOutcome:
     """Train one trial of ``study`` to an outcome and tell Optuna.
 
@@ -87,10 +91,16 @@ def run_trial(
             that outlasts it is raised, never recorded as the trial's outcome: the trial
             stays running and, once its heartbeats have stopped for the grace period, is
             requeued by a worker.
+        keeper: Where checkpoints and kept models go (:mod:`.keeping`): the trial
+            checkpoints as it trains, a requeued copy resumes from its chain's last
+            checkpoint (its seed, curve and weights), and a completed trial's best-epoch
+            weights are offered to be kept. None keeps nothing.
     """
     retried = retry.for_trial(trial.number, patience)
-    job = trial.user_attrs.get(record.Attr.REEVALUATION_JOB)
-    seed = trial_seed(spec.seed, 1_000_000 + trial.number if job is None else JOB_SEED_OFFSET + job)
+    state, note = None, None
+    if keeper is not None:
+        state, note = retried(lambda: keeper.resume(study, trial), "resume")
+    seed = _seed(spec, trial, state)
     meta = data.meta
     try:
         config = retried(
@@ -112,6 +122,8 @@ def run_trial(
         head=meta.head,
         cell_options=config.model.cell_options,
     )
+    if state is not None and state.run != run_identity(model, config.train):
+        state, note = None, "its chain's checkpoint belongs to another configuration; restarted"
     static = record.static_attrs(
         config,
         param_count=count_parameters(model),
@@ -119,10 +131,15 @@ def run_trial(
         seed=seed,
         torch_version=torch.__version__,
     )
+    static.update(record.resume_attrs(state.epoch if state else 0, note))
     if on_start is None:
         retried(lambda: record_attrs(trial, static), "attributes")
     else:
         on_start(static)
+    for done in state.history if state else ():  # the pruner sees the whole curve, once
+        value = _objective_value(spec, done.val_loss, done.val_metric)
+        retried(lambda: trial.report(value, done.epoch), "report")  # noqa: B023 - called now
+    checkpointer = None if keeper is None else keeper.checkpointer(study, trial)
     interrupted = False
 
     def on_epoch(epoch: EpochResult) -> bool:
@@ -135,28 +152,64 @@ def run_trial(
             return True  # the trial is done: finish it rather than requeue finished work
         if not retried(should_continue, "status check"):
             interrupted = True
+            if checkpointer is not None:
+                checkpointer.request()  # its copy resumes from here
             return False
         return True
 
     finish = functools.partial(_finish, study, trial, retried, spec.objective.metric)
+    kept = functools.partial(_kept, keeper, study, trial, retried, config.model.cell_type)
     try:
-        result = train(model.to(device), data, config.train, device, on_epoch)
+        result = train(
+            model.to(device), data, config.train, device, on_epoch,
+            checkpointer=checkpointer, resume=state, keep_best_weights=keeper is not None,
+        )  # fmt: skip
     except TrainingDiverged as exc:
-        return finish("diverged", str(exc), static)
+        return finish("diverged", str(exc), kept(static))
     except optuna.exceptions.UpdateFinishedTrialError:
         return _lost(trial)  # another worker failed it as stale while it trained
     except Exception as exc:
         if retry.is_transient(exc):
             raise  # the database, not the model: never a recorded outcome
         log.warning("trial %d failed: %s", trial.number, traceback.format_exc())
-        return finish("error", f"{type(exc).__name__}: {exc}", static)  # a bug, out of memory
+        reason = f"{type(exc).__name__}: {exc}"  # a bug, out of memory
+        return finish("error", reason, kept(static))
     attrs = {**static, **record.result_attrs(result, meta.metric)}
     if interrupted:
         return finish("interrupted", "stopped by the worker (pause, cancel or exit)", attrs)
     if result.stop_reason == "stopped":  # the pruner asked to stop
-        return finish("pruned", None, attrs)
+        return finish("pruned", None, kept(attrs))
     best = _objective_value(spec, result.best_val_loss, result.best_val_metric)
-    return finish("complete", None, attrs, best)
+    weights = model_file(result, config, meta, spec, study.study_name, trial.number, best)
+    return finish("complete", None, kept(attrs, weights, best), best)
+
+
+def _seed(spec: StudySpec, trial: optuna.Trial, state: TrainState | None) -> int:
+    """The trial's seed: its resumed run's (so the copy goes on as its original would have),
+    else one of its own (a re-evaluation job's from its job)."""
+    if state is not None:
+        return int(state.run["config"]["seed"])
+    job = trial.user_attrs.get(record.Attr.REEVALUATION_JOB)
+    return trial_seed(spec.seed, 1_000_000 + trial.number if job is None else JOB_SEED_OFFSET + job)
+
+
+def _kept(
+    keeper: Keeper | None,
+    study: optuna.Study,
+    trial: optuna.Trial,
+    retried: Callable[[Callable[[], Any], str], Any],
+    cell_type: str,
+    attrs: dict[str, Any],
+    model: bytes | None = None,
+    value: float | None = None,
+) -> dict[str, Any]:
+    """``attrs``, once the keeper has cleaned up after the finished trial and kept its
+    ``model`` if it is among the best (with a note when a model was not kept for want of
+    room)."""
+    if keeper is None:
+        return attrs
+    note = retried(lambda: keeper.finished(study, trial, model, value, cell_type), "artifacts")
+    return {**attrs, record.Attr.ARTIFACT_NOTE: note} if note else attrs
 
 
 def _objective_value(spec: StudySpec, val_loss: float, val_metric: float) -> float:

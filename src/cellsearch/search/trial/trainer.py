@@ -277,7 +277,8 @@ def train(
             training with stop reason ``"stopped"`` (pruning, shutdown, pause). Not called
             again for the epochs of a resumed state.
         checkpointer: Receives the run's state after an epoch when it says one is due (not
-            after the last epoch: the run is over).
+            after the last epoch: the run is over), and when the run is stopped after it
+            asked for one (:meth:`~.checkpoint.Checkpointer.request`).
         resume: A state of this run (same configuration and model) to go on from.
         keep_best_weights: Keep the model's weights at the best epoch
             (:attr:`TrainResult.best_weights`; checkpoints keep them in any case).
@@ -324,10 +325,10 @@ def train(
         history.append(result)
         elapsed = offset + time.perf_counter() - run_start
         stop = _stop_reason(result, config, on_epoch, elapsed)
-        if stop is not None:
-            stop_reason = stop
-            break
-        if checkpointer is not None and checkpointer.due(result.seconds):
+        wanted = checkpointer is not None and (
+            checkpointer.requested if stop == "stopped" else checkpointer.due(result.seconds)
+        )
+        if wanted and stop in (None, "stopped") and checkpointer is not None:
             state = TrainState(
                 run=run_identity(model, config), epoch=epoch, history=list(history),
                 best_epoch=best.epoch, best=best.record(), best_weights=best.weights,
@@ -336,6 +337,9 @@ def train(
                 elapsed=elapsed,
             )  # fmt: skip
             checkpointer.write(state)
+        if stop is not None:
+            stop_reason = stop
+            break
     seconds = time.perf_counter() - run_start
     run_epochs = max(1, len(history) - (resume.epoch if resume else 0))
     return TrainResult(

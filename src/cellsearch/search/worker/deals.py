@@ -39,7 +39,14 @@ from cellsearch.search.optuna_adapter import (
     resampled,
     trial_of,
 )
-from cellsearch.search.study.sampling import dealt_cell, draw_attrs, make_pruner, make_sampler
+from cellsearch.search.study.sampling import (
+    dealt_cell,
+    draw_attrs,
+    make_pruner,
+    make_sampler,
+    warm_attrs,
+)
+from cellsearch.search.study.seeding import seeds_of
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.recovery import requeue_pending
 
@@ -99,12 +106,15 @@ def take_search_trial(
     index: int,
     *,
     grace_period: float,
+    fresh: bool = False,
 ) -> Taken:
     """The trial of a search claim with ``index``, armed with its deal's sampler and the
     study's pruner (:func:`record_deal` then records the deal).
 
     A waiting trial (a requeued copy) is taken first and keeps the deal it carries; a copy
-    of a trial that died before recording one is dealt as a new trial is.
+    of a trial that died before recording one is dealt as a new trial is. A ``fresh``
+    claim (no unit of the study was ever given back: every claim took its own index) deals
+    its index without reading which deals are held.
     """
     waiting = pop_waiting_trial_id(study)
     if waiting is not None:
@@ -112,8 +122,10 @@ def take_search_trial(
         if carried is not None:
             _arm(study, spec, int(carried))
             return Taken(trial_of(study, waiting), int(carried), recorded=True)
-    held = held_deals(study.get_trials(deepcopy=False), grace_period)
-    deal = free_deal(held, index)
+    if fresh:
+        deal = index
+    else:
+        deal = free_deal(held_deals(study.get_trials(deepcopy=False), grace_period), index)
     _arm(study, spec, deal)
     trial = new_trial(study) if waiting is None else trial_of(study, waiting)
     return Taken(trial, deal, recorded=False)
@@ -135,14 +147,15 @@ def record_deal(
 
 def _record_deal(trial: optuna.Trial, spec: StudySpec, deal: int) -> None:
     """Record the deal and its cell type (so that a trial that fails before it samples
-    still counts for its cell), and the kind of draw of a fresh trial (a copy keeps its
-    own)."""
+    still counts for its cell), and the kind of draw and the warm start's seeds shown of a
+    fresh trial (a copy keeps its own)."""
     attrs: dict[str, object] = {record.Attr.DEAL: deal}
     cell = dealt_cell(spec, deal)
     if cell is not None:
         attrs[record.Attr.CELL_TYPE] = cell
     if record.Attr.RETRY_OF not in trial.user_attrs:
         attrs.update(draw_attrs(spec, deal))
+        attrs.update(warm_attrs(spec, deal, seeds_of(trial.study, spec)))
     record_attrs(trial, attrs)
 
 
@@ -168,5 +181,5 @@ def _repair(
 
 
 def _arm(study: optuna.Study, spec: StudySpec, deal: int) -> None:
-    study.sampler = make_sampler(spec, deal)
+    study.sampler = make_sampler(spec, deal, seeds_of(study, spec))
     study.pruner = make_pruner(spec)

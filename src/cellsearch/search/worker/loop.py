@@ -12,11 +12,16 @@ Guarantees (with any number of workers on one database):
 * a worker that dies mid-trial stops sending heartbeats; after the grace period any
   other worker fails the trial as ``stale`` and requeues its parameters (:mod:`.recovery`);
 * :meth:`Worker.stop` (SIGTERM) ends the current trial after its epoch and requeues it.
+
+An idle worker is quiet: it waits for a work signal with a slow fallback poll where the
+backend has one (:mod:`.idle`), and first lets go of what it kept for the studies it ran
+(their ``Study`` objects and task data), so that a waiting worker holds little memory.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import socket
@@ -36,11 +41,13 @@ from cellsearch.search.optuna_adapter import check_internals, record_attrs, take
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
+from cellsearch.search.trial.keeping import Keeper
 from cellsearch.search.trial.objective import TrialOutcome, requeue, run_trial
 from cellsearch.search.trial.retry import for_trial, is_transient, summary
-from cellsearch.search.worker import cpu, device
+from cellsearch.search.worker import cpu, device, memory
 from cellsearch.search.worker.deals import Taken, record_deal, take_search_trial
 from cellsearch.search.worker.heartbeat import Heartbeat, quietly
+from cellsearch.search.worker.idle import IdleWait
 from cellsearch.search.worker.protocol import Backend, Claim, WorkerInfo
 from cellsearch.search.worker.recovery import StaleTrials, settle
 
@@ -55,10 +62,14 @@ class Worker:
         storage: Optuna's RDB storage, with a heartbeat interval.
         backend: The service's ledger, worker registry and data sets.
         device: Where to train.
-        poll_interval: Seconds between looks for work while there is none.
+        poll_interval: Seconds between looks for work while there is none: the first
+            wait, with a work signal; every wait without one (SQLite).
+        idle_poll_max: The longest wait between looks for work with a work signal.
         worker_id: This worker's id in the registry (default: a random one).
         torch_threads: A fixed torch thread count; None shares the machine's CPUs with
             the other workers on it (:mod:`cellsearch.search.worker.cpu`).
+        keeper: Where trials keep checkpoints and models (:mod:`.artifacts`); None keeps
+            nothing (a requeued copy then starts over).
 
     Raises:
         WorkerError: the storage has no heartbeat interval.
@@ -73,8 +84,10 @@ class Worker:
         *,
         device: torch.device,
         poll_interval: float = 1.0,
+        idle_poll_max: float = 60.0,
         worker_id: str | None = None,
         torch_threads: int | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         if storage.heartbeat_interval is None:
             raise WorkerError("the storage needs heartbeat_interval set for crash recovery")
@@ -82,6 +95,7 @@ class Worker:
         self.storage = storage
         self.backend = backend
         self.ledger = backend.ledger
+        self.keeper = keeper  # checkpoints and kept models; None keeps nothing
         # Optuna's rule: no grace period set means twice the heartbeat interval
         self.grace_period = float(storage.grace_period or 2 * storage.heartbeat_interval)
         # how long a running trial's storage calls ride out an unreachable database: past
@@ -89,6 +103,7 @@ class Worker:
         self.patience = self.grace_period
         self.device = device
         self.poll_interval = poll_interval
+        self._holding = False  # whether it keeps studies or data from trials it ran
         self.fixed_threads = torch_threads
         self._cpus = cpu.usable_cpus(cpu.cgroup_cpu_quota())
         self._neighbours = 1
@@ -103,6 +118,9 @@ class Worker:
             torch_threads=torch.get_num_threads(),
         )
         self._stop = threading.Event()
+        self.idle = IdleWait(backend.signal, poll_interval=poll_interval,
+                             idle_poll_max=idle_poll_max, beat_every=self.grace_period / 2,
+                             stop=self._stop)  # fmt: skip
         self._data: OrderedDict[tuple[str, int], TaskData[torch.Tensor]] = OrderedDict()
         self._studies: OrderedDict[str, tuple[optuna.Study, str]] = OrderedDict()
         self._registry_beat_at = -REGISTRY_MIN_GAP  # when the registry row was last written
@@ -134,14 +152,29 @@ class Worker:
                     self._stop.wait(self.poll_interval)
                     continue
                 if outcome is None:
-                    quietly(self._beat, "worker registry beat")
-                    self._stop.wait(self.poll_interval)
+                    self._wait_for_work()
                 else:
                     ran += 1
         finally:
             retire = self.backend.registry.retire
             quietly(lambda: retire(self.info.worker_id), "leaving the worker registry")
+            self.idle.close()
         return ran
+
+    def _wait_for_work(self) -> None:
+        """Let go of what past studies left behind, then wait (:class:`.idle.IdleWait`)."""
+        if self._holding:
+            self._studies.clear()
+            self._data.clear()
+            self._holding = False
+            gc.collect()
+            memory.trim()  # freed pages back to the system: the idle worker shows it
+        self.idle.wait(self._beat, self._registry_beat_at)
+
+    def _working(self) -> None:
+        """A claim succeeded: the worker is busy (see :meth:`.idle.IdleWait.working`)."""
+        self._holding = True
+        self.idle.working()
 
     def step(self) -> TrialOutcome | None:
         """Run one trial of a runnable study; ``None`` when there is nothing to do."""
@@ -149,6 +182,7 @@ class Worker:
         claim = self.ledger.claim()
         if claim is None:
             return None
+        self._working()
         name, spec = claim.study_name, claim.spec
         self.size_threads()
         study = self._study(name, claim.incarnation)
@@ -181,6 +215,7 @@ class Worker:
                     ),
                     on_start=heartbeat.started,
                     patience=self.patience,
+                    keeper=self.keeper,
                 )
             except Exception as exc:
                 if is_transient(exc):
@@ -203,8 +238,9 @@ class Worker:
         with warnings.catch_warnings():  # we record heartbeats ourselves (see Heartbeat)
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             return take_search_trial(
-                study, self.storage, spec, claim.index, grace_period=self.grace_period
-            )
+                study, self.storage, spec, claim.index, grace_period=self.grace_period,
+                fresh=claim.fresh,
+            )  # fmt: skip
 
     def _failed_before_training(
         self, study: optuna.Study, trial: optuna.Trial, exc: Exception, reclaims: int

@@ -2,7 +2,8 @@
 
 The service's tables hold the study lifecycle, the budget ledger, the worker registry and
 uploaded data; a worker reaches them only through a :class:`Backend`: its
-:class:`StudyLedger`, its :class:`WorkerRegistry` and a dataset resolver.
+:class:`StudyLedger`, its :class:`WorkerRegistry`, a dataset resolver and, where the
+database can tell (PostgreSQL's LISTEN/NOTIFY), its :class:`WorkSignal`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class Claim:
     incarnation: str  # changes when a study is deleted and made again under its name
     reclaims: int = 0  # the ledger's reclaim count when the unit was claimed
     reevaluation: int | None = None  # a re-evaluation claim's ticket (0, 1, ...); None: search
+    # no unit of the study was ever given back or reclaimed: every claim so far took its
+    # own index, so this one's index is no trial's deal (see cellsearch.search.worker.deals)
+    fresh: bool = False
 
 
 class ActiveStudy(NamedTuple):
@@ -102,10 +106,31 @@ class WorkerRegistry(Protocol):
         """Remove this worker from the registry on a clean exit."""
 
 
+class WorkSignal(Protocol):
+    """Tells an idle worker that work may have come (a study submitted or resumed, a unit
+    given back), so that it need not poll."""
+
+    def wait(self, timeout: float, stopping: Callable[[], bool]) -> bool:
+        """Wait up to ``timeout`` seconds for a signal; True when one came (or when the
+        worker should look now: it may have missed one), False when the time ran out.
+        Returns soon after ``stopping()`` turns true."""
+
+    def release(self) -> None:
+        """The worker took work: let go of what only waiting holds (a connection of its
+        own); the next :meth:`wait` takes it again."""
+
+    def close(self) -> None:
+        """The worker exits."""
+
+
 @dataclass(frozen=True)
 class Backend:
-    """Everything a worker reads and writes besides Optuna's storage."""
+    """Everything a worker reads and writes besides Optuna's storage.
+
+    ``signal`` is None where the database cannot signal (SQLite): idle workers poll.
+    """
 
     ledger: StudyLedger
     registry: WorkerRegistry
     datasets: DatasetResolver
+    signal: WorkSignal | None = None

@@ -21,20 +21,25 @@ from cellsearch.service.api.routes import (
     catalog,
     datasets,
     health,
+    models,
     studies,
     suites,
+    travel,
     validation,
     workers,
 )
+from cellsearch.service.artifacts.operations import store_for, sweep
 from cellsearch.service.errors import (
     Conflict,
     Forbidden,
+    InvalidArchive,
     NotAuthenticated,
     NotFound,
     PayloadTooLarge,
     ServiceError,
     StorageUnavailable,
 )
+from cellsearch.service.store.db import engine_for
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -44,6 +49,7 @@ PREFIX = "/api/v1"
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (SpecError, 422),
     (DatasetError, 422),
+    (InvalidArchive, 422),
     (NotAuthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
@@ -64,6 +70,8 @@ def error_response(exc: Exception) -> JSONResponse:
         detail: object = [{**e.as_dict(), "loc": ["body", *e.loc]} for e in exc.errors]
     elif isinstance(exc, DatasetError):  # an upload's content: one entry, like every 422
         detail = [{"loc": ["body", "file"], "msg": str(exc), "type": "invalid_dataset"}]
+    elif isinstance(exc, InvalidArchive):  # a study archive's content, likewise
+        detail = [{"loc": ["body", "file"], "msg": str(exc), "type": "invalid_archive"}]
     elif status == 500:
         log.error("request failed", exc_info=exc)
         detail = INTERNAL
@@ -86,12 +94,24 @@ async def frozen_startup(app: FastAPI) -> AsyncIterator[None]:
     generation that collections skip; garbage is collected first, so none is kept, and
     they are handed back at shutdown.
     """
+    _sweep(app)
     gc.collect()
     gc.freeze()
     try:
         yield
     finally:
         gc.unfreeze()
+
+
+def _sweep(app: FastAPI) -> None:
+    """Remove the artifacts of studies deleted while no API ran (logged, never fatal)."""
+    from cellsearch.service.api.openapi import app_settings
+
+    settings = app_settings(app)
+    try:
+        sweep(engine=engine_for(settings), store=store_for(settings))
+    except Exception:
+        log.warning("artifacts of deleted studies not swept", exc_info=True)
 
 
 def create_app() -> FastAPI:
@@ -109,10 +129,12 @@ def create_app() -> FastAPI:
         description="Hyperparameter search in which the recurrent cell type is a hyperparameter.",
         docs_url="/docs",
     )
-    routers = (studies.router, datasets.router, catalog.router, health.router, workers.router)
+    routers = (studies.router, models.router, datasets.router, catalog.router, health.router,
+               workers.router)  # fmt: skip
     for router in (*routers, auth.router):
         app.include_router(router, prefix=PREFIX)
     app.include_router(validation.router, prefix=PREFIX)  # POST /studies/validate
+    app.include_router(travel.router, prefix=PREFIX)  # export, POST /studies/import
     for router in (suites.router, suites.schema_router):
         app.include_router(router, prefix=PREFIX)
     install_guards(app)

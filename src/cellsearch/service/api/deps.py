@@ -15,6 +15,7 @@ import optuna
 from fastapi import Depends, Query, Request
 from sqlalchemy import Engine
 
+from cellsearch.service.artifacts.operations import store_for
 from cellsearch.service.settings import Settings, get_settings
 from cellsearch.service.store.db import engine_for, is_sqlite, optuna_storage
 from cellsearch.service.store.marker_cache import MarkerCache, MarkerMemo
@@ -34,6 +35,14 @@ def get_storage(settings: SettingsDep) -> optuna.storages.RDBStorage:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+async def get_artifact_store(settings: SettingsDep) -> Any:
+    """The process's artifact store (:mod:`cellsearch.service.artifacts`)."""
+    return store_for(settings)
+
+
+ArtifactStoreDep = Annotated[Any, Depends(get_artifact_store)]
 StorageDep = Annotated[optuna.storages.RDBStorage, Depends(get_storage)]
 MAX_OFFSET = 2**31 - 1  # the largest a 32-bit signed integer holds, on every database
 OffsetQuery = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")]

@@ -3,7 +3,8 @@
 - An upload without any credential, to a server that requires keys, is a 401 before its
   body is read (the form would otherwise be parsed, and spooled to disk, first).
 - Bodies are counted as they arrive: over ``CELLSEARCH_MAX_BODY_BYTES`` (an upload:
-  ``CELLSEARCH_MAX_UPLOAD_BYTES`` plus room for the form) is a 413 before the body is
+  ``CELLSEARCH_MAX_UPLOAD_BYTES`` plus room for the form; a study archive:
+  ``CELLSEARCH_MAX_IMPORT_BYTES`` plus room for the form) is a 413 before the body is
   parsed, whatever ``Content-Length`` claimed. Reading a large body gives the event loop
   to other requests every 256 KiB.
 - FastAPI's 422 becomes ``{loc, msg, type}`` per field, without echoing the input; a
@@ -37,6 +38,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 UPLOAD_PATH = "/api/v1/datasets"
+IMPORT_PATH = "/api/v1/studies/import"
 YIELD_EVERY = 256 * 1024
 """Body bytes read between two turns of the event loop to other requests."""
 FORM_OVERHEAD = 64 * 1024
@@ -55,13 +57,15 @@ class BodySizeLimit:
         settings = app_settings(self.fastapi_app)
         if scope.get("path") == UPLOAD_PATH:
             return settings.max_upload_bytes + FORM_OVERHEAD
+        if scope.get("path") == IMPORT_PATH:
+            return settings.max_import_bytes + FORM_OVERHEAD
         return settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        upload = scope.get("path") == UPLOAD_PATH and scope.get("method") == "POST"
+        upload = scope.get("path") in (UPLOAD_PATH, IMPORT_PATH) and scope.get("method") == "POST"
         if upload and await self._anonymous(scope):
             await _no_key()(scope, receive, send)  # before a byte of the upload is read
             return

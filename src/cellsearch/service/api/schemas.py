@@ -124,6 +124,11 @@ class StudyDetail(StudyOut):
 
     spec: dict[str, Any]
     best_trial: TrialOut | None
+    artifact_bytes: int = Field(
+        default=0,
+        description="Bytes of the study's kept models and checkpoints in the artifact store "
+        "(bounded by the server's max_artifact_bytes).",
+    )
 
 
 class CellOptionOut(BaseModel):
@@ -176,15 +181,19 @@ class WorkerOut(BaseModel):
     started_at: UtcDatetime
     last_heartbeat: UtcDatetime
     seconds_since_heartbeat: float
+    live: bool = Field(description="Its last heartbeat is within the grace period.")
 
     @classmethod
-    def of(cls, record: WorkerRecord, now: datetime) -> WorkerOut:
+    def of(cls, record: WorkerRecord | Any, now: datetime, *, grace_period: float) -> WorkerOut:
+        """From a registry row (an ORM record or a Core row with its columns)."""
         last = record.last_heartbeat
         if last.tzinfo is None:
             last = last.replace(tzinfo=now.tzinfo)
+        since = (now - last).total_seconds()
         return cls(
             **{k: getattr(record, k) for k in cls.model_fields if hasattr(record, k)},
-            seconds_since_heartbeat=(now - last).total_seconds(),
+            seconds_since_heartbeat=since,
+            live=since < grace_period,
         )
 
 
@@ -212,6 +221,9 @@ class Health(BaseModel):
 
     status: str
     detail: str | None = None
+    artifact_store: str | None = Field(
+        default=None, description="Where trained models are kept (never its credentials)."
+    )
 
 
 class SuiteStudyOut(BaseModel):

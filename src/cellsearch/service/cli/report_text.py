@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cellsearch.search.report.formatting import percent
 from cellsearch.search.report.metric import quantity_label
-from cellsearch.search.report.model import StudyReport
+from cellsearch.search.report.model import CellSummary, StudyReport
 from cellsearch.service.cli.text import echo_lines, num, table, wrap
 
 _COUNT = [False, True, True, True]
@@ -29,7 +30,12 @@ def _heading(report: StudyReport) -> list[str]:
         + (f", {running} running" if running else "")
     )
     if study.baseline is not None:
-        lines += wrap(f"baseline {num(study.baseline)}: {study.baseline_description or ''}")
+        lines += wrap(
+            f"baseline {num(study.baseline)}: {study.baseline_description or ''}; learned: "
+            f"{100 * study.min_gain:.3g}% of the way from it to the best possible value"
+        )
+    elif study.baseline_description:
+        lines += wrap(f"baseline unknown: {study.baseline_description}")
     lines += ["", *wrap(report.verdict)]
     for warning in report.warnings:
         lines += wrap(warning, indent="  ", first="warning: ")
@@ -40,14 +46,20 @@ def _counts_table(report: StudyReport) -> list[str]:
     rows = []
     for cell in report.cells:
         failed = cell.failures.diverged + cell.failures.error
-        beat = cell.n_beat_baseline
         rows.append([
             cell.cell_type, str(cell.counts.complete), str(cell.counts.pruned), str(failed),
-            num(cell.best.value if cell.best else None), num(cell.median),
-            "-" if beat is None else f"{beat} of {cell.n_completed}",
+            num(cell.best.value if cell.best else None), num(cell.median), _learned(cell),
         ])  # fmt: skip
-    headers = ["cell", "complete", "pruned", "failed", "best", "median", "beat baseline"]
-    return table(headers, rows, right=[*_COUNT, True, True, True])
+    headers = ["cell", "complete", "pruned", "failed", "best", "median", "learned"]
+    return table(headers, rows, right=[*_COUNT, True, True, False])
+
+
+def _learned(cell: CellSummary) -> str:
+    """``yes 6/8 99.8%``: learned or not, trials that did of those completed, best gain."""
+    if cell.learned is None or cell.n_beat_baseline is None:
+        return "-"
+    gain = "" if cell.best_gain is None else f" {percent(cell.best_gain)}"
+    return f"{'yes' if cell.learned else 'no'} {cell.n_beat_baseline}/{cell.n_completed}{gain}"
 
 
 def _interval_table(report: StudyReport) -> list[str]:
@@ -78,8 +90,13 @@ def _legend(report: StudyReport) -> list[str]:
         "the spread of that best (not a confidence interval); * extrapolated past the trials "
         "seen. params, s/epoch: of the best trial.",
     ]
-    if report.study.baseline is not None:
-        text.append(f"beat baseline: completed trials with a better {objective} than it.")
+    study = report.study
+    if study.baseline is not None:
+        text.append(
+            f"learned: whether a completed trial learned the task (its {objective} covers "
+            f"{100 * study.min_gain:.3g}% of the way from the baseline to the best possible "
+            "value), how many of the completed ones did, and the best one's share."
+        )
     lines: list[str] = []
     for item in text:
         lines += wrap(item, indent="  ")
@@ -122,6 +139,31 @@ def _best_configs(report: StudyReport) -> list[str]:
     return ["", "Best configuration per cell type:", *lines] if lines else []
 
 
+def _importance(report: StudyReport) -> list[str]:
+    """Which hyperparameters matter: the verdict and, per parameter, the share with its
+    interval, the effect against what noise gives, and the test."""
+    section = report.importance
+    overall = section.overall if section is not None else None
+    if section is None or overall is None:
+        return []
+    rows = [
+        [p.name, f"{num(p.share, 2)} [{num(p.share_low, 2)}, {num(p.share_high, 2)}]",
+         num(p.effect, 2), num(p.null_effect, 2), num(p.p_adjusted, 2),
+         "yes" if p.important else "no"]
+        for p in overall.params
+    ]  # fmt: skip
+    headers = ["parameter", "share [95%]", "effect", "noise", "p (Holm)", "important"]
+    lines = ["", *wrap(f"Which hyperparameters matter: {overall.verdict}")]
+    lines += table(headers, rows, right=[False, True, True, True, True, False])
+    lines += wrap(
+        "effect: share of the variance of the objective's ranks a parameter explains; "
+        f"noise: what {section.permutations} permutations of the values give "
+        f"({100 * (1 - section.level):g}th percentile).",
+        indent="  ",
+    )
+    return lines
+
+
 def report_lines(report: StudyReport) -> list[str]:
     """The report as lines of at most 80 columns."""
     objective = _objective(report)
@@ -131,6 +173,7 @@ def report_lines(report: StudyReport) -> list[str]:
     lines += _legend(report)
     lines += _best_configs(report)
     lines += _pairs(report)
+    lines += _importance(report)
     return lines
 
 

@@ -208,7 +208,8 @@ def dashboard(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8080,
 ) -> None:
-    """Open optuna-dashboard on the same database (every study and trial).
+    """Open optuna-dashboard on the same database (every study and trial, and each study's
+    kept models).
 
     optuna-dashboard has no access control: anyone who reaches it can read, and change,
     every study. It listens on loopback by default; put it behind an authenticating
@@ -217,6 +218,7 @@ def dashboard(
     import optuna_dashboard
 
     from cellsearch.service.access.keys import is_loopback
+    from cellsearch.service.artifacts.operations import store_for
     from cellsearch.service.store.db import optuna_storage
 
     settings = load_settings(database_url=database_url)
@@ -230,4 +232,9 @@ def dashboard(
             fg="yellow",
         )
     typer.echo(f"optuna-dashboard on http://{host}:{port}")
-    optuna_dashboard.run_server(optuna_storage(settings), host=host, port=port)
+    optuna_dashboard.run_server(
+        optuna_storage(settings),
+        host=host,
+        port=port,
+        artifact_store=store_for(settings),  # each study's kept models, on its page
+    )

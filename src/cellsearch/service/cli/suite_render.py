@@ -11,8 +11,9 @@ from typing import Any
 
 import typer
 
+from cellsearch.client import Client
+from cellsearch.search.report.formatting import percent
 from cellsearch.search.report.suite_model import SuiteReport, TaskScore
-from cellsearch.service.cli.client import Api
 from cellsearch.service.cli.progress import FINAL_STATUSES, clock
 from cellsearch.service.cli.text import echo_lines, num, table, wrap
 
@@ -39,10 +40,10 @@ def _progress_lines(suite: dict[str, Any], elapsed: float) -> list[str]:
     return [*wrap(head), *table(headers, _study_rows(suite), right=right, wrap_column=0)]
 
 
-def follow_suite(api: Api, name: str, poll: float = 2.0) -> dict[str, Any]:
+def follow_suite(api: Client, name: str, poll: float = 2.0) -> dict[str, Any]:
     """Print the progress of every study (when it changes) until all have ended."""
     start = time.monotonic()
-    suite = api.suite(name)
+    suite = api.suites.get(name).raw
     last: tuple[Any, ...] | None = None
     while True:
         state = tuple((s["status"], s["counts"]["finished"]) for s in suite["studies"])
@@ -52,7 +53,7 @@ def follow_suite(api: Api, name: str, poll: float = 2.0) -> dict[str, Any]:
         if all(s["status"] in FINAL_STUDY for s in suite["studies"]):
             break
         time.sleep(poll)
-        suite = api.suite(name)
+        suite = api.suites.get(name).raw
     print_suite(suite)
     return suite
 
@@ -125,12 +126,34 @@ def suite_report_lines(report: SuiteReport) -> list[str]:
         rows.append(["average rank", *(num(avg.get(c), 3) for c in cells)])
     lines += ["", "score per task (rank 1 = best)"]
     lines += table(["task", *cells], rows, right=[False, *[True] * len(cells)], wrap_column=0)
+    lines += _unlearned_lines(report)
     pair_rows = _pair_rows(report)
     if pair_rows:
         headers = ["A", "B", "A wins/ties/losses", "Wilcoxon p", "Holm p", "result"]
         right = [False, False, True, True, True, False]
         lines += ["", *table(headers, pair_rows, right=right, wrap_column=5)]
     return lines
+
+
+def _unlearned_lines(report: SuiteReport) -> list[str]:
+    """The tasks no cell type learned: baseline, each cell type's best, best share."""
+    if not report.unlearned:
+        return []
+    first = report.unlearned[0]
+    where = "ranked all the same" if first.ranked else "left out of the ranks and tests"
+    cells = report.suite.cell_types
+    rows = [
+        [u.task, num(u.baseline), *(num(u.bests.get(c)) for c in cells),
+         percent(u.best_gain)]
+        for u in report.unlearned
+    ]  # fmt: skip
+    head = (
+        f"tasks no cell type learned ({where}; learning: {100 * first.min_gain:.3g}% of "
+        "the way from the baseline to the best possible value)"
+    )
+    headers = ["task", "baseline", *cells, "best share"]
+    right = [False, *[True] * (len(cells) + 2)]
+    return ["", *wrap(head), *table(headers, rows, right=right, wrap_column=0)]
 
 
 def print_suite_report(data: Mapping[str, Any]) -> None:

@@ -152,14 +152,15 @@ def evp_figure(report: StudyReport) -> Figure | None:
     if not curves:
         return None
     label = metric_label(report)
-    means = [m for _, _, curve in curves for m in curve.mean]
+    means = [m for _, _, curve in curves for m in curve.mean if m is not None]
     layout = _metric_layout(report, "trials per cell type (n)", f"expected best {label}", means)
     log = layout["yaxis"]["type"] == "log"
     data: list[dict[str, Any]] = []
     for index, cell_type, curve in curves:
-        mean, std = curve.mean, curve.std  # a number at every n: the cell completed trials
-        low = [m - s for m, s in zip(mean, std, strict=True) if m is not None and s is not None]
-        high = [m + s for m, s in zip(mean, std, strict=True) if m is not None and s is not None]
+        mean, std = curve.mean, curve.std  # a gap (None) wherever either is missing
+        pairs = list(zip(mean, std, strict=True))
+        low = [None if m is None or s is None else m - s for m, s in pairs]
+        high = [None if m is None or s is None else m + s for m, s in pairs]
         low, high = clip_band(low, high, _bounds(report), log=log, floor=_floor(means))
         data += _band(curve.n, mean, low, high, cell_type, index)
     title = f"Expected best {label} after n trials (mean ± 1 sd of the best of n)"
@@ -189,22 +190,32 @@ def curves_figure(report: StudyReport) -> Figure | None:
 
 
 def importance_figure(report: StudyReport) -> Figure | None:
-    """Overall importance: cell type against the other hyperparameters."""
+    """Overall importance: cell type against the other hyperparameters, each share with
+    its bootstrap interval; the parameters the test calls important in full colour."""
     overall = report.importance.overall if report.importance is not None else None
-    if overall is None or not overall.importances:
+    if overall is None or not overall.params:
         return None
-    names = list(overall.importances)[::-1]  # largest on top
-    colors = ["#d62728" if n == "cell_type" else "#1f77b4" for n in names]
+    params = overall.params[::-1]  # largest on top
+    colors = [
+        ("#d62728" if p.name == "cell_type" else "#1f77b4") if p.important else "#bbbbbb"
+        for p in params
+    ]
     data = [
         {
-            "type": "bar", "orientation": "h", "x": [overall.importances[n] for n in names],
-            "y": names, "marker": {"color": colors}, "name": "importance",
+            "type": "bar", "orientation": "h", "x": [p.share for p in params],
+            "y": [p.name for p in params], "marker": {"color": colors}, "name": "share",
+            "error_x": {
+                "type": "data", "symmetric": False,
+                "array": [max(0.0, (p.share_high or p.share) - p.share) for p in params],
+                "arrayminus": [max(0.0, p.share - (p.share_low or p.share)) for p in params],
+            },
         }
     ]  # fmt: skip
-    layout = _layout("importance (share)", "", margin={"l": 140, "t": 30})
+    layout = _layout("share of the importance (95% bootstrap interval)", "",
+                     margin={"l": 140, "t": 30})  # fmt: skip
     title = (
         f"Hyperparameter importance for the {metric_label(report)}, whole study "
-        f"({overall.n_trials} completed trials)"
+        f"({overall.n_trials} completed trials; grey: not distinguishable from noise)"
     )
     return {"id": "plot-importance", "title": title, "data": data, "layout": layout}
 

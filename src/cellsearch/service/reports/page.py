@@ -27,6 +27,7 @@ from cellsearch.service.reports.sections import (
     environment_table,
     esc,
     fmt,
+    importance_table,
     partial_banner,
     refresh_seconds,
     summary_table,
@@ -106,8 +107,12 @@ def _header(report: StudyReport, dashboard_url: str | None, note: str | None = N
     if study.baseline is not None:
         meta += (
             f"<br>baseline {fmt(study.baseline)}: "
-            f"{esc(study.baseline_description or 'trivial predictor')}"
+            f"{esc(study.baseline_description or 'trivial predictor')}; a trial has learned "
+            f"the task when it covers {100 * study.min_gain:.3g}% of the way from it to the "
+            "best possible value"
         )
+    elif study.baseline_description:
+        meta += f"<br>baseline unknown: {esc(study.baseline_description)}"
     if dashboard_url:
         meta += (
             f"<br><a href='{esc(dashboard_url)}' id='dashboard-link'>open in optuna-dashboard</a>"
@@ -168,6 +173,21 @@ def _page_script(report: StudyReport, payload: list[dict[str, Any]], dashboard: 
     )
 
 
+def _empty_text(report: StudyReport) -> str:
+    """What the page says where no trial completed: nothing yet, or nothing ever."""
+    study = report.study
+    if study.n_finished and not study.partial:
+        return (
+            f"No trial completed: all {study.n_finished} finished trials were pruned or "
+            "failed, so there are no scores to compare or plot (the table above says how "
+            "each ended)."
+        )
+    return (
+        "No completed trials yet: there are no scores to compare or plot. The page fills "
+        "in as trials finish."
+    )
+
+
 def render_report_html(
     report: StudyReport,
     *,
@@ -193,10 +213,7 @@ def render_report_html(
         f"<h2>{esc(f['title'])}</h2><div class='plot' id='{esc(f['id'])}'></div>" for f in figs
     )
     if not any(cell.best for cell in report.cells):
-        plots = (
-            "<p class='empty' id='empty'>No completed trials yet: there are no scores to "
-            "compare or plot. The page fills in as trials finish.</p>" + plots
-        )
+        plots = f"<p class='empty' id='empty'>{esc(_empty_text(report))}</p>" + plots
     payload = [{"id": f["id"], "data": f["data"], "layout": f["layout"]} for f in figs]
     notes = "".join(f"<li>{esc(n)}</li>" for n in report.notes)
     title = esc(f"cellsearch report: {report.study.study_name}")
@@ -204,7 +221,8 @@ def render_report_html(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>{PAGE_CSS}</style>{_plotly_tag(plotly_js)}</head><body>"
         f"{_header(report, dashboard_url, note)}<h2>Per cell type</h2>{summary_table(report)}"
-        f"{best_configurations(report, dashboard_url)}{_pairs_table(report)}{plots}"
+        f"{best_configurations(report, dashboard_url)}{_pairs_table(report)}"
+        f"{importance_table(report)}{plots}"
         f"{_trials_section(report)}<h2>Notes</h2><ul>{notes}</ul>{environment_table(report)}"
         f"{_page_script(report, payload, dashboard_url)}</body></html>"
     )

@@ -10,9 +10,9 @@ import functools
 import html
 from typing import Any
 
-from cellsearch.search.report.formatting import number
+from cellsearch.search.report.formatting import number, percent
 from cellsearch.search.report.metric import quantity_label
-from cellsearch.search.report.model import BestTrial, Environment, StudyReport
+from cellsearch.search.report.model import BestTrial, CellSummary, Environment, StudyReport
 from cellsearch.service.reports.figures import metric_label
 
 REFRESH_SECONDS = 15  # how often the page of a running study reloads itself
@@ -68,7 +68,7 @@ def summary_table(report: StudyReport) -> str:
     head = (
         "<tr><th>cell type</th><th>complete</th><th>pruned</th><th>failed</th>"
         f"<th>best {label}</th><th>95% CI of the best</th><th>median</th>"
-        "<th>E[best of n] &plusmn; sd</th><th>beat the baseline</th>"
+        "<th>E[best of n] &plusmn; sd</th><th>learned (trials)</th>"
         "<th>diverged (% of outcomes)</th><th>pruned (% of outcomes)</th></tr>"
     )
     rows = []
@@ -81,8 +81,7 @@ def summary_table(report: StudyReport) -> str:
             evp += " extrapolated" if at.extrapolated else ""
         counts = cell.counts
         failed = cell.failures.diverged + cell.failures.error
-        beat = cell.n_beat_baseline
-        beat_text = "&mdash;" if beat is None else f"{beat} of {cell.n_completed}"
+        beat_text = learned_text(cell, html=True)
         rows.append(
             f"<tr><td>{esc(cell.cell_type)}</td><td>{counts.complete}</td>"
             f"<td>{counts.pruned}</td><td>{failed}</td><td>{fmt(best.value if best else None)}</td>"
@@ -117,10 +116,66 @@ def _legend(report: StudyReport) -> str:
     ]
     if study.baseline is not None:
         items.append(
-            f"<b>beat the baseline</b>: completed trials whose {label} is better than the "
-            f"baseline {fmt(study.baseline)} ({esc(study.baseline_description or '')})."
+            f"<b>learned (trials)</b>: whether any completed trial learned the task, and how "
+            f"many did: its {label} covers at least {100 * study.min_gain:.3g}% of the way "
+            f"from the baseline {fmt(study.baseline)} "
+            f"({esc(study.baseline_description or '')}) to the best possible value "
+            "(comparison.min_gain); the share in brackets is the best trial's."
         )
     return "<ul class='legend' id='legend'>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def learned_text(cell: CellSummary, *, html: bool = False) -> str:
+    """A cell type's "learned" entry: ``yes: 6 of 8 (best 99.8%)``, ``no: 0 of 8 (best
+    0.6%)``: whether it learned the task, how many completed trials did, and the share of
+    the way from the baseline its best trial covered; a dash where nothing is judged."""
+    if cell.learned is None or cell.n_beat_baseline is None:
+        return "&mdash;" if html else "-"
+    gain = "" if cell.best_gain is None else f" (best {percent(cell.best_gain)})"
+    return f"{'yes' if cell.learned else 'no'}: {cell.n_beat_baseline} of {cell.n_completed}{gain}"
+
+
+def importance_table(report: StudyReport) -> str:
+    """The importance section in words: the verdict over the whole study and within each
+    cell type, and per parameter its share, effect, what noise gives and the test."""
+    section = report.importance
+    if section is None:
+        return ""
+    overall = section.overall
+    verdicts = [f"<p id='importance-verdict'>{esc(overall.verdict)}</p>"] if overall else []
+    for cell, found in section.per_cell.items():
+        if found is not None:
+            verdicts.append(f"<p class='legend'>Within {esc(cell)}: {esc(found.verdict)}</p>")
+    if overall is None:
+        verdicts.append(
+            "<p id='importance-verdict'>Too few completed trials to estimate importance.</p>"
+        )
+        return "<h2>Which hyperparameters matter</h2>" + "".join(verdicts)
+    head = (
+        "<tr><th>parameter</th><th>share [95% interval]</th><th>effect [95% interval]</th>"
+        f"<th>noise gives up to</th><th>p (Holm)</th><th>important at {section.level:g}</th></tr>"
+    )
+    rows = "".join(
+        f"<tr><td>{esc(p.name)}</td><td>{fmt(p.share, 2)} [{fmt(p.share_low, 2)}, "
+        f"{fmt(p.share_high, 2)}]</td><td>{fmt(p.effect, 2)} [{fmt(p.effect_low, 2)}, "
+        f"{fmt(p.effect_high, 2)}]</td><td>{fmt(p.null_effect, 2)}</td>"
+        f"<td>{fmt(p.p_adjusted, 2)}</td><td>{'yes' if p.important else 'no'}</td></tr>"
+        for p in overall.params
+    )
+    legend = (
+        "<p class='legend'><b>effect</b>: the share of the variance of the objective's ranks "
+        "a parameter's main effect explains (adjusted for its groups); <b>share</b>: its "
+        "effect over the sum of effects; <b>noise gives up to</b>: the effect's "
+        f"{100 * (1 - section.level):g}th percentile over {section.permutations} random "
+        f"permutations of the objective values; intervals from {section.bootstrap} bootstrap "
+        f"resamples of the trials. {esc(section.method)}. A test on fewer than "
+        f"{section.min_trials_to_tell} completed trials finds a deciding parameter in fewer "
+        "than 80% of simulated studies (benchmarks/importance.py).</p>"
+    )
+    return (
+        "<h2>Which hyperparameters matter</h2>" + "".join(verdicts)
+        + f"<table id='importance'>{head}{rows}</table>{legend}"
+    )  # fmt: skip
 
 
 def best_configurations(report: StudyReport, dashboard_url: str | None = None) -> str:

@@ -7,6 +7,8 @@ trials and the last completion). :func:`cached_report` returns the
 report for that state from the process's :class:`~cellsearch.service.store.marker_cache.
 MarkerCache`, building it (trials read in bulk) when the state changed. The state's
 digest is the responses' ETag, so a client holding the current report gets a 304.
+:func:`study_context` measures the task's baseline where it needs the data (an upload is
+read from the database), once per process (:mod:`cellsearch.search.tasks.baselines`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ from optuna.trial import TrialState
 from sqlalchemy import Engine
 
 import cellsearch
+from cellsearch.search.errors import DatasetError
 from cellsearch.search.optuna_adapter import bulk_read
 from cellsearch.search.report import ReportContext, StudyReport, build_report
 from cellsearch.search.study.spec import StudySpec
+from cellsearch.search.tasks.baselines import objective_baseline
+from cellsearch.service.datasets.operations import dataset_content
+from cellsearch.service.errors import Conflict, NotFound
 from cellsearch.service.reports.assets import plotly_src
 from cellsearch.service.reports.page import render_report_html
 from cellsearch.service.store.db import connection_scope, session_scope
@@ -120,9 +126,25 @@ def cached_report(
     return cache.get(state.key, state.marker, lambda: build_study_report(engine, state))
 
 
+def study_context(engine: Engine, spec: StudySpec, status: str) -> ReportContext:
+    """The report's context of a stored study: its task's baseline measured on the data
+    where no closed form gives it, an uploaded data set read from the database."""
+
+    def resolve(dataset_id: str) -> tuple[bytes, str]:
+        try:
+            return dataset_content(engine=engine, dataset_id=dataset_id)
+        except (NotFound, Conflict) as exc:  # gone or corrupted: no baseline, no 5xx
+            raise DatasetError(str(exc)) from None
+
+    baseline = objective_baseline(
+        spec.task, spec.objective.metric, seed=spec.seed, resolve_dataset=resolve
+    )
+    return ReportContext.of(spec, status=status, baseline=baseline)
+
+
 def build_study_report(engine: Engine, state: ReportState) -> BuiltReport:
     """Read every trial of the study in one go and build its report."""
-    context = ReportContext.of(StudySpec.model_validate(state.spec), status=state.status)
+    context = study_context(engine, StudySpec.model_validate(state.spec), state.status)
     with connection_scope(engine) as conn:
         trials = bulk_read.read_trials(conn, state.study_id)
     report = build_report(trials, context)

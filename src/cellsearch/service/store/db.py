@@ -2,10 +2,20 @@
 
 One database, two owners: Optuna creates and migrates its own tables through
 ``RDBStorage``; the service's tables (``cellsearch_*``) are migrated by Alembic.
+
+A worker process has one engine (:func:`engine_for` and :func:`optuna_storage` with
+``worker=True``): Optuna's storage and the service's tables share its pool of one kept
+connection and one more for the heartbeat thread, so a worker holds at most two
+connections while it trains and one while it waits (which it listens on, see
+:mod:`cellsearch.service.workers.wakeup`). Its connections are pinged before use only when
+they lay unused for :data:`FRESH_S` seconds: a busy worker uses its connection every few
+milliseconds, and a ping per use was a round trip (and, on an idle worker, a transaction)
+each time. A lost connection still surfaces as a transient error that the worker rides out.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +23,7 @@ from typing import Any
 
 import optuna
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cellsearch.search.trial.retry import is_transient, summary
@@ -21,6 +31,9 @@ from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_S = 60
+WORKER_POOL = (1, 1)  # a worker's pool: one connection kept, one more for its heartbeat
+FRESH_S = 2.0  # a worker's connection used this recently is not pinged before its next use
+WORKER_APPLICATION = "cellsearch-worker"  # application_name of a worker's connections
 
 
 def is_sqlite(url: str) -> bool:
@@ -28,16 +41,27 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def engine_kwargs(url: str, settings: Settings) -> dict[str, Any]:
-    """Engine options shared by our engine and Optuna's (bounded pools, pre-ping)."""
+def engine_kwargs(
+    url: str, settings: Settings, *, pool: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """Engine options shared by our engine and Optuna's (bounded pools, pre-ping).
+
+    Behind PgBouncer in transaction mode (``db_pooler``), psycopg's server-side prepared
+    statements are off: a statement prepared in one server session is unknown in the
+    next one PgBouncer hands the connection (PgBouncer before 1.21 cannot track them).
+    """
     if is_sqlite(url):
         return {"pool_pre_ping": True, "connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    return {
+    size, overflow = pool or (settings.db_pool_size, settings.db_max_overflow)
+    kwargs: dict[str, Any] = {
         "pool_pre_ping": True,
-        "pool_size": settings.db_pool_size,
-        "max_overflow": settings.db_max_overflow,
+        "pool_size": size,
+        "max_overflow": overflow,
         "pool_recycle": 1800,
     }
+    if settings.db_pooler == "pgbouncer":
+        kwargs["connect_args"] = {"prepare_threshold": None}
+    return kwargs
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,24 +71,83 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-_engines: dict[tuple[str, int, int], Engine] = {}
+_engines: dict[tuple[str, int, int, str], Engine] = {}
 
 
-def get_engine(url: str, pool_size: int = 2, max_overflow: int = 2) -> Engine:
-    """The process-wide engine for ``url`` (one per URL and pool size)."""
-    key = (url, pool_size, max_overflow)
+def get_engine(url: str, pool_size: int = 2, max_overflow: int = 2, pooler: str = "none") -> Engine:
+    """The process-wide engine for ``url`` (one per URL, pool size and pooler)."""
+    key = (url, pool_size, max_overflow, pooler)
     if key not in _engines:
-        settings = Settings(database_url=url, db_pool_size=pool_size, db_max_overflow=max_overflow)
-        engine = create_engine(url, **engine_kwargs(url, settings))
+        settings = Settings(database_url=url, db_pooler=pooler)  # type: ignore[arg-type]
+        engine = create_engine(url, **engine_kwargs(url, settings, pool=(pool_size, max_overflow)))
         if is_sqlite(url):
             event.listen(engine, "connect", _sqlite_pragmas)
         _engines[key] = engine
     return _engines[key]
 
 
-def engine_for(settings: Settings) -> Engine:
-    """The engine for the settings' database."""
-    return get_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
+def engine_for(settings: Settings, *, worker: bool = False) -> Engine:
+    """The engine for the settings' database; ``worker``: the worker's one engine
+    (:func:`worker_engine`)."""
+    if worker:
+        return worker_engine(settings)
+    return get_engine(
+        settings.database_url, settings.db_pool_size, settings.db_max_overflow, settings.db_pooler
+    )
+
+
+_worker_engines: dict[tuple[str, str], Engine] = {}
+
+
+def worker_engine(settings: Settings) -> Engine:
+    """A worker process's one engine: a pool of :data:`WORKER_POOL`, shared with its
+    Optuna storage, pinged only after :data:`FRESH_S` seconds unused (module docstring)."""
+    key = (settings.database_url, settings.db_pooler)
+    if key not in _worker_engines:
+        url = settings.database_url
+        options = engine_kwargs(url, settings, pool=WORKER_POOL)
+        options.update(pool_pre_ping=False, pool_size=WORKER_POOL[0])
+        options["max_overflow"] = WORKER_POOL[1]
+        if not is_sqlite(url):  # pg_stat_activity (and PgBouncer) name its connections
+            options["connect_args"] = {
+                **options.get("connect_args", {}),
+                "application_name": WORKER_APPLICATION,
+            }
+        engine = create_engine(url, **options)
+        if is_sqlite(url):
+            event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _mark_used)
+        event.listen(engine, "checkin", _mark_used)
+        event.listen(engine, "checkout", _ping_if_unused(engine))
+        _worker_engines[key] = engine
+    return _worker_engines[key]
+
+
+_USED = "cellsearch_used"
+
+
+def _mark_used(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_USED] = time.monotonic()
+
+
+def _ping_if_unused(engine: Engine) -> Any:
+    """A checkout hook that pings a connection unused for :data:`FRESH_S` seconds and
+    makes the pool replace it when the ping finds it gone."""
+
+    def ping(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        used = record.info.get(_USED)
+        if used is not None and time.monotonic() - used < FRESH_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError(str(exc)) from exc
+            raise
+        record.info[_USED] = time.monotonic()
+
+    return ping
 
 
 def database_key(engine: Engine) -> str:
@@ -108,19 +191,27 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def connection_scope(engine: Engine) -> Iterator[Connection]:
+def connection_scope(engine: Engine, *, autocommit: bool = False) -> Iterator[Connection]:
     """A Core connection in one transaction, for hot paths that need no ORM objects.
 
     Several times cheaper per statement than a session; same commit/rollback and error
-    translation as :func:`session_scope`.
+    translation as :func:`session_scope`. With ``autocommit`` every statement commits
+    by itself: one round trip for a statement that needs no company (the worker's claim,
+    status reads, registry beats), where a transaction takes three (``BEGIN``, the
+    statement, ``COMMIT``).
 
     Raises:
         StorageUnavailable: the database could not be reached; other database errors
             propagate unchanged.
     """
     try:
-        with engine.begin() as connection:
-            yield connection
+        if autocommit:
+            with engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                yield connection
+        else:
+            with engine.begin() as connection:
+                yield connection
     except SQLAlchemyError as exc:
         translated = _translated(exc)
         if translated is exc:
@@ -128,17 +219,25 @@ def connection_scope(engine: Engine) -> Iterator[Connection]:
         raise translated from exc
 
 
-_storages: dict[tuple[str, int, int], optuna.storages.RDBStorage] = {}
+_storages: dict[tuple[str, int, int, bool], optuna.storages.RDBStorage] = {}
 
 
-def optuna_storage(settings: Settings) -> optuna.storages.RDBStorage:
-    """Optuna's RDB storage on the settings' database (one per process and URL)."""
-    key = (settings.database_url, settings.heartbeat_interval, settings.grace_period)
+def optuna_storage(settings: Settings, *, worker: bool = False) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage on the settings' database (one per process and URL).
+
+    ``worker``: on the worker's one engine (:func:`worker_engine`): Optuna's engine takes
+    that engine's pool, so Optuna's sessions and the service's tables draw from one pool.
+    """
+    key = (settings.database_url, settings.heartbeat_interval, settings.grace_period, worker)
     if key not in _storages:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat
+        if worker:
+            options: dict[str, Any] = {"pool": worker_engine(settings).pool}
+        else:
+            options = engine_kwargs(settings.database_url, settings)
         _storages[key] = optuna.storages.RDBStorage(
             settings.database_url,
-            engine_kwargs=engine_kwargs(settings.database_url, settings),
+            engine_kwargs=options,
             heartbeat_interval=settings.heartbeat_interval,
             grace_period=settings.grace_period,
         )
@@ -150,6 +249,7 @@ def dispose_all() -> None:
     for storage in _storages.values():
         storage.engine.dispose()
     _storages.clear()
-    for engine in _engines.values():
+    for engine in [*_engines.values(), *_worker_engines.values()]:
         engine.dispose()
     _engines.clear()
+    _worker_engines.clear()

@@ -9,7 +9,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, LargeBinary, MetaData, String, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cellsearch.search.study.spec import StudySpec
@@ -211,6 +223,32 @@ class SuiteRecord(Base):
         if record is None:
             raise NotFound(f"suite {name!r} not found")
         return record
+
+
+class ArtifactRecord(Base):
+    """An artifact in the store: a checkpoint of a running trial or a kept model.
+
+    ``study_id`` is set NULL when its study is deleted (in the same transaction), and such
+    artifacts are removed from the store and from here by :func:`cellsearch.service.
+    artifacts.operations.sweep`, so a crash between the two leaves nothing behind.
+    """
+
+    __tablename__ = "cellsearch_artifacts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # Optuna's artifact id
+    study_id: Mapped[int | None] = mapped_column(
+        ForeignKey("cellsearch_studies.id", ondelete="SET NULL"), index=True
+    )
+    study_name: Mapped[str] = mapped_column(String(64))
+    trial_number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # checkpoint | model
+    cell_type: Mapped[str | None] = mapped_column(String(64))
+    value: Mapped[float | None] = mapped_column(Float)  # a model's objective value
+    epoch: Mapped[int | None] = mapped_column(Integer)  # a checkpoint's epochs done
+    reevaluation: Mapped[bool] = mapped_column(Boolean, default=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class ApiKeyRecord(Base):

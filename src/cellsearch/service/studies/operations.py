@@ -17,12 +17,15 @@ from sqlalchemy.orm import Session
 from cellsearch.search.optuna_adapter import bulk_read, trial_groups
 from cellsearch.search.record import COUNTED_FAILURES, TrialRecord
 from cellsearch.search.study.spec import StudySpec
+from cellsearch.service.artifacts.operations import detach
 from cellsearch.service.datasets.operations import check_dataset_exists, confirm_dataset
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
 from cellsearch.service.store.db import connection_scope, database_key, session_scope
 from cellsearch.service.store.marker_cache import FRESH, MarkerCache, MarkerMemo
 from cellsearch.service.store.tables import StudyRecord, utcnow
 from cellsearch.service.studies.labels import label_study
+from cellsearch.service.studies.warm_start import seed_study
+from cellsearch.service.workers.wakeup import notify_work
 
 # action -> (statuses it applies to, resulting status)
 TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -79,12 +82,14 @@ def create_study(
     except optuna.exceptions.DuplicatedStudyError:
         raise Conflict(f"an Optuna study named {spec.name!r} already exists") from None
     try:
-        label_study(study, spec)  # the objective's name and the spec, for optuna-dashboard
+        label_study(study, spec, engine=engine)  # objective's name and spec, for the dashboard
+        seed_study(study, spec, engine=engine, storage=storage)  # a warm start's seeds, kept
         with session_scope(engine) as session:
             record = StudyRecord.new(spec, created_by=created_by)
             session.add(record)
             session.flush()  # the row refers to its data set from here: no delete removes it
             confirm_dataset(session, record)
+            notify_work(session.connection(), spec.name)  # idle workers wake at commit
     except IntegrityError:
         optuna.delete_study(study_name=spec.name, storage=storage)  # leave nothing behind
         check_dataset_exists(engine=engine, spec=spec)  # PostgreSQL: deleted meanwhile
@@ -134,6 +139,8 @@ def change_status(*, engine: Engine, name: str, action: str, owner: str | None =
         changed = connection.execute(
             update(StudyRecord).where(*conditions).values(status=target, updated_at=utcnow())
         ).rowcount
+        if changed and target == "running":
+            notify_work(connection, name)  # resumed: idle workers wake at commit
     if changed:
         return
     record = get_study(engine=engine, name=name)
@@ -155,7 +162,9 @@ def delete_study(
 ) -> None:
     """Delete the study record (one conditional DELETE), then its Optuna study and trials.
 
-    Of concurrent deletes exactly one succeeds; the others find no study (404).
+    Of concurrent deletes exactly one succeeds; the others find no study (404). The study's
+    artifacts are detached from it in the same transaction; the caller sweeps them away
+    (:func:`cellsearch.service.artifacts.operations.sweep`).
 
     Raises:
         NotFound: no such study.
@@ -165,6 +174,7 @@ def delete_study(
     if owner is not None:
         conditions.append(StudyRecord.created_by == owner)
     with connection_scope(engine) as connection:
+        connection.execute(detach(select(StudyRecord.id).where(*conditions)))
         deleted = connection.execute(delete(StudyRecord).where(*conditions)).rowcount
     if not deleted:
         _check_owner(get_study(engine=engine, name=name), owner)

@@ -8,8 +8,9 @@ of hyperparameters, :mod:`cellsearch.search.study.hyperparameters`), the cell an
 optimizer names as enums, and each cell's options. Rules that JSON Schema cannot state
 (a range's ``low <= high``, sizes whose sum is limited, the split fractions' sum, options
 only for listed cells, ``param_budget`` without ``space.hidden_size``,
-``val_loss`` only minimised, a forecasting window that fits its series) are said in the
-``description`` of the part they concern, and the server names them in its 422.
+``val_loss`` only minimised, a forecasting window that fits its series, a warm start's
+studies that must exist here and fit the spec) are said in the ``description`` of the
+part they concern, and the server names them in its 422.
 """
 
 from __future__ import annotations

@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.errors import FieldError
 from cellsearch.search.optuna_adapter import bulk_read
-from cellsearch.search.report import ReportContext
 from cellsearch.search.report.suite import SuiteTask, build_suite_report, study_report_for_suite
 from cellsearch.search.report.suite_model import SuiteReport
 from cellsearch.search.study.spec import StudySpec
+from cellsearch.service.artifacts.operations import detach
 from cellsearch.service.datasets.operations import (
     check_dataset_exists,
     check_dataset_task,
@@ -34,13 +34,17 @@ from cellsearch.service.datasets.operations import (
     list_datasets,
 )
 from cellsearch.service.errors import Conflict, Forbidden, NotFound
+from cellsearch.service.reports.study import study_context
 from cellsearch.service.settings import Settings
 from cellsearch.service.store.db import connection_scope, session_scope
 from cellsearch.service.store.tables import StudyRecord, SuiteRecord, utcnow
+from cellsearch.service.studies.labels import label_study
 from cellsearch.service.studies.operations import TRANSITIONS, TrialCounts, trial_counts
+from cellsearch.service.studies.warm_start import seed_study, warm_start_problems
 from cellsearch.service.suites.page import render_suite_html
 from cellsearch.service.suites.spec import SuitePlan, parse_suite
 from cellsearch.service.workers.roster import check_precision
+from cellsearch.service.workers.wakeup import notify_work
 
 MISSING = "missing"
 STUDY_PAGE = "/api/v1/studies/{name}/report.html"
@@ -100,12 +104,15 @@ def validate_suite(data: Any, *, engine: Engine, settings: Settings) -> SuitePla
     def precision(spec: StudySpec) -> list[FieldError]:
         return check_precision(engine, spec, grace_period=settings.grace_period)
 
+    def warm_start(spec: StudySpec) -> list[FieldError]:
+        return warm_start_problems(engine=engine, spec=spec)
+
     return parse_suite(
         data,
         limits=limits,
         max_tasks=settings.max_suite_tasks,
         dataset_names=names,
-        checks=(datasets, precision),
+        checks=(datasets, precision, warm_start),
     )
 
 
@@ -139,10 +146,12 @@ def create_suite(
     made: list[str] = []
     try:
         for spec in plan.studies:
-            optuna.create_study(
+            study = optuna.create_study(
                 study_name=spec.name, storage=storage, direction=spec.objective.direction
             )
             made.append(spec.name)
+            label_study(study, spec, engine=engine)  # the objective's name, for the dashboard
+            seed_study(study, spec, engine=engine, storage=storage)  # a warm start's seeds
         return _write_records(engine, plan, created_by)
     except optuna.exceptions.DuplicatedStudyError:
         _drop_optuna(storage, made)
@@ -173,6 +182,7 @@ def _write_records(engine: Engine, plan: SuitePlan, created_by: str | None) -> S
             session.flush()  # the rows refer to their data sets from here (see confirm_dataset)
             for record in records:
                 confirm_dataset(session, record)
+                notify_work(session.connection(), record.name)  # workers wake at commit
     except IntegrityError:
         for spec in plan.studies:  # PostgreSQL: a data set was deleted meanwhile
             check_dataset_exists(engine=engine, spec=spec)
@@ -262,6 +272,8 @@ def change_suite_status(*, engine: Engine, name: str, action: str, owner: str | 
             .where(StudyRecord.suite_id == suite.id, StudyRecord.status.in_(allowed))
             .values(status=target, updated_at=utcnow())
         ).rowcount
+        if changed and target == "running":
+            notify_work(conn, name)  # resumed: idle workers wake at commit
         if changed:
             return int(changed)
         statuses = conn.scalars(
@@ -286,6 +298,7 @@ def delete_suite(
     suite = _owned_suite(engine, name, owner)
     with connection_scope(engine) as conn:
         names = list(conn.scalars(select(StudyRecord.name).where(StudyRecord.suite_id == suite.id)))
+        conn.execute(detach(select(StudyRecord.id).where(StudyRecord.suite_id == suite.id)))
         conn.execute(delete(StudyRecord).where(StudyRecord.suite_id == suite.id))
         if not conn.execute(delete(SuiteRecord).where(SuiteRecord.id == suite.id)).rowcount:
             raise NotFound(f"suite {name!r} not found")
@@ -300,7 +313,7 @@ def suite_report(*, engine: Engine, storage: optuna.storages.RDBStorage, name: s
     for study in view.studies:
         report = None
         if study.record is not None and study.record.status == "completed":
-            context = ReportContext.of(study.record.study_spec(), status=study.record.status)
+            context = study_context(engine, study.record.study_spec(), study.record.status)
             with connection_scope(engine) as conn:  # the bulk reader: no Optuna round trips
                 study_id = bulk_read.find_study_id(conn, study.name)
                 trials = [] if study_id is None else bulk_read.read_trials(conn, study_id)
@@ -312,11 +325,13 @@ def suite_report(*, engine: Engine, storage: optuna.storages.RDBStorage, name: s
         )  # fmt: skip
     spec = view.record.spec
     cells = spec["study"]["space"]["cell_type"]
+    comparison = spec["study"].get("comparison") or {}
     return build_suite_report(
         view.record.name,
         tasks,
         cell_types=cells if isinstance(cells, list) else [cells],
         description=view.record.description,
+        rank_unlearned=bool(comparison.get("rank_unlearned", False)),
     )
 
 

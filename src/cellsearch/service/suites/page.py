@@ -10,6 +10,7 @@ the report is HTML-escaped, with the helpers and style of the study page
 from __future__ import annotations
 
 from cellsearch.search.report.cd_diagram import cd_diagram_svg
+from cellsearch.search.report.formatting import percent
 from cellsearch.search.report.suite_model import (
     RankPair,
     SuiteComparison,
@@ -49,18 +50,58 @@ def _tasks_table(report: SuiteReport, study_url: str | None) -> str:
         study = esc(t.study)
         if study_url and t.status != "missing":
             study = f"<a href='{esc(study_url.format(name=t.study))}'>{study}</a>"
-        metric = f"{esc(t.metric)} ({esc(t.direction)})" if t.metric else "&mdash;"
+        name = t.metric_label or t.metric
+        metric = f"{esc(name)} ({esc(t.direction)})" if name else "&mdash;"
         counted = "yes" if t.included else f"no: {esc(t.reason)}"
+        best = "&mdash;" if t.best is None else f"{fmt(t.best)} ({esc(t.best_cell)})"
+        learned = {True: "yes", False: "no", None: "&mdash;"}[t.learned]
         rows.append(
             f"<tr><td>{esc(t.task)}</td><td>{study}</td><td>{esc(t.kind)}</td>"
             f"<td>{esc(t.status)}</td><td>{t.n_finished}/{t.n_trials}</td>"
-            f"<td>{metric}</td><td>{counted}</td></tr>"
+            f"<td>{metric}</td><td>{fmt(t.baseline)}</td><td>{best}</td><td>{learned}</td>"
+            f"<td>{counted}</td></tr>"
         )
     head = (
         "<tr><th>task</th><th>study</th><th>kind</th><th>status</th><th>trials</th>"
-        "<th>metric</th><th>counted</th></tr>"
+        "<th>metric</th><th>baseline</th><th>best (cell type)</th><th>learned</th>"
+        "<th>counted</th></tr>"
     )
     return f"<h2>Tasks</h2><table id='tasks'>{head}{''.join(rows)}</table>"
+
+
+def _unlearned_table(report: SuiteReport) -> str:
+    """The finished tasks no cell type learned: baseline and each cell type's best."""
+    if not report.unlearned:
+        return ""
+    cells = report.suite.cell_types
+    head = (
+        "<tr><th>task</th><th>metric</th><th>baseline</th>"
+        + "".join(f"<th>{esc(c)}</th>" for c in cells)
+        + "<th>best share of the way</th></tr>"
+    )
+    rows = []
+    for u in report.unlearned:
+        gain = percent(u.best_gain, html=True)
+        rows.append(
+            f"<tr><td>{esc(u.task)}</td><td>{esc(u.metric_label or '')}</td>"
+            f"<td>{fmt(u.baseline)}</td>"
+            + "".join(f"<td>{fmt(u.bests.get(c))}</td>" for c in cells)
+            + f"<td>{gain}</td></tr>"
+        )
+    first = report.unlearned[0]
+    where = (
+        "They are ranked with the others all the same (comparison.rank_unlearned)."
+        if first.ranked
+        else "They are left out of the ranks, the tests and the critical-difference "
+        "diagram, which they would fill with noise (comparison.rank_unlearned: true keeps "
+        "them)."
+    )
+    return (
+        "<h2>Tasks no cell type learned</h2><p>No completed trial of any cell type covered "
+        f"{100 * first.min_gain:.3g}% of the way from the task's trivial baseline to the "
+        f"best possible value. {where}</p>"
+        f"<table id='unlearned'>{head}{''.join(rows)}</table>"
+    )
 
 
 def _score_cell(score: TaskScore | None, used: bool) -> str:
@@ -171,7 +212,12 @@ def render_suite_html(report: SuiteReport, *, study_url: str | None = None) -> s
         The page as a string.
     """
     comparison = report.comparison
-    body = [_header(report), _tasks_table(report, study_url), _scores_table(report)]
+    body = [
+        _header(report),
+        _tasks_table(report, study_url),
+        _unlearned_table(report),
+        _scores_table(report),
+    ]
     if comparison is not None and comparison.cells_compared:
         svg = cd_diagram_svg(comparison)
         body += [

@@ -13,6 +13,7 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import ActiveStudy, Claim, Finished
 from cellsearch.service.store.db import connection_scope
 from cellsearch.service.store.tables import StudyRecord, study_incarnation, utcnow
+from cellsearch.service.workers.wakeup import notify_work
 
 log = logging.getLogger(__name__)
 _CLAIM_ATTEMPTS = 5
@@ -24,8 +25,9 @@ class SqlStudyLedger:
     A claim is one conditional ``UPDATE ... SET claimed = claimed + 1 WHERE claimed <
     n_trials + reevaluations`` (atomic on SQLite and PostgreSQL), so no number of
     concurrent workers can take more units than the budget holds. The hot paths use
-    Core statements: an ORM session costs several times more per statement than the
-    statement itself.
+    Core statements (an ORM session costs several times more per statement than the
+    statement itself), each committing by itself: every change here is one statement,
+    atomic alone, and a transaction around it would add two round trips.
     """
 
     def __init__(self, engine: Engine, *, grace_period: float) -> None:
@@ -37,7 +39,7 @@ class SqlStudyLedger:
         query = select(
             StudyRecord.name, StudyRecord.id, StudyRecord.created_at, StudyRecord.spec
         ).where(StudyRecord.status == "running")
-        with connection_scope(self.engine) as conn:
+        with connection_scope(self.engine, autocommit=True) as conn:
             rows = conn.execute(query).all()
         return [
             ActiveStudy(name, incarnation, self._spec(incarnation, spec))
@@ -71,7 +73,7 @@ class SqlStudyLedger:
             )
         )
         for _ in range(_CLAIM_ATTEMPTS):
-            with connection_scope(self.engine) as conn:
+            with connection_scope(self.engine, autocommit=True) as conn:
                 row = conn.execute(statement).first()
                 if row is None and conn.scalar(select(candidate)) is None:
                     return None  # nothing runnable (not a lost race)
@@ -80,7 +82,8 @@ class SqlStudyLedger:
                 incarnation = study_incarnation(record_id, created_at)
                 spec = self._spec(incarnation, spec)
                 ticket = None if base is None else issued - 1 - base
-                return Claim(name, spec, claimed - 1, incarnation, reclaims, ticket)
+                fresh = base is None and claimed == issued  # nothing ever given back
+                return Claim(name, spec, claimed - 1, incarnation, reclaims, ticket, fresh)
         return None
 
     def _spec(self, incarnation: str, stored: dict[str, Any]) -> StudySpec:
@@ -92,21 +95,24 @@ class SqlStudyLedger:
         return spec
 
     def release(self, study_name: str, reclaims: int) -> None:
-        """Give one unit back, unless a reclaim (which already freed it) came in between."""
-        with connection_scope(self.engine) as conn:
-            conn.execute(
+        """Give one unit back, unless a reclaim (which already freed it) came in between;
+        idle workers hear of it (:func:`~.wakeup.notify_work`)."""
+        with connection_scope(self.engine, autocommit=True) as conn:
+            released = conn.execute(
                 update(StudyRecord)
                 .where(StudyRecord.name == study_name)
                 .where(StudyRecord.claimed > 0, StudyRecord.reclaims == reclaims)
                 .values(claimed=StudyRecord.claimed - 1)
-            )
+            ).rowcount
+            if released:
+                notify_work(conn, study_name)
 
     def reclaims(self, study_name: str) -> int | None:
-        with connection_scope(self.engine) as conn:
+        with connection_scope(self.engine, autocommit=True) as conn:
             return conn.scalar(select(StudyRecord.reclaims).where(StudyRecord.name == study_name))
 
     def status(self, study_name: str) -> str | None:
-        with connection_scope(self.engine) as conn:
+        with connection_scope(self.engine, autocommit=True) as conn:
             return conn.scalar(select(StudyRecord.status).where(StudyRecord.name == study_name))
 
     def settle(self, study_name: str, count_finished: Callable[[], Finished | None]) -> None:
@@ -138,7 +144,7 @@ class SqlStudyLedger:
             StudyRecord.reevaluation_base,
             StudyRecord.issued,
         ).where(StudyRecord.name == study_name)
-        with connection_scope(self.engine) as conn:
+        with connection_scope(self.engine, autocommit=True) as conn:
             record = conn.execute(ledger).first()
         if record is None or record.status not in ("running", "paused"):
             return
@@ -150,7 +156,7 @@ class SqlStudyLedger:
             return
         finished = progress.counted
         change = update(StudyRecord).where(StudyRecord.name == study_name)
-        with connection_scope(self.engine) as conn:
+        with connection_scope(self.engine, autocommit=True) as conn:
             if (
                 finished >= budget
                 and record.reevaluation_base is None
@@ -164,6 +170,7 @@ class SqlStudyLedger:
                         reevaluation_base=StudyRecord.issued,
                     )
                 )
+                notify_work(conn, study_name)
                 return
             if finished >= budget:
                 conn.execute(
@@ -186,3 +193,4 @@ class SqlStudyLedger:
                         StudyRecord.reclaims == record.reclaims,
                     ).values(claimed=finished, reclaims=StudyRecord.reclaims + 1)
                 )
+                notify_work(conn, study_name)

@@ -1,10 +1,16 @@
-"""The worker registry: which workers are alive, where, and on what (SQL)."""
+"""The worker registry: which workers are alive, where, and on what (SQL).
+
+Listing reads one page (:func:`worker_page`), so the API answers alike with five
+workers or five thousand; a row is forgotten :data:`FORGET_AFTER` after its worker's last
+beat (a killed worker never retires its row itself), whenever another worker starts.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cellsearch.search.errors import FieldError
@@ -12,6 +18,8 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import WorkerInfo
 from cellsearch.service.store.db import connection_scope
 from cellsearch.service.store.tables import WorkerRecord, utcnow
+
+FORGET_AFTER = timedelta(hours=1)  # a dead worker's row stays this long after its last beat
 
 
 class SqlWorkerRegistry:
@@ -41,7 +49,7 @@ class SqlWorkerRegistry:
             "trial_number": info.trial_number,
             "last_heartbeat": now,
         }
-        with connection_scope(self.engine) as conn:
+        with connection_scope(self.engine, autocommit=True) as conn:  # two round trips
             updated = conn.execute(
                 update(WorkerRecord)
                 .where(WorkerRecord.worker_id == info.worker_id)
@@ -51,6 +59,9 @@ class SqlWorkerRegistry:
                 return self._neighbours(conn, info.machine, now)
         try:
             with connection_scope(self.engine) as conn:
+                conn.execute(  # a worker starts: forget the long-dead ones
+                    delete(WorkerRecord).where(WorkerRecord.last_heartbeat < now - FORGET_AFTER)
+                )
                 conn.execute(
                     insert(WorkerRecord).values(worker_id=info.worker_id, started_at=now, **values)
                 )
@@ -70,6 +81,31 @@ class SqlWorkerRegistry:
     def retire(self, worker_id: str) -> None:
         with connection_scope(self.engine) as conn:
             conn.execute(delete(WorkerRecord).where(WorkerRecord.worker_id == worker_id))
+
+
+def worker_page(
+    engine: Engine, *, offset: int, limit: int, live: bool | None, grace_period: float
+) -> tuple[Sequence[Row[tuple[object, ...]]], int]:
+    """A page of the registry's rows, oldest worker first, and how many rows match.
+
+    Args:
+        live: True: only workers whose last beat is within the grace period; False: only
+            the others; None: every row.
+    """
+    matching = []
+    if live is not None:
+        fresh = WorkerRecord.last_heartbeat > utcnow() - timedelta(seconds=grace_period)
+        matching.append(fresh if live else ~fresh)
+    query = (
+        select(*WorkerRecord.__table__.columns)
+        .where(*matching)
+        .order_by(WorkerRecord.started_at, WorkerRecord.worker_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    with connection_scope(engine) as conn:
+        total = conn.scalar(select(func.count()).select_from(WorkerRecord).where(*matching))
+        return conn.execute(query).all(), int(total or 0)
 
 
 def live_devices(engine: Engine, *, grace_period: float) -> list[str]:

@@ -21,6 +21,7 @@ from cellsearch.search.report.model import StudyReport
 from cellsearch.search.study.spec import NAME_PATTERN, StudySpec
 from cellsearch.service.api.deps import (
     READ_LANE,
+    ArtifactStoreDep,
     EngineDep,
     LimitQuery,
     MarkersDep,
@@ -35,6 +36,7 @@ from cellsearch.service.api.deps import (
 from cellsearch.service.api.responses import errors
 from cellsearch.service.api.schemas import Page, StudyDetail, StudyOut, TrialOut
 from cellsearch.service.api.security import READER, Principal, Submitter
+from cellsearch.service.artifacts.operations import study_bytes, sweep
 from cellsearch.service.reports.assets import etags_of
 from cellsearch.service.reports.study import cached_report, report_state
 from cellsearch.service.store.marker_cache import FRESH, MarkerMemo
@@ -156,10 +158,15 @@ def cancel_study(
     "/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403, 404, 422, 503)
 )
 def delete_study(
-    name: NamePath, principal: Submitter, engine: EngineDep, storage: StorageDep
+    name: NamePath,
+    principal: Submitter,
+    engine: EngineDep,
+    storage: StorageDep,
+    store: ArtifactStoreDep,
 ) -> Response:
-    """Delete the study and its Optuna study (trials included)."""
+    """Delete the study and its Optuna study (trials and kept models included)."""
     ops.delete_study(engine=engine, storage=storage, name=name, owner=principal.owner_filter)
+    sweep(engine=engine, store=store)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -288,4 +295,5 @@ def _detail(
         **StudyOut.of(record, counts, shown[record.name], note).model_dump(),
         spec=record.spec,
         best_trial=best,
+        artifact_bytes=study_bytes(engine=engine, names=[record.name])[record.name],
     )

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from cellsearch.search.report.suite_model import SuiteReport
 from cellsearch.service.api.deps import (
+    ArtifactStoreDep,
     EngineDep,
     LimitQuery,
     OffsetQuery,
@@ -22,6 +23,7 @@ from cellsearch.service.api.deps import (
 from cellsearch.service.api.responses import errors
 from cellsearch.service.api.schemas import Page, SuiteDetail, SuiteOut
 from cellsearch.service.api.security import READER, Principal, Submitter
+from cellsearch.service.artifacts.operations import sweep
 from cellsearch.service.studies.spec_schema import published_suite_schema
 from cellsearch.service.suites import operations as ops
 from cellsearch.service.suites.spec import SUITE_NAME_PATTERN
@@ -111,10 +113,15 @@ def cancel_suite(name: SuiteName, principal: Submitter, engine: EngineDep) -> Su
 
 @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT, responses=READ)
 def delete_suite(
-    name: SuiteName, principal: Submitter, engine: EngineDep, storage: StorageDep
+    name: SuiteName,
+    principal: Submitter,
+    engine: EngineDep,
+    storage: StorageDep,
+    store: ArtifactStoreDep,
 ) -> Response:
-    """Delete the suite and every study it made (trials included)."""
+    """Delete the suite and every study it made (trials and kept models included)."""
     ops.delete_suite(engine=engine, storage=storage, name=name, owner=principal.owner_filter)
+    sweep(engine=engine, store=store)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
