@@ -71,6 +71,10 @@ def test_an_inferred_classification_upload_names_its_accuracy_and_baseline(
     assert report.cell("gru").n_beat_baseline == 1  # 0.68 is 4%: not learned
     page = api.get(f"{V1}/studies/sines/report.html").text
     assert "validation accuracy" in page and "validation metric" not in page
+    # the study list and the study's own page name it too (not "validation metric")
+    (listed,) = [s for s in api.get(f"{V1}/studies").json()["items"] if s["name"] == "sines"]
+    assert listed["objective"] == "validation accuracy"
+    assert api.get(f"{V1}/studies/sines").json()["objective"] == "validation accuracy"
 
 
 def test_a_suites_studies_are_named_for_the_dashboard(api: TestClient, migrated: Settings) -> None:

@@ -101,7 +101,10 @@ class StudyOut(BaseModel):
         counts: TrialCounts,
         status: str | None = None,
         note: str | None = None,
+        objective: str | None = None,
     ) -> StudyOut:
+        """``objective``: the objective in words where the spec alone does not tell it
+        (:func:`~cellsearch.service.studies.labels.objective_labels`)."""
         spec = record.study_spec()
         return cls(
             name=record.name,
@@ -109,7 +112,7 @@ class StudyOut(BaseModel):
             status=status or record.status,
             task=spec.task.kind,
             cell_types=spec.cell_types,
-            objective=objective_metric(spec).label,
+            objective=objective or objective_metric(spec).label,
             n_trials=record.n_trials,
             n_reevaluations=record.reevaluations,
             counts=Counts.of(counts),

@@ -14,7 +14,7 @@ import warnings
 from typing import Any
 
 import optuna
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from cellsearch.search.report.details import fixed_params
 from cellsearch.search.report.metric import objective_metric, quantities_of, upload_quantities
@@ -23,6 +23,8 @@ from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks.catalog import get_task_kind
 from cellsearch.service.datasets.operations import get_dataset
 from cellsearch.service.errors import NotFound
+from cellsearch.service.store.db import session_scope
+from cellsearch.service.store.tables import DatasetRecord, StudyRecord
 
 
 def _range(name: str, value: Any) -> str | None:
@@ -47,6 +49,30 @@ def data_quantities(engine: Engine | None, spec: StudySpec) -> tuple[str, str] |
     except NotFound:
         return None
     return upload_quantities(record.kind, record.n_classes)
+
+
+def objective_labels(engine: Engine, records: list[StudyRecord]) -> dict[str, str]:
+    """Each study's objective in words (a page of the study list at a time): an upload
+    whose kind its data tell is named from its stored record, read for all at once."""
+    specs = {r.name: r.study_spec() for r in records}
+    inferred = {
+        name: getattr(spec.task, "dataset_id", "")
+        for name, spec in specs.items()
+        if getattr(spec.task, "dataset_id", None) is not None and quantities_of(spec) is None
+    }
+    kinds: dict[str, tuple[str, str] | None] = {}
+    if inferred:
+        with session_scope(engine) as session:
+            rows = session.execute(
+                select(DatasetRecord.id, DatasetRecord.kind, DatasetRecord.n_classes).where(
+                    DatasetRecord.id.in_(set(inferred.values()))
+                )
+            )
+            kinds = {row.id: upload_quantities(row.kind, row.n_classes) for row in rows}
+    return {
+        name: objective_metric(spec, kinds.get(inferred.get(name, ""))).label
+        for name, spec in specs.items()
+    }
 
 
 def readable_spec(spec: StudySpec, quantities: tuple[str, str] | None = None) -> dict[str, str]:

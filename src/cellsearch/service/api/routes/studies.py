@@ -36,11 +36,12 @@ from cellsearch.service.api.deps import (
 from cellsearch.service.api.responses import errors
 from cellsearch.service.api.schemas import Page, StudyDetail, StudyOut, TrialOut
 from cellsearch.service.api.security import READER, Principal, Submitter
-from cellsearch.service.artifacts.operations import study_bytes, sweep
+from cellsearch.service.artifacts.operations import best_models, study_bytes, sweep
 from cellsearch.service.reports.assets import etags_of
 from cellsearch.service.reports.study import cached_report, report_state
 from cellsearch.service.store.marker_cache import FRESH, MarkerMemo
 from cellsearch.service.studies import operations as ops
+from cellsearch.service.studies.labels import objective_labels
 from cellsearch.service.studies.spec_checks import spec_problems
 from cellsearch.service.studies.states import shown_statuses, waiting_notes
 from cellsearch.service.studies.summaries import study_counts, study_summary
@@ -107,7 +108,11 @@ def list_studies(
     notes = waiting_notes(
         engine=engine, records=records, running=running, grace_period=settings.grace_period
     )
-    items = [StudyOut.of(r, counts[r.name], shown[r.name], notes[r.name]) for r in records]
+    objectives = objective_labels(engine, records)
+    items = [
+        StudyOut.of(r, counts[r.name], shown[r.name], notes[r.name], objectives[r.name])
+        for r in records
+    ]
     return Page(items=items, total=total, offset=offset, limit=limit)
 
 
@@ -248,16 +253,20 @@ def get_report_html(
     markers: MarkersDep,
 ) -> Response:
     """The comparison report as a page with plots (plotly.js is linked, not inlined; trials
-    link to optuna-dashboard when ``CELLSEARCH_DASHBOARD_URL`` is set). A browser without a
-    session is sent to the login page."""
+    link to optuna-dashboard when ``CELLSEARCH_DASHBOARD_URL`` is set; each cell type's
+    best kept model has a download link). A browser without a session is sent to the login
+    page."""
     state = report_state(
         engine=engine, name=name, markers=markers, grace_period=settings.grace_period
     )
     dashboard = settings.dashboard_url
+    models = best_models(engine=engine, name=name)
     return _conditional(
         request,
-        state.page_etag,
-        lambda: cached_report(engine=engine, state=state, cache=cache).html(dashboard, state.note),
+        state.page_etag_of(models),
+        lambda: cached_report(engine=engine, state=state, cache=cache).html(
+            dashboard, state.note, models
+        ),
         "text/html; charset=utf-8",
     )
 
@@ -291,8 +300,9 @@ def _detail(
             engine=engine, records=[record], running=running, grace_period=grace_period
         )
         note = notes[record.name]
+    objective = objective_labels(engine, [record])[record.name]
     return StudyDetail(
-        **StudyOut.of(record, counts, shown[record.name], note).model_dump(),
+        **StudyOut.of(record, counts, shown[record.name], note, objective).model_dump(),
         spec=record.spec,
         best_trial=best,
         artifact_bytes=study_bytes(engine=engine, names=[record.name])[record.name],
