@@ -93,8 +93,10 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 # Working directory, owned by the unprivileged user: the embedded SQLite default
 # and caches land here. Mount a volume on /data to keep a single container's
-# SQLite database; with PostgreSQL nothing here needs to persist.
-RUN mkdir -p /data && chown cellsearch:cellsearch /data
+# SQLite database; with PostgreSQL nothing here needs to persist but the kept models,
+# in /data/artifacts (docker-compose.yml mounts a shared volume there, which starts
+# out owned by this user because the directory is).
+RUN mkdir -p /data/artifacts && chown -R cellsearch:cellsearch /data
 WORKDIR /data
 
 USER cellsearch:cellsearch

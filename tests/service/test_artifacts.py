@@ -407,6 +407,67 @@ def test_the_client_and_the_cli_download_and_load_kept_models(
     assert refused.exit_code == 1 and "--cell" in refused.output
 
 
+def _report_text(client: TestClient, name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What `cellsearch report NAME` prints, the commands talking to ``client``'s app."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from cellsearch.client import Client
+    from cellsearch.service.cli import app
+
+    cli_app = importlib.import_module("cellsearch.service.cli.app")
+    api = Client("http://testserver", api_key="", http=client)
+    monkeypatch.setattr(cli_app, "Client", lambda *a, **k: api)
+    result = CliRunner().invoke(app, ["report", name])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_report_links_each_cells_best_kept_model(
+    kept: Settings, served: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import urljoin
+
+    submit(kept, "linked", budget={"n_trials": 2, "max_epochs": 1})
+    drain(worker_of(kept))
+    models = SqlArtifactIndex(engine_for(kept)).models("linked")
+    assert {m.cell_type for m in models} == {"lstm", "gru"}  # keep_top_k = 1: the best
+    page_url = f"http://testserver{V1}/studies/linked/report.html"
+    page = served.get(page_url)
+    assert page.status_code == 200 and "id='kept-models'" in page.text
+    for model in models:
+        assert f"href='models/{model.cell_type}'" in page.text
+        link = urljoin(page_url, f"models/{model.cell_type}")
+        assert link == f"http://testserver{V1}/studies/linked/models/{model.cell_type}"
+        by_trial = served.get(f"{V1}/studies/linked/trials/{model.trial_number}/model")
+        assert served.get(link).content == by_trial.content
+    again = served.get(page_url, headers={"If-None-Match": page.headers["etag"]})
+    assert again.status_code == 304
+
+    text = _report_text(served, "linked", monkeypatch)
+    block = text[text.index("Kept models (the best of each cell type):") :]
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for model in models:
+        assert f"{model.cell_type}: trial {model.trial_number}, " in block
+        assert f"cellsearch model download linked --cell {model.cell_type}\n" in block
+
+
+def test_a_report_without_kept_models_shows_no_downloads(
+    kept: Settings, served: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    none_kept = kept.model_copy(update={"keep_top_k": 0})
+    submit(none_kept, "unkept", budget={"n_trials": 2, "max_epochs": 1})
+    drain(worker_of(none_kept))
+    assert SqlArtifactIndex(engine_for(kept)).models("unkept") == []
+    page = served.get(f"{V1}/studies/unkept/report.html")
+    assert page.status_code == 200 and "id='best-configs'" in page.text  # trials completed
+    assert "kept-models" not in page.text and "href='models/" not in page.text
+    text = _report_text(served, "unkept", monkeypatch)
+    assert "Best configuration per cell type:" in text
+    assert "Kept models" not in text and "cellsearch model download" not in text
+
+
 def test_a_store_that_fails_never_changes_a_trials_outcome(
     kept: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

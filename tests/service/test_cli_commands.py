@@ -204,6 +204,7 @@ def test_report_fits_80_columns_and_names_metric_and_baseline(
     assert gru.split()[:4] == ["gru", "4", "0", "1"]  # counts, no rates
     assert "yes 2/4 99.9%" in gru  # two values 5% of the way from the baseline 1/6 to 0
     assert any("not of single trials' values" in line for line in lines)
+    assert "Kept models" not in result.output  # trials added by hand keep no model
 
 
 def _npz(tmp_path: Path) -> Path:

@@ -21,7 +21,11 @@ DOCKERFILE = ROOT / "Dockerfile"
 DEPLOY_DIR = ROOT / "deploy"
 
 APP_SERVICES = ("migrate", "api", "worker", "dashboard")
-K8S_KINDS = {"Secret", "ConfigMap", "Job", "Deployment", "Service", "Kustomization"}
+K8S_KINDS = {
+    "Secret", "ConfigMap", "Job", "Deployment", "Service", "Kustomization",
+    "PersistentVolumeClaim",
+}  # fmt: skip
+ARTIFACT_DIR = "CELLSEARCH_ARTIFACT_DIR"
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +179,42 @@ def test_pgbouncer_image_is_the_debian_package_run_unprivileged() -> None:
 def test_app_services_share_one_image(services: dict[str, dict[str, Any]]) -> None:
     images = {services[name].get("image") for name in APP_SERVICES}
     assert len(images) == 1 and None not in images
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A compose service's volumes: the source of each target path (short or long form)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume.get("source", ""), volume["target"]
+        mounts[target] = source
+    return mounts
+
+
+def test_every_service_that_runs_cellsearch_mounts_the_artifact_volume(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    """One named volume, at the path CELLSEARCH_ARTIFACT_DIR names, in every service that
+    runs the cellsearch image (the one-shot migration needs none): a worker writes the
+    models that the API serves."""
+    image = services["api"]["image"]
+    running = [n for n, s in services.items()
+               if s.get("image") == image and _command(s)[0] != "migrate"]  # fmt: skip
+    assert set(running) >= {"api", "worker", "dashboard"}
+    sources = set()
+    for name in running:
+        path = _environment(services[name]).get(ARTIFACT_DIR)
+        assert path and path.startswith("/"), f"{name}: no {ARTIFACT_DIR}"
+        source = _mounts(services[name]).get(path)
+        assert source, f"{name} does not mount the artifact volume at {path}"
+        sources.add((source, path))
+    assert len(sources) == 1, sources  # one volume, one path
+    ((source, path),) = sources
+    assert source in (compose.get("volumes") or {}), "the artifacts must be a named volume"
+    dockerfile = DOCKERFILE.read_text()  # the image makes it, so a new volume is writable
+    assert re.search(rf"mkdir -p \S*{re.escape(path)}", dockerfile), path
 
 
 def test_commented_gpu_variant_is_valid_yaml() -> None:
@@ -371,6 +411,43 @@ def test_k8s_workers_go_through_pgbouncer() -> None:
         if doc["kind"] in {"Deployment", "Job"} and "worker" not in doc["metadata"]["name"]:
             for c in doc["spec"]["template"]["spec"]["containers"]:
                 assert "CELLSEARCH_DB_POOLER" not in {e["name"] for e in c.get("env", [])}
+
+
+def test_k8s_cellsearch_pods_mount_the_shared_artifact_volume() -> None:
+    """The API, both worker kinds and the dashboard mount one ReadWriteMany claim at the
+    path CELLSEARCH_ARTIFACT_DIR names in the ConfigMap, and the claim is applied."""
+    (config,) = [doc for _, doc in _k8s_documents() if doc["kind"] == "ConfigMap"]
+    path = config["data"][ARTIFACT_DIR]
+    claims = {doc["metadata"]["name"]: (p, doc) for p, doc in _k8s_documents()
+              if doc["kind"] == "PersistentVolumeClaim"}  # fmt: skip
+    running = {
+        doc["metadata"]["name"]: doc["spec"]["template"]["spec"]
+        for _, doc in _k8s_documents()
+        if doc["kind"] == "Deployment"
+        and any(c["image"].startswith("cellsearch:")
+                for c in doc["spec"]["template"]["spec"]["containers"])
+    }  # fmt: skip
+    assert set(running) >= {
+        "cellsearch-api", "cellsearch-worker", "cellsearch-worker-gpu", "cellsearch-dashboard"
+    }  # fmt: skip
+    used = set()
+    for name, pod in running.items():
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for container in pod["containers"]:
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            assert path in mounts, f"{name} does not mount the artifact volume at {path}"
+            claim = volumes[mounts[path]]["persistentVolumeClaim"]["claimName"]
+            assert claim in claims, f"{name}: no claim {claim}"
+            used.add(claim)
+        # the volume's files are the pod user's group's (where Kubernetes sets ownership)
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"], name
+    assert len(used) == 1, used
+    claim_path, claim = claims[used.pop()]
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    note = claim_path.read_text()
+    assert "NFS" in note and "CELLSEARCH_ARTIFACT_URL=s3://" in note
+    (kustomization,) = [doc for _, doc in _k8s_documents() if doc["kind"] == "Kustomization"]
+    assert claim_path.name in kustomization["resources"]
 
 
 def test_kustomization_lists_existing_files() -> None:

@@ -108,16 +108,36 @@ def best_model(*, engine: Engine, name: str, cell_type: str) -> ModelDownload:
     cells = record.study_spec().cell_types
     if cell_type not in cells:
         raise NotFound(f"study {name!r} searches {', '.join(cells)}, not {cell_type!r}")
-    maximize = record.study_spec().objective.direction == StudyDirection.MAXIMIZE.name.lower()
-    models = [
-        m
-        for m in SqlArtifactIndex(engine).models(name)
-        if m.cell_type == cell_type and not m.reevaluation and m.value is not None
-    ]
-    if not models:
+    best = _best_of_cells(record, SqlArtifactIndex(engine).models(name)).get(cell_type)
+    if best is None:
         raise NotFound(f"no model of {cell_type} is kept in {name!r} yet: none has completed")
-    sign = -1.0 if maximize else 1.0
-    return ModelDownload(min(models, key=lambda m: (sign * (m.value or 0.0), m.trial_number)))
+    return ModelDownload(best)
+
+
+def best_models(*, engine: Engine, name: str) -> list[ArtifactEntry]:
+    """The model :func:`best_model` serves for each cell type that has one, in the study's
+    order of cell types (none kept: an empty list).
+
+    Raises:
+        NotFound: no such study.
+    """
+    record = _record(engine, name)
+    best = _best_of_cells(record, SqlArtifactIndex(engine).models(name))
+    return [best[cell] for cell in record.study_spec().cell_types if cell in best]
+
+
+def _best_of_cells(record: StudyRecord, models: list[ArtifactEntry]) -> dict[str, ArtifactEntry]:
+    """The kept model of each cell type's best completed search trial (ties: the first)."""
+    direction = record.study_spec().objective.direction
+    sign = -1.0 if direction == StudyDirection.MAXIMIZE.name.lower() else 1.0
+    best: dict[str, ArtifactEntry] = {}
+    ranked = sorted(
+        (m for m in models if m.cell_type and not m.reevaluation and m.value is not None),
+        key=lambda m: (sign * (m.value or 0.0), m.trial_number),
+    )
+    for model in ranked:
+        best.setdefault(model.cell_type or "", model)
+    return best
 
 
 def stream(store: Any, artifact_id: str) -> Iterator[bytes]:

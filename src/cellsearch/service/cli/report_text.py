@@ -1,14 +1,17 @@
 """The comparison report as text: at most 80 columns, no cut cells, fine in a pipe.
 
 It names the objective and the baseline, keeps counts and rates apart (a rate says what
-it is a share of), and says what each interval is an interval of.
+it is a share of), and says what each interval is an interval of. Given the study's kept
+models (``GET /studies/{name}/models``), it ends with the command that downloads each
+cell type's best one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from cellsearch.client.models import KeptModel
 from cellsearch.search.report.formatting import percent
 from cellsearch.search.report.metric import quantity_label
 from cellsearch.search.report.model import CellSummary, StudyReport
@@ -164,8 +167,39 @@ def _importance(report: StudyReport) -> list[str]:
     return lines
 
 
-def report_lines(report: StudyReport) -> list[str]:
-    """The report as lines of at most 80 columns."""
+def best_kept(report: StudyReport, models: Sequence[KeptModel]) -> list[KeptModel]:
+    """The model the API serves as each cell type's best (``GET .../models/{cell}``): of
+    its kept search trials, the best value; in the report's order of cell types."""
+    sign = -1.0 if report.study.direction == "maximize" else 1.0
+    ranked = sorted(
+        (m for m in models if m.cell_type and not m.reevaluation and m.value is not None),
+        key=lambda m: (sign * (m.value or 0.0), m.trial_number),
+    )
+    best: dict[str, KeptModel] = {}
+    for model in ranked:
+        best.setdefault(model.cell_type or "", model)
+    return [best[c.cell_type] for c in report.cells if c.cell_type in best]
+
+
+def _kept_models(report: StudyReport, models: Sequence[KeptModel]) -> list[str]:
+    """Each cell type's best kept model and the command that downloads it (a command is
+    never cut, even past 80 columns); nothing where no model is kept."""
+    name = report.study.study_name
+    lines: list[str] = []
+    for model in best_kept(report, models):
+        lines += wrap(
+            f"{model.cell_type}: trial {model.trial_number}, {_objective(report)} "
+            f"{num(model.value)}",
+            indent="    ",
+            first="  ",
+        )
+        lines.append(f"    cellsearch model download {name} --cell {model.cell_type}")
+    return ["", "Kept models (the best of each cell type):", *lines] if lines else []
+
+
+def report_lines(report: StudyReport, models: Sequence[KeptModel] = ()) -> list[str]:
+    """The report as lines of at most 80 columns; with the study's kept ``models``, the
+    download command of each cell type's best."""
     objective = _objective(report)
     lines = _heading(report)
     lines += ["", *wrap(f"Per cell type ({objective}):"), *_counts_table(report), ""]
@@ -174,6 +208,7 @@ def report_lines(report: StudyReport) -> list[str]:
     lines += _best_configs(report)
     lines += _pairs(report)
     lines += _importance(report)
+    lines += _kept_models(report, models)
     return lines
 
 

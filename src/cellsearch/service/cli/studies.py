@@ -122,9 +122,14 @@ def show(ctx: typer.Context, name: str, json_: Json = False, api_url: ApiUrl = N
 
 @app.command()
 def report(ctx: typer.Context, name: str, json_: Json = False, api_url: ApiUrl = None) -> None:
-    """Print the comparison report of a study's cell types (80 columns)."""
-    found = api(ctx, api_url).report(name)
-    echo_json(found.raw) if json_ else echo_lines(report_lines(found))
+    """Print the comparison report of a study's cell types (80 columns), and how to
+    download each cell type's best kept model."""
+    client = api(ctx, api_url)
+    found = client.report(name)
+    if json_:
+        echo_json(found.raw)
+        return
+    echo_lines(report_lines(found, client.models.list(name)))
 
 
 @app.command()

@@ -17,10 +17,12 @@ filter, sort and page in the address's fragment.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 from cellsearch.search.report.model import StudyReport
+from cellsearch.search.trial.keeping import ArtifactEntry
 from cellsearch.service.reports.figures import figures, metric_label
 from cellsearch.service.reports.sections import (
     best_configurations,
@@ -28,6 +30,7 @@ from cellsearch.service.reports.sections import (
     esc,
     fmt,
     importance_table,
+    kept_models_table,
     partial_banner,
     refresh_seconds,
     summary_table,
@@ -194,6 +197,7 @@ def render_report_html(
     plotly_js: str = "inline",
     dashboard_url: str | None = None,
     note: str | None = None,
+    models: Sequence[ArtifactEntry] = (),
 ) -> str:
     """Render a report as one self-contained HTML page.
 
@@ -204,6 +208,8 @@ def render_report_html(
         dashboard_url: The study's page in optuna-dashboard
             (``.../dashboard/studies/<id>``); each trial then links to it there.
         note: What holds the study up, for the banner (e.g. no live worker).
+        models: The best kept model of each cell type that has one, linked for download
+            (the report itself knows nothing of the artifact store).
 
     Returns:
         The page as a string.
@@ -221,7 +227,8 @@ def render_report_html(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{title}</title><style>{PAGE_CSS}</style>{_plotly_tag(plotly_js)}</head><body>"
         f"{_header(report, dashboard_url, note)}<h2>Per cell type</h2>{summary_table(report)}"
-        f"{best_configurations(report, dashboard_url)}{_pairs_table(report)}"
+        f"{best_configurations(report, dashboard_url)}{kept_models_table(report, models)}"
+        f"{_pairs_table(report)}"
         f"{importance_table(report)}{plots}"
         f"{_trials_section(report)}<h2>Notes</h2><ul>{notes}</ul>{environment_table(report)}"
         f"{_page_script(report, payload, dashboard_url)}</body></html>"

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import functools
 import html
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 from cellsearch.search.report.formatting import number, percent
 from cellsearch.search.report.metric import quantity_label
 from cellsearch.search.report.model import BestTrial, CellSummary, Environment, StudyReport
+from cellsearch.search.trial.keeping import ArtifactEntry
 from cellsearch.service.reports.figures import metric_label
 
 REFRESH_SECONDS = 15  # how often the page of a running study reloads itself
@@ -211,6 +214,30 @@ def best_configurations(report: StudyReport, dashboard_url: str | None = None) -
         "score is measured at the epoch with the best validation score and never steered "
         f"the search.</p><table id='best-configs'>{head}{body}</table>"
     )
+
+
+def kept_models_table(report: StudyReport, models: Sequence[ArtifactEntry]) -> str:
+    """A download link to each cell type's best kept model (``GET .../models/{cell}``,
+    relative to the page at ``.../report.html``); nothing where no model is kept."""
+    if not models:
+        return ""
+    rows = "".join(
+        f"<tr><td>{esc(m.cell_type)}</td><td>#{m.trial_number}</td><td>{fmt(m.value)}</td>"
+        f"<td><a href='{esc(model_href(m.cell_type or ''))}' download>model file</a></td></tr>"
+        for m in models
+    )
+    head = f"<tr><th>cell type</th><th>trial</th><th>{esc(metric_label(report))}</th><th></th></tr>"
+    return (
+        "<h2>Kept models</h2><p>The trained model of each cell type's best completed trial "
+        "whose weights were kept: one safetensors file with its configuration and task, "
+        "which <code>cellsearch.load_model</code> loads without the service.</p>"
+        f"<table id='kept-models'>{head}{rows}</table>"
+    )
+
+
+def model_href(cell_type: str) -> str:
+    """The link from a report page to a cell type's best model."""
+    return f"models/{quote(cell_type, safe='')}"
 
 
 def _trial_link(number: int, dashboard_url: str | None) -> str:

@@ -14,6 +14,7 @@ read from the database), once per process (:mod:`cellsearch.search.tasks.baselin
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ from cellsearch.search.optuna_adapter import bulk_read
 from cellsearch.search.report import ReportContext, StudyReport, build_report
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks.baselines import objective_baseline
+from cellsearch.search.trial.keeping import ArtifactEntry
 from cellsearch.service.datasets.operations import dataset_content
 from cellsearch.service.errors import Conflict, NotFound
 from cellsearch.service.reports.assets import plotly_src
@@ -57,6 +59,14 @@ class ReportState:
         """The page's entity tag: the report's, and whether a note holds the study up."""
         return self.etag[:-1] + ("-waiting" if self.note else "") + '-html"'
 
+    def page_etag_of(self, models: Sequence[ArtifactEntry]) -> str:
+        """The tag of the page that links ``models`` (the best kept model of each cell
+        type): :attr:`page_etag`, and which models those are."""
+        if not models:
+            return self.page_etag
+        kept = hashlib.sha256(",".join(m.id for m in models).encode()).hexdigest()[:12]
+        return f'{self.page_etag[:-1]}-{kept}"'
+
 
 @dataclass
 class BuiltReport:
@@ -65,19 +75,30 @@ class BuiltReport:
     report: StudyReport
     body: bytes
     study_id: int  # Optuna's, for the link to the study in optuna-dashboard
-    _html: dict[tuple[str | None, str | None], str] = field(default_factory=dict, repr=False)
+    _html: dict[tuple[str | None, str | None, tuple[ArtifactEntry, ...]], str] = field(
+        default_factory=dict, repr=False
+    )
 
-    def html(self, dashboard_url: str | None = None, note: str | None = None) -> str:
+    def html(
+        self,
+        dashboard_url: str | None = None,
+        note: str | None = None,
+        models: Sequence[ArtifactEntry] = (),
+    ) -> str:
         """The report page, its trials linked to optuna-dashboard's root ``dashboard_url``
-        when one is given, its banner carrying ``note`` (rendered on first use; two racing
-        renders give equal pages)."""
-        key = (dashboard_url, note)
+        when one is given, its banner carrying ``note``, with a download link to each of
+        ``models`` (rendered on first use; two racing renders give equal pages)."""
+        key = (dashboard_url, note, tuple(models))
         if key not in self._html:
             study_page = None
             if dashboard_url:
                 study_page = f"{dashboard_url.rstrip('/')}/dashboard/studies/{self.study_id}"
             self._html[key] = render_report_html(
-                self.report, plotly_js=plotly_src(), dashboard_url=study_page, note=note
+                self.report,
+                plotly_js=plotly_src(),
+                dashboard_url=study_page,
+                note=note,
+                models=models,
             )
         return self._html[key]
 
