@@ -178,3 +178,41 @@ def test_bundled_and_synthetic_tasks_name_their_baseline_for_either_objective() 
     assert context.baseline is not None and 0.09 < context.baseline < 0.12  # the majority class
     adding = ReportContext.of(parse_spec(spec_data()), status="completed")
     assert adding.baseline == pytest.approx(1 / 6)
+
+
+def test_the_stated_preprocessing_turns_raw_data_into_the_models_inputs() -> None:
+    """A kept model file carries ``meta.preprocessing``: applied by hand to the raw test
+    rows and targets, it gives exactly the prepared test split."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(3.0, 2.0, size=(10, 4, 2)).astype(np.float32)
+    y = rng.normal(-5.0, 0.5, size=10)
+    ds = SequenceDataset(x, np.full(10, 4, dtype=np.int64), y, "regression", None)
+    data = prepare_sequences(ds, PARTS)
+    stated = data.meta.preprocessing
+    assert stated is not None and stated["targets"] is not None
+    inputs, targets = stated["inputs"], stated["targets"]
+    train = x[PARTS["train"]].reshape(-1, 2).astype(np.float64)
+    np.testing.assert_allclose(inputs["mean"], train.mean(0))
+    raw = x[PARTS["test"]]
+    by_hand = (raw - np.array(inputs["mean"])) / np.array(inputs["scale"])
+    np.testing.assert_allclose(data.test.x, by_hand, rtol=1e-5, atol=1e-6)
+    y_by_hand = (y[PARTS["test"]] - targets["mean"][0]) / targets["scale"][0]
+    np.testing.assert_allclose(data.test.y[:, 0], y_by_hand, rtol=1e-5, atol=1e-6)
+    labels = np.array([0, 1] * 5)
+    classes = prepare_sequences(SequenceDataset(x, ds.lengths, labels, "classification", 2), PARTS)
+    assert classes.meta.preprocessing is not None
+    assert classes.meta.preprocessing["targets"] is None  # labels are used as they come
+
+
+def test_forecast_windows_state_the_one_standardisation_of_inputs_and_targets() -> None:
+    series = [np.arange(50, dtype=np.float64)[:, None] * 2.0 + 7.0]
+    data = forecast_windows(series, 5, 1, 0.2, 0.2)
+    stated = data.meta.preprocessing
+    assert stated is not None and stated["inputs"] == stated["targets"]
+    np.testing.assert_allclose(stated["inputs"]["mean"], [series[0][:30].mean()])
+    first = data.train.x[0, :, 0]
+    np.testing.assert_allclose(
+        first * stated["inputs"]["scale"][0] + stated["inputs"]["mean"][0],
+        series[0][:5, 0],
+        rtol=1e-5,
+    )

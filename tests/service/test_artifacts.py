@@ -149,6 +149,8 @@ def test_the_best_model_of_each_cell_is_kept_served_and_reproduces_its_test_metr
     test = evaluate(net, move_splits(data, torch.device("cpu"))["test"], data, 64)
     assert abs(test.loss - trial.user_attrs["test_loss"]) < 1e-6
     assert info["objective"]["value"] == trial.value and info["trial"] == trial.number
+    expected = dict(data.meta.preprocessing) if data.meta.preprocessing else None
+    assert info["preprocessing"] == {"standardised": expected, "classes": None}  # regression
     by_trial = served.get(f"{V1}/studies/kept/trials/{trial.number}/model")
     assert by_trial.content == response.content
     listed_in_optuna = optuna.artifacts.get_all_artifact_meta(study)

@@ -12,9 +12,9 @@ float32 ``(N, T, O)`` for per-step regression (``mse``) and per-step binary targ
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,11 @@ class TaskMeta:
         metric_baseline: The trivial predictor's validation metric where the metric is not
             the loss (accuracy: the training majority class); None where it is the loss.
         metric_baseline_description: That predictor, in words.
+        preprocessing: How raw data became the model's inputs and targets, JSON-ready:
+            ``inputs`` and ``targets`` each ``{"mean": [...], "scale": [...]}`` per feature
+            (standardised with the training split's statistics), or None where they are
+            used as they come. A kept model file carries it, so new data can be prepared
+            alike. None for the synthetic tasks, whose data are never standardised.
     """
 
     input_size: int
@@ -55,6 +60,7 @@ class TaskMeta:
     baseline_description: str
     metric_baseline: float | None = None
     metric_baseline_description: str | None = None
+    preprocessing: Mapping[str, Any] | None = field(default=None, compare=False)
 
     def baseline_for(self, objective: str) -> tuple[float, str]:
         """The trivial predictor's value of ``objective`` (``val_loss`` or ``val_metric``)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -92,6 +92,10 @@ class Standardizer:
         std = values.std(axis=0)
         return cls(values.mean(axis=0), np.where(std > _MIN_SCALE, std, 1.0))
 
+    def describe(self) -> dict[str, list[float]]:
+        """The statistics, JSON-ready: ``{"mean": [...], "scale": [...]}`` per feature."""
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
     def transform(self, x: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
         """Standardise ``x``, keeping the padding past each length at zero."""
         out = ((x - self.mean) / self.scale).astype(np.float32)
@@ -112,21 +116,32 @@ def prepare_sequences(ds: SequenceDataset, parts: dict[str, np.ndarray]) -> Task
     scaler = Standardizer.fit(ds.x[parts["train"]], ds.lengths[parts["train"]])
     x = scaler.transform(ds.x, ds.lengths)
     y = ds.y
+    targets = None
     if ds.kind == "regression":
         y = y[:, None] if y.ndim == 1 else y
-        y = Standardizer.fit(y[parts["train"]]).transform(y)
+        targets = Standardizer.fit(y[parts["train"]])
+        y = targets.transform(y)
     elif ds.kind == "per_step" and ds.n_classes is None:
         y = y[..., None]  # (N, T, 1)
-        y = Standardizer.fit(y[parts["train"]], ds.lengths[parts["train"]]).transform(y, ds.lengths)
+        targets = Standardizer.fit(y[parts["train"]], ds.lengths[parts["train"]])
+        y = targets.transform(y, ds.lengths)
     splits = {
         name: Split(x[idx], y[idx], ds.lengths[idx] if variable else None)
         for name, idx in parts.items()
     }
-    return _package(ds, splits, x.shape[2])
+    return _package(ds, splits, x.shape[2], preprocessing(scaler, targets))
+
+
+def preprocessing(inputs: Standardizer, targets: Standardizer | None) -> dict[str, Any]:
+    """The :attr:`TaskMeta.preprocessing` of data standardised with these statistics."""
+    return {"inputs": inputs.describe(), "targets": targets.describe() if targets else None}
 
 
 def _package(
-    ds: SequenceDataset, splits: dict[str, Split[np.ndarray]], features: int
+    ds: SequenceDataset,
+    splits: dict[str, Split[np.ndarray]],
+    features: int,
+    prepared: dict[str, Any],
 ) -> TaskData[np.ndarray]:
     train, val = splits["train"], splits["val"]
     head: Literal["last", "per_step"] = "per_step" if ds.kind == "per_step" else "last"
@@ -135,11 +150,12 @@ def _package(
             features, train.y.shape[-1], head, "mse", "mse",
             baseline=_masked_mean(val.y**2, val.lengths if head == "per_step" else None),
             baseline_description="predict the training mean (MSE on standardised targets)",
+            preprocessing=prepared,
         )  # fmt: skip
         return TaskData.of(meta, splits)
     k = ds.n_classes
     if head == "last":
-        meta = classification_meta(features, k, train.y, val.y)
+        meta = classification_meta(features, k, train.y, val.y, prepared)
         return TaskData.of(meta, splits)
     cross_entropy, accuracy, majority = class_prior_baseline(
         train.y[_mask_of(train)], val.y[_mask_of(val)], k
@@ -152,6 +168,7 @@ def _package(
         metric_baseline=accuracy,
         metric_baseline_description=f"predict the training majority class ({majority}) at "
         "every step",
+        preprocessing=prepared,
     )  # fmt: skip
     return TaskData.of(meta, splits)
 
@@ -172,7 +189,11 @@ def class_prior_baseline(
 
 
 def classification_meta(
-    features: int, k: int, train_labels: np.ndarray, val_labels: np.ndarray
+    features: int,
+    k: int,
+    train_labels: np.ndarray,
+    val_labels: np.ndarray,
+    prepared: dict[str, Any] | None = None,
 ) -> TaskMeta:
     """The :class:`TaskMeta` of a classification from the last step over ``k`` classes,
     with the class prior's cross-entropy and the majority class's accuracy as baselines."""
@@ -184,6 +205,7 @@ def classification_meta(
         f"equal ones where those score lower (cross-entropy; ln {k} = {math.log(k):.4g})",
         metric_baseline=accuracy,
         metric_baseline_description=f"predict the training majority class ({majority})",
+        preprocessing=prepared,
     )  # fmt: skip
 
 
@@ -252,6 +274,7 @@ def forecast_windows(
     meta = TaskMeta(
         features, horizon * features, "last", "mse", "mse",
         baseline=baseline, baseline_description=description,
+        preprocessing=preprocessing(scaler, scaler),  # the targets are future inputs
     )  # fmt: skip
     return TaskData.of(meta, splits)
 

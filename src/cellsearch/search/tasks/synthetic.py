@@ -217,7 +217,9 @@ def prepare_digits(
         )
         for name, idx in digits_split_indices(spec, seed).items()
     }
-    meta = classification_meta(features, 10, splits["train"].y, splits["val"].y)
+    scaled = {"mean": [0.0] * features, "scale": [16.0] * features}  # pixels 0..16 to [0, 1]
+    prepared = {"inputs": scaled, "targets": None}
+    meta = classification_meta(features, 10, splits["train"].y, splits["val"].y, prepared)
     return TaskData.of(meta, splits)
 
 

@@ -2,7 +2,10 @@
 
 The file says how to build the model and where it comes from: the study and trial, the
 objective and its value, the test metric at the best epoch, and the task spec with the
-data seed, so that ``build_task(task, seed)`` gives the very splits it was scored on.
+data seed, so that ``build_task(task, seed)`` gives the very splits it was scored on, and
+what new data need to look like the model's (``preprocessing``: the training split's
+per-feature ``mean`` and ``scale`` of the inputs and targets, ``(x - mean) / scale``, and
+the number of classes, labelled 0..K-1, of a classification).
 """
 
 from __future__ import annotations
@@ -47,6 +50,10 @@ def model_file(
             "metric_name": meta.metric,
         },
         "task": spec.task.model_dump(mode="json"),
+        "preprocessing": {
+            "standardised": dict(meta.preprocessing) if meta.preprocessing else None,
+            "classes": meta.output_size if meta.loss == "cross_entropy" else None,
+        },
         "data_seed": spec.seed,
         "loss": meta.loss,
         "cellsearch_version": cellsearch.__version__,
