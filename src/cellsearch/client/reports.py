@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self
 
-from pydantic import PrivateAttr
+from pydantic import BaseModel, PrivateAttr
 
 from cellsearch.client import frames, html_views
 from cellsearch.client.lenient import parse_lenient
@@ -24,13 +24,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 
-class StudyReport(model.StudyReport):
-    """The comparison report of a study's cell types (``GET /studies/{name}/report``).
-
-    ``verdict`` answers the question in one line; ``cells`` has a summary per cell type,
-    ``pairs`` the pairwise tests; :meth:`to_frame` is the per-cell table, :meth:`figures`
-    the page's plots. In Jupyter the report shows as a table.
-    """
+class _FromJson(BaseModel):
+    """A report parsed from the API's JSON, which it keeps as it came."""
 
     _raw: dict[str, Any] | None = PrivateAttr(default=None)
 
@@ -45,6 +40,15 @@ class StudyReport(model.StudyReport):
     def raw(self) -> dict[str, Any]:
         """The JSON as the API sent it."""
         return self._raw if self._raw is not None else self.model_dump(mode="json")
+
+
+class StudyReport(_FromJson, model.StudyReport):
+    """The comparison report of a study's cell types (``GET /studies/{name}/report``).
+
+    ``verdict`` answers the question in one line; ``cells`` has a summary per cell type,
+    ``pairs`` the pairwise tests; :meth:`to_frame` is the per-cell table, :meth:`figures`
+    the page's plots. In Jupyter the report shows as a table.
+    """
 
     @property
     def cell_types(self) -> list[str]:
@@ -90,23 +94,9 @@ class StudyReport(model.StudyReport):
         return html_views.report_html(self)
 
 
-class SuiteReport(suite_model.SuiteReport):
+class SuiteReport(_FromJson, suite_model.SuiteReport):
     """The cross-task report of a suite (``GET /suites/{name}/report``): ``verdict``,
     ``scores`` per task and cell type, ``comparison`` (ranks, Friedman, pairs)."""
-
-    _raw: dict[str, Any] | None = PrivateAttr(default=None)
-
-    @classmethod
-    def parse(cls, data: Any) -> Self:
-        """The report of the API's JSON (fields this client does not know are dropped)."""
-        report = parse_lenient(cls, data)
-        report._raw = data
-        return report
-
-    @property
-    def raw(self) -> dict[str, Any]:
-        """The JSON as the API sent it."""
-        return self._raw if self._raw is not None else self.model_dump(mode="json")
 
     def to_frame(self) -> pd.DataFrame:
         """One row per task and cell type: score, interval, rank (needs pandas)."""
