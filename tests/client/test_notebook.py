@@ -46,7 +46,7 @@ def test_the_quickstart_notebook_runs_against_a_live_server(
     notebook = nbformat.read(EXAMPLES / "quickstart.ipynb", as_version=4)
     (at,) = [i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", [])]
     notebook.cells.insert(at + 1, nbformat.v4.new_code_cell(f"OVERRIDES = {QUICK!r}"))
-    worker = make_worker(served)
+    worker = make_worker(served, keep_models=True)
     thread = threading.Thread(target=worker.run, kwargs={"max_trials": 3}, daemon=True)
     with live_server(served) as url:
         monkeypatch.setenv("CELLSEARCH_API_URL", url)  # the kernel inherits the environment
@@ -66,6 +66,10 @@ def test_the_quickstart_notebook_runs_against_a_live_server(
     assert report.study.n_finished == 3 and report.verdict in shown
     assert "3/3 done, completed" in shown  # the wait's status line, updated in place
     assert "('completed', " in shown and "params_learning_rate" in shown
+    # the best kept model, downloaded, says where it comes from and predicts
+    best = min((c for c in report.cells if c.best), key=lambda c: c.best.value if c.best else 0)
+    assert best.best is not None
+    assert f"best {best.cell_type}: trial {best.best.trial_number}, test mse" in shown
     assert "application/vnd.plotly.v1+json" in {
         kind
         for cell in notebook.cells

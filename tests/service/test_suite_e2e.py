@@ -18,7 +18,7 @@ from cellsearch.search.worker.loop import Worker
 from cellsearch.service.cli import app as cli_app
 from cellsearch.service.cli import suites as suite_cli
 from cellsearch.service.store.db import engine_for, optuna_storage
-from cellsearch.service.workers.runner import sql_backend
+from cellsearch.service.workers.runner import sql_backend, trial_artifacts
 from tests.service.test_suite_spec import suite_data
 
 V1 = "/api/v1"
@@ -31,9 +31,13 @@ TEMPLATE = {
 }
 
 
-def make_worker(settings: Any) -> Worker:
-    backend = sql_backend(engine_for(settings), grace_period=settings.grace_period)
-    return Worker(optuna_storage(settings), backend, device=torch.device("cpu"), poll_interval=0.05)
+def make_worker(settings: Any, *, keep_models: bool = False) -> Worker:
+    """An in-process worker; ``keep_models``: with the artifact keeper of ``cellsearch
+    worker`` (checkpoints and kept models in the settings' artifact store)."""
+    engine, storage = engine_for(settings), optuna_storage(settings)
+    backend = sql_backend(engine, grace_period=settings.grace_period)
+    keeper = trial_artifacts(settings, engine, storage) if keep_models else None
+    return Worker(storage, backend, device=torch.device("cpu"), poll_interval=0.05, keeper=keeper)
 
 
 def best_by_cell(settings: Any, study: str) -> dict[str, float]:
