@@ -183,14 +183,17 @@ def stop_workers(pids: list[int]) -> None:
     deadline = time.monotonic() + 60
     for pid in pids:
         while time.monotonic() < deadline:
-            done, _ = os.waitpid(pid, os.WNOHANG)
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (a worker that exited early)
+                break
             if done:
                 break
             time.sleep(0.05)
         else:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
                 os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+                os.waitpid(pid, 0)
 
 
 def run_one(server_url: str, run: Run, epochs: int, folder: Path) -> dict[str, Any]:
@@ -212,6 +215,10 @@ def run_one(server_url: str, run: Run, epochs: int, folder: Path) -> dict[str, A
             pids = fork_workers(run.workers, settings, run_folder)
             try:
                 measured = monitor.measure(url, name, run.workers, pids, TIMEOUT_S)
+            except Exception as exc:  # say why, with the workers' last words
+                log = (run_folder / "workers.log").read_text(errors="replace").splitlines()
+                errors = [line for line in log if "Error" in line or "FATAL" in line]
+                raise RuntimeError(f"{exc}; {(errors or log or [''])[-1][:200]}") from exc
             finally:
                 stop_workers(pids)
             measured.update(monitor.worker_stats(run_folder, measured))

@@ -130,6 +130,9 @@ def idle(db: Database, n: int, folder: Path, *, warmup: float, window: float,
     with workers(db, n, folder, {"CELLSEARCH_POLL_INTERVAL": "1", **_env(src)}) as procs:
         time.sleep(warmup)
         procs.check()
+        from cellsearch.service.store.db import dispose_all
+
+        dispose_all()  # this process's own pooled connections are no worker's
         before, _ = _xacts(db)
         held = []
         end = time.monotonic() + window

@@ -49,7 +49,9 @@ class SqlWorkerRegistry:
             "trial_number": info.trial_number,
             "last_heartbeat": now,
         }
-        with connection_scope(self.engine, autocommit=True) as conn:  # two round trips
+        # one transaction (not two autocommitted statements): an idle worker's beats are
+        # most of the transactions it makes (benchmarks/WORKERS.md, "Idle workers")
+        with connection_scope(self.engine) as conn:
             updated = conn.execute(
                 update(WorkerRecord)
                 .where(WorkerRecord.worker_id == info.worker_id)
