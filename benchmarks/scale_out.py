@@ -74,7 +74,7 @@ def trial_seconds(workers: int, rate: float, epochs: int) -> float:
 
 
 def make_spec(name: str, size: int, epochs: int) -> Any:
-    from cellsearch.search.study.limits import parse_spec
+    from cellsearch.search.study.limits import SpecLimits, parse_spec
 
     return parse_spec(
         {
@@ -89,7 +89,8 @@ def make_spec(name: str, size: int, epochs: int) -> Any:
             "sampler": "random",
             "pruner": "median",
             "seed": 3,
-        }
+        },
+        SpecLimits(max_trials=max(size, SpecLimits().max_trials)),  # a server raised to it
     )
 
 
@@ -132,7 +133,7 @@ def prepare_study(url: str, run: Run, epochs: int) -> str:
     from cellsearch.service.store.tables import StudyRecord
     from cellsearch.service.studies.operations import change_status, create_study
 
-    settings = Settings(database_url=url)
+    settings = Settings(database_url=url, max_trials=max(run.size, Settings().max_trials))
     spec = make_spec("scale", run.size, epochs)
     engine = engine_for(settings)
     create_study(engine=engine, storage=optuna_storage(settings), spec=spec)
