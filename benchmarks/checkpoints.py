@@ -1,6 +1,6 @@
 """Checkpoints: what they cost a trial, what a kill loses, what a study keeps on disk.
 
-Three measurements, each printed as one table row for benchmarks/ARTIFACTS.md:
+Three measurements, each printed as one table row for the README's performance table:
 
 1. **Overhead.** The trainer with checkpoints against the trainer without, in one process,
    interleaved, medians of ``--reps``: at the quick start's size (adding T=30, LSTM H=64,
