@@ -140,6 +140,13 @@ def _check_deals(trials: list[FrozenTrial], n: int) -> None:
     with two copies (one without any had its deal run by a new trial)."""
     counted = [t for t in trials if is_counted(t)]
     deals = sorted(t.user_attrs["deal"] for t in counted)
+    if deals != list(range(n)):
+        runs = Counter(deals)
+        odd = {d for d, k in runs.items() if k > 1 or not 0 <= d < n}
+        odd |= {d for d in range(n) if d not in runs}
+        for t in trials:  # every trial of an odd deal, counted or not, for the post-mortem
+            if t.user_attrs.get("deal") in odd or t.user_attrs.get("deal") is None:
+                print(t.number, t.state.name, t.datetime_start, dict(sorted(t.user_attrs.items())))
     assert deals == list(range(n)), f"deals not run exactly once: {deals}"
     dealt = Counter(balanced_cell(CELLS, 7, d) for d in range(n))  # make_study's seed: 7
     assert Counter(cell_of(t) for t in counted) == dealt
