@@ -8,6 +8,7 @@ each deal run by exactly one counted trial.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -180,3 +181,60 @@ def _frozen(number: int, state: str, attrs: dict[str, Any]) -> optuna.trial.Froz
         intermediate_values={},
         trial_id=number,
     )
+
+
+def test_two_repairs_at_once_never_keep_one_deal(migrated: Settings) -> None:
+    """The race the chaos run found: two workers repair a lost deal at once, and the
+    lower-numbered trial records its deal only after the higher one has checked. Each
+    must end on a deal of its own."""
+    study = make_study(migrated, budget={"n_trials": 4, "max_epochs": 1}, **BALANCED)
+    _, ledger = make_worker(migrated)
+    storage = optuna_storage(migrated)
+    claim = ledger.claim()
+    assert claim is not None and claim.index == 0
+    first = take_search_trial(study, storage, claim.spec, 0, grace_period=3, fresh=True)
+    record_deal(study, claim.spec, first, 0, grace_period=3)  # deal 0, running: held
+    # two takes of an index already held, before either records: both see deal 1 free
+    low = take_search_trial(study, storage, claim.spec, 0, grace_period=3)
+    high = take_search_trial(study, storage, claim.spec, 0, grace_period=3)
+    assert low.deal == high.deal == 1 and low.trial.number < high.trial.number
+
+    def lock() -> Any:
+        return ledger.deal_lock(study.study_name)
+
+    record_deal(study, claim.spec, high, 0, grace_period=3, lock=lock)  # records, checks
+    record_deal(study, claim.spec, low, 0, grace_period=3, lock=lock)  # only then
+    deals = {t.number: t.user_attrs.get(record.Attr.DEAL) for t in study.get_trials()}
+    assert deals[high.trial.number] == 1 and deals[low.trial.number] == 2
+    cells = {t.number: record.cell_of(t) for t in study.get_trials()}
+    assert cells[low.trial.number] == balanced_cell(CELLS, 0, 2)  # armed for its new deal
+
+
+def test_the_deal_lock_lets_one_worker_in_at_a_time(migrated: Settings) -> None:
+    """A second holder waits until the first lets go (advisory lock on PostgreSQL, a file
+    lock on SQLite); on PostgreSQL another study's lock is free meanwhile (SQLite, one
+    writer anyway, has one lock for all its studies)."""
+    _, ledger = make_worker(migrated)
+    _, other = make_worker(migrated)  # another worker's ledger (its own connections)
+    order: list[str] = []
+    held = threading.Event()
+
+    def second() -> None:
+        held.wait(10)
+        with other.deal_lock("s"):
+            order.append("second in")
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with ledger.deal_lock("s"):
+        held.set()
+        if migrated.database_url.startswith("postgresql"):
+            with other.deal_lock("another study"):
+                order.append("another study in")
+        time.sleep(0.5)  # the second waits meanwhile
+        order.append("first out")
+    thread.join(10)
+    expected = ["first out", "second in"]
+    if migrated.database_url.startswith("postgresql"):
+        expected.insert(0, "another study in")
+    assert order == expected

@@ -169,18 +169,28 @@ def test_the_deployed_pgbouncer_serves_work_and_listening(postgres_url: str) -> 
         "PGBOUNCER_DB_PASSWORD": "not-checked-by-the-test-server",
         "PATH": f"{os.environ.get('PATH', '')}:{Path(str(pgbouncer_path())).parent}",
     }
-    command = ["sh", str(ENTRYPOINT)]
+    # a copy in the run folder: the server's account may not read the checkout's folders
+    script = folder / "entrypoint.sh"
+    shutil.copyfile(ENTRYPOINT, script)
+    command = ["sh", str(script)]
     if os.geteuid() == 0:
         account = pwd.getpwnam(RUN_AS)
         os.chown(folder, account.pw_uid, account.pw_gid)
+        os.chown(script, account.pw_uid, account.pw_gid)
         command = ["runuser", "-u", RUN_AS, "--", "env", *[f"{k}={v}" for k, v in env.items()
                    if k.startswith("PGBOUNCER_") or k == "PATH"], *command]  # fmt: skip
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log = folder / "pgbouncer.log"
+    with log.open("wb") as output:  # the process keeps its own copy of the descriptor
+        proc = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         base = (f"host=127.0.0.1 port={port} user={env['PGBOUNCER_DB_USER']} "
                 f"password={env['PGBOUNCER_DB_PASSWORD']}")  # fmt: skip
-        work = wait_for("the deployed pgbouncer", lambda: _connect(f"{base} dbname={url.database}"),
-                        20)  # fmt: skip
+        try:
+            work = wait_for("the deployed pgbouncer",
+                            lambda: _connect(f"{base} dbname={url.database}"), 20)  # fmt: skip
+        except AssertionError:
+            print(log.read_text(errors="replace"))  # shown when the test fails
+            raise
         with work:
             assert work.execute("SELECT 41 + 1").fetchone() == (42,)
         with psycopg.connect(f"{base} dbname={url.database}_listen", autocommit=True) as listen:

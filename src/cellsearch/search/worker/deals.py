@@ -13,9 +13,11 @@ takes a waiting trial, if any (a requeued copy keeps its deal); otherwise it mak
 trial whose deal is the claim's index while no trial holds that, which is every claim
 of a study that nothing went wrong with. After a lost unit is reclaimed (a worker died
 between its claim and its trial), the claims that follow have indices already held;
-such a trial takes the smallest deal nobody holds instead, which is the lost one, and
-then checks that no trial with a lower number took the same deal meanwhile (two workers
-repairing at once), taking the next free one if one did. So a study ends with each deal
+such a trial takes the smallest deal nobody holds instead, which is the lost one. Every
+claim but a fresh one picks and records its deal under the ledger's deal lock, so two
+workers repairing at once see each other's deal; it then checks that no trial with a
+lower number holds the same deal (a fresh take not yet recorded, which no lock orders),
+taking the next free one if one does. So a study ends with each deal
 used by exactly one counted trial, whatever failed and whenever.
 
 A trial made before deals were recorded holds none; its study is dealt by claim index,
@@ -25,7 +27,8 @@ as it was.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import optuna
@@ -97,6 +100,7 @@ class Taken:
     trial: optuna.Trial
     deal: int
     recorded: bool
+    fresh: bool = False
 
 
 def take_search_trial(
@@ -128,21 +132,43 @@ def take_search_trial(
         deal = free_deal(held_deals(study.get_trials(deepcopy=False), grace_period), index)
     _arm(study, spec, deal)
     trial = new_trial(study) if waiting is None else trial_of(study, waiting)
-    return Taken(trial, deal, recorded=False)
+    return Taken(trial, deal, recorded=False, fresh=fresh)
 
 
 def record_deal(
-    study: optuna.Study, spec: StudySpec, taken: Taken, index: int, *, grace_period: float
+    study: optuna.Study,
+    spec: StudySpec,
+    taken: Taken,
+    index: int,
+    *,
+    grace_period: float,
+    lock: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> optuna.Trial:
-    """Record the deal of a trial just taken (and, fresh, its kind of draw); a deal other
-    than the claim's index is checked against racing workers (see the module docstring).
-    Returns the trial to run (re-made when its deal changed)."""
+    """Record the deal of a trial just taken (and, fresh, its kind of draw); returns the
+    trial to run (re-made when its deal changed).
+
+    A ``fresh`` take records its claim's index. Any other take picks its deal again and
+    records it under ``lock`` (the ledger's :meth:`~.protocol.StudyLedger.deal_lock`), so
+    that of two workers repairing at once the second sees the first's deal: without it,
+    a lower-numbered trial that recorded only after a higher one had checked kept the
+    same deal (seen under a server restart). A rival the lock cannot order (a fresh take
+    not yet recorded) is still checked for afterwards (see the module docstring).
+    """
     if taken.recorded:
         return taken.trial
-    _record_deal(taken.trial, spec, taken.deal)
-    if taken.deal == index:
+    if taken.fresh:
+        _record_deal(taken.trial, spec, taken.deal)
         return taken.trial
-    return _repair(study, spec, taken.trial, taken.deal, grace_period)
+    trial, deal = taken.trial, taken.deal
+    with lock():
+        picked = free_deal(held_deals(study.get_trials(deepcopy=False), grace_period), index)
+        _record_deal(trial, spec, picked)
+    if picked != deal:
+        _arm(study, spec, picked)
+        trial = resampled(study, trial)
+    if picked == index:
+        return trial
+    return _repair(study, spec, trial, picked, grace_period)
 
 
 def _record_deal(trial: optuna.Trial, spec: StudySpec, deal: int) -> None:

@@ -202,8 +202,9 @@ class Worker:
             try:
                 if isinstance(taken, Taken):
                     trial = record_deal(
-                        study, spec, taken, claim.index, grace_period=self.grace_period
-                    )
+                        study, spec, taken, claim.index, grace_period=self.grace_period,
+                        lock=lambda: self.ledger.deal_lock(name),
+                    )  # fmt: skip
                 outcome = run_trial(
                     study,
                     trial,

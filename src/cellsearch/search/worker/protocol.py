@@ -9,6 +9,7 @@ database can tell (PostgreSQL's LISTEN/NOTIFY), its :class:`WorkSignal`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -85,6 +86,10 @@ class StudyLedger(Protocol):
 
     def status(self, study_name: str) -> str | None:
         """The study's lifecycle status, or ``None`` if it no longer exists."""
+
+    def deal_lock(self, study_name: str) -> AbstractContextManager[None]:
+        """Held while a worker picks and records a deal other than its claim's index
+        (:mod:`.deals`): one worker of the study at a time, on every host."""
 
     def settle(self, study_name: str, count_finished: Callable[[], Finished | None]) -> None:
         """Once every unit is used: begin the re-evaluation (its units join the budget) or

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import ActiveStudy, Claim, Finished
@@ -17,6 +20,15 @@ from cellsearch.service.workers.wakeup import notify_work
 
 log = logging.getLogger(__name__)
 _CLAIM_ATTEMPTS = 5
+
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: SQLite workers of one process only
+    fcntl = None  # type: ignore[assignment]
+
+DEAL_LOCK_CLASS = 0x6373646C  # the advisory-lock class of deal picks ("csdl")
+_LOCAL_DEAL_LOCK = threading.Lock()
 
 
 class SqlStudyLedger:
@@ -114,6 +126,33 @@ class SqlStudyLedger:
     def status(self, study_name: str) -> str | None:
         with connection_scope(self.engine, autocommit=True) as conn:
             return conn.scalar(select(StudyRecord.status).where(StudyRecord.name == study_name))
+
+    @contextmanager
+    def deal_lock(self, study_name: str) -> Iterator[None]:
+        """One worker of the study at a time between here and the end of the block.
+
+        PostgreSQL: a transaction-level advisory lock, held by a transaction that stays
+        open for the block (so it holds through PgBouncer in transaction mode too). SQLite
+        (one host, one writer): an exclusive ``flock`` on a file beside the database, one
+        for all its studies.
+        """
+        key = zlib.crc32(study_name.encode()) - (1 << 31)  # a signed 32-bit key
+        if self.engine.dialect.name == "postgresql":
+            with connection_scope(self.engine) as conn:
+                conn.execute(select(func.pg_advisory_xact_lock(DEAL_LOCK_CLASS, key)))
+                yield
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:" or fcntl is None:
+            with _LOCAL_DEAL_LOCK:  # one process: its threads
+                yield
+            return
+        with open(f"{database}.deal-lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def settle(self, study_name: str, count_finished: Callable[[], Finished | None]) -> None:
         """Complete a study whose units are all used; reclaim units lost to a crash.
