@@ -594,3 +594,26 @@ def test_param_budget_gives_every_cell_about_the_same_size(migrated: Settings) -
     hidden = {t.params["cell_type"]: t.user_attrs["hidden_size"] for t in study.trials}
     assert hidden["rnn_tanh"] > hidden["gru"] > hidden["lstm"]  # solved per cell
     assert all("hidden_size" not in t.params for t in study.trials)
+
+
+def test_an_idle_look_with_no_running_study_is_one_statement(migrated: Settings) -> None:
+    """With no study running, the stale-trial check's read of running studies is the whole
+    look: no claim is tried (the idle worker's transactions, benchmarks/WORKERS.md)."""
+    from sqlalchemy import event
+
+    worker, _ = make_worker(migrated)
+    engine = engine_for(migrated)
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert worker.step() is None
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(seen) == 1 and seen[0].startswith("SELECT cellsearch_studies.name"), seen
+    make_study(migrated)  # then a running study is claimed at the next look
+    worker.recover_stale(force=True)  # (the check runs once per heartbeat interval)
+    assert worker.step() is not None

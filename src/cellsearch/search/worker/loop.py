@@ -179,6 +179,8 @@ class Worker:
     def step(self) -> TrialOutcome | None:
         """Run one trial of a runnable study; ``None`` when there is nothing to do."""
         self.recover_stale()
+        if self.stale.none_running:  # it just looked: no claim can succeed (an idle
+            return None  # worker's look is one statement, not three; new work notifies)
         claim = self.ledger.claim()
         if claim is None:
             return None

@@ -108,17 +108,21 @@ class StaleTrials:
         self.grace_period = grace_period
         self._last_check = 0.0
         self._silent_since: dict[int, float] = {}  # running trial id -> first seen without beat
+        self.none_running = False  # the last call looked, and no study was running
 
     def recover(self, *, force: bool = False) -> int:
         """Fail and requeue every stale trial; return how many. Runs at most once per
         heartbeat interval unless ``force``."""
         now = time.monotonic()
+        self.none_running = False
         if not force and now - self._last_check < float(self.storage.heartbeat_interval or 0):
             return 0
         self._last_check = now
         recovered = 0
         silent_now: dict[int, float] = {}
-        for name, incarnation, spec in self.ledger.active_studies():
+        active = self.ledger.active_studies()
+        self.none_running = not active
+        for name, incarnation, spec in active:
             study = self.study(name, incarnation)
             study_id = study_id_of(study)
             stale = set(stale_trial_ids(self.storage, study_id))
