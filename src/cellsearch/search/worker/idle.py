@@ -7,9 +7,10 @@ signal, or taking work, starts it short again). Without a signal (SQLite) it loo
 ``poll_interval``. Either way its registry row is refreshed every ``beat_every`` seconds
 (half the grace period: the row stays live), and not more often.
 
-So on PostgreSQL an idle worker with the default settings makes about six transactions a
-minute: four registry beats and, once the back-off has grown, one look for work (a claim
-and the stale-trial check, two). ``benchmarks/workers.py --only idle`` measures it.
+So on PostgreSQL an idle worker with the default settings makes about five transactions
+a minute: four registry beats (one transaction each) and, once the back-off has grown,
+one look for work, which is one read of the running studies while none runs (the worker
+tries no claim then). ``benchmarks/workers.py --only idle`` measures it.
 """
 
 from __future__ import annotations
