@@ -52,26 +52,27 @@ def data_quantities(engine: Engine | None, spec: StudySpec) -> tuple[str, str] |
 
 
 def objective_labels(engine: Engine, records: list[StudyRecord]) -> dict[str, str]:
-    """Each study's objective in words (a page of the study list at a time): an upload
-    whose kind its data tell is named from its stored record, read for all at once."""
-    specs = {r.name: r.study_spec() for r in records}
+    """The objective in words of each study whose spec alone cannot name it (an upload
+    whose kind its data tell), from the stored data sets, read for a page of studies at
+    once; the others are left out (their spec names the objective)."""
+    specs = {r.name: r.study_spec() for r in records if r.dataset_id is not None}
     inferred = {
-        name: getattr(spec.task, "dataset_id", "")
+        name: str(getattr(spec.task, "dataset_id", ""))
         for name, spec in specs.items()
-        if getattr(spec.task, "dataset_id", None) is not None and quantities_of(spec) is None
+        if quantities_of(spec) is None
     }
-    kinds: dict[str, tuple[str, str] | None] = {}
-    if inferred:
-        with session_scope(engine) as session:
-            rows = session.execute(
-                select(DatasetRecord.id, DatasetRecord.kind, DatasetRecord.n_classes).where(
-                    DatasetRecord.id.in_(set(inferred.values()))
-                )
+    if not inferred:
+        return {}
+    with session_scope(engine) as session:
+        rows = session.execute(
+            select(DatasetRecord.id, DatasetRecord.kind, DatasetRecord.n_classes).where(
+                DatasetRecord.id.in_(set(inferred.values()))
             )
-            kinds = {row.id: upload_quantities(row.kind, row.n_classes) for row in rows}
+        )
+        kinds = {row.id: upload_quantities(row.kind, row.n_classes) for row in rows}
     return {
-        name: objective_metric(spec, kinds.get(inferred.get(name, ""))).label
-        for name, spec in specs.items()
+        name: objective_metric(specs[name], kinds.get(dataset_id)).label
+        for name, dataset_id in inferred.items()
     }
 
 

@@ -110,7 +110,7 @@ def list_studies(
     )
     objectives = objective_labels(engine, records)
     items = [
-        StudyOut.of(r, counts[r.name], shown[r.name], notes[r.name], objectives[r.name])
+        StudyOut.of(r, counts[r.name], shown[r.name], notes[r.name], objectives.get(r.name))
         for r in records
     ]
     return Page(items=items, total=total, offset=offset, limit=limit)
@@ -300,7 +300,7 @@ def _detail(
             engine=engine, records=[record], running=running, grace_period=grace_period
         )
         note = notes[record.name]
-    objective = objective_labels(engine, [record])[record.name]
+    objective = objective_labels(engine, [record]).get(record.name)
     return StudyDetail(
         **StudyOut.of(record, counts, shown[record.name], note, objective).model_dump(),
         spec=record.spec,
