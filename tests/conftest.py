@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -65,19 +63,10 @@ def postgres_url() -> Iterator[str]:
     admin = postgres_admin_url()
     if admin is None:
         pytest.skip(f"no PostgreSQL: set {POSTGRES_ENV} to run this test")
-    import psycopg
+    from tests.service.databases import throwaway_database
 
-    base = make_url(admin)
-    name = f"cellsearch_test_{uuid.uuid4().hex[:12]}"
-    conninfo = base.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        _dispose_cached_engines()
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(admin, "cellsearch_test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -112,17 +112,6 @@ class Cluster:
             text = (self.folder / f"worker-{i}.log").read_text(errors="replace")
             parts.append(f"----- worker {i} (pid {self.procs[i].pid})\n{text[-4000:]}")
         return "\n".join(parts)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A :class:`Cluster` whose processes are killed when the test ends, however it ends."""
-    workers = Cluster(tmp_path)
-    try:
-        yield workers
-    finally:
-        workers.close()
-        print(workers.output())  # shown by pytest only when the test failed
 
 
 def wait_for(what: str, predicate: Callable[[], T | None], timeout: float, every: float = 0.1) -> T:

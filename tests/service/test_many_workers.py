@@ -40,17 +40,6 @@ pytestmark = pytest.mark.postgres
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "deploy" / "pgbouncer" / "entrypoint.sh"
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """Worker processes killed when the test ends (as in :mod:`.test_cluster`)."""
-    workers = Cluster(tmp_path)
-    try:
-        yield workers
-    finally:
-        workers.close()
-        print(workers.output())  # shown by pytest only when the test failed
-
-
 def backends(url: str, application: str) -> int:
     """Server connections to ``url``'s database with that application name."""
     with psycopg.connect(psycopg_conninfo(url), autocommit=True) as conn:
