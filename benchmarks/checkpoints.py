@@ -89,22 +89,23 @@ def overhead(reps: int) -> None:
         print(f"| checkpoint overhead, {name} | {base:.2f} s a trial without; with: {ratios} |")
 
 
-def _writer(store: Any) -> Callable[[TrainState], None]:
+def _writer(store: Any) -> Callable[[TrainState], bool]:
     """What a worker's checkpointer does, without the database: dump, write, drop older."""
     previous: list[str] = []
 
-    def write(state: TrainState) -> None:
+    def write(state: TrainState) -> bool:
         blob = dump_state(state)
         artifact_id = f"ckpt-{time.monotonic_ns()}"
         store.write(artifact_id, io.BytesIO(blob))
         for old in previous:
             store.remove(old)
         previous[:] = [artifact_id]
+        return True
 
     return write
 
 
-def kills(n_kills: int, interval: float, seed: int) -> None:
+def kills(n_kills: int, interval: float, seed: int, verbose: bool = False) -> None:
     """Row 2: epochs (and seconds) of training each SIGKILL lost."""
     import optuna
 
@@ -133,8 +134,9 @@ def kills(n_kills: int, interval: float, seed: int) -> None:
     rng = random.Random(seed)
     done = 0
     while True:
-        worker = subprocess.Popen([sys.executable, "-m", "cellsearch", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        with open(folder / "workers.log", "ab") as log:
+            worker = subprocess.Popen([sys.executable, "-m", "cellsearch", "worker"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
         if done < n_kills:
             time.sleep(rng.uniform(6.0, 14.0))
             worker.send_signal(signal.SIGKILL)
@@ -147,27 +149,42 @@ def kills(n_kills: int, interval: float, seed: int) -> None:
         worker.wait(timeout=60)
         break
     trials = optuna.load_study(study_name="kills", storage=optuna_storage(settings)).trials
-    per_epoch = statistics.median(
-        float(t.user_attrs[Attr.SECONDS_PER_EPOCH]) for t in trials
-        if t.state.name == "COMPLETE" and not t.user_attrs.get(Attr.RESUMED_FROM)
-    )  # fmt: skip
-    lost_epochs, orphans = [], 0
+    copy_of = {t.user_attrs.get(Attr.RETRY_OF): t for t in trials if Attr.RETRY_OF in t.user_attrs}
+
+    def epoch_seconds(trial: Any) -> float:
+        """Seconds an epoch of this configuration takes: its completed copy's own figure."""
+        while trial.state.name != "COMPLETE":
+            trial = copy_of[trial.number]
+        return float(trial.user_attrs[Attr.SECONDS_PER_EPOCH])
+
+    lost: list[tuple[int, float]] = []  # epochs, seconds
+    orphans = 0
     for trial in trials:
         if trial.user_attrs.get(Attr.FAILURE_KIND) != "stale":
             continue
-        copies = [t for t in trials if t.user_attrs.get(Attr.RETRY_OF) == trial.number]
-        if not copies:  # its requeuer was killed too: the deal ran again from epoch 0
+        copy = copy_of.get(trial.number)
+        if copy is None:  # its requeuer was killed too: the deal ran again from epoch 0
             orphans += 1
             continue
-        resumed = int(copies[0].user_attrs.get(Attr.RESUMED_FROM) or 0)
-        lost_epochs.append(len(trial.intermediate_values) - resumed)
+        resumed = int(copy.user_attrs.get(Attr.RESUMED_FROM) or 0)
+        epochs = len(trial.intermediate_values) - resumed
+        lost.append((epochs, epochs * epoch_seconds(copy)))
+        if verbose:
+            print(
+                f"  trial {trial.number}: {len(trial.intermediate_values)} epochs reported, "
+                f"copy {copy.number} resumed from epoch {resumed} ({lost[-1][1]:.1f} s lost); "
+                f"note: {copy.user_attrs.get(Attr.RESUME_NOTE)}"
+            )
+    if verbose:
+        print(f"  worker log: {folder / 'workers.log'}")
+    epochs_lost, seconds_lost = [e for e, _ in lost], [s for _, s in lost]
     print(
-        f"| training lost per SIGKILL, interval {interval:g} s ({len(lost_epochs)} trials "
-        f"killed mid-training in {n_kills} kills; {per_epoch:.2f} s an epoch) | epochs: median "
-        f"{statistics.median(lost_epochs):g}, max {max(lost_epochs)} (seconds: median "
-        f"{statistics.median(lost_epochs) * per_epoch:.1f}, max {max(lost_epochs) * per_epoch:.1f}"
-        f"; target: at most {interval:g} s, or one epoch if longer); {orphans} killed while "
-        "requeuing another's trial (that deal restarted from epoch 0) |"
+        f"| training lost per SIGKILL, interval {interval:g} s ({len(lost)} trials killed "
+        f"mid-training in {n_kills} kills) | epochs: median {statistics.median(epochs_lost):g}, "
+        f"max {max(epochs_lost)} (seconds, at each configuration's own epoch time: median "
+        f"{statistics.median(seconds_lost):.1f}, max {max(seconds_lost):.1f}; target: at most "
+        f"{interval:g} s, or one epoch if longer); {orphans} killed while requeuing another's "
+        "trial (that deal restarted from epoch 0) |"
     )
 
 
@@ -217,11 +234,16 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--interval", type=float, default=3.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print each killed trial's epochs and where its copy resumed",
+    )
     args = parser.parse_args()
     if args.only in (None, "overhead"):
         overhead(args.reps)
     if args.only in (None, "kills"):
-        kills(args.kills, args.interval, args.seed)
+        kills(args.kills, args.interval, args.seed, args.verbose)
     if args.only in (None, "disk"):
         disk()
 

@@ -9,8 +9,8 @@ entry), lets them register and go idle, then resumes a study whose budget holds
 
 A study of ``size`` trials larger than the trials run is prefilled: its first
 ``size - trials`` trials are written as finished before the workers start (deals,
-parameters, curves and values, through Optuna's ``add_trials``), so the last ``trials``
-trials run against a study of ``size``.
+parameters, curves and values, in bulk into Optuna's tables: :mod:`prefill`), so the last
+``trials`` trials run against a study of ``size``.
 
 Reported per run (the server is the benchmark's own, :mod:`pg_server`, with
 ``pg_stat_statements``): trials per second; the claim's latency (its ``UPDATE``, as the
@@ -142,7 +142,7 @@ def prepare_study(url: str, run: Run, epochs: int) -> str:
     if done:
         import prefill
 
-        prefill.add_finished(optuna_storage(settings), spec, done)
+        prefill.add_finished_bulk(url, spec, done)
         with connection_scope(engine) as conn:
             conn.execute(
                 update(StudyRecord).where(StudyRecord.name == spec.name)

@@ -11,7 +11,8 @@
 * **memory**: one worker on a SQLite file, idle before any study, while it runs a study
   of the quick-start's size (``examples/quickstart.yaml``, fewer trials) and idle after
   it: RSS, private and proportional memory (``/proc/PID/smaps_rollup``), the peak while
-  it trains.
+  it trains; and, as the floor, a plain process that imports torch and trains the quick
+  start's largest model for an epoch with Adam (:func:`torch_floor`).
 
 ``--baseline-src DIR`` runs the same with the workers of another source tree (e.g.
 ``git archive <rev> src | tar -x -C DIR``), in the same invocation, on a database that
@@ -195,6 +196,41 @@ def _quickstart(name: str, n_trials: int) -> dict[str, Any]:
     return dict(data)
 
 
+FLOOR = """
+import sys, torch
+from torch import nn
+torch.set_num_threads(1)
+torch.manual_seed(0)
+x, y = torch.rand(1200, 30, 2), torch.rand(1200, 1)
+lstm, head = nn.LSTM(2, 64, batch_first=True), nn.Linear(64, 1)
+optimizer = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=1e-3)
+for i in range(0, 1200, 32):
+    out, _ = lstm(x[i : i + 32])
+    loss = nn.functional.mse_loss(head(out[:, -1]), y[i : i + 32])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def torch_floor() -> Any:
+    """The memory of a process that does only what any trial must: import torch and train
+    the quick start's largest model (LSTM, hidden 64, T=30) for an epoch with Adam; no
+    cellsearch, Optuna or database. What a worker holds above it is the service's."""
+    from cellsearch.search.worker.memory import usage
+
+    proc = subprocess.Popen([sys.executable, "-c", FLOOR], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        return usage(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def memory(db: Database, folder: Path, *, n_trials: int, src: Path | None = None) -> dict[str, Any]:
     """One worker's memory (MiB) idle, at its peak while it trains quick-start trials, and
     idle again after the study."""
@@ -242,4 +278,5 @@ def memory_rows(label: str, figures: dict[str, Any]) -> list[str]:
             for when, u in figures.items() if u is not None]  # fmt: skip
 
 
-__all__ = ["Processes", "idle", "idle_rows", "memory", "memory_rows", "wakeup", "wakeup_row"]
+__all__ = ["Processes", "idle", "idle_rows", "memory", "memory_rows", "torch_floor", "wakeup",
+           "wakeup_row"]  # fmt: skip

@@ -175,6 +175,8 @@ def waits(args: argparse.Namespace, pg: Database | None, sqlite: Database,
             with worker_waits.tree_database(sqlite, src, folder) as db:
                 figures = worker_waits.memory(db, folder, n_trials=args.memory_trials, src=src)
             lines += worker_waits.memory_rows(label, figures)
+        floor = {"after an epoch of the quick start's largest model": worker_waits.torch_floor()}
+        lines += worker_waits.memory_rows("plain torch, no cellsearch (the floor)", floor)
     return lines
 
 

@@ -49,7 +49,12 @@ def _config(optimizer: OptimizerName) -> TrainConfig:
 
 def _saved_every_epoch(data: TaskData, cell: str, config: TrainConfig) -> list[bytes]:
     blobs: list[bytes] = []
-    checkpointer = Checkpointer(0.0, lambda state: blobs.append(dump_state(state)))
+
+    def write(state: TrainState) -> bool:
+        blobs.append(dump_state(state))
+        return True
+
+    checkpointer = Checkpointer(0.0, write)
     train(_model(data, cell, 0), data, config, checkpointer=checkpointer)
     return blobs
 
@@ -144,15 +149,27 @@ def test_the_time_limit_counts_the_time_before_the_stop() -> None:
 
 def test_checkpoints_are_written_when_waiting_longer_would_lose_the_interval() -> None:
     now = [0.0]
-    written: list[TrainState] = []
-    checkpointer = Checkpointer(10.0, written.append, clock=lambda: now[0])
+    checkpointer = Checkpointer(10.0, lambda _state: True, clock=lambda: now[0])
     now[0] = 4.0
     assert not checkpointer.due(epoch_seconds=4.0)  # 8 s unsaved after the next epoch
     now[0] = 7.0
     assert checkpointer.due(epoch_seconds=4.0)  # 11 s: write now
-    checkpointer.write((written and written[0]) or _dummy())
+    assert checkpointer.write(_dummy())
     assert checkpointer.written == 1 and not checkpointer.due(epoch_seconds=4.0)
-    assert Checkpointer(0.0, written.append).due(epoch_seconds=0.0)
+    assert Checkpointer(0.0, lambda _state: True).due(epoch_seconds=0.0)
+
+
+def test_a_failed_write_leaves_the_next_epoch_due() -> None:
+    now = [0.0]
+    answers = [False, True]
+    checkpointer = Checkpointer(10.0, lambda _state: answers.pop(0), clock=lambda: now[0])
+    now[0] = 7.0
+    assert checkpointer.due(epoch_seconds=4.0) and not checkpointer.write(_dummy())
+    now[0] = 11.0  # the next epoch: unsaved since 0, not since the failed write at 7
+    assert checkpointer.due(epoch_seconds=4.0)
+    assert checkpointer.write(_dummy())
+    assert (checkpointer.written, checkpointer.failed) == (1, 1)
+    assert not checkpointer.due(epoch_seconds=4.0)
 
 
 def _dummy() -> TrainState:

@@ -486,3 +486,31 @@ def test_a_store_that_fails_never_changes_a_trials_outcome(
     assert all("No space left" in t.user_attrs[Attr.ARTIFACT_NOTE] for t in trials)
     index = SqlArtifactIndex(engine_for(kept))
     assert index.models("full") == [] and index.of_trials("full", [0, 1], "checkpoint") == []
+
+
+def test_a_checkpoint_that_failed_to_write_leaves_no_record_and_the_next_is_written(
+    kept: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from optuna.artifacts import FileSystemArtifactStore
+
+    real_write, calls = FileSystemArtifactStore.write, []
+
+    def fails_first(store: Any, artifact_id: str, body: Any) -> None:
+        calls.append(artifact_id)
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        real_write(store, artifact_id, body)
+
+    monkeypatch.setattr(FileSystemArtifactStore, "write", fails_first)
+    space = {"cell_type": "gru", "hidden_size": 6}
+    submit(kept, "flaky", budget={"n_trials": 1, "max_epochs": 4}, space=space)
+    monkeypatch.setattr(objective, "train", dies_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        worker_of(kept).step()
+    monkeypatch.setattr(objective, "train", REAL_TRAIN)
+    (checkpoint,) = SqlArtifactIndex(engine_for(kept)).of_trials("flaky", [0], "checkpoint")
+    assert checkpoint.epoch == 2 and calls[1] == checkpoint.id  # epoch 1's failed
+    assert store_files(kept) == {checkpoint.id}
+    rescue(kept)
+    copy = trials_of(kept, "flaky")[1]
+    assert copy.user_attrs[Attr.RESUMED_FROM] == 2 and Attr.RESUME_NOTE not in copy.user_attrs

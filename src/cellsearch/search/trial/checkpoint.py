@@ -218,16 +218,21 @@ class Checkpointer:
     more than ``interval`` seconds unsaved: so a run killed at any moment loses at most
     about ``interval`` seconds of training, or one epoch where an epoch is longer.
 
+    A write that fails (``write`` answers False: a full disk, an unreachable store) does
+    not count as saved: the next epoch's end tries again, so a failure costs the epochs
+    until a write succeeds, not another whole interval.
+
     Args:
         interval: Seconds; 0 writes after every epoch.
-        write: Stores a state (the worker's writes it to the artifact store).
+        write: Stores a state and answers whether it was stored (the worker's writes it
+            to the artifact store).
         clock: Seconds, monotonic (tests pass their own).
     """
 
     def __init__(
         self,
         interval: float,
-        write: Callable[[TrainState], None],
+        write: Callable[[TrainState], bool],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.interval = interval
@@ -235,6 +240,7 @@ class Checkpointer:
         self._clock = clock
         self._last = clock()
         self.written = 0
+        self.failed = 0
         self.requested = False
 
     def request(self) -> None:
@@ -246,8 +252,11 @@ class Checkpointer:
         """Whether to write after an epoch that took ``epoch_seconds``."""
         return self._clock() - self._last + epoch_seconds >= self.interval
 
-    def write(self, state: TrainState) -> None:
-        """Store ``state`` now."""
-        self._write(state)
+    def write(self, state: TrainState) -> bool:
+        """Store ``state`` now; whether it was stored (if not, the next epoch is due)."""
+        if not self._write(state):
+            self.failed += 1
+            return False
         self._last = self._clock()
         self.written += 1
+        return True

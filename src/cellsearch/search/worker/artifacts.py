@@ -83,7 +83,7 @@ class TrialArtifacts:
         """Writes ``trial``'s checkpoints, keeping only its newest."""
         name, number = study.study_name, trial.number
 
-        def write(state: TrainState) -> None:
+        def write(state: TrainState) -> bool:
             try:
                 blob = dump_state(state)
                 entry = ArtifactEntry(
@@ -97,12 +97,18 @@ class TrialArtifacts:
                 except BaseException:
                     self.index.remove(entry.id)
                     raise
+            except Exception:  # a full disk or an unreachable store must not stop training
+                log.warning("trial %d of %s: checkpoint not written (the next epoch tries "
+                            "again)", number, name, exc_info=True)  # fmt: skip
+                return False
+            try:
                 for old in self.index.of_trials(name, [number], "checkpoint"):
                     if old.id != entry.id:
                         self._delete(old)
-            except Exception:  # a full disk or an unreachable store must not stop training
-                log.warning("trial %d of %s: checkpoint not written", number, name,
+            except Exception:  # the new one is whole; a stale older one is removed later
+                log.warning("trial %d of %s: an older checkpoint not removed", number, name,
                             exc_info=True)  # fmt: skip
+            return True
 
         return Checkpointer(self.checkpoint_every_s, write)
 
