@@ -4,6 +4,7 @@ stopped, bit for bit on CPU; a damaged or foreign checkpoint is refused, never h
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from cellsearch.search.trial.checkpoint import (
     digest,
     dump_state,
     load_state,
+    seed_torch,
 )
 from cellsearch.search.trial.trainer import TrainResult, train
 from cellsearch.search.trial_config import OptimizerName, TrainConfig
@@ -175,3 +177,36 @@ def test_a_failed_write_leaves_the_next_epoch_due() -> None:
 def _dummy() -> TrainState:
     return TrainState(run={}, epoch=1, history=[], best_epoch=0, best={}, best_weights=None,
                       model={}, optimizer={})  # fmt: skip
+
+
+def test_seeding_a_cpu_run_draws_as_torch_manual_seed_and_queues_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import traceback
+
+    torch.manual_seed(5)
+    expected = (torch.rand(4), torch.randn(2, 3))
+    stacks: list[int] = []
+    real = traceback.format_stack
+
+    def counted(*args: Any) -> list[str]:
+        stacks.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(traceback, "format_stack", counted)
+    seed_torch(5, torch.device("cpu"))
+    drawn = (torch.rand(4), torch.randn(2, 3))
+    assert all(torch.equal(a, b) for a, b in zip(expected, drawn, strict=True))
+    if not torch.cuda.is_initialized():  # torch.manual_seed would queue CUDA's seeding
+        assert stacks == []
+
+
+def test_a_model_file_needs_the_runs_best_weights() -> None:
+    from cellsearch.search.trial.model_file import model_file
+
+    data = _data("adding")
+    result = train(_model(data, "gru", 0), data, _config("adam"))  # no best weights kept
+    assert result.best_weights is None
+    unused: Any = None  # the refusal comes before the configuration is read
+    with pytest.raises(ValueError, match="best-epoch weights"):
+        model_file(result, unused, data.meta, unused, "study", 0, 0.0)

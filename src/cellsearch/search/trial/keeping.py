@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -96,10 +96,11 @@ class Keeper(Protocol):
         self,
         study: optuna.Study,
         trial: optuna.Trial,
-        model: bytes | None,
+        model: Callable[[], bytes] | None,
         value: float | None,
         cell_type: str | None,
     ) -> str | None:
-        """Clean up a finished trial's checkpoints and keep its ``model`` (a model file's
-        bytes, for a completed trial) if it is among the best; returns a note for the
-        trial when a model that should have been kept was not."""
+        """Clean up a finished trial's checkpoints and keep its ``model`` (what makes a
+        model file's bytes, for a completed trial; called only for a model to keep) if it
+        is among the best; returns a note for the trial when a model that should have
+        been kept was not."""

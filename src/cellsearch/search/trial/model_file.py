@@ -29,10 +29,10 @@ def model_file(
     study_name: str,
     number: int,
     value: float,
-) -> bytes | None:
-    """The model file of a completed trial, or None without best-epoch weights."""
+) -> bytes:
+    """The model file of a completed trial (its run kept its best-epoch weights)."""
     if result.best_weights is None:
-        return None
+        raise ValueError("the run kept no best-epoch weights (train with keep_best_weights)")
     model = config.model
     shape = ModelSpec(
         cell=model.cell_type, input_size=meta.input_size, hidden_size=model.hidden_size,

@@ -27,7 +27,7 @@ from cellsearch.search.study.sampling import trial_seed
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData
 from cellsearch.search.trial import retry
-from cellsearch.search.trial.checkpoint import TrainState
+from cellsearch.search.trial.checkpoint import TrainState, seed_torch
 from cellsearch.search.trial.keeping import Keeper
 from cellsearch.search.trial.model_file import model_file
 from cellsearch.search.trial.space import suggest_config
@@ -111,7 +111,7 @@ def run_trial(
         )
     except optuna.exceptions.UpdateFinishedTrialError:
         return _lost(trial)
-    torch.manual_seed(seed)
+    seed_torch(seed, device)
     model = SequenceModel(
         cell=config.model.cell_type,
         input_size=meta.input_size,
@@ -180,7 +180,11 @@ def run_trial(
     if result.stop_reason == "stopped":  # the pruner asked to stop
         return finish("pruned", None, kept(attrs))
     best = _objective_value(spec, result.best_val_loss, result.best_val_metric)
-    weights = model_file(result, config, meta, spec, study.study_name, trial.number, best)
+    weights = None
+    if result.best_weights is not None:
+        weights = functools.partial(
+            model_file, result, config, meta, spec, study.study_name, trial.number, best
+        )
     return finish("complete", None, kept(attrs, weights, best), best)
 
 
@@ -200,12 +204,12 @@ def _kept(
     retried: Callable[[Callable[[], Any], str], Any],
     cell_type: str,
     attrs: dict[str, Any],
-    model: bytes | None = None,
+    model: Callable[[], bytes] | None = None,
     value: float | None = None,
 ) -> dict[str, Any]:
     """``attrs``, once the keeper has cleaned up after the finished trial and kept its
-    ``model`` if it is among the best (with a note when a model was not kept for want of
-    room)."""
+    ``model`` (made only then) if it is among the best (with a note when a model was not
+    kept for want of room)."""
     if keeper is None:
         return attrs
     note = retried(lambda: keeper.finished(study, trial, model, value, cell_type), "artifacts")

@@ -44,6 +44,7 @@ from cellsearch.search.trial.checkpoint import (
     TrainState,
     capture_rng,
     restore_rng,
+    seed_torch,
 )
 from cellsearch.search.trial.evaluation import DeviceSplit, Evaluation, evaluate, move_splits
 from cellsearch.search.trial.losses import batch_loss
@@ -262,7 +263,7 @@ def train(
     """Train ``model`` on ``data`` and evaluate it after every epoch.
 
     The model is moved to ``device``; the caller seeds its initialisation. Training is
-    seeded by ``config.seed`` (``torch.manual_seed`` and the batch-order generator), so a
+    seeded by ``config.seed`` (torch's generators and the batch-order generator), so a
     run on CPU is reproducible. With ``config.precision == "bf16"`` on CUDA the forward
     passes run under bfloat16 autocast; on CUDA the peak of allocated memory is recorded.
 
@@ -292,7 +293,7 @@ def train(
     """
     run_start = time.perf_counter()
     device = torch.device(device)
-    torch.manual_seed(config.seed)
+    seed_torch(config.seed, device)
     generator = torch.Generator().manual_seed(config.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import optuna
@@ -76,6 +76,7 @@ class TrialArtifacts:
         self.checkpoint_every_s = checkpoint_every_s
         self.keep_top_k = keep_top_k
         self.max_study_bytes = max_study_bytes
+        self._checkpointed: set[tuple[str, int]] = set()  # trials that wrote one here
 
     # --- checkpoints ------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class TrialArtifacts:
                     kind="checkpoint", size_bytes=len(blob), sha256=digest(blob),
                     epoch=state.epoch,
                 )  # fmt: skip
+                self._checkpointed.add((name, number))  # (before: a kill mid-write too)
                 self.index.add(entry)
                 try:
                     self.store.write(entry.id, io.BytesIO(blob))
@@ -144,7 +146,7 @@ class TrialArtifacts:
         self,
         study: optuna.Study,
         trial: optuna.Trial,
-        model: bytes | None,
+        model: Callable[[], bytes] | None,
         value: float | None,
         cell_type: str | None,
     ) -> str | None:
@@ -152,8 +154,12 @@ class TrialArtifacts:
         raises for the store: a trial's outcome stands whatever befalls its files (a model
         that could not be kept is said in the returned note)."""
         name, chain = study.study_name, _chain(study, trial)
+        wrote = (name, trial.number) in self._checkpointed
+        self._checkpointed.discard((name, trial.number))
         try:
-            for entry in self.index.of_trials(name, [trial.number, *chain], "checkpoint"):
+            # a trial that is no copy and wrote none here has none (nobody else runs it)
+            numbers = [trial.number, *chain] if wrote or chain else []
+            for entry in self.index.of_trials(name, numbers, "checkpoint"):
                 self._delete(entry)
             for entry in self.index.of_trials(name, chain, "model"):  # of a trial that died
                 self._delete(entry, study)  # after keeping it: its copy ran again
@@ -172,7 +178,7 @@ class TrialArtifacts:
         self,
         study: optuna.Study,
         trial: optuna.Trial,
-        model: bytes,
+        make_model: Callable[[], bytes],
         value: float,
         cell_type: str | None,
     ) -> str | None:
@@ -180,6 +186,7 @@ class TrialArtifacts:
         rerun = record.Attr.REEVALUATION_OF in trial.user_attrs
         if not rerun and not self._among_best(name, cell_type, value, study.direction):
             return None
+        model = make_model()
         held = self.index.study_bytes(name)
         if held + len(model) > self.max_study_bytes:
             return (
