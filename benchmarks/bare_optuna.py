@@ -100,9 +100,10 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     spec = StudySpec.model_validate_json(spec_json)
     data = build_task(spec.task, spec.seed)
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, _settings(url)))
-    study = optuna.load_study(
-        study_name=spec.name, storage=storage, sampler=optuna.samplers.RandomSampler(seed=seed)
-    )
+    # the spec's pruner, as a user would set it ("none": Optuna's default would be median)
+    pruner = optuna.pruners.NopPruner() if spec.pruner == "none" else None
+    study = optuna.load_study(study_name=spec.name, storage=storage, pruner=pruner,
+                              sampler=optuna.samplers.RandomSampler(seed=seed))  # fmt: skip
 
     def objective(trial: optuna.Trial) -> float:
         meta = data.meta
