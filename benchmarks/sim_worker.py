@@ -58,6 +58,14 @@ class _Anything:
     __ror__ = __or__
 
 
+class _Device(str):
+    """``torch.device`` of the stub: the name, with its ``type``."""
+
+    @property
+    def type(self) -> str:
+        return self.split(":")[0]
+
+
 class _StubModule(types.ModuleType):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):
@@ -79,7 +87,7 @@ class _StubTorch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         if spec.name == "torch":
             vars(module).update(
                 __version__="0+simulated",
-                device=str,
+                device=_Device,
                 get_num_threads=lambda: 1,
                 set_num_threads=lambda n: None,
                 manual_seed=lambda seed: None,

@@ -80,7 +80,7 @@ class TrainState:
     elapsed: float = 0.0
 
 
-def seed_torch(seed: int, device: torch.device) -> None:
+def seed_torch(seed: int, device: torch.device | str) -> None:
     """Seed torch's generators that a run on ``device`` draws from: the CPU's, and the
     GPUs' on CUDA; as ``torch.manual_seed`` does for them.
 
@@ -88,6 +88,7 @@ def seed_torch(seed: int, device: torch.device) -> None:
     and, where one is not initialised, queues the seeding with a formatted copy of the
     caller's stack: a few milliseconds per call on a CPU-only worker, paid twice a trial.
     """
+    device = torch.device(device)
     torch.default_generator.manual_seed(seed)
     if device.type == "cuda":
         torch.cuda.manual_seed_all(seed)
