@@ -83,6 +83,11 @@ def measure(url: str, name: str, n: int, pids: list[int], timeout: float) -> dic
             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
             "WHERE datname = current_database())"
         ).fetchone() or (0, 0)
+        top = conn.execute(
+            "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, total_exec_time "
+            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 5"
+        ).fetchall()
     return {
         "seconds": seconds,
         "connections_peak": peak_conn,
@@ -91,6 +96,9 @@ def measure(url: str, name: str, n: int, pids: list[int], timeout: float) -> dic
         "transactions": after["xacts"] - before["xacts"],
         "statements": int(statements),
         "server_ms": float(server_ms),
+        "top_statements": [  # where the server's time went: text, calls, ms
+            [text, int(calls), round(float(ms), 1)] for text, calls, ms in top
+        ],
     }
 
 

@@ -16,9 +16,10 @@ Reported per run (the server is the benchmark's own, :mod:`pg_server`, with
 ``pg_stat_statements``): trials per second; the claim's latency (its ``UPDATE``, as the
 worker waits for it) at p50 and p99; statements (every one a round trip, ``BEGIN`` and
 ``COMMIT`` included) and the server's execution time per trial; the peak of waiting
-locks (sampled every 0.2 s) and the deadlocks; the peak of server connections; and
-whether the study came out exact (``n_trials`` counted trials, one per deal, no trial
-left running or waiting, the ledger at ``n_trials``). Run from the repository root::
+locks (sampled every 0.2 s) and the deadlocks; the peak of server connections; the five
+statements the server spent most time on (``--json`` only); and whether the study came
+out exact (``n_trials`` counted trials, one per deal, no trial left running or waiting,
+the ledger at ``n_trials``). Run from the repository root::
 
     .venv/bin/python benchmarks/scale_out.py --plan full
 """

@@ -92,7 +92,7 @@ class TrialArtifacts:
                     kind="checkpoint", size_bytes=len(blob), sha256=digest(blob),
                     epoch=state.epoch,
                 )  # fmt: skip
-                self._checkpointed.add((name, number))  # (before: a kill mid-write too)
+                self._checkpointed.add((name, number))  # first: a row a failed write left
                 self.index.add(entry)
                 try:
                     self.store.write(entry.id, io.BytesIO(blob))
