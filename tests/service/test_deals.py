@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 import pytest
+from sqlalchemy import text
 
 from cellsearch.search import record
 from cellsearch.search.study.allocation import balanced_cell
@@ -238,3 +239,34 @@ def test_the_deal_lock_lets_one_worker_in_at_a_time(migrated: Settings) -> None:
     if migrated.database_url.startswith("postgresql"):
         expected.insert(0, "another study in")
     assert order == expected
+
+
+def test_a_worker_waiting_for_the_deal_lock_holds_no_server_connection(
+    migrated: Settings,
+) -> None:
+    """Behind a pooler with fewer server connections than workers, waiters blocked inside
+    the lock would hold every connection while the holder waits for one."""
+    if not migrated.database_url.startswith("postgresql"):
+        pytest.skip("the advisory lock is PostgreSQL's (SQLite's is a file lock)")
+    _, ledger = make_worker(migrated)
+    _, other = make_worker(migrated)
+    done = threading.Event()
+
+    def second() -> None:
+        with other.deal_lock("s"):
+            done.set()
+
+    blocked = """SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                 AND wait_event_type = 'Lock'"""
+    with ledger.deal_lock("s"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        seen = []
+        for _ in range(10):
+            time.sleep(0.05)
+            with engine_for(migrated).connect() as conn:
+                seen.append(conn.scalar(text(blocked)))
+        assert not done.is_set()  # still waiting
+    thread.join(10)
+    assert done.is_set()
+    assert seen == [0] * 10  # no backend ever sat blocked in the lock

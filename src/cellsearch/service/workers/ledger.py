@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +30,8 @@ except ImportError:  # not POSIX: SQLite workers of one process only
     fcntl = None  # type: ignore[assignment]
 
 DEAL_LOCK_CLASS = 0x6373646C  # the advisory-lock class of deal picks ("csdl")
+_DEAL_LOCK_FIRST_WAIT, _DEAL_LOCK_MAX_WAIT = 0.002, 0.05  # seconds between tries
+_JITTER = random.Random()  # its own: the global one is a trial's, checkpointed
 _LOCAL_DEAL_LOCK = threading.Lock()
 
 
@@ -132,16 +136,25 @@ class SqlStudyLedger:
         """One worker of the study at a time between here and the end of the block.
 
         PostgreSQL: a transaction-level advisory lock, held by a transaction that stays
-        open for the block (so it holds through PgBouncer in transaction mode too). SQLite
+        open for the block (so it holds through PgBouncer in transaction mode too), and
+        tried again after a short, growing wait while another holds it. SQLite
         (one host, one writer): an exclusive ``flock`` on a file beside the database, one
         for all its studies.
         """
         key = zlib.crc32(study_name.encode()) - (1 << 31)  # a signed 32-bit key
         if self.engine.dialect.name == "postgresql":
-            with connection_scope(self.engine) as conn:
-                conn.execute(select(func.pg_advisory_xact_lock(DEAL_LOCK_CLASS, key)))
-                yield
-            return
+            # Tried, not waited for: a waiter holds no server connection. Behind a pooler
+            # with fewer server connections than workers, waiters blocked in the lock
+            # would hold them all while the holder waits for one to record its deal.
+            delay = _DEAL_LOCK_FIRST_WAIT
+            while True:
+                with connection_scope(self.engine) as conn:
+                    try_lock = func.pg_try_advisory_xact_lock(DEAL_LOCK_CLASS, key)
+                    if conn.scalar(select(try_lock)):
+                        yield
+                        return
+                time.sleep(delay * _JITTER.uniform(0.5, 1.5))
+                delay = min(2 * delay, _DEAL_LOCK_MAX_WAIT)
         database = self.engine.url.database
         if not database or database == ":memory:" or fcntl is None:
             with _LOCAL_DEAL_LOCK:  # one process: its threads
