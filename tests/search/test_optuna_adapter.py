@@ -355,3 +355,21 @@ def test_a_trials_study_serves_the_given_trials(caplog: pytest.LogCaptureFixture
     assert all(a is not b for a, b in zip(study.get_trials(), given, strict=True))
     shares = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator())
     assert set(shares) == {"x", "y"}
+
+
+def test_a_finished_trial_is_refused_on_the_one_connection_the_write_holds(
+    db_url: str,
+) -> None:
+    """One connection left in the pool: a refusal that needed a second one (Optuna's check
+    reads the trial) would wait for it while holding the first, as behind an exhausted
+    pooler."""
+    storage = optuna.storages.RDBStorage(
+        db_url, engine_kwargs={"pool_size": 2, "max_overflow": 0, "pool_timeout": 2}
+    )
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    refused = pytest.raises(optuna.exceptions.UpdateFinishedTrialError, match="already")
+    with storage.engine.connect(), refused:  # one of two taken: the write gets the other
+        record_attrs(trial, {}, heartbeat=True)
+    storage.engine.dispose()

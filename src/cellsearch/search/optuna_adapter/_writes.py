@@ -72,7 +72,13 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
         )
         if state is None:
             raise KeyError(f"no trial with id {trial_id}")
-        storage.check_trial_is_updatable(trial_id, state)
+        if state.is_finished():
+            # Said here, not by Optuna's check, which reads the trial on a second
+            # connection inside this transaction: behind a pooler whose server
+            # connections are all held by such transactions, that one never comes.
+            raise optuna.exceptions.UpdateFinishedTrialError(
+                f"Trial#{trial.number} has already finished and can not be updated."
+            )
         if attrs and conn.dialect.name == "postgresql":
             values = [json.dumps(v) for v in attrs.values()]
             conn.execute(
