@@ -76,3 +76,12 @@ def test_the_quickstart_notebook_runs_against_a_live_server(
         for o in cell.get("outputs", [])
         for kind in o.get("data", {})
     }
+
+
+def test_every_cell_of_the_notebook_has_an_id() -> None:
+    """nbformat 4.5 requires cell ids (a missing one warns now, and will be an error)."""
+    import json
+
+    cells = json.loads((EXAMPLES / "quickstart.ipynb").read_text())["cells"]
+    ids = [cell.get("id") for cell in cells]
+    assert None not in ids and len(set(ids)) == len(ids)
