@@ -25,6 +25,7 @@ from cellsearch.search.tasks import build_task
 from cellsearch.search.tasks.catalog import TaskSpec
 from cellsearch.search.trial import objective
 from cellsearch.search.trial.evaluation import evaluate, move_splits
+from cellsearch.search.trial.keeping import ArtifactEntry
 from cellsearch.search.worker.loop import Worker
 from cellsearch.service.artifacts.index import SqlArtifactIndex
 from cellsearch.service.settings import Settings
@@ -102,6 +103,21 @@ def dies_after(epoch: int) -> Any:
         return REAL_TRAIN(model, data, config, device, until, **kwargs)
 
     return train
+
+
+def killed_after_epoch_2(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, name: str
+) -> ArtifactEntry:
+    """A one-trial study ``name`` (GRU, 4 epochs) whose worker dies once epoch 2 is done:
+    its trial's one checkpoint in the index."""
+    space = {"cell_type": "gru", "hidden_size": 6}
+    submit(settings, name, budget={"n_trials": 1, "max_epochs": 4}, space=space)
+    monkeypatch.setattr(objective, "train", dies_after(2))
+    with pytest.raises(KeyboardInterrupt):
+        worker_of(settings).step()
+    monkeypatch.setattr(objective, "train", REAL_TRAIN)
+    (checkpoint,) = SqlArtifactIndex(engine_for(settings)).of_trials(name, [0], "checkpoint")
+    return checkpoint
 
 
 def rescue(settings: Settings) -> None:
@@ -207,13 +223,7 @@ def _weights(settings: Settings, study: str, number: int) -> dict[str, torch.Ten
 def test_a_damaged_checkpoint_restarts_the_copy_and_says_why(
     kept: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    space = {"cell_type": "gru", "hidden_size": 6}
-    submit(kept, "damaged", budget={"n_trials": 1, "max_epochs": 4}, space=space)
-    monkeypatch.setattr(objective, "train", dies_after(2))
-    with pytest.raises(KeyboardInterrupt):
-        worker_of(kept).step()
-    monkeypatch.setattr(objective, "train", REAL_TRAIN)
-    (checkpoint,) = SqlArtifactIndex(engine_for(kept)).of_trials("damaged", [0], "checkpoint")
+    checkpoint = killed_after_epoch_2(kept, monkeypatch, "damaged")
     path = Path(kept.artifact_dir or "") / checkpoint.id
     path.write_bytes(path.read_bytes()[:200])  # truncated, as a kill during the write would
     rescue(kept)
@@ -502,13 +512,7 @@ def test_a_checkpoint_that_failed_to_write_leaves_no_record_and_the_next_is_writ
         real_write(store, artifact_id, body)
 
     monkeypatch.setattr(FileSystemArtifactStore, "write", fails_first)
-    space = {"cell_type": "gru", "hidden_size": 6}
-    submit(kept, "flaky", budget={"n_trials": 1, "max_epochs": 4}, space=space)
-    monkeypatch.setattr(objective, "train", dies_after(2))
-    with pytest.raises(KeyboardInterrupt):
-        worker_of(kept).step()
-    monkeypatch.setattr(objective, "train", REAL_TRAIN)
-    (checkpoint,) = SqlArtifactIndex(engine_for(kept)).of_trials("flaky", [0], "checkpoint")
+    checkpoint = killed_after_epoch_2(kept, monkeypatch, "flaky")
     assert checkpoint.epoch == 2 and calls[1] == checkpoint.id  # epoch 1's failed
     assert store_files(kept) == {checkpoint.id}
     rescue(kept)
