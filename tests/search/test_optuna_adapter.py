@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+import threading
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -18,11 +19,22 @@ import optuna
 import pytest
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from optuna.trial import TrialState
-from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, update
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    func,
+    select,
+    update,
+)
 
 from cellsearch.search.errors import OptunaInternalsError
 from cellsearch.search.optuna_adapter import (
     TESTED_OPTUNA,
+    NumberingStorage,
     TrialsStudy,
     _tables,
     _versions,
@@ -30,6 +42,7 @@ from cellsearch.search.optuna_adapter import (
     batch_capable,
     check_internals,
     is_tested,
+    new_trial,
     rdb_backend,
     record_attrs,
     running_without_heartbeat,
@@ -373,3 +386,94 @@ def test_a_finished_trial_is_refused_on_the_one_connection_the_write_holds(
     with storage.engine.connect(), refused:  # one of two taken: the write gets the other
         record_attrs(trial, {}, heartbeat=True)
     storage.engine.dispose()
+
+
+# --- numbering new trials without a count ---------------------------------------------
+
+def _numbers_in_id_order(storage: optuna.storages.RDBStorage, name: str) -> list[int]:
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    return [t.number for t in sorted(trials, key=lambda t: t._trial_id)]
+
+
+def test_new_trials_are_numbered_as_optuna_numbers_them(db_url: str) -> None:
+    """Both creators, Optuna's count and the latest-number path, from threads on two
+    interleaved studies, with enqueued trials (Optuna's template path) among them: every
+    study's numbers are 0, 1, 2, ... in id order, as Optuna's count makes them."""
+    ours = NumberingStorage(db_url)
+    plain = optuna.storages.RDBStorage(db_url)
+    names = ["numbered-a", "numbered-b"]
+    for name in names:
+        optuna.create_study(storage=ours, study_name=name)
+    errors: list[BaseException] = []
+
+    def create(storage: optuna.storages.RDBStorage, name: str) -> None:
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+            for i in range(12):
+                if i % 5 == 2:
+                    study.enqueue_trial({"x": float(i)})
+                trial = new_trial(study)
+                study.tell(trial, float(i))
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=create, args=(storage, name))
+        for storage in (ours, plain, ours)
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for name in names:
+        numbers = _numbers_in_id_order(plain, name)
+        assert len(numbers) == 3 * (12 + 2)  # each thread's new trials and enqueued ones
+        assert numbers == list(range(len(numbers)))
+
+
+def test_a_numbered_trial_is_the_trial_optuna_reads_back(db_url: str) -> None:
+    ours = NumberingStorage(db_url)
+    study = optuna.create_study(storage=ours)
+    first = ours._create_new_trial(study._study_id)
+    second = ours._create_new_trial(study._study_id)
+    assert (first.number, second.number) == (0, 1)
+    plain = optuna.storages.RDBStorage(db_url)
+    for made in (first, second):
+        read = plain.get_trial(made._trial_id)
+        assert read == made  # number, state, start time (in its stored form), all empty
+        assert read.datetime_start == made.datetime_start
+        assert read.state == TrialState.RUNNING
+
+
+def test_numbering_refuses_a_missing_study_and_writes_nothing(db_url: str) -> None:
+    ours = NumberingStorage(db_url)
+    study = optuna.create_study(storage=ours)
+    with pytest.raises(KeyError, match="No study with study_id 999999"):
+        ours._create_new_trial(999999)
+    assert ours._create_new_trial(study._study_id).number == 0
+    with ours.engine.connect() as conn:  # the refused trial left no row behind
+        assert conn.scalar(select(func.count()).select_from(_tables.TRIALS)) == 1
+
+
+def test_a_template_or_another_database_takes_optunas_own_path(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = NumberingStorage(db_url)
+    study = optuna.create_study(storage=ours)
+    counted: list[int] = []
+    count = _tables.models.TrialModel.count_past_trials
+
+    def counting(self: Any, session: Any) -> int:
+        counted.append(self.trial_id)
+        return int(count(self, session))
+
+    monkeypatch.setattr(_tables.models.TrialModel, "count_past_trials", counting)
+    ours._create_new_trial(study._study_id)
+    assert counted == []  # the claim's path: no count
+    study.enqueue_trial({"x": 1.0})
+    assert len(counted) == 1  # a template: Optuna's own code
+    monkeypatch.setattr(_writes, "_DIALECTS", ("mysql",))
+    made = ours._create_new_trial(study._study_id)
+    assert counted[-1] == made._trial_id and made.number == 2

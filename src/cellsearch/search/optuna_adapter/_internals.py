@@ -40,6 +40,7 @@ _METHODS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("optuna.Study", "_pop_waiting_trial_id", (), True),
     ("optuna.Study", "_get_trials", ("deepcopy", "states", "use_cache"), True),
     ("optuna.storages.RDBStorage", "_get_stale_trial_ids", ("study_id",), True),
+    ("optuna.storages.RDBStorage", "_create_new_trial", ("study_id", "template_trial"), True),
     ("optuna.storages.RDBStorage", "check_trial_is_updatable", ("trial_id", "trial_state"), True),
     ("optuna.storages.BaseStorage", "get_all_trials", ("study_id", "deepcopy", "states"), False),
     ("optuna.storages.BaseStorage", "get_n_trials", ("study_id", "state"), False),
