@@ -34,7 +34,7 @@ from sqlalchemy import (
 from cellsearch.search.errors import OptunaInternalsError
 from cellsearch.search.optuna_adapter import (
     TESTED_OPTUNA,
-    NumberingStorage,
+    AdapterStorage,
     TrialsStudy,
     _tables,
     _versions,
@@ -399,7 +399,7 @@ def test_new_trials_are_numbered_as_optuna_numbers_them(db_url: str) -> None:
     """Both creators, Optuna's count and the latest-number path, from threads on two
     interleaved studies, with enqueued trials (Optuna's template path) among them: every
     study's numbers are 0, 1, 2, ... in id order, as Optuna's count makes them."""
-    ours = NumberingStorage(db_url)
+    ours = AdapterStorage(db_url)
     plain = optuna.storages.RDBStorage(db_url)
     names = ["numbered-a", "numbered-b"]
     for name in names:
@@ -434,7 +434,7 @@ def test_new_trials_are_numbered_as_optuna_numbers_them(db_url: str) -> None:
 
 
 def test_a_numbered_trial_is_the_trial_optuna_reads_back(db_url: str) -> None:
-    ours = NumberingStorage(db_url)
+    ours = AdapterStorage(db_url)
     study = optuna.create_study(storage=ours)
     first = ours._create_new_trial(study._study_id)
     second = ours._create_new_trial(study._study_id)
@@ -448,7 +448,7 @@ def test_a_numbered_trial_is_the_trial_optuna_reads_back(db_url: str) -> None:
 
 
 def test_numbering_refuses_a_missing_study_and_writes_nothing(db_url: str) -> None:
-    ours = NumberingStorage(db_url)
+    ours = AdapterStorage(db_url)
     study = optuna.create_study(storage=ours)
     with pytest.raises(KeyError, match="No study with study_id 999999"):
         ours._create_new_trial(999999)
@@ -460,7 +460,7 @@ def test_numbering_refuses_a_missing_study_and_writes_nothing(db_url: str) -> No
 def test_a_template_or_another_database_takes_optunas_own_path(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ours = NumberingStorage(db_url)
+    ours = AdapterStorage(db_url)
     study = optuna.create_study(storage=ours)
     counted: list[int] = []
     count = _tables.models.TrialModel.count_past_trials

@@ -28,7 +28,7 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import create_engine, update
 
-from cellsearch.search.optuna_adapter import _frozen, bulk_read, rdb_backend
+from cellsearch.search.optuna_adapter import AdapterStorage, _frozen, _writes, bulk_read, rdb_backend
 from cellsearch.search.optuna_adapter._tables import PARAMS
 from cellsearch.search.optuna_adapter.bulk_read import TrialFilter
 from cellsearch.search.record import TrialRecord, cell_of
@@ -345,3 +345,55 @@ def test_rows_read_in_small_chunks_give_the_same_trials(
     monkeypatch.setattr(_frozen, "chunks", lambda conn, query: chunks(conn, query, size=3))
     ours, _ = _read(sqlite_url, study.study_name)
     assert_same_trials(ours, _optuna_trials(study))
+
+
+# --- the reads behind Optuna's trial cache ---------------------------------------------
+
+def test_the_storage_reads_what_optunas_own_read_returns(
+    study: optuna.Study, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``AdapterStorage._get_trials`` against ``RDBStorage._get_trials`` on every kind of
+    trial, for each selection Optuna's cache makes: the first read, the unfinished trials
+    it knows and those past the last finished one, a state filter; with the ids listed
+    and with the selection as a subquery."""
+    url = _url(study)
+    ours, theirs = AdapterStorage(url), optuna.storages.RDBStorage(url)
+    study_id = study._study_id
+    trials = theirs._get_trials(study_id, None, set(), -1)
+    unfinished = {t._trial_id for t in trials if not t.state.is_finished()}
+    middle = trials[len(trials) // 2]._trial_id
+    asks: list[tuple[Any, set[int], int]] = [
+        (None, set(), -1),
+        (None, unfinished, middle),  # as the cache asks after its first read
+        (None, set(), middle),
+        ((TrialState.WAITING,), set(), -1),
+        ((TrialState.COMPLETE, TrialState.PRUNED), unfinished, middle),
+        (None, {trials[-1]._trial_id}, trials[-1]._trial_id),  # nothing past the last
+    ]
+    for listed in (500, 0):  # the ids listed, then the selection as a subquery
+        monkeypatch.setattr(_writes, "_LISTED_IDS", listed)
+        for states, included, greater in asks:
+            mine = ours._get_trials(study_id, states, set(included), greater)
+            assert_same_trials(mine, theirs._get_trials(study_id, states, included, greater))
+    assert len(ours._get_trials(study_id, None, set(), -1)) == len(trials) > 30
+    with pytest.raises(KeyError, match="No study with study_id 999999"):
+        ours._get_trials(999999, None, set(), -1)
+
+
+def test_a_cached_study_on_the_storage_sees_what_optuna_sees(db_url: str) -> None:
+    """Optuna's trial cache over this storage, through a study's life: its trials are the
+    ones a study on Optuna's plain storage reads."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ours = optuna.create_study(storage=AdapterStorage(db_url), study_name="cached")
+    rng = np.random.default_rng(5)
+    for round_ in range(3):
+        for _ in range(4):
+            trial = ours.ask()
+            _suggest(trial, rng)
+            _decorate(ours, trial, rng)
+            if rng.random() < 0.7:
+                ours.tell(trial, float(rng.normal()))
+        ours.enqueue_trial({"cell_type": "gru"})
+        plain = optuna.load_study(study_name="cached", storage=optuna.storages.RDBStorage(db_url))
+        assert_same_trials(ours.get_trials(), plain.get_trials())
+        assert len(ours.get_trials()) == 4 * (round_ + 1) + 1  # asks take the enqueued one

@@ -26,11 +26,14 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   ``(trial_id, key)``), ``trial_heartbeats`` (unique on ``trial_id``); on
   ``Trial._trial_id`` and ``Trial._cached_frozen_trial``; and on
   ``optuna.storages._cached_storage._CachedStorage._backend``.
-- :class:`NumberingStorage`: Optuna's RDB storage numbering a new trial (one made from no
-  template) from the study's latest trial instead of a count. Relies on
+- :class:`AdapterStorage`: Optuna's RDB storage numbering a new trial (one made from no
+  template) from the study's latest trial instead of a count, and reading the trials
+  behind Optuna's cache with one query per table. Relies on
   ``RDBStorage._create_new_trial(study_id, template_trial)`` returning the new
   ``FrozenTrial`` (what ``_CachedStorage.create_new_trial`` caches), on the study's row
-  lock that Optuna's creators take, and on the tables ``studies`` and ``trials``.
+  lock that Optuna's creators take, on ``RDBStorage._get_trials(study_id, states,
+  included_trial_ids, trial_id_greater_than)`` (what ``_CachedStorage`` reads through),
+  and on the tables of :mod:`.bulk_read`.
 - :func:`batch_capable` and :func:`rdb_backend`: whether a storage is (or wraps) an RDB
   storage the batch path writes to. Relies on ``_CachedStorage._backend``.
 - :func:`running_without_heartbeat`: running trials that never wrote a heartbeat. Relies on
@@ -108,7 +111,7 @@ from cellsearch.search.optuna_adapter._study import (
 from cellsearch.search.optuna_adapter._trials_study import TrialsStudy
 from cellsearch.search.optuna_adapter._versions import TESTED_OPTUNA, is_tested
 from cellsearch.search.optuna_adapter._writes import (
-    NumberingStorage,
+    AdapterStorage,
     batch_capable,
     rdb_backend,
     record_attrs,
@@ -116,7 +119,7 @@ from cellsearch.search.optuna_adapter._writes import (
 
 __all__ = [
     "TESTED_OPTUNA",
-    "NumberingStorage",
+    "AdapterStorage",
     "TrialGroup",
     "TrialsStudy",
     "attach_study_artifact",

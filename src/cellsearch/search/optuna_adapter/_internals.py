@@ -41,6 +41,12 @@ _METHODS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("optuna.Study", "_get_trials", ("deepcopy", "states", "use_cache"), True),
     ("optuna.storages.RDBStorage", "_get_stale_trial_ids", ("study_id",), True),
     ("optuna.storages.RDBStorage", "_create_new_trial", ("study_id", "template_trial"), True),
+    (
+        "optuna.storages.RDBStorage",
+        "_get_trials",
+        ("study_id", "states", "included_trial_ids", "trial_id_greater_than"),
+        True,
+    ),
     ("optuna.storages.RDBStorage", "check_trial_is_updatable", ("trial_id", "trial_state"), True),
     ("optuna.storages.BaseStorage", "get_all_trials", ("study_id", "deepcopy", "states"), False),
     ("optuna.storages.BaseStorage", "get_n_trials", ("study_id", "state"), False),

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cellsearch.search.optuna_adapter import NumberingStorage
+from cellsearch.search.optuna_adapter import AdapterStorage
 from cellsearch.search.trial.retry import is_transient, summary
 from cellsearch.service.errors import StorageUnavailable
 from cellsearch.service.settings import Settings
@@ -236,7 +236,7 @@ def optuna_storage(settings: Settings, *, worker: bool = False) -> optuna.storag
             options: dict[str, Any] = {"pool": worker_engine(settings).pool}
         else:
             options = engine_kwargs(settings.database_url, settings)
-        _storages[key] = NumberingStorage(
+        _storages[key] = AdapterStorage(
             settings.database_url,
             engine_kwargs=options,
             heartbeat_interval=settings.heartbeat_interval,
