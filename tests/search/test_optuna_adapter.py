@@ -390,6 +390,7 @@ def test_a_finished_trial_is_refused_on_the_one_connection_the_write_holds(
 
 # --- numbering new trials without a count ---------------------------------------------
 
+
 def _numbers_in_id_order(storage: optuna.storages.RDBStorage, name: str) -> list[int]:
     trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
     return [t.number for t in sorted(trials, key=lambda t: t._trial_id)]
@@ -414,7 +415,7 @@ def test_new_trials_are_numbered_as_optuna_numbers_them(db_url: str) -> None:
                     study.enqueue_trial({"x": float(i)})
                 trial = new_trial(study)
                 study.tell(trial, float(i))
-        except BaseException as exc:  # noqa: BLE001 - re-raised below, in the test's thread
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [

@@ -28,7 +28,13 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import create_engine, update
 
-from cellsearch.search.optuna_adapter import AdapterStorage, _frozen, _writes, bulk_read, rdb_backend
+from cellsearch.search.optuna_adapter import (
+    AdapterStorage,
+    _frozen,
+    _writes,
+    bulk_read,
+    rdb_backend,
+)
 from cellsearch.search.optuna_adapter._tables import PARAMS
 from cellsearch.search.optuna_adapter.bulk_read import TrialFilter
 from cellsearch.search.record import TrialRecord, cell_of
@@ -348,6 +354,7 @@ def test_rows_read_in_small_chunks_give_the_same_trials(
 
 
 # --- the reads behind Optuna's trial cache ---------------------------------------------
+
 
 def test_the_storage_reads_what_optunas_own_read_returns(
     study: optuna.Study, monkeypatch: pytest.MonkeyPatch

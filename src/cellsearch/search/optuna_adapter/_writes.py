@@ -32,8 +32,8 @@ from sqlalchemy import Integer, String, Text, bindparam, func, insert, or_, sele
 
 from cellsearch.search.optuna_adapter._frozen import build, trial_columns
 from cellsearch.search.optuna_adapter._tables import HEARTBEATS, STUDIES, TRIALS, USER
-from cellsearch.search.optuna_adapter.bulk_write import stored_datetime
 from cellsearch.search.optuna_adapter._versions import internals_error
+from cellsearch.search.optuna_adapter.bulk_write import stored_datetime
 
 try:
     from optuna.storages._cached_storage import _CachedStorage
@@ -178,9 +178,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
         trial_id_greater_than: int,
     ) -> list[FrozenTrial]:
         if self.engine.dialect.name not in _DIALECTS:
-            return super()._get_trials(
-                study_id, states, included_trial_ids, trial_id_greater_than
-            )
+            return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
         t = TRIALS.c
         conditions = [t.study_id == study_id]
         if states is not None:
@@ -194,7 +192,9 @@ class AdapterStorage(optuna.storages.RDBStorage):
                 raise KeyError(f"No study with study_id {study_id} exists.")
             rows = conn.execute(trial_columns().where(*conditions).order_by(t.trial_id)).all()
             few = len(rows) <= _LISTED_IDS
-            chosen = [row.trial_id for row in rows] if few else select(t.trial_id).where(*conditions)
+            chosen = (
+                [row.trial_id for row in rows] if few else select(t.trial_id).where(*conditions)
+            )
             return build(conn, rows, chosen)
 
     def _create_new_trial(
