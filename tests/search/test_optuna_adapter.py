@@ -12,7 +12,7 @@ import logging
 import sys
 import threading
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
@@ -35,6 +35,7 @@ from cellsearch.search.errors import OptunaInternalsError
 from cellsearch.search.optuna_adapter import (
     TESTED_OPTUNA,
     AdapterStorage,
+    Heartbeats,
     TrialsStudy,
     _tables,
     _versions,
@@ -45,8 +46,7 @@ from cellsearch.search.optuna_adapter import (
     new_trial,
     rdb_backend,
     record_attrs,
-    running_without_heartbeat,
-    stale_trial_ids,
+    running_heartbeats,
     study_id_of,
     take_waiting_trial,
     trial_groups,
@@ -104,8 +104,9 @@ MOVES: dict[str, Any] = {
     "Study._get_trials": lambda mp: mp.setattr(
         optuna.Study, "_get_trials", lambda self, deepcopy=True, states=None: []
     ),
-    "RDBStorage._get_stale_trial_ids": lambda mp: mp.delattr(
-        optuna.storages.RDBStorage, "_get_stale_trial_ids"
+    "RDBStorage._get_trials": lambda mp: mp.delattr(optuna.storages.RDBStorage, "_get_trials"),
+    "RDBStorage._create_new_trial": lambda mp: mp.setattr(
+        optuna.storages.RDBStorage, "_create_new_trial", lambda self, study_id, template=None: 0
     ),
     "BaseStorage.get_all_trials": lambda mp: mp.setattr(
         optuna.storages.BaseStorage, "get_all_trials", lambda self, study_id, states=None: []
@@ -240,35 +241,46 @@ def test_finished_trials_refuse_new_attributes(db_url: str) -> None:
 # --- heartbeats and stale trials ---------------------------------------------------------
 
 
+def _running(study: optuna.Study) -> list[int]:
+    """The running trials' ids, as the worker's recovery reads them (Optuna's cache)."""
+    return [t._trial_id for t in study.get_trials(states=(TrialState.RUNNING,))]
+
+
+def _beats(study: optuna.Study, storage: optuna.storages.RDBStorage) -> Heartbeats:
+    return running_heartbeats(storage, study_id_of(study), _running(study))
+
+
 def test_heartbeat_is_recorded_and_refreshed_with_the_attributes(db_url: str) -> None:
     study, storage = rdb_study(db_url)
     silent, beating = study.ask(), study.ask()
-    assert running_without_heartbeat(storage, study._study_id) == {
-        silent._trial_id,
-        beating._trial_id,
-    }
+    assert _beats(study, storage) == Heartbeats([], {silent._trial_id, beating._trial_id})
     record_attrs(beating, {"x": 1}, heartbeat=True)
     record_attrs(beating, {}, heartbeat=True)  # the second beat updates the one row
-    assert running_without_heartbeat(storage, study._study_id) == {silent._trial_id}
-    assert storage._get_stale_trial_ids(study._study_id) == []  # fresh heartbeat
-    assert stale_trial_ids(storage, study._study_id) == []
+    assert _beats(study, storage) == Heartbeats([], {silent._trial_id})  # fresh heartbeat
+    assert storage._get_stale_trial_ids(study._study_id) == []  # as Optuna's check says
+    asked = [silent._trial_id, beating._trial_id]
     study.tell(silent, 0.0)
-    assert running_without_heartbeat(storage, study._study_id) == set()  # finished
+    assert running_heartbeats(storage, study_id_of(study), asked) == Heartbeats([], set())
+    assert running_heartbeats(storage, study_id_of(study), []) == Heartbeats([], set())
 
 
 def test_a_silent_trial_is_found_among_others(db_url: str) -> None:
     # Recovery of trials that never sent a heartbeat rests on this answer never being
     # empty by mistake: a silent trial is found beside finished, waiting, beating ones
-    # and the running trials of another study.
+    # and the running trials of another study, whichever of them the caller names.
     study, storage = rdb_study(db_url)
     other = optuna.create_study(storage=storage)
-    study.tell(study.ask(), 1.0)
+    done = study.ask()
+    study.tell(done, 1.0)
     beating = study.ask()
     record_attrs(beating, {}, heartbeat=True)
     silent = study.ask()
     study.enqueue_trial({"x": 1})
-    other.ask()
-    assert running_without_heartbeat(storage, study_id_of(study)) == {silent._trial_id}
+    elsewhere = other.ask()
+    assert _beats(study, storage) == Heartbeats([], {silent._trial_id})
+    every = [t._trial_id for t in study.get_trials()] + [elsewhere._trial_id]
+    assert running_heartbeats(storage, study_id_of(study), every).silent == {silent._trial_id}
+    assert done._trial_id in every
 
 
 def test_a_trial_whose_heartbeat_is_old_is_stale(db_url: str) -> None:
@@ -283,7 +295,18 @@ def test_a_trial_whose_heartbeat_is_old_is_stale(db_url: str) -> None:
             .where(beats.c.trial_id == dead._trial_id)
             .values(heartbeat=datetime(2000, 1, 1))
         )
-    assert stale_trial_ids(storage, study_id_of(study)) == [dead._trial_id]
+    assert _beats(study, storage) == Heartbeats([dead._trial_id], set())
+    assert storage._get_stale_trial_ids(study._study_id) == [dead._trial_id]  # Optuna agrees
+    # a beat just past the grace period (by the database's clock) is stale; one inside is not
+    with storage.engine.begin() as conn:
+        now = conn.execute(select(func.now())).scalar_one().replace(tzinfo=None)
+        for trial, age in ((dead, 2.5), (alive, 1.0)):  # grace period 2 s
+            conn.execute(
+                update(beats)
+                .where(beats.c.trial_id == trial._trial_id)
+                .values(heartbeat=now - timedelta(seconds=age))
+            )
+    assert _beats(study, storage) == Heartbeats([dead._trial_id], set())
 
 
 # --- calls on a study ----------------------------------------------------------------------

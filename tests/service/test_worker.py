@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from cellsearch.search.errors import TrainingDiverged
-from cellsearch.search.optuna_adapter import running_without_heartbeat
+from cellsearch.search.optuna_adapter import running_heartbeats
 from cellsearch.search.record import is_counted
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.trial import objective
@@ -164,7 +164,9 @@ def test_long_trial_records_its_attributes_and_heartbeat_while_running(
     def slow_status(name: str) -> str | None:
         time.sleep(migrated.heartbeat_interval * 2.5)  # an epoch longer than the interval
         (running,) = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
-        silent = running_without_heartbeat(optuna_storage(migrated), study._study_id)
+        silent = running_heartbeats(
+            optuna_storage(migrated), study._study_id, [running._trial_id]
+        ).silent
         with session_scope(engine_for(migrated)) as session:
             named = session.scalars(select(WorkerRecord.study_name)).first()
         seen.append((running.user_attrs, silent, named))

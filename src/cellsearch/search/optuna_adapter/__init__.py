@@ -36,10 +36,10 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   and on the tables of :mod:`.bulk_read`.
 - :func:`batch_capable` and :func:`rdb_backend`: whether a storage is (or wraps) an RDB
   storage the batch path writes to. Relies on ``_CachedStorage._backend``.
-- :func:`running_without_heartbeat`: running trials that never wrote a heartbeat. Relies on
-  the tables ``trials`` and ``trial_heartbeats``.
-- :func:`stale_trial_ids`: Optuna's own stale check. Relies on
-  ``RDBStorage._get_stale_trial_ids``.
+- :func:`running_heartbeats` and :class:`Heartbeats`: which of the running trials a caller
+  names have a stale heartbeat (Optuna's stale check, by the database's clock), and which
+  never wrote one. Relies on the tables ``trials`` and ``trial_heartbeats``, and on
+  ``RDBStorage.grace_period`` and ``heartbeat_interval``.
 - :func:`study_id_of`: a study's storage id. Relies on ``Study._study_id``.
 - :func:`take_waiting_trial` (take one enqueued trial, or none), and its halves
   :func:`pop_waiting_trial_id` and :func:`trial_of`; :func:`new_trial` (a new trial, never
@@ -97,7 +97,7 @@ from cellsearch.search.optuna_adapter._artifacts import (
 )
 from cellsearch.search.optuna_adapter._cell_view import cell_view, seeded_view
 from cellsearch.search.optuna_adapter._counts import TrialGroup, trial_groups
-from cellsearch.search.optuna_adapter._heartbeats import running_without_heartbeat, stale_trial_ids
+from cellsearch.search.optuna_adapter._heartbeats import Heartbeats, running_heartbeats
 from cellsearch.search.optuna_adapter._internals import check_internals
 from cellsearch.search.optuna_adapter._study import (
     new_trial,
@@ -120,6 +120,7 @@ from cellsearch.search.optuna_adapter._writes import (
 __all__ = [
     "TESTED_OPTUNA",
     "AdapterStorage",
+    "Heartbeats",
     "TrialGroup",
     "TrialsStudy",
     "attach_study_artifact",
@@ -137,9 +138,8 @@ __all__ = [
     "record_attrs",
     "relisted_artifacts",
     "resampled",
-    "running_without_heartbeat",
+    "running_heartbeats",
     "seeded_view",
-    "stale_trial_ids",
     "study_artifacts",
     "study_id_of",
     "study_system_attr",

@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 _METHODS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
     ("optuna.Study", "_pop_waiting_trial_id", (), True),
     ("optuna.Study", "_get_trials", ("deepcopy", "states", "use_cache"), True),
-    ("optuna.storages.RDBStorage", "_get_stale_trial_ids", ("study_id",), True),
     ("optuna.storages.RDBStorage", "_create_new_trial", ("study_id", "template_trial"), True),
     (
         "optuna.storages.RDBStorage",

@@ -22,8 +22,7 @@ from optuna.trial import FrozenTrial
 
 from cellsearch.search import record
 from cellsearch.search.optuna_adapter import (
-    running_without_heartbeat,
-    stale_trial_ids,
+    running_heartbeats,
     study_id_of,
 )
 from cellsearch.search.study import reevaluation
@@ -125,8 +124,10 @@ class StaleTrials:
         for name, incarnation, spec in active:
             study = self.study(name, incarnation)
             study_id = study_id_of(study)
-            stale = set(stale_trial_ids(self.storage, study_id))
-            for trial_id in running_without_heartbeat(self.storage, study_id):
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            beats = running_heartbeats(self.storage, study_id, [t._trial_id for t in running])
+            stale = set(beats.stale)
+            for trial_id in beats.silent:
                 first_seen = self._silent_since.get(trial_id, now)
                 silent_now[trial_id] = first_seen
                 if now - first_seen > self.grace_period:
