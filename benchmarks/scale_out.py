@@ -15,7 +15,9 @@ parameters, curves and values, in bulk into Optuna's tables: :mod:`prefill`), so
 Reported per run (the server is the benchmark's own, :mod:`pg_server`, with
 ``pg_stat_statements``): trials per second; the claim's latency (its ``UPDATE``, as the
 worker waits for it) at p50 and p99; statements (every one a round trip, ``BEGIN`` and
-``COMMIT`` included) and the server's execution time per trial; the peak of waiting
+``COMMIT`` included) and the server's execution time per trial, also without the
+statements that read a whole big study (each worker's first read of it into Optuna's
+cache, once per worker and study: :data:`monitor.WHOLE_STUDY_ROWS`); the peak of waiting
 locks (sampled every 0.2 s) and the deadlocks; the peak of server connections; the five
 statements the server spent most time on (``--json`` only); and whether the study came
 out exact (``n_trials`` counted trials, one per deal, no trial left running or waiting,
@@ -231,21 +233,24 @@ def run_one(server_url: str, run: Run, epochs: int, folder: Path) -> dict[str, A
 def table(rows: list[dict[str, Any]]) -> str:
     """The results as a Markdown table."""
     head = ("| workers | mode | study size | trials run | trial s | trials/s | claim p50 ms "
-            "| claim p99 ms | statements/trial | server ms/trial | lock waits (peak) "
+            "| claim p99 ms | statements/trial | server ms/trial | same, after first reads "
+            "| lock waits (peak) "
             "| deadlocks | connections (peak) | errors | exact |")  # fmt: skip
-    lines = [head, "|" + "---|" * 15]
+    lines = [head, "|" + "---|" * 16]
     for r in rows:
         if "failed" in r:
             lines.append(
                 f"| {r['workers']} | {r['mode']} | {r['size']:,} | {r['trials']:,} "
-                f"| {r['trial_s']:.2f} | failed: {r['failed']} |" + " |" * 9
+                f"| {r['trial_s']:.2f} | failed: {r['failed']} |" + " |" * 10
             )
             continue
         lines.append(
             f"| {r['workers']} | {r['mode']} | {r['size']:,} | {r['trials']:,} "
             f"| {r['trial_s']:.2f} | {r['trials_per_s']:.1f} | {r['claim_p50_ms']:.1f} "
             f"| {r['claim_p99_ms']:.1f} | {r['statements_per_trial']:.1f} "
-            f"| {r['server_ms_per_trial']:.2f} | {r['lock_waits_peak']} | {r['deadlocks']} "
+            f"| {r['server_ms_per_trial']:.2f} "
+            f"| {r['server_ms_per_trial_after_first_reads']:.2f} "
+            f"| {r['lock_waits_peak']} | {r['deadlocks']} "
             f"| {r['connections_peak']} | {r['errors']} | {r['exact']} |"
         )
     return "\n".join(lines)

@@ -13,6 +13,7 @@ naive UTC that Optuna 5 stores; Optuna 4 stores local time).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -79,22 +80,32 @@ def _of(table: Any, chosen: Any) -> ColumnElement[bool]:
 def _params(
     conn: Connection, chosen: Any
 ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, BaseDistribution]]]:
-    """Parameters (external values) and distributions per trial, in Optuna's order."""
+    """Parameters (external values) and distributions per trial, in Optuna's order (each
+    trial's by parameter id).
+
+    The rows are read unordered and each trial's few put in order here: an ``ORDER BY``
+    over the whole selection made the server sort every row of it, distributions' JSON
+    included (a sort on disk at 100,000 trials). They mostly arrive in id order already.
+    """
     p = PARAMS.c
-    query = select(p.trial_id, p.param_name, p.param_value, p.distribution_json)
-    query = query.where(_of(PARAMS, chosen)).order_by(p.param_id)
+    query = select(p.trial_id, p.param_id, p.param_name, p.param_value, p.distribution_json)
     decoded: dict[str, BaseDistribution] = {}
     names: dict[str, str] = {}  # one string object per name, not one per row
-    params: dict[int, dict[str, Any]] = {}
-    distributions: dict[int, dict[str, BaseDistribution]] = {}
-    for rows in chunks(conn, query):
-        for trial_id, name, internal, text in rows:
+    rows_of: dict[int, list[tuple[int, str, float, BaseDistribution]]] = {}
+    for rows in chunks(conn, query.where(_of(PARAMS, chosen))):
+        for trial_id, param_id, name, internal, text in rows:
             distribution = decoded.get(text)
             if distribution is None:
                 distribution = decoded[text] = json_to_distribution(text)
-            name = names.setdefault(name, name)
-            params.setdefault(trial_id, {})[name] = distribution.to_external_repr(internal)
-            distributions.setdefault(trial_id, {})[name] = distribution
+            row = (param_id, names.setdefault(name, name), internal, distribution)
+            rows_of.setdefault(trial_id, []).append(row)
+    params: dict[int, dict[str, Any]] = {}
+    distributions: dict[int, dict[str, BaseDistribution]] = {}
+    for trial_id, found in rows_of.items():
+        if any(a[0] > b[0] for a, b in itertools.pairwise(found)):
+            found.sort()
+        params[trial_id] = {n: d.to_external_repr(v) for _, n, v, d in found}
+        distributions[trial_id] = {n: d for _, n, _, d in found}
     return params, distributions
 
 
