@@ -404,3 +404,25 @@ def test_a_cached_study_on_the_storage_sees_what_optuna_sees(db_url: str) -> Non
         plain = optuna.load_study(study_name="cached", storage=optuna.storages.RDBStorage(db_url))
         assert_same_trials(ours.get_trials(), plain.get_trials())
         assert len(ours.get_trials()) == 4 * (round_ + 1) + 1  # asks take the enqueued one
+
+
+def test_parameters_keep_optunas_order_however_the_rows_come(db_url: str) -> None:
+    """Parameters suggested out of name order, the first one's row then rewritten (a
+    PostgreSQL update moves it to the end of the table): read without an ``ORDER BY``, in
+    name order or moved, they still come out in Optuna's order."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=db_url, study_name="order")
+    for _ in range(3):
+        trial = study.ask()
+        for name in ("zeta", "alpha", "mu", "beta"):
+            trial.suggest_float(name, 0.0, 1.0)
+        study.tell(trial, 1.0)
+    backend = rdb_backend(study._storage)
+    assert backend is not None
+    with backend.engine.begin() as conn:
+        conn.execute(update(PARAMS).where(PARAMS.c.param_name == "zeta").values(param_value=0.5))
+    theirs = _optuna_trials(study)
+    ours, _ = _read(_url(study), "order")
+    assert [list(t.params) for t in theirs] == [["zeta", "alpha", "mu", "beta"]] * 3
+    assert [list(t.params) for t in ours] == [list(t.params) for t in theirs]
+    assert_same_trials(ours, theirs)
