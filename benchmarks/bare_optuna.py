@@ -3,6 +3,8 @@
 ``study.optimize`` processes that share a study's budget, with an objective that trains the
 same model with the same trainer (or returns a constant), started by :func:`run_bare` as
 ``workers.py bare-child`` and timed from a common start signal to the last one's end.
+They open SQLite with Optuna's defaults (what a plain Optuna script gets), or, with
+``workers.py --bare-pragmas``, with the workers' own modes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from worker_bench import (
 )
 
 SCRIPT = Path(__file__).resolve().with_name("workers.py")
+# Set (by ``workers.py --bare-pragmas``): the bare processes open SQLite as the workers do
+# (their synchronous mode), instead of with Optuna's defaults.
+SAME_PRAGMAS = "CELLSEARCH_BENCH_BARE_PRAGMAS"
 
 
 def run_bare(db: Database, processes: int, spec: Any, folder: Path, *, train: bool) -> float:
@@ -84,6 +89,7 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     """
     import optuna
     import torch
+    from sqlalchemy import event
 
     from cellsearch.models import SequenceModel
     from cellsearch.search.study.spec import StudySpec
@@ -93,13 +99,17 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     from cellsearch.search.trial.trainer import EpochResult
     from cellsearch.search.trial.trainer import train as train_model
     from cellsearch.search.trial_config import TrainConfig
-    from cellsearch.service.store.db import engine_kwargs
+    from cellsearch.service.settings import Settings
+    from cellsearch.service.store.db import engine_kwargs, sqlite_pragmas
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(1)
     spec = StudySpec.model_validate_json(spec_json)
     data = build_task(spec.task, spec.seed)
     storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, _settings(url)))
+    if os.environ.get(SAME_PRAGMAS) and url.startswith("sqlite"):  # the workers' SQLite modes
+        storage.engine.dispose()
+        event.listen(storage.engine, "connect", sqlite_pragmas(Settings().sqlite_synchronous))
     # the spec's pruner, as a user would set it ("none": Optuna's default would be median)
     pruner = optuna.pruners.NopPruner() if spec.pruner == "none" else None
     study = optuna.load_study(study_name=spec.name, storage=storage, pruner=pruner,

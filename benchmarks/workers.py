@@ -47,7 +47,14 @@ from pathlib import Path
 from typing import Any
 
 import worker_waits
-from bare_optuna import bare_child, ceiling_child, machine_ceiling, run_bare, run_bare_timed
+from bare_optuna import (
+    SAME_PRAGMAS,
+    bare_child,
+    ceiling_child,
+    machine_ceiling,
+    run_bare,
+    run_bare_timed,
+)
 from worker_bench import (
     CPU_TASK,
     MIN_TASK,
@@ -222,6 +229,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         choices=["overhead", "scaling", "idle", "wakeup", "memory"],
         help="run one benchmark (idle, wakeup, memory: only when named)",
     )
+    parser.add_argument(
+        "--bare-pragmas",
+        action="store_true",
+        help="the plain-Optuna side opens SQLite in the workers' synchronous mode, not "
+        "Optuna's default",
+    )
     parser.add_argument("--idle-workers", type=int, default=4)
     parser.add_argument("--idle-warmup", type=float, default=150.0,
                         help="seconds idle workers back off before the idle window (and "
@@ -250,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.bare_pragmas:
+        os.environ[SAME_PRAGMAS] = "1"  # the bare processes inherit it
     with tempfile.TemporaryDirectory(prefix="cellsearch-bench-") as tmp:
         folder = Path(tmp)
         with sqlite_database(folder) as sqlite:

@@ -84,6 +84,13 @@ class Settings(SpecLimits, ArtifactSettings, TravelSettings, BaseSettings):
         description="Connections the API may open beyond db_pool_size at busy moments; a "
         "worker opens at most one more (its heartbeat).",
     )
+    sqlite_synchronous: Literal["normal", "full"] = Field(
+        default="normal",
+        description="SQLite's synchronous mode on the service's connections (WAL). normal: "
+        "a commit waits for no disk flush; a killed process loses nothing, a power loss "
+        "may roll back the last commits before it (trials then rerun, as after a kill). "
+        "full: every commit is flushed to disk (about 0.4 ms more a commit).",
+    )
     db_pooler: Literal["none", "pgbouncer"] = Field(
         default="none",
         description="What stands between the processes and PostgreSQL: none, or pgbouncer "
