@@ -187,10 +187,11 @@ class AdapterStorage(optuna.storages.RDBStorage):
             included = [i for i in included_trial_ids if i <= trial_id_greater_than]
             newer = t.trial_id > trial_id_greater_than
             conditions.append(or_(t.trial_id.in_(included), newer) if included else newer)
-            # The same trials, bounded below: the server walks the primary key from the
-            # oldest of them instead of every trial of the study (10 ms at 100,000).
+            # The same trials, bounded below, so that the server can walk the primary key
+            # from the oldest of them whatever its statistics say (on stale ones it read
+            # the study's whole index: 2 ms a call at 100,000 trials).
             conditions.append(t.trial_id >= min(included, default=trial_id_greater_than + 1))
-        with self.engine.connect() as conn:  # one transaction: one snapshot on SQLite
+        with self.engine.connect() as conn:
             if conn.scalar(_STUDY_EXISTS, {"study_id": study_id}) is None:
                 raise KeyError(f"No study with study_id {study_id} exists.")
             rows = conn.execute(trial_columns().where(*conditions).order_by(t.trial_id)).all()
