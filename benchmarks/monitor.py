@@ -83,17 +83,14 @@ def measure(url: str, name: str, n: int, pids: list[int], timeout: float) -> dic
             time.sleep(SAMPLE_S)
         seconds = time.perf_counter() - start
         after = _database_counters(conn)
-        statements, server_ms = conn.execute(
-            "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0) "
+        statements, server_ms, whole_ms, whole_calls = conn.execute(
+            "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0), "
+            "coalesce(sum(total_exec_time) FILTER (WHERE rows >= %(whole)s * calls), 0), "
+            "coalesce(sum(calls) FILTER (WHERE rows >= %(whole)s * calls), 0) "
             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
-            "WHERE datname = current_database())"
-        ).fetchone() or (0, 0)
-        whole_ms, whole_calls = conn.execute(
-            "SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0) "
-            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
-            "WHERE datname = current_database()) AND rows >= %s * calls",
-            (WHOLE_STUDY_ROWS,),
-        ).fetchone() or (0, 0)
+            "WHERE datname = current_database())",
+            {"whole": WHOLE_STUDY_ROWS},
+        ).fetchone() or (0, 0, 0, 0)
         top = conn.execute(
             "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, total_exec_time "
             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "

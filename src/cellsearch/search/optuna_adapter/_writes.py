@@ -196,7 +196,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
             # a study with trials exists: only an empty answer needs the check (a round
             # trip fewer on most of the cache's reads)
             if not rows and conn.scalar(_STUDY_EXISTS, {"study_id": study_id}) is None:
-                raise KeyError(f"No study with study_id {study_id} exists.")
+                raise _no_study(study_id)
             few = len(rows) <= _LISTED_IDS
             chosen = (
                 [row.trial_id for row in rows] if few else select(t.trial_id).where(*conditions)
@@ -213,12 +213,12 @@ class AdapterStorage(optuna.storages.RDBStorage):
         with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # the lock first, as Optuna takes it
                 if conn.scalar(_LOCK_STUDY, params) is None:
-                    raise KeyError(f"No study with study_id {study_id} exists.")
+                    raise _no_study(study_id)
                 trial_id, number = conn.execute(_INSERT_NUMBERED, params).one()
             else:  # SQLite: the write first, which takes the database's write lock
                 trial_id, number = conn.execute(_INSERT_NUMBERED, params).one()
-                if conn.scalar(_LOCK_STUDY, params) is None:
-                    raise KeyError(f"No study with study_id {study_id} exists.")
+                if conn.scalar(_STUDY_EXISTS, params) is None:
+                    raise _no_study(study_id)
         return FrozenTrial(
             number=number,
             state=TrialState.RUNNING,
@@ -233,6 +233,11 @@ class AdapterStorage(optuna.storages.RDBStorage):
             intermediate_values={},
             trial_id=trial_id,
         )
+
+
+def _no_study(study_id: int) -> KeyError:
+    """The error Optuna's storage raises for a study id it does not hold (a KeyError)."""
+    return KeyError(f"No study with study_id {study_id} exists.")
 
 
 _STUDY = bindparam("study_id", type_=Integer)
