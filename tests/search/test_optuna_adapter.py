@@ -39,6 +39,7 @@ from cellsearch.search.optuna_adapter import (
     TrialsStudy,
     _tables,
     _versions,
+    _storage,
     _writes,
     batch_capable,
     check_internals,
@@ -498,6 +499,6 @@ def test_a_template_or_another_database_takes_optunas_own_path(
     assert counted == []  # the claim's path: no count
     study.enqueue_trial({"x": 1.0})
     assert len(counted) == 1  # a template: Optuna's own code
-    monkeypatch.setattr(_writes, "_DIALECTS", ("mysql",))
+    monkeypatch.setattr(_storage, "_DIALECTS", ("mysql",))
     made = ours._create_new_trial(study._study_id)
     assert counted[-1] == made._trial_id and made.number == 2

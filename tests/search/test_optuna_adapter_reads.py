@@ -31,7 +31,7 @@ from sqlalchemy import create_engine, update
 from cellsearch.search.optuna_adapter import (
     AdapterStorage,
     _frozen,
-    _writes,
+    _storage,
     bulk_read,
     rdb_backend,
 )
@@ -362,7 +362,8 @@ def test_the_storage_reads_what_optunas_own_read_returns(
     """``AdapterStorage._get_trials`` against ``RDBStorage._get_trials`` on every kind of
     trial, for each selection Optuna's cache makes: the first read, the unfinished trials
     it knows and those past the last finished one, a state filter; with the ids listed
-    and with the selection as a subquery."""
+    (their child rows in one query, then in one per table) and with the selection as a
+    subquery. A single trial's read (``get_trial``) too."""
     url = _url(study)
     ours, theirs = AdapterStorage(url), optuna.storages.RDBStorage(url)
     study_id = study._study_id
@@ -377,11 +378,13 @@ def test_the_storage_reads_what_optunas_own_read_returns(
         ((TrialState.COMPLETE, TrialState.PRUNED), unfinished, middle),
         (None, {trials[-1]._trial_id}, trials[-1]._trial_id),  # nothing past the last
     ]
-    for listed in (500, 0):  # the ids listed, then the selection as a subquery
-        monkeypatch.setattr(_writes, "_LISTED_IDS", listed)
+    for listed, few in ((500, 100), (500, 0), (0, 100)):  # one query, per table, subquery
+        monkeypatch.setattr(_storage, "_LISTED_IDS", listed)
+        monkeypatch.setattr(_frozen, "FEW", few)
         for states, included, greater in asks:
             mine = ours._get_trials(study_id, states, set(included), greater)
             assert_same_trials(mine, theirs._get_trials(study_id, states, included, greater))
+        assert_same_trials([ours.get_trial(t._trial_id) for t in trials], trials)
     assert len(ours._get_trials(study_id, None, set(), -1)) == len(trials) > 30
     with pytest.raises(KeyError, match="No study with study_id 999999"):
         ours._get_trials(999999, None, set(), -1)

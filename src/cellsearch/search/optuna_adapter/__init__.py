@@ -27,13 +27,17 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   ``Trial._trial_id`` and ``Trial._cached_frozen_trial``; and on
   ``optuna.storages._cached_storage._CachedStorage._backend``.
 - :class:`AdapterStorage`: Optuna's RDB storage numbering a new trial (one made from no
-  template) from the study's latest trial instead of a count, and reading the trials
-  behind Optuna's cache with one query per table. Relies on
-  ``RDBStorage._create_new_trial(study_id, template_trial)`` returning the new
-  ``FrozenTrial`` (what ``_CachedStorage.create_new_trial`` caches), on the study's row
-  lock that Optuna's creators take, on ``RDBStorage._get_trials(study_id, states,
-  included_trial_ids, trial_id_greater_than)`` (what ``_CachedStorage`` reads through),
-  and on the tables of :mod:`.bulk_read`.
+  template) from the study's latest trial instead of a count, reading the trials behind
+  Optuna's cache with one query per table, and writing a trial's parameters, reported
+  values and end, and reading a running trial, in SQL statements built once instead of
+  Optuna's ORM. Relies on ``RDBStorage._create_new_trial(study_id, template_trial)``
+  returning the new ``FrozenTrial`` (what ``_CachedStorage.create_new_trial`` caches), on
+  the study's row lock that Optuna's creators take, on ``RDBStorage._get_trials(study_id,
+  states, included_trial_ids, trial_id_greater_than)`` and ``_set_trial_param(...,
+  previous_distribution)`` (what ``_CachedStorage`` calls), on the signatures of
+  ``get_trial``, ``set_trial_intermediate_value`` and ``set_trial_state_values``, on the
+  unique keys of the parameter, value and intermediate value tables, and on the tables
+  of :mod:`.bulk_read`.
 - :func:`batch_capable` and :func:`rdb_backend`: whether a storage is (or wraps) an RDB
   storage the batch path writes to. Relies on ``_CachedStorage._backend``.
 - :func:`running_heartbeats` and :class:`Heartbeats`: which of the running trials a caller
@@ -99,6 +103,7 @@ from cellsearch.search.optuna_adapter._cell_view import cell_view, seeded_view
 from cellsearch.search.optuna_adapter._counts import TrialGroup, trial_groups
 from cellsearch.search.optuna_adapter._heartbeats import Heartbeats, running_heartbeats
 from cellsearch.search.optuna_adapter._internals import check_internals
+from cellsearch.search.optuna_adapter._storage import AdapterStorage
 from cellsearch.search.optuna_adapter._study import (
     new_trial,
     pop_waiting_trial_id,
@@ -111,7 +116,6 @@ from cellsearch.search.optuna_adapter._study import (
 from cellsearch.search.optuna_adapter._trials_study import TrialsStudy
 from cellsearch.search.optuna_adapter._versions import TESTED_OPTUNA, is_tested
 from cellsearch.search.optuna_adapter._writes import (
-    AdapterStorage,
     batch_capable,
     rdb_backend,
     record_attrs,

@@ -20,7 +20,20 @@ from typing import Any
 
 from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.trial import FrozenTrial
-from sqlalchemy import Connection, String, select, type_coerce
+from sqlalchemy import (
+    Connection,
+    Float,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    literal,
+    null,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy import cast as cast_sql
 from sqlalchemy.sql.elements import ColumnElement
 
 from cellsearch.search.optuna_adapter._tables import (
@@ -44,14 +57,25 @@ def trial_columns() -> Any:
 
 
 def build(conn: Connection, rows: Sequence[Any], chosen: Any) -> list[FrozenTrial]:
-    """FrozenTrials of the trial ``rows``; ``chosen``: their ids (a list or a subquery)."""
+    """FrozenTrials of the trial ``rows``; ``chosen``: their ids (a list or a subquery).
+
+    A few listed trials (at most :data:`FEW`, as a running trial's read and most reads of
+    Optuna's cache are) have their child rows read in one query (:func:`_few`); more, in
+    one query per child table, in chunks.
+    """
     if not rows:
         return []
-    params, distributions = _params(conn, chosen)
-    values = _values(conn, chosen)
-    steps = _intermediate(conn, chosen)
-    user = _attributes(conn, USER, chosen)
-    system = _attributes(conn, SYSTEM, chosen)
+    tables: tuple[Rows, ...]
+    if isinstance(chosen, list) and len(chosen) <= FEW:
+        parts = _few(conn, chosen)
+        tables = ([parts[0]], [parts[1]], [parts[2]], [parts[3]], [parts[4]])
+    else:
+        tables = _per_table(conn, chosen)
+    params, distributions = _params(tables[0])
+    values = _values(tables[1])
+    steps = _intermediate(tables[2])
+    user = _attributes(tables[3])
+    system = _attributes(tables[4])
     trials = []
     for trial_id, number, state, started, completed in rows:
         trials.append(
@@ -73,12 +97,79 @@ def build(conn: Connection, rows: Sequence[Any], chosen: Any) -> list[FrozenTria
     return trials
 
 
+FEW = 100  # at most this many listed trials are read in one query (see build)
+Rows = Iterable[Sequence[Any]]  # a table's rows, in chunks
+
+
+def _per_table(conn: Connection, chosen: Any) -> tuple[Rows, ...]:
+    """Each child table's rows of the ``chosen`` trials, each read with one query, in the
+    shapes the builders take."""
+    p, v, s = PARAMS.c, VALUES.c, STEPS.c
+    params = select(p.trial_id, p.param_id, p.param_name, p.param_value, p.distribution_json)
+    values = select(v.trial_id, v.objective, v.value, stored_name(v.value_type))
+    steps = select(s.trial_id, s.step, s.intermediate_value, stored_name(s.intermediate_value_type))
+
+    def attributes(table: Any) -> Any:
+        return select(table.c.trial_id, table.c.key, table.c.value_json)
+
+    queries = (
+        params.where(_of(PARAMS, chosen)),
+        values.where(_of(VALUES, chosen)),
+        steps.where(_of(STEPS, chosen)),
+        attributes(USER).where(_of(USER, chosen)),
+        attributes(SYSTEM).where(_of(SYSTEM, chosen)),
+    )
+    return tuple(chunks(conn, q) for q in queries)
+
+
+def _few(conn: Connection, trial_ids: list[int]) -> list[list[Sequence[Any]]]:
+    """The child rows of a few trials, read in one ``UNION ALL`` query (one round trip
+    instead of five), split by table into the shapes the builders take."""
+    parts: list[list[Sequence[Any]]] = [[], [], [], [], []]
+    for part, trial_id, number, name, value, text in conn.execute(_FEW, {"ids": trial_ids}):
+        if part == 0:
+            parts[0].append((trial_id, number, name, value, text))
+        elif part in (1, 2):
+            parts[part].append((trial_id, number, value, name))
+        else:
+            parts[part].append((trial_id, name, text))
+    return parts
+
+
+def _union_of_children() -> Any:
+    """The child tables of listed trials as one query: (part, trial id, an integer, a
+    name, a number, a text), ``part`` 0-4 being parameters, values, intermediate values,
+    user and system attributes."""
+    ids: Any = bindparam("ids", expanding=True)
+
+    def branch(part: int, table: Any, number: Any, name: Any, value: Any, text: Any) -> Any:
+        return select(
+            literal(part, Integer), table.c.trial_id, _typed(number, Integer),
+            _typed(name, String), _typed(value, Float), _typed(text, Text),
+        ).where(table.c.trial_id.in_(ids))  # fmt: skip
+
+    p, v, s, u, y = PARAMS.c, VALUES.c, STEPS.c, USER.c, SYSTEM.c
+    return union_all(
+        branch(0, PARAMS, p.param_id, p.param_name, p.param_value, p.distribution_json),
+        branch(1, VALUES, v.objective, v.value_type, v.value, None),
+        branch(2, STEPS, s.step, s.intermediate_value_type, s.intermediate_value, None),
+        branch(3, USER, None, u.key, None, u.value_json),
+        branch(4, SYSTEM, None, y.key, None, y.value_json),
+    )
+
+
+def _typed(column: Any, type_: Any) -> Any:
+    """A column cast to ``type_`` on the server (an enum read as its stored name), or a
+    typed NULL where a branch has no such column."""
+    return cast_sql(null() if column is None else column, type_)
+
+
 def _of(table: Any, chosen: Any) -> ColumnElement[bool]:
     return table.c.trial_id.in_(chosen)
 
 
 def _params(
-    conn: Connection, chosen: Any
+    tables: Rows,
 ) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, BaseDistribution]]]:
     """Parameters (external values) and distributions per trial, in Optuna's order (each
     trial's by parameter id).
@@ -87,12 +178,10 @@ def _params(
     over the whole selection made the server sort every row of it, distributions' JSON
     included (a sort on disk at 100,000 trials). They mostly arrive in id order already.
     """
-    p = PARAMS.c
-    query = select(p.trial_id, p.param_id, p.param_name, p.param_value, p.distribution_json)
     decoded: dict[str, BaseDistribution] = {}
     names: dict[str, str] = {}  # one string object per name, not one per row
     rows_of: dict[int, list[tuple[int, str, float, BaseDistribution]]] = {}
-    for rows in chunks(conn, query.where(_of(PARAMS, chosen))):
+    for rows in tables:
         for trial_id, param_id, name, internal, text in rows:
             distribution = decoded.get(text)
             if distribution is None:
@@ -109,12 +198,10 @@ def _params(
     return params, distributions
 
 
-def _values(conn: Connection, chosen: Any) -> dict[int, list[float]]:
+def _values(tables: Rows) -> dict[int, list[float]]:
     """Objective values per trial, by objective."""
-    v = VALUES.c
-    query = select(v.trial_id, v.objective, v.value, stored_name(v.value_type))
     found: dict[int, dict[int, float]] = {}
-    for rows in chunks(conn, query.where(_of(VALUES, chosen))):
+    for rows in tables:
         for trial_id, objective, value, kind in rows:
             found.setdefault(trial_id, {})[objective] = value if kind == _FINITE else _SPECIAL[kind]
     out: dict[int, list[float]] = {}
@@ -126,13 +213,11 @@ def _values(conn: Connection, chosen: Any) -> dict[int, list[float]]:
     return out
 
 
-def _intermediate(conn: Connection, chosen: Any) -> dict[int, dict[int, float]]:
+def _intermediate(tables: Rows) -> dict[int, dict[int, float]]:
     """Intermediate values per trial, keyed by step (NaN and infinities restored)."""
-    s = STEPS.c
-    query = select(s.trial_id, s.step, s.intermediate_value, stored_name(s.intermediate_value_type))
     out: dict[int, dict[int, float]] = {}
     last, steps = None, {}
-    for rows in chunks(conn, query.where(_of(STEPS, chosen))):
+    for rows in tables:
         for trial_id, step, value, kind in rows:
             if trial_id != last:  # rows mostly come grouped by trial (the index's order)
                 steps = out.setdefault(trial_id, {})
@@ -141,12 +226,11 @@ def _intermediate(conn: Connection, chosen: Any) -> dict[int, dict[int, float]]:
     return out
 
 
-def _attributes(conn: Connection, table: Any, chosen: Any) -> dict[int, dict[str, Any]]:
+def _attributes(tables: Rows) -> dict[int, dict[str, Any]]:
     """User or system attributes per trial, the JSON values of each chunk decoded at once."""
-    query = select(table.c.trial_id, table.c.key, table.c.value_json).where(_of(table, chosen))
     keys: dict[str, str] = {}
     out: dict[int, dict[str, Any]] = {}
-    for rows in chunks(conn, query):
+    for rows in tables:
         decoded = _json_many(row[2] for row in rows)
         for (trial_id, key, _), value in zip(rows, decoded, strict=True):
             out.setdefault(trial_id, {})[keys.setdefault(key, key)] = value
@@ -188,3 +272,6 @@ def _local(stored: dt.datetime | None) -> dt.datetime | None:
     if stored is None or not DATETIMES_IN_UTC:
         return stored
     return stored.replace(tzinfo=dt.UTC).astimezone().replace(tzinfo=None)
+
+
+_FEW = _union_of_children()

@@ -47,6 +47,21 @@ _METHODS: tuple[tuple[str, str, tuple[str, ...], bool], ...] = (
         True,
     ),
     ("optuna.storages.RDBStorage", "check_trial_is_updatable", ("trial_id", "trial_state"), True),
+    # overridden by AdapterStorage, which Optuna's cache and trials call with these
+    ("optuna.storages.RDBStorage", "get_trial", ("trial_id",), True),
+    (
+        "optuna.storages.RDBStorage",
+        "_set_trial_param",
+        ("trial_id", "param_name", "param_value_internal", "distribution", "previous_distribution"),
+        True,
+    ),
+    (
+        "optuna.storages.RDBStorage",
+        "set_trial_intermediate_value",
+        ("trial_id", "step", "intermediate_value"),
+        True,
+    ),
+    ("optuna.storages.RDBStorage", "set_trial_state_values", ("trial_id", "state", "values"), True),
     ("optuna.storages.BaseStorage", "get_all_trials", ("study_id", "deepcopy", "states"), False),
     ("optuna.storages.BaseStorage", "get_n_trials", ("study_id", "state"), False),
 )

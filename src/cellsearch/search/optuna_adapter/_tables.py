@@ -54,6 +54,9 @@ USED: dict[str, tuple[str, ...]] = {
 UNIQUE: dict[str, tuple[str, ...]] = {
     "TrialUserAttributeModel": ("trial_id", "key"),
     "TrialHeartbeatModel": ("trial_id",),
+    "TrialParamModel": ("trial_id", "param_name"),
+    "TrialValueModel": ("trial_id", "objective"),
+    "TrialIntermediateValueModel": ("trial_id", "step"),
 }
 # Stored names of the value kinds (Optuna stores enums by name): finite, or a special.
 VALUE_KINDS = ("FINITE", "INF_POS", "INF_NEG")

@@ -1,0 +1,375 @@
+""":class:`AdapterStorage`: Optuna's ``RDBStorage`` with the worker's hot paths in SQL.
+
+Optuna's RDB storage goes through its ORM for every call: a session, the trial's row
+loaded as an object, a flush, and for a trial read one lazy load per child table. On a
+minimal trial that was most of a worker's time in Optuna (a profile of 200 trials on
+PostgreSQL: reading a running trial 25 ms a trial under the profiler, three times a
+trial). Here the calls a trial makes on the way (its reads, its parameters, its reported
+values, its end) are statements built once on Optuna's own table definitions. They
+write the rows Optuna writes and raise what Optuna raises; the tests run each against
+Optuna's own method on both databases.
+
+Only SQLite and PostgreSQL take these paths; on another dialect every method is
+Optuna's own. An Optuna whose internals moved fails at import or in
+:func:`~cellsearch.search.optuna_adapter.check_internals`, which checks the signature of
+every method overridden here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Container, Iterable, Iterator, Sequence
+from typing import Any, cast
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    check_distribution_compatibility,
+    distribution_to_json,
+    json_to_distribution,
+)
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from cellsearch.search.optuna_adapter._frozen import build, trial_columns
+from cellsearch.search.optuna_adapter._tables import (
+    PARAMS,
+    STEPS,
+    STUDIES,
+    TRIALS,
+    UNIQUE,
+    VALUES,
+    models,
+)
+from cellsearch.search.optuna_adapter.bulk_write import stored_datetime
+
+_DIALECTS = ("sqlite", "postgresql")
+_NOT_FOUND = "Record does not exist."  # Optuna's message for a trial id it does not hold
+_UPDATABLE = (TrialState.RUNNING, TrialState.WAITING)  # Optuna's: any state not finished
+
+
+class AdapterStorage(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, with the calls of a trial's life in SQL (see the module).
+    Elsewhere (another dialect than SQLite and PostgreSQL, a trial made from a template)
+    it is Optuna's own code.
+
+    **Numbering.** Optuna numbers a new trial by counting the study's trials with a smaller id
+    (``TrialModel.count_past_trials``), with the study's row locked so that creators take
+    turns. The count reads every trial of the study: at 100,000 trials it was the largest
+    share of the database's time per trial. Here, under the same lock, the new trial's
+    number is the number of the study's latest trial plus one (the trial before it in id
+    order; 0 for the first), read through the primary key.
+
+    That is the same number. Optuna never deletes a single trial, and every creator,
+    Optuna's and this one, numbers under the study's lock (on SQLite the database's one
+    write lock), so a study's numbers are 0, 1, 2, ... in the order of its trial ids:
+    the latest trial's number is the count of the trials before it. A test interleaves
+    both creators, from threads, on both databases.
+
+    Only a trial made from no template (``create_new_trial(study_id)``, the claim's) takes
+    this path; ``enqueue_trial``'s and ``add_trial``'s go through Optuna's own code.
+
+    **Reading.** Optuna's trial cache (``_CachedStorage``) asks ``_get_trials`` for the
+    trials it has not seen finish: on its first read, the whole study. Optuna's own read
+    loads each child table with ``selectinload``, one ``IN`` list per 500 trials: about
+    1,000 queries for 100,000 trials, which every worker paid at its first claim. Here the
+    trials are selected once and each child table read with one query for the selection,
+    by :func:`~cellsearch.search.optuna_adapter._frozen.build` (the bulk reader's; it
+    builds the trials Optuna builds, tested against Optuna's own read). ``get_trial`` (a
+    running trial: the cache keeps only finished ones) reads the same way.
+
+    **Writing a trial.** A parameter and an intermediate value are each one statement
+    that writes only while the trial is not finished (``INSERT ... SELECT ... WHERE``);
+    only when it writes nothing is the trial read, to raise what Optuna raises (a
+    parameter Optuna would ignore as written already is ignored the same way). A trial's
+    end (``set_trial_state_values``) locks its row as Optuna does, upserts its values and
+    sets its state, without a second connection (Optuna's check of a finished trial
+    reads it again on another, which behind a pooler can wait forever).
+    """
+
+    def _hot(self) -> bool:
+        return self.engine.dialect.name in _DIALECTS
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        if not self._hot():
+            return super().get_trial(trial_id)
+        with _storage_errors(), self.engine.connect() as conn:
+            rows = conn.execute(_ONE_TRIAL, {"trial_id": trial_id}).all()
+            if not rows:
+                raise KeyError(_NOT_FOUND)
+            return build(conn, rows, [trial_id])[0]
+
+    def _get_trials(
+        self,
+        study_id: int,
+        states: Container[TrialState] | None,
+        included_trial_ids: set[int],
+        trial_id_greater_than: int,
+    ) -> list[FrozenTrial]:
+        if not self._hot():
+            return super()._get_trials(study_id, states, included_trial_ids, trial_id_greater_than)
+        t = TRIALS.c
+        conditions = [t.study_id == study_id]
+        if states is not None:
+            conditions.append(t.state.in_(list(cast(Iterable[TrialState], states))))
+        if trial_id_greater_than > -1:  # as Optuna selects: the unfinished it knows, and newer
+            included = [i for i in included_trial_ids if i <= trial_id_greater_than]
+            newer = t.trial_id > trial_id_greater_than
+            conditions.append(or_(t.trial_id.in_(included), newer) if included else newer)
+            # The same trials, bounded below, so that the server can walk the primary key
+            # from the oldest of them whatever its statistics say (on stale ones it read
+            # the study's whole index: 2 ms a call at 100,000 trials).
+            conditions.append(t.trial_id >= min(included, default=trial_id_greater_than + 1))
+        with _storage_errors(), self.engine.connect() as conn:
+            rows = conn.execute(trial_columns().where(*conditions).order_by(t.trial_id)).all()
+            # a study with trials exists: only an empty answer needs the check (a round
+            # trip fewer on most of the cache's reads)
+            if not rows and conn.scalar(_STUDY_EXISTS, {"study_id": study_id}) is None:
+                raise _no_study(study_id)
+            few = len(rows) <= _LISTED_IDS
+            chosen = (
+                [row.trial_id for row in rows] if few else select(t.trial_id).where(*conditions)
+            )
+            return build(conn, rows, chosen)
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        if template_trial is not None or not self._hot():
+            return super()._create_new_trial(study_id, template_trial)
+        started = dt.datetime.now()  # naive local time, as Optuna's own FrozenTrial has it
+        params = {"study_id": study_id, "started": stored_datetime(started)}
+        with _storage_errors(), self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":  # the lock first, as Optuna takes it
+                if conn.scalar(_LOCK_STUDY, params) is None:
+                    raise _no_study(study_id)
+                trial_id, number = conn.execute(_INSERT_NUMBERED, params).one()
+            else:  # SQLite: the write first, which takes the database's write lock
+                trial_id, number = conn.execute(_INSERT_NUMBERED, params).one()
+                if conn.scalar(_STUDY_EXISTS, params) is None:
+                    raise _no_study(study_id)
+        return FrozenTrial(
+            number=number,
+            state=TrialState.RUNNING,
+            value=None,
+            values=None,
+            datetime_start=started,
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={},
+            system_attrs={},
+            intermediate_values={},
+            trial_id=trial_id,
+        )
+
+    def _set_trial_param(
+        self,
+        trial_id: int,
+        param_name: str,
+        param_value_internal: float,
+        distribution: BaseDistribution,
+        previous_distribution: BaseDistribution | None,
+    ) -> None:
+        if not self._hot():
+            super()._set_trial_param(trial_id, param_name, param_value_internal, distribution,
+                                     previous_distribution)  # fmt: skip
+            return
+        row = {"trial_id": trial_id, "name": param_name, "value": param_value_internal,
+               "distribution": distribution_to_json(distribution)}  # fmt: skip
+        with _storage_errors(), self.engine.begin() as conn:
+            previous = previous_distribution
+            if previous is None:  # as Optuna: the study's first record of the parameter
+                text = conn.scalar(_FIRST_DISTRIBUTION, row)
+                previous = None if text is None else json_to_distribution(text)
+            if previous is not None:
+                try:
+                    check_distribution_compatibility(previous, distribution)
+                except ValueError:
+                    _updatable(conn, trial_id)  # Optuna looks at the trial first
+                    raise
+            if conn.execute(_dialect(conn, _INSERT_PARAM), row).first() is None:
+                _updatable(conn, trial_id)  # else written already: Optuna ignores it too
+
+    def set_trial_intermediate_value(
+        self, trial_id: int, step: int, intermediate_value: float
+    ) -> None:
+        if not self._hot():
+            super().set_trial_intermediate_value(trial_id, step, intermediate_value)
+            return
+        stored, kind = models.TrialIntermediateValueModel.intermediate_value_to_stored_repr(
+            intermediate_value
+        )
+        row = {"trial_id": trial_id, "step": step, "value": stored, "kind": kind}
+        with _storage_errors(), self.engine.begin() as conn:
+            if conn.execute(_dialect(conn, _UPSERT_STEP), row).first() is None:
+                _updatable(conn, trial_id)  # raises: the trial is not there, or finished
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        if not self._hot():
+            return super().set_trial_state_values(trial_id, state, values)
+        try:
+            with _storage_errors(), self.engine.begin() as conn:
+                current = _updatable(conn, trial_id, lock=True)
+                if values is not None:
+                    upsert = _dialect(conn, _UPSERT_VALUE)
+                    for objective, value in enumerate(values):
+                        stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+                        conn.execute(upsert, {"trial_id": trial_id, "objective": objective,
+                                              "value": stored, "kind": kind})  # fmt: skip
+                if state == TrialState.RUNNING and current != TrialState.WAITING:
+                    return False
+                now = stored_datetime(dt.datetime.now())
+                changes: dict[str, Any] = {"state": state}
+                if state == TrialState.RUNNING:
+                    changes["datetime_start"] = now
+                if state.is_finished():
+                    changes["datetime_complete"] = now
+                conn.execute(update(TRIALS).where(TRIALS.c.trial_id == trial_id).values(changes))
+        except IntegrityError:
+            return False
+        return True
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Database errors raised as Optuna's storage raises them: a ``StorageInternalError``
+    from the SQLAlchemy error; an ``IntegrityError`` as it is (Optuna's callers catch it)."""
+    try:
+        yield
+    except IntegrityError:
+        raise
+    except SQLAlchemyError as exc:
+        raise optuna.exceptions.StorageInternalError(
+            "An exception is raised during the commit."
+        ) from exc
+
+
+def _updatable(conn: Connection, trial_id: int, *, lock: bool = False) -> TrialState:
+    """The trial's state; raises Optuna's errors for a trial that is not there
+    (``KeyError``) or has finished (``UpdateFinishedTrialError``), read on ``conn``."""
+    query = _TRIAL_STATE.with_for_update() if lock else _TRIAL_STATE
+    found = conn.execute(query, {"trial_id": trial_id}).first()
+    if found is None:
+        raise KeyError(_NOT_FOUND)
+    state, number = found
+    if state.is_finished():
+        raise optuna.exceptions.UpdateFinishedTrialError(
+            f"Trial#{number} has already finished and can not be updated."
+        )
+    return cast(TrialState, state)
+
+
+def _no_study(study_id: int) -> KeyError:
+    """The error Optuna's storage raises for a study id it does not hold (a KeyError)."""
+    return KeyError(f"No study with study_id {study_id} exists.")
+
+
+def _dialect(conn: Connection, statements: dict[str, Any]) -> Any:
+    return statements[conn.dialect.name]
+
+
+def _upserts(table: Any, columns: dict[str, Any], key: Sequence[str], *,
+             update_on_conflict: bool) -> dict[str, Any]:  # fmt: skip
+    """Per dialect: ``INSERT INTO table (columns) SELECT values WHERE the trial can be
+    updated ON CONFLICT (key) DO UPDATE | DO NOTHING RETURNING 1``, built once."""
+    writable = exists().where(TRIALS.c.trial_id == _TRIAL, TRIALS.c.state.in_(_UPDATABLE))
+    rows = select(*columns.values()).where(writable)
+    out: dict[str, Any] = {}
+    for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql)):
+        statement = dialect.insert(table).from_select(list(columns), rows)
+        if update_on_conflict:
+            excluded = statement.excluded
+            changed = {c: excluded[c] for c in columns if c not in key}
+            statement = statement.on_conflict_do_update(index_elements=list(key), set_=changed)
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=list(key))
+        out[name] = statement.returning(literal(1))
+    return out
+
+
+_TRIAL = bindparam("trial_id", type_=Integer)
+_STUDY = bindparam("study_id", type_=Integer)
+_STUDY_EXISTS = select(STUDIES.c.study_id).where(STUDIES.c.study_id == _STUDY)
+_LOCK_STUDY = _STUDY_EXISTS.with_for_update()
+_ONE_TRIAL = trial_columns().where(TRIALS.c.trial_id == _TRIAL)
+_TRIAL_STATE = select(TRIALS.c.state, TRIALS.c.number).where(TRIALS.c.trial_id == _TRIAL)
+# Up to this many trials, their child rows are read by a list of their ids; past it, by the
+# selection as a subquery (a long parameter list costs more than the subquery).
+_LISTED_IDS = 500
+_LATEST_NUMBER = (
+    select(TRIALS.c.number + 1)
+    .where(TRIALS.c.study_id == _STUDY)
+    .order_by(TRIALS.c.trial_id.desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_INSERT_NUMBERED = (
+    insert(TRIALS)
+    .values(
+        number=func.coalesce(_LATEST_NUMBER, 0),
+        study_id=_STUDY,
+        state=TrialState.RUNNING,
+        datetime_start=bindparam("started", type_=TRIALS.c.datetime_start.type),
+    )
+    .returning(TRIALS.c.trial_id, TRIALS.c.number)
+)
+_FIRST_DISTRIBUTION = (
+    select(PARAMS.c.distribution_json)
+    .join(TRIALS, TRIALS.c.trial_id == PARAMS.c.trial_id)
+    .where(
+        TRIALS.c.study_id
+        == select(TRIALS.c.study_id).where(TRIALS.c.trial_id == _TRIAL).scalar_subquery(),
+        PARAMS.c.param_name == bindparam("name", type_=PARAMS.c.param_name.type),
+    )
+    .limit(1)
+)
+_INSERT_PARAM = _upserts(
+    PARAMS,
+    {
+        "trial_id": _TRIAL,
+        "param_name": bindparam("name", type_=PARAMS.c.param_name.type),
+        "param_value": bindparam("value", type_=PARAMS.c.param_value.type),
+        "distribution_json": bindparam("distribution", type_=PARAMS.c.distribution_json.type),
+    },
+    UNIQUE["TrialParamModel"],
+    update_on_conflict=False,
+)
+_UPSERT_STEP = _upserts(
+    STEPS,
+    {
+        "trial_id": _TRIAL,
+        "step": bindparam("step", type_=STEPS.c.step.type),
+        "intermediate_value": bindparam("value", type_=STEPS.c.intermediate_value.type),
+        "intermediate_value_type": bindparam("kind", type_=STEPS.c.intermediate_value_type.type),
+    },
+    UNIQUE["TrialIntermediateValueModel"],
+    update_on_conflict=True,
+)
+_UPSERT_VALUE = _upserts(
+    VALUES,
+    {
+        "trial_id": _TRIAL,
+        "objective": bindparam("objective", type_=VALUES.c.objective.type),
+        "value": bindparam("value", type_=VALUES.c.value.type),
+        "value_type": bindparam("kind", type_=VALUES.c.value_type.type),
+    },
+    UNIQUE["TrialValueModel"],
+    update_on_conflict=True,
+)
