@@ -4,7 +4,9 @@
 same model with the same trainer (or returns a constant), started by :func:`run_bare` as
 ``workers.py bare-child`` and timed from a common start signal to the last one's end.
 They open SQLite with Optuna's defaults (what a plain Optuna script gets), or, with
-``workers.py --bare-pragmas``, with the workers' own modes.
+``workers.py --bare-pragmas``, with the workers' own modes; with ``--bare-adapter`` they
+also run on the workers' storage class (cellsearch's ``AdapterStorage``, no heartbeat),
+so that the ratio is the orchestration's alone, the storage's speed-up left out.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ SCRIPT = Path(__file__).resolve().with_name("workers.py")
 # Set (by ``workers.py --bare-pragmas``): the bare processes open SQLite as the workers do
 # (their synchronous mode), instead of with Optuna's defaults.
 SAME_PRAGMAS = "CELLSEARCH_BENCH_BARE_PRAGMAS"
+# Set (by ``workers.py --bare-adapter``): the bare processes use the workers' storage class.
+SAME_STORAGE = "CELLSEARCH_BENCH_BARE_ADAPTER"
 
 
 def run_bare(db: Database, processes: int, spec: Any, folder: Path, *, train: bool) -> float:
@@ -92,6 +96,7 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     from sqlalchemy import event
 
     from cellsearch.models import SequenceModel
+    from cellsearch.search.optuna_adapter import AdapterStorage
     from cellsearch.search.study.spec import StudySpec
     from cellsearch.search.tasks import build_task
     from cellsearch.search.trial.optimizers import warm_up
@@ -106,8 +111,11 @@ def bare_child(url: str, spec_json: str, trials: int, go: Path, seed: int, train
     torch.set_num_threads(1)
     spec = StudySpec.model_validate_json(spec_json)
     data = build_task(spec.task, spec.seed)
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs(url, _settings(url)))
-    if os.environ.get(SAME_PRAGMAS) and url.startswith("sqlite"):  # the workers' SQLite modes
+    same_storage = bool(os.environ.get(SAME_STORAGE))
+    kind = AdapterStorage if same_storage else optuna.storages.RDBStorage
+    storage = kind(url, engine_kwargs=engine_kwargs(url, _settings(url)))
+    same_modes = os.environ.get(SAME_PRAGMAS) or same_storage  # the workers' SQLite modes
+    if same_modes and url.startswith("sqlite"):
         storage.engine.dispose()
         event.listen(storage.engine, "connect", sqlite_pragmas(Settings().sqlite_synchronous))
     # the spec's pruner, as a user would set it ("none": Optuna's default would be median)

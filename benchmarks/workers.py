@@ -49,6 +49,7 @@ from typing import Any
 import worker_waits
 from bare_optuna import (
     SAME_PRAGMAS,
+    SAME_STORAGE,
     bare_child,
     ceiling_child,
     machine_ceiling,
@@ -235,6 +236,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="the plain-Optuna side opens SQLite in the workers' synchronous mode, not "
         "Optuna's default",
     )
+    parser.add_argument(
+        "--bare-adapter",
+        action="store_true",
+        help="the plain-Optuna side runs on the workers' storage class (AdapterStorage) and "
+        "SQLite modes: the orchestration's overhead alone",
+    )
     parser.add_argument("--idle-workers", type=int, default=4)
     parser.add_argument("--idle-warmup", type=float, default=150.0,
                         help="seconds idle workers back off before the idle window (and "
@@ -265,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.bare_pragmas:
         os.environ[SAME_PRAGMAS] = "1"  # the bare processes inherit it
+    if args.bare_adapter:
+        os.environ[SAME_STORAGE] = "1"
     with tempfile.TemporaryDirectory(prefix="cellsearch-bench-") as tmp:
         folder = Path(tmp)
         with sqlite_database(folder) as sqlite:

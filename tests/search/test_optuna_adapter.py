@@ -17,6 +17,7 @@ from typing import Any
 
 import optuna
 import pytest
+from optuna.distributions import FloatDistribution
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 from optuna.trial import TrialState
 from sqlalchemy import (
@@ -37,9 +38,9 @@ from cellsearch.search.optuna_adapter import (
     AdapterStorage,
     Heartbeats,
     TrialsStudy,
+    _storage,
     _tables,
     _versions,
-    _storage,
     _writes,
     batch_capable,
     check_internals,
@@ -496,9 +497,37 @@ def test_a_template_or_another_database_takes_optunas_own_path(
 
     monkeypatch.setattr(_tables.models.TrialModel, "count_past_trials", counting)
     ours._create_new_trial(study._study_id)
+    new_trial(study, {"deal": 3})  # a running trial with attributes only: the same path
     assert counted == []  # the claim's path: no count
     study.enqueue_trial({"x": 1.0})
     assert len(counted) == 1  # a template: Optuna's own code
+    running = optuna.trial.create_trial(state=TrialState.RUNNING, params={"x": 1.0},
+                                        distributions={"x": FloatDistribution(0, 2)})  # fmt: skip
+    ours._create_new_trial(study._study_id, running)  # a running template with more
+    assert len(counted) == 2
     monkeypatch.setattr(_storage, "_DIALECTS", ("mysql",))
     made = ours._create_new_trial(study._study_id)
-    assert counted[-1] == made._trial_id and made.number == 2
+    assert counted[-1] == made._trial_id and made.number == 4
+
+
+@pytest.mark.parametrize("storage", ["ours", "in-memory"])
+def test_a_new_trial_is_made_with_its_attributes(db_url: str, storage: str) -> None:
+    """``new_trial(study, attrs)``: one transaction on the adapter's storage, Optuna's own
+    template path elsewhere; the same running trial either way, as Optuna reads it."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    backend = AdapterStorage(db_url) if storage == "ours" else optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=backend)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    attrs = {"deal": 7, "cell_type": "gru", "nested": {"a": [1, 2]}}
+    before = datetime.now()
+    trial = new_trial(study, attrs)
+    assert trial.number == 2 and trial.user_attrs == attrs
+    if storage == "ours":
+        study = optuna.load_study(study_name=study.study_name, storage=db_url)
+    stored = study.get_trials()[2]
+    assert stored.state == TrialState.RUNNING and stored.user_attrs == attrs
+    assert stored.datetime_start is not None and stored.datetime_start >= before
+    assert stored.params == {} and stored.system_attrs == {}
+    trial.suggest_float("x", 0, 1)  # it runs as any trial does
+    study.tell(trial.number, 0.5)
+    assert study.get_trials()[2].state == TrialState.COMPLETE

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from cellsearch.search import record
 from cellsearch.search.study.allocation import balanced_cell
 from cellsearch.search.trial import objective
+from cellsearch.search.worker import deals
 from cellsearch.search.worker.deals import free_deal, held_deals, record_deal, take_search_trial
 from cellsearch.service.settings import Settings
 from cellsearch.service.store.db import engine_for, optuna_storage
@@ -270,3 +271,27 @@ def test_a_worker_waiting_for_the_deal_lock_holds_no_server_connection(
     thread.join(10)
     assert done.is_set()
     assert seen == [0] * 10  # no backend ever sat blocked in the lock
+
+
+def test_a_fresh_take_is_made_with_its_deal(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh claim's new trial carries its deal, cell type and kind of draw from the
+    transaction that makes it: no trial of the study is ever seen without them, and no
+    separate write records them."""
+    study = make_study(migrated, budget={"n_trials": 4, "max_epochs": 1}, **BALANCED)
+    _, ledger = make_worker(migrated)
+    storage = optuna_storage(migrated)
+    claim = ledger.claim()
+    assert claim is not None
+    writes: list[dict[str, Any]] = []
+    monkeypatch.setattr(deals, "record_attrs", lambda trial, attrs: writes.append(attrs))
+    taken = take_search_trial(study, storage, claim.spec, 2, grace_period=3, fresh=True)
+    assert taken.recorded and taken.deal == 2
+    assert record_deal(study, claim.spec, taken, 2, grace_period=3) is taken.trial
+    assert writes == []  # nothing written after the trial was made
+    stored = optuna.load_study(study_name=study.study_name, storage=migrated.database_url)
+    (trial,) = stored.get_trials()
+    assert trial.user_attrs == deals.deal_attrs(study, claim.spec, 2)
+    assert trial.user_attrs[record.Attr.DEAL] == 2
+    assert record.cell_of(trial) == balanced_cell(CELLS, 0, 2)

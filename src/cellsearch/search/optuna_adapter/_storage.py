@@ -55,6 +55,7 @@ from cellsearch.search.optuna_adapter._tables import (
     VALUES,
     models,
 )
+from cellsearch.search.optuna_adapter._writes import write_attrs
 from cellsearch.search.optuna_adapter.bulk_write import stored_datetime
 
 _DIALECTS = ("sqlite", "postgresql")
@@ -149,9 +150,12 @@ class AdapterStorage(optuna.storages.RDBStorage):
     def _create_new_trial(
         self, study_id: int, template_trial: FrozenTrial | None = None
     ) -> FrozenTrial:
-        if template_trial is not None or not self._hot():
+        attrs = _attributes_only(template_trial)
+        if attrs is None or not self._hot():
             return super()._create_new_trial(study_id, template_trial)
         started = dt.datetime.now()  # naive local time, as Optuna's own FrozenTrial has it
+        if template_trial is not None and template_trial.datetime_start is not None:
+            started = template_trial.datetime_start  # as Optuna's template path takes it
         params = {"study_id": study_id, "started": stored_datetime(started)}
         with _storage_errors(), self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # the lock first, as Optuna takes it
@@ -162,6 +166,8 @@ class AdapterStorage(optuna.storages.RDBStorage):
                 trial_id, number = conn.execute(_INSERT_NUMBERED, params).one()
                 if conn.scalar(_STUDY_EXISTS, params) is None:
                     raise _no_study(study_id)
+            if attrs:
+                write_attrs(conn, trial_id, attrs)
         return FrozenTrial(
             number=number,
             state=TrialState.RUNNING,
@@ -171,7 +177,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
             datetime_complete=None,
             params={},
             distributions={},
-            user_attrs={},
+            user_attrs=dict(attrs),
             system_attrs={},
             intermediate_values={},
             trial_id=trial_id,
@@ -274,6 +280,19 @@ def _updatable(conn: Connection, trial_id: int, *, lock: bool = False) -> TrialS
             f"Trial#{number} has already finished and can not be updated."
         )
     return cast(TrialState, state)
+
+
+def _attributes_only(template: FrozenTrial | None) -> dict[str, Any] | None:
+    """The user attributes of a template that is a new running trial and nothing else
+    (no template: none), which the numbered insert makes; None for any other template
+    (an enqueued or added trial), which Optuna's own code makes."""
+    if template is None:
+        return {}
+    if template.state != TrialState.RUNNING or template.datetime_complete is not None:
+        return None
+    others = (template.params, template.distributions, template.system_attrs,
+              template.intermediate_values, template.values)  # fmt: skip
+    return None if any(others) else template.user_attrs
 
 
 def _no_study(study_id: int) -> KeyError:

@@ -10,9 +10,11 @@ here, written exactly as ``Study.ask`` does them.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 
 def study_id_of(study: optuna.Study) -> int:
@@ -45,10 +47,29 @@ def resampled(study: optuna.Study, trial: optuna.Trial) -> optuna.Trial:
     return optuna.Trial(study, trial._trial_id)
 
 
-def new_trial(study: optuna.Study) -> optuna.Trial:
-    """A new RUNNING trial of ``study``, never a waiting one (the second half of ``ask``)."""
+def new_trial(study: optuna.Study, user_attrs: dict[str, Any] | None = None) -> optuna.Trial:
+    """A new RUNNING trial of ``study``, never a waiting one (the second half of ``ask``),
+    with ``user_attrs`` set as it is made: in the same transaction as the trial on
+    :class:`~cellsearch.search.optuna_adapter.AdapterStorage`, through Optuna's template
+    path (a RUNNING template that holds only the attributes) on any other storage."""
     study._thread_local.cached_all_trials = None
-    trial_id = study._storage.create_new_trial(study._study_id)
+    template = None
+    if user_attrs:
+        template = FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            values=None,
+            datetime_start=dt.datetime.now(),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs=dict(user_attrs),
+            system_attrs={},
+            intermediate_values={},
+            trial_id=-1,
+        )
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
     return optuna.Trial(study, trial_id)
 
 

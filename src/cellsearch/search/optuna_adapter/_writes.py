@@ -23,7 +23,7 @@ import json
 from typing import Any
 
 import optuna
-from sqlalchemy import Integer, String, Text, bindparam, func, select
+from sqlalchemy import Connection, Integer, String, Text, bindparam, func, select
 
 from cellsearch.search.optuna_adapter._tables import HEARTBEATS, TRIALS, USER
 from cellsearch.search.optuna_adapter._versions import internals_error
@@ -68,7 +68,6 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
         if heartbeat and storage is not None:
             storage.record_heartbeat(trial_id)
         return
-    upsert_attrs, upsert_beat = _upserts(storage.engine.dialect.name)
     with storage.engine.begin() as conn:  # Core: no ORM objects are needed here
         state = conn.scalar(
             select(TRIALS.c.state).where(TRIALS.c.trial_id == trial_id).with_for_update()
@@ -82,20 +81,25 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
             raise optuna.exceptions.UpdateFinishedTrialError(
                 f"Trial#{trial.number} has already finished and can not be updated."
             )
-        if attrs and conn.dialect.name == "postgresql":
-            values = [json.dumps(v) for v in attrs.values()]
-            conn.execute(
-                upsert_attrs, {"trial_id": trial_id, "keys": list(attrs), "values": values}
-            )
-        elif attrs:
-            rows = [
-                {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)}
-                for k, v in attrs.items()
-            ]
-            conn.execute(upsert_attrs, rows)
+        if attrs:
+            write_attrs(conn, trial_id, attrs)
         if heartbeat:
-            conn.execute(upsert_beat, {"trial_id": trial_id})
+            conn.execute(_upserts(conn.dialect.name)[1], {"trial_id": trial_id})
     trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def write_attrs(conn: Connection, trial_id: int, attrs: dict[str, Any]) -> None:
+    """Upsert user attributes of trial ``trial_id`` in ``conn``'s transaction, in one
+    statement (SQLite or PostgreSQL; the caller checks the trial)."""
+    upsert = _upserts(conn.dialect.name)[0]
+    if conn.dialect.name == "postgresql":
+        values = [json.dumps(v) for v in attrs.values()]
+        conn.execute(upsert, {"trial_id": trial_id, "keys": list(attrs), "values": values})
+    else:
+        rows = [
+            {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
+        ]
+        conn.execute(upsert, rows)
 
 
 @functools.cache

@@ -17,8 +17,10 @@ such a trial takes the smallest deal nobody holds instead, which is the lost one
 claim but a fresh one picks and records its deal under the ledger's deal lock, so two
 workers repairing at once see each other's deal; it then checks that no trial with a
 lower number holds the same deal (a fresh take not yet recorded, which no lock orders),
-taking the next free one if one does. So a study ends with each deal
-used by exactly one counted trial, whatever failed and whenever.
+taking the next free one if one does. A fresh claim's new trial is made with its deal in
+one transaction, so only a fresh claim that took a waiting trial can be such a rival.
+So a study ends with each deal used by exactly one counted trial, whatever failed and
+whenever.
 
 A trial made before deals were recorded holds none; its study is dealt by claim index,
 as it was.
@@ -118,7 +120,9 @@ def take_search_trial(
     A waiting trial (a requeued copy) is taken first and keeps the deal it carries; a copy
     of a trial that died before recording one is dealt as a new trial is. A ``fresh``
     claim (no unit of the study was ever given back: every claim took its own index) deals
-    its index without reading which deals are held.
+    its index without reading which deals are held, and its new trial is made with the
+    deal's attributes, in one transaction (so it is recorded as taken, and no other trial
+    can see it without its deal).
     """
     waiting = pop_waiting_trial_id(study)
     if waiting is not None:
@@ -126,6 +130,9 @@ def take_search_trial(
         if carried is not None:
             _arm(study, spec, int(carried))
             return Taken(trial_of(study, waiting), int(carried), recorded=True)
+    if fresh and waiting is None:  # the deal is made with the trial, in one transaction
+        _arm(study, spec, index)
+        return Taken(new_trial(study, deal_attrs(study, spec, index)), index, recorded=True)
     if fresh:
         deal = index
     else:
@@ -172,17 +179,26 @@ def record_deal(
 
 
 def _record_deal(trial: optuna.Trial, spec: StudySpec, deal: int) -> None:
-    """Record the deal and its cell type (so that a trial that fails before it samples
-    still counts for its cell), and the kind of draw and the warm start's seeds shown of a
-    fresh trial (a copy keeps its own)."""
+    """Record the deal of a trial taken already (:func:`deal_attrs`; a copy keeps its own
+    kind of draw and warm start)."""
+    copy = record.Attr.RETRY_OF in trial.user_attrs
+    record_attrs(trial, deal_attrs(trial.study, spec, deal, copy=copy))
+
+
+def deal_attrs(
+    study: optuna.Study, spec: StudySpec, deal: int, *, copy: bool = False
+) -> dict[str, object]:
+    """The attributes that record a deal: the deal and its cell type (so that a trial that
+    fails before it samples still counts for its cell), and, unless the trial is a
+    ``copy``, the kind of draw and the warm start's seeds shown."""
     attrs: dict[str, object] = {record.Attr.DEAL: deal}
     cell = dealt_cell(spec, deal)
     if cell is not None:
         attrs[record.Attr.CELL_TYPE] = cell
-    if record.Attr.RETRY_OF not in trial.user_attrs:
+    if not copy:
         attrs.update(draw_attrs(spec, deal))
-        attrs.update(warm_attrs(spec, deal, seeds_of(trial.study, spec)))
-    record_attrs(trial, attrs)
+        attrs.update(warm_attrs(spec, deal, seeds_of(study, spec)))
+    return attrs
 
 
 def _repair(
