@@ -75,7 +75,7 @@ def _life(storage: optuna.storages.RDBStorage, name: str) -> tuple[list[Any], li
         lambda: storage.set_trial_state_values(MISSING, TrialState.COMPLETE, [1.0]),
         lambda: storage.get_trial(MISSING),
     ]
-    outcomes = []
+    outcomes: list[tuple[Any, ...]] = []
     for call in calls:
         try:
             outcomes.append(("returned", call()))
