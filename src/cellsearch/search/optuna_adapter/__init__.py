@@ -27,7 +27,8 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   ``Trial._trial_id`` and ``Trial._cached_frozen_trial``; and on
   ``optuna.storages._cached_storage._CachedStorage._backend``.
 - :class:`AdapterStorage`: Optuna's RDB storage numbering a new trial (one made from no
-  template) from the study's latest trial instead of a count, reading the trials behind
+  template, or from a running one holding only user attributes, which it writes in the
+  same transaction) from the study's latest trial instead of a count, reading the trials behind
   Optuna's cache with one query per table, and writing a trial's parameters, reported
   values and end, and reading a running trial, in SQL statements built once instead of
   Optuna's ORM. Relies on ``RDBStorage._create_new_trial(study_id, template_trial)``
@@ -47,7 +48,7 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
 - :func:`study_id_of`: a study's storage id. Relies on ``Study._study_id``.
 - :func:`take_waiting_trial` (take one enqueued trial, or none), and its halves
   :func:`pop_waiting_trial_id` and :func:`trial_of`; :func:`new_trial` (a new trial, never
-  an enqueued one); :func:`resampled` (a trial re-made under a new sampler). Rely on
+  an enqueued one, optionally made with its user attributes); :func:`resampled` (a trial re-made under a new sampler). Rely on
   ``Study._thread_local.cached_all_trials``, ``Study._pop_waiting_trial_id``,
   ``Study._storage``, ``Study._study_id`` and ``Trial._trial_id``.
 - :func:`cell_view`: a study showing one cell type's trials to Optuna's samplers and
