@@ -48,7 +48,8 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
 - :func:`study_id_of`: a study's storage id. Relies on ``Study._study_id``.
 - :func:`take_waiting_trial` (take one enqueued trial, or none), and its halves
   :func:`pop_waiting_trial_id` and :func:`trial_of`; :func:`new_trial` (a new trial, never
-  an enqueued one, optionally made with its user attributes); :func:`resampled` (a trial re-made under a new sampler). Rely on
+  an enqueued one, optionally made with its user attributes); :func:`resampled` (a trial
+  re-made under a new sampler). Rely on
   ``Study._thread_local.cached_all_trials``, ``Study._pop_waiting_trial_id``,
   ``Study._storage``, ``Study._study_id`` and ``Trial._trial_id``.
 - :func:`cell_view`: a study showing one cell type's trials to Optuna's samplers and

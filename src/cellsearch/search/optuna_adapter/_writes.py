@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
+from typing import Any, cast
 
 import optuna
+from optuna.trial import TrialState
 from sqlalchemy import Connection, Integer, String, Text, bindparam, func, select
 
 from cellsearch.search.optuna_adapter._tables import HEARTBEATS, TRIALS, USER
@@ -69,23 +70,30 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
             storage.record_heartbeat(trial_id)
         return
     with storage.engine.begin() as conn:  # Core: no ORM objects are needed here
-        state = conn.scalar(
-            select(TRIALS.c.state).where(TRIALS.c.trial_id == trial_id).with_for_update()
-        )
-        if state is None:
-            raise KeyError(f"no trial with id {trial_id}")
-        if state.is_finished():
-            # Said here, not by Optuna's check, which reads the trial on a second
-            # connection inside this transaction: behind a pooler whose server
-            # connections are all held by such transactions, that one never comes.
-            raise optuna.exceptions.UpdateFinishedTrialError(
-                f"Trial#{trial.number} has already finished and can not be updated."
-            )
+        # The check on this connection, not by Optuna's, which reads a finished trial on a
+        # second connection inside this transaction: behind a pooler whose server
+        # connections are all held by such transactions, that one never comes.
+        updatable(conn, trial_id, lock=True)
         if attrs:
             write_attrs(conn, trial_id, attrs)
         if heartbeat:
             conn.execute(_upserts(conn.dialect.name)[1], {"trial_id": trial_id})
     trial._cached_frozen_trial.user_attrs.update(attrs)
+
+
+def updatable(conn: Connection, trial_id: int, *, lock: bool = False) -> TrialState:
+    """The trial's state; raises Optuna's errors for a trial that is not there
+    (``KeyError``) or has finished (``UpdateFinishedTrialError``), read on ``conn`` (with
+    ``lock``, its row locked until the transaction ends)."""
+    found = conn.execute(_LOCK_STATE if lock else _STATE, {"trial_id": trial_id}).first()
+    if found is None:
+        raise KeyError(NOT_FOUND)
+    state, number = found
+    if state.is_finished():
+        raise optuna.exceptions.UpdateFinishedTrialError(
+            f"Trial#{number} has already finished and can not be updated."
+        )
+    return cast(TrialState, state)
 
 
 def write_attrs(conn: Connection, trial_id: int, attrs: dict[str, Any]) -> None:
@@ -135,3 +143,10 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
         index_elements=["trial_id"], set_={"heartbeat": func.current_timestamp()}
     )
     return attrs, beat
+
+
+NOT_FOUND = "Record does not exist."  # Optuna's message for a trial id it does not hold
+_STATE = select(TRIALS.c.state, TRIALS.c.number).where(
+    TRIALS.c.trial_id == bindparam("trial_id", type_=Integer)
+)
+_LOCK_STATE = _STATE.with_for_update()
