@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from optuna.distributions import BaseDistribution, json_to_distribution
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import (
     Connection,
     Float,
@@ -54,6 +54,27 @@ def trial_columns() -> Any:
     """The trials table's columns that :func:`build` takes its rows in."""
     t = TRIALS.c
     return select(t.trial_id, t.number, t.state, t.datetime_start, t.datetime_complete)
+
+
+def running_trial(
+    started: dt.datetime, user_attrs: dict[str, Any], *, number: int = -1, trial_id: int = -1
+) -> FrozenTrial:
+    """A new RUNNING trial that holds nothing but ``user_attrs``: the template that asks
+    for one, or (with its number and id) the trial made from it."""
+    return FrozenTrial(
+        number=number,
+        state=TrialState.RUNNING,
+        value=None,
+        values=None,
+        datetime_start=started,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs=dict(user_attrs),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=trial_id,
+    )
 
 
 def build(conn: Connection, rows: Sequence[Any], chosen: Any) -> list[FrozenTrial]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 from collections.abc import Container, Iterable, Iterator, Sequence
 from typing import Any, cast
 
@@ -34,8 +33,6 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import (
     Connection,
     Integer,
-    String,
-    Text,
     bindparam,
     exists,
     func,
@@ -49,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cellsearch.search.optuna_adapter._frozen import build, trial_columns
+from cellsearch.search.optuna_adapter._frozen import build, running_trial, trial_columns
 from cellsearch.search.optuna_adapter._tables import (
     PARAMS,
     STEPS,
@@ -60,7 +57,13 @@ from cellsearch.search.optuna_adapter._tables import (
     VALUES,
     models,
 )
-from cellsearch.search.optuna_adapter._writes import NOT_FOUND, updatable, write_attrs
+from cellsearch.search.optuna_adapter._writes import (
+    NOT_FOUND,
+    attr_arrays,
+    key_value_pairs,
+    updatable,
+    write_attrs,
+)
 from cellsearch.search.optuna_adapter.bulk_write import stored_datetime
 
 _DIALECTS = ("sqlite", "postgresql")
@@ -168,8 +171,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
                 # the trial and its attributes in one statement: the lock is held for
                 # one round trip, as without them (with 256 workers on two cores, a
                 # second one under the lock tripled the server's time a trial)
-                keys, values = list(attrs), [json.dumps(v) for v in attrs.values()]
-                made = conn.execute(_INSERT_WITH_ATTRS, {**params, "keys": keys, "values": values})
+                made = conn.execute(_INSERT_WITH_ATTRS, {**params, **attr_arrays(attrs)})
                 trial_id, number = made.one()
             else:  # SQLite: the write first, which takes the database's write lock
                 trial_id, number = conn.execute(_INSERT_NUMBERED, params).one()
@@ -177,20 +179,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
                     raise _no_study(study_id)
                 if attrs:
                     write_attrs(conn, trial_id, attrs)
-        return FrozenTrial(
-            number=number,
-            state=TrialState.RUNNING,
-            value=None,
-            values=None,
-            datetime_start=started,
-            datetime_complete=None,
-            params={},
-            distributions={},
-            user_attrs=dict(attrs),
-            system_attrs={},
-            intermediate_values={},
-            trial_id=trial_id,
-        )
+        return running_trial(started, attrs, number=number, trial_id=trial_id)
 
     def _set_trial_param(
         self,
@@ -298,6 +287,13 @@ def _dialect(conn: Connection, statements: dict[str, Any]) -> Any:
     return statements[conn.dialect.name]
 
 
+def _bound(table: Any, **params: str) -> dict[str, Any]:
+    """A row of ``table`` to insert: its trial id, and each named column bound to the
+    parameter of the given name, typed as the column."""
+    bound = {column: bindparam(name, type_=table.c[column].type) for column, name in params.items()}
+    return {"trial_id": _TRIAL, **bound}
+
+
 def _upserts(table: Any, columns: dict[str, Any], key: Sequence[str], *,
              update_on_conflict: bool) -> dict[str, Any]:  # fmt: skip
     """Per dialect: ``INSERT INTO table (columns) SELECT values WHERE the trial can be
@@ -354,34 +350,19 @@ _FIRST_DISTRIBUTION = (
 )
 _INSERT_PARAM = _upserts(
     PARAMS,
-    {
-        "trial_id": _TRIAL,
-        "param_name": bindparam("name", type_=PARAMS.c.param_name.type),
-        "param_value": bindparam("value", type_=PARAMS.c.param_value.type),
-        "distribution_json": bindparam("distribution", type_=PARAMS.c.distribution_json.type),
-    },
+    _bound(PARAMS, param_name="name", param_value="value", distribution_json="distribution"),
     UNIQUE["TrialParamModel"],
     update_on_conflict=False,
 )
 _UPSERT_STEP = _upserts(
     STEPS,
-    {
-        "trial_id": _TRIAL,
-        "step": bindparam("step", type_=STEPS.c.step.type),
-        "intermediate_value": bindparam("value", type_=STEPS.c.intermediate_value.type),
-        "intermediate_value_type": bindparam("kind", type_=STEPS.c.intermediate_value_type.type),
-    },
+    _bound(STEPS, step="step", intermediate_value="value", intermediate_value_type="kind"),
     UNIQUE["TrialIntermediateValueModel"],
     update_on_conflict=True,
 )
 _UPSERT_VALUE = _upserts(
     VALUES,
-    {
-        "trial_id": _TRIAL,
-        "objective": bindparam("objective", type_=VALUES.c.objective.type),
-        "value": bindparam("value", type_=VALUES.c.value.type),
-        "value_type": bindparam("kind", type_=VALUES.c.value_type.type),
-    },
+    _bound(VALUES, objective="objective", value="value", value_type="kind"),
     UNIQUE["TrialValueModel"],
     update_on_conflict=True,
 )
@@ -391,14 +372,7 @@ def _insert_with_attrs() -> Any:
     """PostgreSQL: :data:`_INSERT_NUMBERED` and the new trial's user attributes (the arrays
     ``keys`` and ``values``, JSON texts; empty for none) as one statement."""
     trial = _INSERT_NUMBERED.cte("new_trial")
-    pairs = (
-        func.unnest(
-            bindparam("keys", type_=postgresql.ARRAY(String)),
-            bindparam("values", type_=postgresql.ARRAY(Text)),
-        )
-        .table_valued("k", "v")
-        .render_derived()
-    )
+    pairs = key_value_pairs()
     rows = select(trial.c.trial_id, pairs.c.k, pairs.c.v).select_from(trial).join(pairs, true())
     attrs = insert(USER).from_select(["trial_id", "key", "value_json"], rows).cte("new_attrs")
     return select(trial.c.trial_id, trial.c.number).add_cte(attrs)

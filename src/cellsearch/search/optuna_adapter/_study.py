@@ -14,7 +14,8 @@ import datetime as dt
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+
+from cellsearch.search.optuna_adapter._frozen import running_trial
 
 
 def study_id_of(study: optuna.Study) -> int:
@@ -53,22 +54,7 @@ def new_trial(study: optuna.Study, user_attrs: dict[str, Any] | None = None) -> 
     :class:`~cellsearch.search.optuna_adapter.AdapterStorage`, through Optuna's template
     path (a RUNNING template that holds only the attributes) on any other storage."""
     study._thread_local.cached_all_trials = None
-    template = None
-    if user_attrs:
-        template = FrozenTrial(
-            number=-1,
-            state=TrialState.RUNNING,
-            value=None,
-            values=None,
-            datetime_start=dt.datetime.now(),
-            datetime_complete=None,
-            params={},
-            distributions={},
-            user_attrs=dict(user_attrs),
-            system_attrs={},
-            intermediate_values={},
-            trial_id=-1,
-        )
+    template = running_trial(dt.datetime.now(), user_attrs) if user_attrs else None
     trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
     return optuna.Trial(study, trial_id)
 

@@ -101,13 +101,32 @@ def write_attrs(conn: Connection, trial_id: int, attrs: dict[str, Any]) -> None:
     statement (SQLite or PostgreSQL; the caller checks the trial)."""
     upsert = _upserts(conn.dialect.name)[0]
     if conn.dialect.name == "postgresql":
-        values = [json.dumps(v) for v in attrs.values()]
-        conn.execute(upsert, {"trial_id": trial_id, "keys": list(attrs), "values": values})
+        conn.execute(upsert, {"trial_id": trial_id, **attr_arrays(attrs)})
     else:
         rows = [
             {"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
         ]
         conn.execute(upsert, rows)
+
+
+def attr_arrays(attrs: dict[str, Any]) -> dict[str, list[str]]:
+    """The parameters of :func:`key_value_pairs`: the attributes' keys and JSON values."""
+    return {"keys": list(attrs), "values": [json.dumps(v) for v in attrs.values()]}
+
+
+def key_value_pairs() -> Any:
+    """PostgreSQL: the rows ``(k, v)`` of the bound arrays ``keys`` and ``values`` (one
+    statement writes any number of attributes)."""
+    from sqlalchemy.dialects import postgresql
+
+    return (
+        func.unnest(
+            bindparam("keys", type_=postgresql.ARRAY(String)),
+            bindparam("values", type_=postgresql.ARRAY(Text)),
+        )
+        .table_valued("k", "v")
+        .render_derived()
+    )
 
 
 @functools.cache
@@ -125,14 +144,7 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
     insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
     attrs = insert(USER)
     if dialect == "postgresql":
-        pairs = (
-            func.unnest(
-                bindparam("keys", type_=postgresql.ARRAY(String)),
-                bindparam("values", type_=postgresql.ARRAY(Text)),
-            )
-            .table_valued("k", "v")
-            .render_derived()
-        )
+        pairs = key_value_pairs()
         rows = select(bindparam("trial_id", type_=Integer), pairs.c.k, pairs.c.v)
         attrs = attrs.from_select(["trial_id", "key", "value_json"], rows)
     attrs = attrs.on_conflict_do_update(
