@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     func,
     select,
+    text,
     update,
 )
 
@@ -483,11 +484,8 @@ def test_numbering_refuses_a_missing_study_and_writes_nothing(db_url: str) -> No
         assert conn.scalar(select(func.count()).select_from(_tables.TRIALS)) == 1
 
 
-def test_a_template_or_another_database_takes_optunas_own_path(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ours = AdapterStorage(db_url)
-    study = optuna.create_study(storage=ours)
+def _count_optunas_numbering(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the trials that Optuna's own code numbers (by its count) from now on."""
     counted: list[int] = []
     count = _tables.models.TrialModel.count_past_trials
 
@@ -496,6 +494,15 @@ def test_a_template_or_another_database_takes_optunas_own_path(
         return int(count(self, session))
 
     monkeypatch.setattr(_tables.models.TrialModel, "count_past_trials", counting)
+    return counted
+
+
+def test_a_template_or_another_database_takes_optunas_own_path(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = AdapterStorage(db_url)
+    study = optuna.create_study(storage=ours)
+    counted = _count_optunas_numbering(monkeypatch)
     ours._create_new_trial(study._study_id)
     new_trial(study, {"deal": 3})  # a running trial with attributes only: the same path
     assert counted == []  # the claim's path: no count
@@ -508,6 +515,61 @@ def test_a_template_or_another_database_takes_optunas_own_path(
     monkeypatch.setattr(_storage, "_DIALECTS", ("mysql",))
     made = ours._create_new_trial(study._study_id)
     assert counted[-1] == made._trial_id and made.number == 4
+
+
+def test_a_creator_waits_for_the_lock_and_numbers_after_its_holder(postgres_url: str) -> None:
+    """On PostgreSQL the lock and the insert go to the server as one query: the insert must
+    still see the trial that the lock's previous holder made (a single statement would
+    number from its snapshot, taken before it waited: a duplicate number)."""
+    ours = AdapterStorage(postgres_url)
+    study = optuna.create_study(storage=ours)
+    sid = study._study_id
+    made: list[Any] = []
+    with ours.engine.begin() as conn:  # another creator, as Optuna's: lock, count, insert
+        conn.execute(select(_tables.STUDIES.c.study_id).where(
+            _tables.STUDIES.c.study_id == sid).with_for_update())  # fmt: skip
+        conn.execute(_tables.TRIALS.insert().values(
+            number=0, study_id=sid, state=TrialState.RUNNING))  # fmt: skip
+        waiting = threading.Thread(target=lambda: made.append(new_trial(study, {"deal": 1})))
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive()  # it waits for the lock
+    waiting.join()
+    assert made[0].number == 1 and made[0].user_attrs == {"deal": 1}
+    assert _numbers_in_id_order(ours, study.study_name) == [0, 1]
+
+
+def test_a_lost_connection_while_numbering_is_optunas_error_and_the_next_trial_is_made(
+    postgres_url: str,
+) -> None:
+    ours = AdapterStorage(postgres_url, engine_kwargs={"pool_pre_ping": False})  # a worker's
+    study = optuna.create_study(storage=ours)
+    assert ours._create_new_trial(study._study_id).number == 0
+    admin = create_engine(postgres_url)
+    with admin.connect() as conn:  # the storage's pooled connections end
+        others = (pid for pid in conn.scalars(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()")))  # fmt: skip
+        assert all(conn.scalar(select(func.pg_terminate_backend(pid))) for pid in others)
+    admin.dispose()
+    with pytest.raises(optuna.exceptions.StorageInternalError):
+        ours._create_new_trial(study._study_id)
+    again = ours._create_new_trial(study._study_id)  # on a new connection: nothing lost
+    assert again.number == 1
+    assert _numbers_in_id_order(ours, study.study_name) == [0, 1]
+    ours.engine.dispose()
+
+
+def test_another_postgresql_driver_takes_optunas_own_path(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours = AdapterStorage(postgres_url)
+    study = optuna.create_study(storage=ours)
+    counted = _count_optunas_numbering(monkeypatch)
+    assert new_trial(study, {"deal": 2}).number == 0 and counted == []
+    monkeypatch.setattr(ours.engine.dialect, "driver", "psycopg2")  # no client-side binding
+    made = new_trial(study, {"deal": 3})
+    assert (made.number, made.user_attrs, counted) == (1, {"deal": 3}, [made._trial_id])
 
 
 @pytest.mark.parametrize("storage", ["ours", "in-memory"])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Container, Iterable, Iterator, Sequence
 from typing import Any, cast
 
@@ -44,7 +45,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from cellsearch.search.optuna_adapter._frozen import build, running_trial, trial_columns
 from cellsearch.search.optuna_adapter._tables import (
@@ -158,27 +159,24 @@ class AdapterStorage(optuna.storages.RDBStorage):
         self, study_id: int, template_trial: FrozenTrial | None = None
     ) -> FrozenTrial:
         attrs = _attributes_only(template_trial)
-        if attrs is None or not self._hot():
+        postgres = self.engine.dialect.name == "postgresql"
+        if attrs is None or not self._hot() or (postgres and not _client_binding(self.engine)):
             return super()._create_new_trial(study_id, template_trial)
         started = dt.datetime.now()  # naive local time, as Optuna's own FrozenTrial has it
         if template_trial is not None and template_trial.datetime_start is not None:
             started = template_trial.datetime_start  # as Optuna's template path takes it
         params = {"study_id": study_id, "started": stored_datetime(started)}
-        with _storage_errors(), self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":  # the lock first, as Optuna takes it
-                if conn.scalar(_LOCK_STUDY, params) is None:
-                    raise _no_study(study_id)
-                # the trial and its attributes in one statement: the lock is held for
-                # one round trip, as without them (with 256 workers on two cores, a
-                # second one under the lock tripled the server's time a trial)
-                made = conn.execute(_INSERT_WITH_ATTRS, {**params, **attr_arrays(attrs)})
-                trial_id, number = made.one()
-            else:  # SQLite: the write first, which takes the database's write lock
-                trial_id, number = conn.execute(_INSERT_NUMBERED, params).one()
-                if conn.scalar(_STUDY_EXISTS, params) is None:
-                    raise _no_study(study_id)
-                if attrs:
-                    write_attrs(conn, trial_id, attrs)
+        with _storage_errors(), self.engine.connect() as conn:
+            if postgres:
+                made = _numbered_in_one_trip(conn, {**params, **attr_arrays(attrs)})
+            else:  # SQLite: the write first, which takes the database's one write lock
+                with conn.begin():
+                    made = conn.execute(_INSERT_NUMBERED, params).first()
+                    if made is not None and attrs:
+                        write_attrs(conn, made[0], attrs)
+        if made is None:
+            raise _no_study(study_id)
+        trial_id, number = made
         return running_trial(started, attrs, number=number, trial_id=trial_id)
 
     def _set_trial_param(
@@ -278,6 +276,58 @@ def _attributes_only(template: FrozenTrial | None) -> dict[str, Any] | None:
     return None if any(others) else template.user_attrs
 
 
+def _numbered_in_one_trip(conn: Connection, params: dict[str, Any]) -> tuple[int, int] | None:
+    """PostgreSQL through psycopg: Optuna's lock on the study's row, then the numbered
+    trial and its attributes (:data:`_INSERT_WITH_ATTRS`), sent as one query of two
+    statements; the trial's id and number, or None if the study is not there.
+
+    The server runs such a query as one transaction and commits it at its end, so the
+    lock is taken and given back within one round trip: no holder waits for its process
+    to be scheduled before it sends the next statement and the commit (with 256 workers
+    on two cores, that wait was most of each creator's time under the lock). The two
+    statements are still two, as in Optuna: the insert's snapshot is taken once the lock
+    is held, so it sees the trial the previous holder made. A query of several statements
+    is sent with the values bound in it (psycopg's client-side binding); they are the
+    study's id, a datetime and text arrays, each processed as SQLAlchemy binds its type.
+    """
+    import psycopg
+
+    dialect = conn.dialect
+    text, statements = _one_trip(dialect)
+    values: dict[str, Any] = {}
+    for compiled in statements:
+        for name, value in compiled.construct_params(params).items():
+            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            values[name] = value if process is None else process(value)
+    conn.execution_options(isolation_level="AUTOCOMMIT")  # the query is the transaction
+    raw = cast(Any, conn.connection.dbapi_connection)
+    try:
+        with psycopg.ClientCursor(raw) as cursor:
+            cursor.execute(text, values)
+            cursor.nextset()  # past the lock's answer, to the insert's
+            row = cursor.fetchone()
+    except psycopg.Error as exc:
+        if raw.broken:  # lost: SQLAlchemy finds it out as on any statement of its own, and
+            conn.exec_driver_sql("SELECT 1")  # so invalidates the pool's other connections
+        raise DBAPIError.instance(text, values, exc, psycopg.Error, dialect=dialect) from exc
+    return None if row is None else (row[0], row[1])
+
+
+def _client_binding(engine: Any) -> bool:
+    """Whether the engine's driver can send :func:`_numbered_in_one_trip`'s query (psycopg;
+    with another driver a new trial takes Optuna's own path)."""
+    return bool(engine.dialect.driver == "psycopg")
+
+
+@functools.cache
+def _one_trip(dialect: Any) -> tuple[str, tuple[Any, ...]]:
+    """:func:`_numbered_in_one_trip`'s query, compiled once per dialect, and its parts."""
+    statements = tuple(s.compile(dialect=dialect) for s in (_LOCK_STUDY, _INSERT_WITH_ATTRS))
+    if set(statements[0].binds) != {"study_id"}:  # no other name the two could share
+        raise RuntimeError(f"unexpected parameters of the lock: {sorted(statements[0].binds)}")
+    return ";\n".join(str(s) for s in statements), statements
+
+
 def _no_study(study_id: int) -> KeyError:
     """The error Optuna's storage raises for a study id it does not hold (a KeyError)."""
     return KeyError(f"No study with study_id {study_id} exists.")
@@ -328,13 +378,16 @@ _LATEST_NUMBER = (
     .limit(1)
     .scalar_subquery()
 )
-_INSERT_NUMBERED = (
+_INSERT_NUMBERED = (  # nothing for a missing study
     insert(TRIALS)
-    .values(
-        number=func.coalesce(_LATEST_NUMBER, 0),
-        study_id=_STUDY,
-        state=TrialState.RUNNING,
-        datetime_start=bindparam("started", type_=TRIALS.c.datetime_start.type),
+    .from_select(
+        ["number", "study_id", "state", "datetime_start"],
+        select(
+            func.coalesce(_LATEST_NUMBER, 0),
+            STUDIES.c.study_id,
+            literal(TrialState.RUNNING, TRIALS.c.state.type),
+            bindparam("started", type_=TRIALS.c.datetime_start.type),
+        ).where(STUDIES.c.study_id == _STUDY),
     )
     .returning(TRIALS.c.trial_id, TRIALS.c.number)
 )
