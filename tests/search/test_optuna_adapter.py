@@ -7,12 +7,15 @@ the per-cell view with the pruners in ``test_pruning.py``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -27,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
+    event,
     func,
     select,
     text,
@@ -515,6 +519,58 @@ def test_a_template_or_another_database_takes_optunas_own_path(
     monkeypatch.setattr(_storage, "_DIALECTS", ("mysql",))
     made = ours._create_new_trial(study._study_id)
     assert counted[-1] == made._trial_id and made.number == 4
+
+
+@contextlib.contextmanager
+def _messages_to_server(storage: optuna.storages.RDBStorage, folder: Path) -> Iterator[list[str]]:
+    """The protocol messages the storage's connections send meanwhile (libpq's trace):
+    each one's type and the start of its text, e.g. ``Query "BEGIN``, ``Sync``."""
+    sent: list[str] = []
+    path = folder / "trace.txt"
+    with path.open("w") as trace:
+
+        def on(dbapi: Any, *_: Any) -> None:
+            dbapi.pgconn.trace(trace.fileno())
+
+        def off(dbapi: Any, *_: Any) -> None:
+            dbapi.pgconn.untrace()
+
+        event.listen(storage.engine, "checkout", on)
+        event.listen(storage.engine, "checkin", off)
+        try:
+            yield sent
+        finally:
+            event.remove(storage.engine, "checkout", on)
+            event.remove(storage.engine, "checkin", off)
+    for line in path.read_text().splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 4 and fields[1] == "F":
+            sent.append((fields[3] + (fields[4] if len(fields) > 4 else ""))[:40])
+
+
+def test_a_trials_calls_on_postgresql_make_no_transactions_of_their_own(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Making, reading and writing a running trial: each statement its own transaction
+    (no ``BEGIN``, ``COMMIT`` or ``ROLLBACK`` round trips), and the new trial one query."""
+    ours = AdapterStorage(postgres_url)
+    study = optuna.create_study(storage=ours)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)  # x's distribution
+    with _messages_to_server(ours, tmp_path) as sent:
+        trial = new_trial(study, {"deal": 1})
+        trial.suggest_float("x", 0, 1)
+        trial.report(0.5, step=0)
+        ours.get_trial(trial._trial_id)
+        study.get_trials()
+    # the lock and the insert: one query, the first message; every other statement is
+    # parsed, run and synced alone, with no transaction around it
+    assert [m for m in sent if m.startswith("Query")] == [sent[0]]
+    assert sent[0].startswith('Query "SELECT studies.study_id')
+    assert not [m for m in sent if any(w in m for w in ("BEGIN", "COMMIT", "ROLLBACK"))]
+    written = [m for m in sent if m.startswith('Parse "" "INSERT INTO trial_')]
+    assert len(written) == 2  # the parameter and the report
+    study.tell(trial, 0.5)  # its end locks the trial's row: a transaction
+    assert study.trials[1].state == TrialState.COMPLETE
 
 
 def test_a_creator_waits_for_the_lock_and_numbers_after_its_holder(postgres_url: str) -> None:

@@ -89,8 +89,12 @@ class AdapterStorage(optuna.storages.RDBStorage):
     the latest trial's number is the count of the trials before it. A test interleaves
     both creators, from threads, on both databases.
 
-    Only a trial made from no template (``create_new_trial(study_id)``, the claim's) takes
-    this path; ``enqueue_trial``'s and ``add_trial``'s go through Optuna's own code.
+    Only a trial made from no template (``create_new_trial(study_id)``, the claim's) or from
+    a running one holding only user attributes (``new_trial(study, attrs)``, a claim's deal)
+    takes this path; ``enqueue_trial``'s and ``add_trial``'s go through Optuna's own code.
+    On PostgreSQL the lock and the insert reach the server as one query
+    (:func:`_numbered_in_one_trip`), which it runs and commits without waiting on the
+    worker in between: the lock is held for the server's time alone.
 
     **Reading.** Optuna's trial cache (``_CachedStorage``) asks ``_get_trials`` for the
     trials it has not seen finish: on its first read, the whole study. Optuna's own read
@@ -113,10 +117,33 @@ class AdapterStorage(optuna.storages.RDBStorage):
     def _hot(self) -> bool:
         return self.engine.dialect.name in _DIALECTS
 
+    @contextlib.contextmanager
+    def _connection(self, *, write: bool = False) -> Iterator[Connection]:
+        """A connection for one call, its errors raised as Optuna's.
+
+        On PostgreSQL each statement commits by itself: one round trip, where a
+        transaction adds two (``BEGIN``, and ``COMMIT`` or ``ROLLBACK``), each a wait for
+        the server and a turn of the pooler's connection (with 256 workers, a third of
+        all statements). The calls that take it are correct statement by statement: a
+        write is one statement, and the reads beside it (a distribution to check, the
+        trial whose error to raise) see, as Optuna's session does under ``READ
+        COMMITTED``, a snapshot per statement. On SQLite a write's statements are one
+        transaction, as before.
+        """
+        with _storage_errors(), self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+            elif write:
+                with conn.begin():
+                    yield conn
+            else:
+                yield conn
+
     def get_trial(self, trial_id: int) -> FrozenTrial:
         if not self._hot():
             return super().get_trial(trial_id)
-        with _storage_errors(), self.engine.connect() as conn:
+        with self._connection() as conn:
             rows = conn.execute(_ONE_TRIAL, {"trial_id": trial_id}).all()
             if not rows:
                 raise KeyError(NOT_FOUND)
@@ -143,7 +170,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
             # from the oldest of them whatever its statistics say (on stale ones it read
             # the study's whole index: 2 ms a call at 100,000 trials).
             conditions.append(t.trial_id >= min(included, default=trial_id_greater_than + 1))
-        with _storage_errors(), self.engine.connect() as conn:
+        with self._connection() as conn:
             rows = conn.execute(trial_columns().where(*conditions).order_by(t.trial_id)).all()
             # a study with trials exists: only an empty answer needs the check (a round
             # trip fewer on most of the cache's reads)
@@ -166,14 +193,13 @@ class AdapterStorage(optuna.storages.RDBStorage):
         if template_trial is not None and template_trial.datetime_start is not None:
             started = template_trial.datetime_start  # as Optuna's template path takes it
         params = {"study_id": study_id, "started": stored_datetime(started)}
-        with _storage_errors(), self.engine.connect() as conn:
+        with self._connection(write=True) as conn:
             if postgres:
                 made = _numbered_in_one_trip(conn, {**params, **attr_arrays(attrs)})
             else:  # SQLite: the write first, which takes the database's one write lock
-                with conn.begin():
-                    made = conn.execute(_INSERT_NUMBERED, params).first()
-                    if made is not None and attrs:
-                        write_attrs(conn, made[0], attrs)
+                made = conn.execute(_INSERT_NUMBERED, params).first()
+                if made is not None and attrs:
+                    write_attrs(conn, made[0], attrs)
         if made is None:
             raise _no_study(study_id)
         trial_id, number = made
@@ -193,7 +219,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
             return
         row = {"trial_id": trial_id, "name": param_name, "value": param_value_internal,
                "distribution": distribution_to_json(distribution)}  # fmt: skip
-        with _storage_errors(), self.engine.begin() as conn:
+        with self._connection(write=True) as conn:
             previous = previous_distribution
             if previous is None:  # as Optuna: the study's first record of the parameter
                 text = conn.scalar(_FIRST_DISTRIBUTION, row)
@@ -217,7 +243,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
             intermediate_value
         )
         row = {"trial_id": trial_id, "step": step, "value": stored, "kind": kind}
-        with _storage_errors(), self.engine.begin() as conn:
+        with self._connection(write=True) as conn:
             if conn.execute(_dialect(conn, _UPSERT_STEP), row).first() is None:
                 updatable(conn, trial_id)  # raises: the trial is not there, or finished
 
