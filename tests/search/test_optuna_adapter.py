@@ -32,10 +32,13 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    literal_column,
     select,
+    table,
     text,
     update,
 )
+from sqlalchemy.exc import ProgrammingError
 
 from cellsearch.search.errors import OptunaInternalsError
 from cellsearch.search.optuna_adapter import (
@@ -43,6 +46,7 @@ from cellsearch.search.optuna_adapter import (
     AdapterStorage,
     Heartbeats,
     TrialsStudy,
+    _one_query,
     _storage,
     _tables,
     _versions,
@@ -59,6 +63,12 @@ from cellsearch.search.optuna_adapter import (
     trial_groups,
 )
 from cellsearch.search.record import Attr
+
+
+def _storage_of(study: optuna.Study) -> optuna.storages.RDBStorage:
+    storage = rdb_backend(study._storage)
+    assert storage is not None
+    return storage
 
 
 def rdb_study(url: str) -> tuple[optuna.Study, optuna.storages.RDBStorage]:
@@ -241,8 +251,13 @@ def test_finished_trials_refuse_new_attributes(db_url: str) -> None:
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         record_attrs(trial, {"late": 1})
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
-        record_attrs(trial, {}, heartbeat=True)
+        record_attrs(trial, {"late": 2}, heartbeat=True)
     assert study.trials[0].user_attrs == {}
+    with _storage_of(study).engine.connect() as conn:  # no heartbeat either
+        assert conn.scalar(select(func.count()).select_from(_tables.HEARTBEATS)) == 0
+    trial._trial_id = 999_999  # a trial the storage does not hold: Optuna's KeyError
+    with pytest.raises(KeyError, match="Record does not exist"):
+        record_attrs(trial, {"late": 3}, heartbeat=True)
 
 
 # --- heartbeats and stale trials ---------------------------------------------------------
@@ -562,15 +577,39 @@ def test_a_trials_calls_on_postgresql_make_no_transactions_of_their_own(
         trial.report(0.5, step=0)
         ours.get_trial(trial._trial_id)
         study.get_trials()
-    # the lock and the insert: one query, the first message; every other statement is
-    # parsed, run and synced alone, with no transaction around it
-    assert [m for m in sent if m.startswith("Query")] == [sent[0]]
+        record_attrs(trial, {"epoch": 1}, heartbeat=True)
+    # the lock and the insert: one query, the first message; the attributes and the
+    # heartbeat under the trial's lock: one more; every other statement is parsed, run
+    # and synced alone, with no transaction around it
+    queries = [m for m in sent if m.startswith("Query")]
+    assert queries == [sent[0], sent[-1]]
     assert sent[0].startswith('Query "SELECT studies.study_id')
+    assert sent[-1].startswith('Query "SELECT trials.state')
     assert not [m for m in sent if any(w in m for w in ("BEGIN", "COMMIT", "ROLLBACK"))]
     written = [m for m in sent if m.startswith('Parse "" "INSERT INTO trial_')]
     assert len(written) == 2  # the parameter and the report
     study.tell(trial, 0.5)  # its end locks the trial's row: a transaction
     assert study.trials[1].state == TrialState.COMPLETE
+    assert study.trials[1].user_attrs == {"deal": 1, "epoch": 1}
+
+
+def test_statements_sent_together_may_not_share_an_anonymous_parameter(
+    postgres_url: str,
+) -> None:
+    """Compiled apart, two statements may each name a literal ``param_1``: bound once for
+    both, one would run with the other's value."""
+    engine = AdapterStorage(postgres_url).engine  # Optuna's tables made
+    one = select(_tables.TRIALS.c.trial_id).limit(1)
+    two = select(_tables.TRIALS.c.trial_id).limit(2)
+    with engine.connect() as conn:
+        assert _one_query.run_together(conn, (one, one), {}) == [[], []]  # the same value
+        with pytest.raises(RuntimeError, match="anonymous 'param_1'"):
+            _one_query.run_together(conn, (one, two), {})
+        missing: Any = select(literal_column("1")).select_from(table("no_such_table"))
+        with pytest.raises(ProgrammingError, match="no_such_table"):  # as SQLAlchemy raises
+            _one_query.run_together(conn, (one, missing), {})
+        assert _one_query.run_together(conn, (one,), {}) == [[]]  # the connection goes on
+    engine.dispose()
 
 
 def test_a_creator_waits_for_the_lock_and_numbers_after_its_holder(postgres_url: str) -> None:

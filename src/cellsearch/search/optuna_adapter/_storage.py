@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 from collections.abc import Container, Iterable, Iterator, Sequence
 from typing import Any, cast
 
@@ -45,9 +44,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cellsearch.search.optuna_adapter._frozen import build, running_trial, trial_columns
+from cellsearch.search.optuna_adapter._one_query import run_together, together_possible
 from cellsearch.search.optuna_adapter._tables import (
     PARAMS,
     STEPS,
@@ -93,8 +93,9 @@ class AdapterStorage(optuna.storages.RDBStorage):
     a running one holding only user attributes (``new_trial(study, attrs)``, a claim's deal)
     takes this path; ``enqueue_trial``'s and ``add_trial``'s go through Optuna's own code.
     On PostgreSQL the lock and the insert reach the server as one query
-    (:func:`_numbered_in_one_trip`), which it runs and commits without waiting on the
-    worker in between: the lock is held for the server's time alone.
+    (:func:`~cellsearch.search.optuna_adapter._one_query.run_together`), which it runs and
+    commits without waiting on the worker in between: the lock is held for the server's
+    time alone.
 
     **Reading.** Optuna's trial cache (``_CachedStorage``) asks ``_get_trials`` for the
     trials it has not seen finish: on its first read, the whole study. Optuna's own read
@@ -187,7 +188,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
     ) -> FrozenTrial:
         attrs = _attributes_only(template_trial)
         postgres = self.engine.dialect.name == "postgresql"
-        if attrs is None or not self._hot() or (postgres and not _client_binding(self.engine)):
+        if attrs is None or not self._hot() or (postgres and not together_possible(self.engine)):
             return super()._create_new_trial(study_id, template_trial)
         started = dt.datetime.now()  # naive local time, as Optuna's own FrozenTrial has it
         if template_trial is not None and template_trial.datetime_start is not None:
@@ -195,7 +196,11 @@ class AdapterStorage(optuna.storages.RDBStorage):
         params = {"study_id": study_id, "started": stored_datetime(started)}
         with self._connection(write=True) as conn:
             if postgres:
-                made = _numbered_in_one_trip(conn, {**params, **attr_arrays(attrs)})
+                # the lock and the insert as one query: the server takes and gives back
+                # the lock without waiting on this process between (the insert's
+                # snapshot still follows the lock: it sees the previous holder's trial)
+                _, inserted = run_together(conn, _NUMBERING, {**params, **attr_arrays(attrs)})
+                made = inserted[0] if inserted else None
             else:  # SQLite: the write first, which takes the database's one write lock
                 made = conn.execute(_INSERT_NUMBERED, params).first()
                 if made is not None and attrs:
@@ -302,58 +307,6 @@ def _attributes_only(template: FrozenTrial | None) -> dict[str, Any] | None:
     return None if any(others) else template.user_attrs
 
 
-def _numbered_in_one_trip(conn: Connection, params: dict[str, Any]) -> tuple[int, int] | None:
-    """PostgreSQL through psycopg: Optuna's lock on the study's row, then the numbered
-    trial and its attributes (:data:`_INSERT_WITH_ATTRS`), sent as one query of two
-    statements; the trial's id and number, or None if the study is not there.
-
-    The server runs such a query as one transaction and commits it at its end, so the
-    lock is taken and given back within one round trip: no holder waits for its process
-    to be scheduled before it sends the next statement and the commit (with 256 workers
-    on two cores, that wait was most of each creator's time under the lock). The two
-    statements are still two, as in Optuna: the insert's snapshot is taken once the lock
-    is held, so it sees the trial the previous holder made. A query of several statements
-    is sent with the values bound in it (psycopg's client-side binding); they are the
-    study's id, a datetime and text arrays, each processed as SQLAlchemy binds its type.
-    """
-    import psycopg
-
-    dialect = conn.dialect
-    text, statements = _one_trip(dialect)
-    values: dict[str, Any] = {}
-    for compiled in statements:
-        for name, value in compiled.construct_params(params).items():
-            process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            values[name] = value if process is None else process(value)
-    conn.execution_options(isolation_level="AUTOCOMMIT")  # the query is the transaction
-    raw = cast(Any, conn.connection.dbapi_connection)
-    try:
-        with psycopg.ClientCursor(raw) as cursor:
-            cursor.execute(text, values)
-            cursor.nextset()  # past the lock's answer, to the insert's
-            row = cursor.fetchone()
-    except psycopg.Error as exc:
-        if raw.broken:  # lost: SQLAlchemy finds it out as on any statement of its own, and
-            conn.exec_driver_sql("SELECT 1")  # so invalidates the pool's other connections
-        raise DBAPIError.instance(text, values, exc, psycopg.Error, dialect=dialect) from exc
-    return None if row is None else (row[0], row[1])
-
-
-def _client_binding(engine: Any) -> bool:
-    """Whether the engine's driver can send :func:`_numbered_in_one_trip`'s query (psycopg;
-    with another driver a new trial takes Optuna's own path)."""
-    return bool(engine.dialect.driver == "psycopg")
-
-
-@functools.cache
-def _one_trip(dialect: Any) -> tuple[str, tuple[Any, ...]]:
-    """:func:`_numbered_in_one_trip`'s query, compiled once per dialect, and its parts."""
-    statements = tuple(s.compile(dialect=dialect) for s in (_LOCK_STUDY, _INSERT_WITH_ATTRS))
-    if set(statements[0].binds) != {"study_id"}:  # no other name the two could share
-        raise RuntimeError(f"unexpected parameters of the lock: {sorted(statements[0].binds)}")
-    return ";\n".join(str(s) for s in statements), statements
-
-
 def _no_study(study_id: int) -> KeyError:
     """The error Optuna's storage raises for a study id it does not hold (a KeyError)."""
     return KeyError(f"No study with study_id {study_id} exists.")
@@ -458,3 +411,4 @@ def _insert_with_attrs() -> Any:
 
 
 _INSERT_WITH_ATTRS = _insert_with_attrs()
+_NUMBERING = (_LOCK_STUDY, _INSERT_WITH_ATTRS)

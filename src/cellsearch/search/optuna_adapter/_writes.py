@@ -24,8 +24,20 @@ from typing import Any, cast
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy import Connection, Integer, String, Text, bindparam, func, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 
+from cellsearch.search.optuna_adapter._one_query import run_together, together_possible
 from cellsearch.search.optuna_adapter._tables import HEARTBEATS, TRIALS, USER
 from cellsearch.search.optuna_adapter._versions import internals_error
 
@@ -69,6 +81,13 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
         if heartbeat and storage is not None:
             storage.record_heartbeat(trial_id)
         return
+    if together_possible(storage.engine):  # the lock and the writes: one round trip
+        with storage.engine.connect() as conn:
+            values = {"trial_id": trial_id, "beat": heartbeat, **attr_arrays(attrs)}
+            found = run_together(conn, _locked_writes(), values)[0]
+        _check(found[0] if found else None)
+        trial._cached_frozen_trial.user_attrs.update(attrs)
+        return
     with storage.engine.begin() as conn:  # Core: no ORM objects are needed here
         # The check on this connection, not by Optuna's, which reads a finished trial on a
         # second connection inside this transaction: behind a pooler whose server
@@ -85,10 +104,16 @@ def updatable(conn: Connection, trial_id: int, *, lock: bool = False) -> TrialSt
     """The trial's state; raises Optuna's errors for a trial that is not there
     (``KeyError``) or has finished (``UpdateFinishedTrialError``), read on ``conn`` (with
     ``lock``, its row locked until the transaction ends)."""
-    found = conn.execute(_LOCK_STATE if lock else _STATE, {"trial_id": trial_id}).first()
+    return _check(conn.execute(_LOCK_STATE if lock else _STATE, {"trial_id": trial_id}).first())
+
+
+def _check(found: Any) -> TrialState:
+    """The state of a trial read as ``(state, number)`` (by name, from a query sent
+    together), or Optuna's error for a trial not found (None) or finished."""
     if found is None:
         raise KeyError(NOT_FOUND)
     state, number = found
+    state = TrialState[state] if isinstance(state, str) else state
     if state.is_finished():
         raise optuna.exceptions.UpdateFinishedTrialError(
             f"Trial#{number} has already finished and can not be updated."
@@ -155,6 +180,32 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
         index_elements=["trial_id"], set_={"heartbeat": func.current_timestamp()}
     )
     return attrs, beat
+
+
+@functools.cache
+def _locked_writes() -> tuple[Any, ...]:
+    """PostgreSQL, sent together: the trial's row locked and its state read, then its
+    attributes (the arrays ``keys`` and ``values``) and, if ``beat``, its heartbeat
+    upserted, each only while the trial is not finished (the lock keeps it so: a trial
+    finishes under the same lock)."""
+    from sqlalchemy.dialects import postgresql
+
+    trial_id = bindparam("trial_id", type_=Integer)
+    running = exists().where(
+        TRIALS.c.trial_id == trial_id,
+        or_(TRIALS.c.state == TrialState.RUNNING, TRIALS.c.state == TrialState.WAITING),
+    )
+    pairs = key_value_pairs()
+    rows = select(trial_id, pairs.c.k, pairs.c.v).where(running)
+    attrs = postgresql.insert(USER).from_select(["trial_id", "key", "value_json"], rows)
+    attrs = attrs.on_conflict_do_update(
+        index_elements=["trial_id", "key"], set_={"value_json": attrs.excluded.value_json}
+    )
+    now = func.current_timestamp()
+    beat_row = select(trial_id, now).where(running, bindparam("beat", type_=Boolean))
+    beat = postgresql.insert(HEARTBEATS).from_select(["trial_id", "heartbeat"], beat_row)
+    beat = beat.on_conflict_do_update(index_elements=["trial_id"], set_={"heartbeat": now})
+    return _LOCK_STATE, attrs, beat
 
 
 NOT_FOUND = "Record does not exist."  # Optuna's message for a trial id it does not hold
