@@ -91,11 +91,14 @@ def measure(url: str, name: str, n: int, pids: list[int], timeout: float) -> dic
             "WHERE datname = current_database())",
             {"whole": WHOLE_STUDY_ROWS},
         ).fetchone() or (0, 0, 0, 0)
-        top = conn.execute(
-            "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, total_exec_time "
-            "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
-            "WHERE datname = current_database()) ORDER BY total_exec_time DESC LIMIT 5"
-        ).fetchall()
+        top, most = (
+            conn.execute(
+                "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 90), calls, total_exec_time "
+                "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database "
+                f"WHERE datname = current_database()) ORDER BY {order} DESC LIMIT {limit}"
+            ).fetchall()
+            for order, limit in (("total_exec_time", 5), ("calls", 15))
+        )
     return {
         "seconds": seconds,
         "connections_peak": peak_conn,
@@ -108,6 +111,9 @@ def measure(url: str, name: str, n: int, pids: list[int], timeout: float) -> dic
         "whole_reads": int(whole_calls),
         "top_statements": [  # where the server's time went: text, calls, ms
             [text, int(calls), round(float(ms), 1)] for text, calls, ms in top
+        ],
+        "most_called": [  # the round trips: text, calls, ms
+            [text, int(calls), round(float(ms), 1)] for text, calls, ms in most
         ],
     }
 

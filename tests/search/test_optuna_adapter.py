@@ -566,8 +566,9 @@ def _messages_to_server(storage: optuna.storages.RDBStorage, folder: Path) -> It
 def test_a_trials_calls_on_postgresql_make_no_transactions_of_their_own(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    """Making, reading and writing a running trial: each statement its own transaction
-    (no ``BEGIN``, ``COMMIT`` or ``ROLLBACK`` round trips), and the new trial one query."""
+    """A trial's life, made, read, written and ended: each statement its own transaction
+    (no ``BEGIN``, ``COMMIT`` or ``ROLLBACK`` round trips), and each lock with the writes
+    it guards one query (the new trial; its attributes and heartbeat; its end)."""
     ours = AdapterStorage(postgres_url)
     study = optuna.create_study(storage=ours)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)  # x's distribution
@@ -578,19 +579,17 @@ def test_a_trials_calls_on_postgresql_make_no_transactions_of_their_own(
         ours.get_trial(trial._trial_id)
         study.get_trials()
         record_attrs(trial, {"epoch": 1}, heartbeat=True)
-    # the lock and the insert: one query, the first message; the attributes and the
-    # heartbeat under the trial's lock: one more; every other statement is parsed, run
-    # and synced alone, with no transaction around it
+        study.tell(trial, 0.25)
     queries = [m for m in sent if m.startswith("Query")]
-    assert queries == [sent[0], sent[-1]]
-    assert sent[0].startswith('Query "SELECT studies.study_id')
-    assert sent[-1].startswith('Query "SELECT trials.state')
+    assert len(queries) == 3 and queries[0] == sent[0]
+    assert queries[0].startswith('Query "SELECT studies.study_id')
+    assert all(q.startswith('Query "SELECT trials.state') for q in queries[1:])
     assert not [m for m in sent if any(w in m for w in ("BEGIN", "COMMIT", "ROLLBACK"))]
     written = [m for m in sent if m.startswith('Parse "" "INSERT INTO trial_')]
     assert len(written) == 2  # the parameter and the report
-    study.tell(trial, 0.5)  # its end locks the trial's row: a transaction
-    assert study.trials[1].state == TrialState.COMPLETE
-    assert study.trials[1].user_attrs == {"deal": 1, "epoch": 1}
+    ended = study.trials[1]
+    assert (ended.state, ended.value, list(ended.params)) == (TrialState.COMPLETE, 0.25, ["x"])
+    assert ended.user_attrs == {"deal": 1, "epoch": 1} and ended.datetime_complete is not None
 
 
 def test_statements_sent_together_may_not_share_an_anonymous_parameter(

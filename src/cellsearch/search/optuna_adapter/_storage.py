@@ -32,7 +32,9 @@ from optuna.distributions import (
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import (
     Connection,
+    Float,
     Integer,
+    String,
     bindparam,
     exists,
     func,
@@ -43,6 +45,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -59,9 +62,12 @@ from cellsearch.search.optuna_adapter._tables import (
     models,
 )
 from cellsearch.search.optuna_adapter._writes import (
+    LOCK_STATE,
     NOT_FOUND,
     attr_arrays,
     key_value_pairs,
+    not_finished,
+    state_of,
     updatable,
     write_attrs,
 )
@@ -257,6 +263,8 @@ class AdapterStorage(optuna.storages.RDBStorage):
     ) -> bool:
         if not self._hot():
             return super().set_trial_state_values(trial_id, state, values)
+        if state.is_finished() and together_possible(self.engine):
+            return self._finish(trial_id, state, values or ())
         try:
             with _storage_errors(), self.engine.begin() as conn:
                 current = updatable(conn, trial_id, lock=True)
@@ -277,6 +285,22 @@ class AdapterStorage(optuna.storages.RDBStorage):
                 conn.execute(update(TRIALS).where(TRIALS.c.trial_id == trial_id).values(changes))
         except IntegrityError:
             return False
+        return True
+
+    def _finish(self, trial_id: int, state: TrialState, values: Sequence[float]) -> bool:
+        """:meth:`set_trial_state_values` for a trial's end on PostgreSQL: the lock on the
+        trial's row, its values and its state as one query (:data:`_FINISHING`)."""
+        stored = [models.TrialValueModel.value_to_stored_repr(value) for value in values]
+        params = {"trial_id": trial_id, "state": state,
+                  "now": stored_datetime(dt.datetime.now()),
+                  "objectives": list(range(len(stored))), "values": [v for v, _ in stored],
+                  "kinds": [kind.name for _, kind in stored]}  # fmt: skip
+        try:
+            with self._connection(write=True) as conn:
+                found = run_together(conn, _FINISHING, params)[0]
+        except IntegrityError:
+            return False
+        state_of(found[0] if found else None)  # Optuna's errors; then nothing was written
         return True
 
 
@@ -412,3 +436,40 @@ def _insert_with_attrs() -> Any:
 
 _INSERT_WITH_ATTRS = _insert_with_attrs()
 _NUMBERING = (_LOCK_STUDY, _INSERT_WITH_ATTRS)
+
+
+def _finishing() -> tuple[Any, ...]:
+    """PostgreSQL, sent together: the trial's row locked and its state read, then its
+    values (the arrays ``objectives``, ``values`` and ``kinds``) upserted and its state
+    and end set, both only while it is not finished (the lock keeps it so)."""
+    running = exists().where(not_finished(_TRIAL))
+    rows = (
+        func.unnest(
+            bindparam("objectives", type_=postgresql.ARRAY(Integer)),
+            bindparam("values", type_=postgresql.ARRAY(Float)),
+            bindparam("kinds", type_=postgresql.ARRAY(String)),
+        )
+        .table_valued("o", "v", "k")
+        .render_derived()
+    )
+    kind = cast_(rows.c.k, VALUES.c.value_type.type)
+    chosen = select(_TRIAL, rows.c.o, rows.c.v, kind).where(running)
+    upsert = postgresql.insert(VALUES).from_select(
+        ["trial_id", "objective", "value", "value_type"], chosen
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=list(UNIQUE["TrialValueModel"]),
+        set_={"value": upsert.excluded.value, "value_type": upsert.excluded.value_type},
+    )
+    end = (
+        update(TRIALS)
+        .where(not_finished(_TRIAL))
+        .values(
+            state=bindparam("state", type_=TRIALS.c.state.type),
+            datetime_complete=bindparam("now", type_=TRIALS.c.datetime_complete.type),
+        )
+    )
+    return LOCK_STATE, upsert, end
+
+
+_FINISHING = _finishing()

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    and_,
     bindparam,
     exists,
     func,
@@ -85,7 +86,7 @@ def record_attrs(trial: optuna.Trial, attrs: dict[str, Any], *, heartbeat: bool 
         with storage.engine.connect() as conn:
             values = {"trial_id": trial_id, "beat": heartbeat, **attr_arrays(attrs)}
             found = run_together(conn, _locked_writes(), values)[0]
-        _check(found[0] if found else None)
+        state_of(found[0] if found else None)
         trial._cached_frozen_trial.user_attrs.update(attrs)
         return
     with storage.engine.begin() as conn:  # Core: no ORM objects are needed here
@@ -104,10 +105,10 @@ def updatable(conn: Connection, trial_id: int, *, lock: bool = False) -> TrialSt
     """The trial's state; raises Optuna's errors for a trial that is not there
     (``KeyError``) or has finished (``UpdateFinishedTrialError``), read on ``conn`` (with
     ``lock``, its row locked until the transaction ends)."""
-    return _check(conn.execute(_LOCK_STATE if lock else _STATE, {"trial_id": trial_id}).first())
+    return state_of(conn.execute(LOCK_STATE if lock else _STATE, {"trial_id": trial_id}).first())
 
 
-def _check(found: Any) -> TrialState:
+def state_of(found: Any) -> TrialState:
     """The state of a trial read as ``(state, number)`` (by name, from a query sent
     together), or Optuna's error for a trial not found (None) or finished."""
     if found is None:
@@ -182,6 +183,14 @@ def _upserts(dialect: str) -> tuple[Any, Any]:
     return attrs, beat
 
 
+def not_finished(trial_id: Any) -> Any:
+    """The trial's row, not finished: the condition of a write sent together with the lock
+    on that row (the states compared one by one: an ``IN`` list is expanded at execution,
+    which a query sent together does not pass through)."""
+    states = (TRIALS.c.state == state for state in (TrialState.RUNNING, TrialState.WAITING))
+    return and_(TRIALS.c.trial_id == trial_id, or_(*states))
+
+
 @functools.cache
 def _locked_writes() -> tuple[Any, ...]:
     """PostgreSQL, sent together: the trial's row locked and its state read, then its
@@ -191,10 +200,7 @@ def _locked_writes() -> tuple[Any, ...]:
     from sqlalchemy.dialects import postgresql
 
     trial_id = bindparam("trial_id", type_=Integer)
-    running = exists().where(
-        TRIALS.c.trial_id == trial_id,
-        or_(TRIALS.c.state == TrialState.RUNNING, TRIALS.c.state == TrialState.WAITING),
-    )
+    running = exists().where(not_finished(trial_id))
     pairs = key_value_pairs()
     rows = select(trial_id, pairs.c.k, pairs.c.v).where(running)
     attrs = postgresql.insert(USER).from_select(["trial_id", "key", "value_json"], rows)
@@ -205,11 +211,11 @@ def _locked_writes() -> tuple[Any, ...]:
     beat_row = select(trial_id, now).where(running, bindparam("beat", type_=Boolean))
     beat = postgresql.insert(HEARTBEATS).from_select(["trial_id", "heartbeat"], beat_row)
     beat = beat.on_conflict_do_update(index_elements=["trial_id"], set_={"heartbeat": now})
-    return _LOCK_STATE, attrs, beat
+    return LOCK_STATE, attrs, beat
 
 
 NOT_FOUND = "Record does not exist."  # Optuna's message for a trial id it does not hold
 _STATE = select(TRIALS.c.state, TRIALS.c.number).where(
     TRIALS.c.trial_id == bindparam("trial_id", type_=Integer)
 )
-_LOCK_STATE = _STATE.with_for_update()
+LOCK_STATE = _STATE.with_for_update()
