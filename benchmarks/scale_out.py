@@ -20,10 +20,10 @@ worker waits for it) at p50 and p99; statements (every one a round trip, ``BEGIN
 statements that read a whole big study (each worker's first read of it into Optuna's
 cache, once per worker and study: :data:`monitor.WHOLE_STUDY_ROWS`); the peak of waiting
 locks (sampled every 0.2 s) and the deadlocks; the peak of server connections; the five
-statements the server spent most time on and the fifteen it ran most often
-(``--json`` only); and whether the study came
-out exact (``n_trials`` counted trials, one per deal, no trial left running or waiting,
-the ledger at ``n_trials``). Run from the repository root::
+statements the server spent most time on and the fifteen it ran most often (``--json``
+only); and whether the study came out exact (``n_trials`` counted trials, one per deal,
+no trial left running or waiting, the ledger at ``n_trials``). Run from the repository
+root::
 
     .venv/bin/python benchmarks/scale_out.py --plan full
 """

@@ -21,7 +21,8 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
 - :func:`trial_groups` and :class:`TrialGroup`: the trials of many studies counted in one
   grouped query, as plain records. Relies on the tables ``trials``, ``studies``,
   ``trial_user_attributes``.
-- :func:`record_attrs`: a running trial's attributes (and heartbeat) in one transaction.
+- :func:`record_attrs`: a running trial's attributes (and heartbeat) in one transaction
+  (on PostgreSQL through psycopg, the trial's lock and the writes as one query).
   Relies on the tables ``trials``, ``trial_user_attributes`` (unique on
   ``(trial_id, key)``), ``trial_heartbeats`` (unique on ``trial_id``); on
   ``Trial._trial_id`` and ``Trial._cached_frozen_trial``; and on
@@ -31,7 +32,9 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   same transaction) from the study's latest trial instead of a count, reading the trials behind
   Optuna's cache with one query per table, and writing a trial's parameters, reported
   values and end, and reading a running trial, in SQL statements built once instead of
-  Optuna's ORM. Relies on ``RDBStorage._create_new_trial(study_id, template_trial)``
+  Optuna's ORM; on PostgreSQL each statement its own transaction, and a lock with the
+  writes it guards (a new trial's, a trial's end) sent as one query
+  (:mod:`._one_query`, psycopg's client-side binding). Relies on ``RDBStorage._create_new_trial(study_id, template_trial)``
   returning the new ``FrozenTrial`` (what ``_CachedStorage.create_new_trial`` caches), on
   the study's row lock that Optuna's creators take, on ``RDBStorage._get_trials(study_id,
   states, included_trial_ids, trial_id_greater_than)`` and ``_set_trial_param(...,
