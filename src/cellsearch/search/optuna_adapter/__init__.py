@@ -34,7 +34,8 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   values and end, and reading a running trial, in SQL statements built once instead of
   Optuna's ORM; on PostgreSQL each statement its own transaction, and a lock with the
   writes it guards (a new trial's, a trial's end) sent as one query
-  (:mod:`._one_query`, psycopg's client-side binding). Relies on ``RDBStorage._create_new_trial(study_id, template_trial)``
+  (:mod:`._one_query`, psycopg's client-side binding). Relies on
+  ``RDBStorage._create_new_trial(study_id, template_trial)``
   returning the new ``FrozenTrial`` (what ``_CachedStorage.create_new_trial`` caches), on
   the study's row lock that Optuna's creators take, on ``RDBStorage._get_trials(study_id,
   states, included_trial_ids, trial_id_greater_than)`` and ``_set_trial_param(...,

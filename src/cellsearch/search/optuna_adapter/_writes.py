@@ -8,9 +8,10 @@ asked, its heartbeat) as one ``INSERT ... ON CONFLICT DO UPDATE`` in one transac
 Optuna's engine (on SQLite run with one parameter set per attribute, on PostgreSQL over
 two arrays with ``unnest``), with Optuna's own table definitions and its own check
 that the trial is still running (on PostgreSQL through psycopg, the lock on the trial's
-row and the writes go as one query: :mod:`._one_query`). Optuna has no public batch call; a storage that is not
-an ``RDBStorage`` on SQLite or PostgreSQL (in-memory, journal, MySQL) takes the public
-per-attribute path, a feature for those storages. An Optuna whose internals moved takes
+row and the writes go as one query: :mod:`._one_query`). Optuna has no public batch
+call; a storage that is not an ``RDBStorage`` on SQLite or PostgreSQL (in-memory,
+journal, MySQL) takes the public per-attribute path, a feature for those storages. An
+Optuna whose internals moved takes
 no path at all: it fails at import or in :func:`~cellsearch.search.optuna_adapter.check_internals`.
 
 Optuna's own per-trial calls on the same path (parameters, reported values, a trial's
