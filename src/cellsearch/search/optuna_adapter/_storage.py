@@ -118,7 +118,8 @@ class AdapterStorage(optuna.storages.RDBStorage):
     parameter Optuna would ignore as written already is ignored the same way). A trial's
     end (``set_trial_state_values``) locks its row as Optuna does, upserts its values and
     sets its state, without a second connection (Optuna's check of a finished trial
-    reads it again on another, which behind a pooler can wait forever).
+    reads it again on another, which behind a pooler can wait forever); on PostgreSQL
+    the lock and the two writes are one query, as a new trial's are.
     """
 
     def _hot(self) -> bool:
