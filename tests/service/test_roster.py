@@ -62,3 +62,26 @@ def test_a_starting_worker_forgets_long_dead_rows(migrated: Settings) -> None:
     with connection_scope(engine_for(migrated)) as conn:
         ids = set(conn.scalars(select(WorkerRecord.worker_id)))
     assert ids == {"new", "recent-0000", "recent-0001"}
+
+
+def test_a_beat_counts_the_live_workers_on_its_machine(migrated: Settings) -> None:
+    """Itself included, the dead and other machines' workers not; the first beat inserts
+    the row, the next ones update it (on PostgreSQL one statement with the count)."""
+    add_rows(migrated, 3, seconds_ago=0, prefix="live")
+    add_rows(migrated, 2, seconds_ago=migrated.grace_period + 60, prefix="dead")
+    registry = SqlWorkerRegistry(engine_for(migrated), grace_period=migrated.grace_period)
+    info = WorkerInfo(worker_id="me", host="node", pid=1, device="cpu", machine="m")
+    elsewhere = WorkerInfo(worker_id="far", host="other", pid=2, device="cpu", machine="n")
+    assert registry.beat(info) == 4  # inserted
+    assert registry.beat(info) == 4  # updated
+    assert registry.beat(elsewhere) == registry.beat(elsewhere) == 1
+    moved = WorkerInfo(worker_id="me", host="node", pid=1, device="cpu", machine="n",
+                       study_name="s", trial_number=7)  # fmt: skip
+    assert registry.beat(moved) == 2
+    with connection_scope(engine_for(migrated)) as conn:
+        row = conn.execute(
+            select(WorkerRecord.machine, WorkerRecord.trial_number).where(
+                WorkerRecord.worker_id == "me"
+            )
+        ).one()
+    assert tuple(row) == ("n", 7)
