@@ -74,7 +74,6 @@ from cellsearch.search.optuna_adapter._writes import (
 from cellsearch.search.optuna_adapter.bulk_write import stored_datetime
 
 _DIALECTS = ("sqlite", "postgresql")
-_UPDATABLE = (TrialState.RUNNING, TrialState.WAITING)  # Optuna's: any state not finished
 
 
 class AdapterStorage(optuna.storages.RDBStorage):
@@ -352,7 +351,7 @@ def _upserts(table: Any, columns: dict[str, Any], key: Sequence[str], *,
              update_on_conflict: bool) -> dict[str, Any]:  # fmt: skip
     """Per dialect: ``INSERT INTO table (columns) SELECT values WHERE the trial can be
     updated ON CONFLICT (key) DO UPDATE | DO NOTHING RETURNING 1``, built once."""
-    writable = exists().where(TRIALS.c.trial_id == _TRIAL, TRIALS.c.state.in_(_UPDATABLE))
+    writable = exists().where(not_finished(_TRIAL))
     rows = select(*columns.values()).where(writable)
     out: dict[str, Any] = {}
     for name, dialect in (("sqlite", sqlite), ("postgresql", postgresql)):

@@ -61,7 +61,7 @@ class SqlWorkerRegistry:
             with connection_scope(self.engine, autocommit=True) as conn:
                 updated, neighbours = conn.execute(count).one()
             if updated:
-                return max(1, int(neighbours) + 1)
+                return int(neighbours) + 1  # and itself
         else:
             # one transaction (not two autocommitted statements): an idle worker's beats
             # are most of the transactions it makes (benchmarks/WORKERS.md, "Idle workers")
