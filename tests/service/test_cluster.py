@@ -164,11 +164,15 @@ def study_status(settings: Settings, name: str) -> str | None:
 def wait_completed(
     settings: Settings, name: str, cluster: Cluster, alive: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Wait for the study to complete while every worker in ``alive`` keeps running."""
+    """Wait for the study to complete while every worker in ``alive`` keeps running, and
+    for each of them to have registered: it then handles SIGTERM (a worker still starting
+    when its peers finished a small study would die of the signal, not stop)."""
 
     def completed() -> bool:
         cluster.assert_alive(alive)
-        return study_status(settings, name) == "completed"
+        return study_status(settings, name) == "completed" and registered_pids(settings) >= {
+            p.pid for p in alive
+        }
 
     wait_for(f"study {name} to complete", completed, STUDY_TIMEOUT, every=0.2)
 
