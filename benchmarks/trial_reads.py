@@ -71,7 +71,7 @@ def main() -> None:
             conn.commit()
             for ids in ([700], [700, 701]):
                 ways: dict[str, Callable[[Connection, list[int]], Any]] = {
-                    "one query": lambda c, chosen: c.execute(_frozen._FEW, {"ids": chosen}).all(),
+                    "one query": lambda c, chosen: _frozen._few(c, chosen),
                     "one per table": lambda c, chosen: [
                         list(rows) for rows in _frozen._per_table(c, chosen)
                     ],

@@ -22,6 +22,7 @@ import optuna
 import pytest
 from optuna.distributions import FloatDistribution
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+from optuna.storages import _cached_storage
 from optuna.trial import TrialState
 from sqlalchemy import (
     Column,
@@ -138,6 +139,16 @@ MOVES: dict[str, Any] = {
     ),
     "_CachedStorage._backend": lambda mp: _without_instance_attr(
         mp, _writes._CachedStorage, "_backend", "_inner"
+    ),
+    "_CachedStorage._lock": lambda mp: _without_instance_attr(
+        mp, _writes._CachedStorage, "_lock", "_mutex"
+    ),
+    "_add_trials_to_cache": lambda mp: mp.delattr(_writes._CachedStorage, "_add_trials_to_cache"),
+    "unfinished_trial_ids": lambda mp: _without_instance_attr(
+        mp, _cached_storage._StudyInfo, "unfinished_trial_ids", "unfinished"
+    ),
+    "last_finished_trial_id": lambda mp: _without_instance_attr(
+        mp, _cached_storage._StudyInfo, "last_finished_trial_id", "last_finished"
     ),
     "TrialHeartbeatModel": lambda mp: mp.delattr(_tables.models, "TrialHeartbeatModel"),
     "trial_user_attributes.value_json": lambda mp: mp.setattr(

@@ -43,6 +43,14 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   ``get_trial``, ``set_trial_intermediate_value`` and ``set_trial_state_values``, on the
   unique keys of the parameter, value and intermediate value tables, and on the tables
   of :mod:`.bulk_read`.
+- :func:`load_study` and :class:`TrialCache`: a study loaded with Optuna's trial cache
+  around an :class:`AdapterStorage`, where a read of no running trial re-reads only the
+  trials that finished, or are in a state it asked for, or are new (Optuna's refresh
+  re-reads every unfinished trial); :func:`unfinished_trial_ids`: the ids of the trials
+  that may be running, from the cache's books. Relies on ``_CachedStorage``
+  (``_backend``, ``_lock``, ``_studies``, ``_add_trials_to_cache``, ``get_all_trials``) and
+  its per-study books (``trials`` by number, ``unfinished_trial_ids``,
+  ``last_finished_trial_id``).
 - :func:`batch_capable` and :func:`rdb_backend`: whether a storage is (or wraps) an RDB
   storage the batch path writes to. Relies on ``_CachedStorage._backend``.
 - :func:`running_heartbeats` and :class:`Heartbeats`: which of the running trials a caller
@@ -119,6 +127,11 @@ from cellsearch.search.optuna_adapter._study import (
     take_waiting_trial,
     trial_of,
 )
+from cellsearch.search.optuna_adapter._trial_cache import (
+    TrialCache,
+    load_study,
+    unfinished_trial_ids,
+)
 from cellsearch.search.optuna_adapter._trials_study import TrialsStudy
 from cellsearch.search.optuna_adapter._versions import TESTED_OPTUNA, is_tested
 from cellsearch.search.optuna_adapter._writes import (
@@ -131,6 +144,7 @@ __all__ = [
     "TESTED_OPTUNA",
     "AdapterStorage",
     "Heartbeats",
+    "TrialCache",
     "TrialGroup",
     "TrialsStudy",
     "attach_study_artifact",
@@ -142,6 +156,7 @@ __all__ = [
     "forget_study_artifact",
     "is_tested",
     "listed_artifacts",
+    "load_study",
     "new_trial",
     "pop_waiting_trial_id",
     "rdb_backend",
@@ -156,4 +171,5 @@ __all__ = [
     "take_waiting_trial",
     "trial_groups",
     "trial_of",
+    "unfinished_trial_ids",
 ]

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    any_,
     bindparam,
     literal,
     null,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import cast as cast_sql
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
 from cellsearch.search.optuna_adapter._tables import (
@@ -122,6 +124,16 @@ FEW = 100  # at most this many listed trials are read in one query (see build)
 Rows = Iterable[Sequence[Any]]  # a table's rows, in chunks
 
 
+def among(dialect: str, column: Any, ids: Any) -> ColumnElement[bool]:
+    """``column IN ids``; ``ids`` a list or a subquery. On PostgreSQL a list is one array
+    parameter (``= ANY(...)``): the statement's text is the same for any number of ids,
+    where an ``IN`` list of a few hundred ids cost more of the client's time (SQLAlchemy's
+    and psycopg's handling of each parameter in the text) than the read itself."""
+    if dialect == "postgresql" and isinstance(ids, list):
+        return column == any_(literal(ids, postgresql.ARRAY(Integer)))
+    return column.in_(ids)
+
+
 def _per_table(conn: Connection, chosen: Any) -> tuple[Rows, ...]:
     """Each child table's rows of the ``chosen`` trials, each read with one query, in the
     shapes the builders take."""
@@ -133,12 +145,15 @@ def _per_table(conn: Connection, chosen: Any) -> tuple[Rows, ...]:
     def attributes(table: Any) -> Any:
         return select(table.c.trial_id, table.c.key, table.c.value_json)
 
+    def of(table: Any) -> ColumnElement[bool]:
+        return among(conn.dialect.name, table.c.trial_id, chosen)
+
     queries = (
-        params.where(_of(PARAMS, chosen)),
-        values.where(_of(VALUES, chosen)),
-        steps.where(_of(STEPS, chosen)),
-        attributes(USER).where(_of(USER, chosen)),
-        attributes(SYSTEM).where(_of(SYSTEM, chosen)),
+        params.where(of(PARAMS)),
+        values.where(of(VALUES)),
+        steps.where(of(STEPS)),
+        attributes(USER).where(of(USER)),
+        attributes(SYSTEM).where(of(SYSTEM)),
     )
     return tuple(chunks(conn, q) for q in queries)
 
@@ -147,7 +162,8 @@ def _few(conn: Connection, trial_ids: list[int]) -> list[list[Sequence[Any]]]:
     """The child rows of a few trials, read in one ``UNION ALL`` query (one round trip
     instead of five), split by table into the shapes the builders take."""
     parts: list[list[Sequence[Any]]] = [[], [], [], [], []]
-    for part, trial_id, number, name, value, text in conn.execute(_FEW, {"ids": trial_ids}):
+    few = _FEW[conn.dialect.name == "postgresql"]
+    for part, trial_id, number, name, value, text in conn.execute(few, {"ids": trial_ids}):
         if part == 0:
             parts[0].append((trial_id, number, name, value, text))
         elif part in (1, 2):
@@ -157,17 +173,22 @@ def _few(conn: Connection, trial_ids: list[int]) -> list[list[Sequence[Any]]]:
     return parts
 
 
-def _union_of_children() -> Any:
-    """The child tables of listed trials as one query: (part, trial id, an integer, a
-    name, a number, a text), ``part`` 0-4 being parameters, values, intermediate values,
-    user and system attributes."""
-    ids: Any = bindparam("ids", expanding=True)
+def _union_of_children(postgres: bool) -> Any:
+    """The child tables of listed trials (the parameter ``ids``) as one query: (part,
+    trial id, an integer, a name, a number, a text), ``part`` 0-4 being parameters,
+    values, intermediate values, user and system attributes. On PostgreSQL the ids are
+    one array parameter (see :func:`among`)."""
+
+    def listed(column: Any) -> Any:
+        if postgres:
+            return column == any_(bindparam("ids", type_=postgresql.ARRAY(Integer)))
+        return column.in_(bindparam("ids", expanding=True))
 
     def branch(part: int, table: Any, number: Any, name: Any, value: Any, text: Any) -> Any:
         return select(
             literal(part, Integer), table.c.trial_id, _typed(number, Integer),
             _typed(name, String), _typed(value, Float), _typed(text, Text),
-        ).where(table.c.trial_id.in_(ids))  # fmt: skip
+        ).where(listed(table.c.trial_id))  # fmt: skip
 
     p, v, s, u, y = PARAMS.c, VALUES.c, STEPS.c, USER.c, SYSTEM.c
     return union_all(
@@ -183,10 +204,6 @@ def _typed(column: Any, type_: Any) -> Any:
     """A column cast to ``type_`` on the server (an enum read as its stored name), or a
     typed NULL where a branch has no such column."""
     return cast_sql(null() if column is None else column, type_)
-
-
-def _of(table: Any, chosen: Any) -> ColumnElement[bool]:
-    return table.c.trial_id.in_(chosen)
 
 
 def _params(
@@ -295,4 +312,4 @@ def _local(stored: dt.datetime | None) -> dt.datetime | None:
     return stored.replace(tzinfo=dt.UTC).astimezone().replace(tzinfo=None)
 
 
-_FEW = _union_of_children()
+_FEW = (_union_of_children(postgres=False), _union_of_children(postgres=True))

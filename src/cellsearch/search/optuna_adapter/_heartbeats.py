@@ -11,9 +11,9 @@ so that check never sees it: the worker times those itself
 the caller names. Optuna's check (and an earlier form of this one) selected the study's
 running trials by its ``study_id`` index and a filter on their state: a pass over every
 trial of the study, 7-10 ms at 100,000 trials, which every worker paid at every heartbeat
-interval. The caller knows the running trials from Optuna's trial cache
-(``study.get_trials`` reads what changed first), so here the server looks up only those,
-by primary key, and keeps the ones still running.
+interval. The caller knows the trials that may be running from its trial cache
+(:func:`~cellsearch.search.optuna_adapter.unfinished_trial_ids`), so here the server
+looks up only those, by primary key, and keeps the ones still running.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import optuna
 from optuna.trial import TrialState
 from sqlalchemy import func, select
 
+from cellsearch.search.optuna_adapter._frozen import among
 from cellsearch.search.optuna_adapter._tables import HEARTBEATS, TRIALS
 
 
@@ -44,9 +45,9 @@ def running_heartbeats(
 ) -> Heartbeats:
     """The stale and the silent among ``running`` (trial ids) that still run in the study.
 
-    ``running``: the study's running trials as the caller last read them (a trial that
-    started since cannot be stale yet). There is no fallback answer: a query Optuna's
-    schema no longer supports raises.
+    ``running``: the study's trials that may be running, as the caller last read them
+    (unfinished ones; a trial that started since cannot be stale yet). There is no
+    fallback answer: a query Optuna's schema no longer supports raises.
     """
     if not running:
         return Heartbeats([], set())
@@ -54,7 +55,7 @@ def running_heartbeats(
     query = (
         select(t.trial_id, h.heartbeat, func.now())
         .select_from(TRIALS.outerjoin(HEARTBEATS, h.trial_id == t.trial_id))
-        .where(t.trial_id.in_(list(running)))
+        .where(among(storage.engine.dialect.name, t.trial_id, list(running)))
         .where(t.study_id == study_id, t.state == TrialState.RUNNING)
         .order_by(t.trial_id)
     )

@@ -176,6 +176,7 @@ def _probe_problems() -> Iterator[str]:
             lambda: cached[1] is cached[0]._backend,
         ),
     ]
+    checks.append((_CACHE_BOOKS, lambda: _cache_books(cached[0], trial._cached_frozen_trial)))
     checks.append(
         ("artifact metadata as optuna.artifacts writes and lists it", lambda: _artifacts(study))
     )
@@ -187,6 +188,27 @@ def _probe_problems() -> Iterator[str]:
             ok = False
         if not ok:
             yield what
+
+
+_CACHE_BOOKS = (
+    "optuna.storages._cached_storage._CachedStorage._lock, _studies and "
+    "_add_trials_to_cache(study_id, trials), and its per-study trials (by number), "
+    "unfinished_trial_ids and last_finished_trial_id (the books TrialCache keeps)"
+)
+
+
+def _cache_books(cached: Any, trial: FrozenTrial) -> bool:
+    """Optuna's trial cache keeps a study's books where :class:`TrialCache` keeps them."""
+    with quiet_in_memory_storage():
+        study_id = cached.create_new_study([StudyDirection.MINIMIZE], "cellsearch-probe")
+    with cached._lock:
+        cached._add_trials_to_cache(study_id, [trial])
+        books = cached._studies[study_id]
+        return (
+            books.trials == {trial.number: trial}
+            and isinstance(books.unfinished_trial_ids, set)
+            and books.last_finished_trial_id == -1
+        )
 
 
 _STORED_KINDS = (

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Collection, Container, Iterable, Iterator, Sequence
 from typing import Any, cast
 
 import optuna
@@ -35,6 +35,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    and_,
     bindparam,
     exists,
     func,
@@ -49,7 +50,7 @@ from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from cellsearch.search.optuna_adapter._frozen import build, running_trial, trial_columns
+from cellsearch.search.optuna_adapter._frozen import among, build, running_trial, trial_columns
 from cellsearch.search.optuna_adapter._one_query import run_together, together_possible
 from cellsearch.search.optuna_adapter._tables import (
     PARAMS,
@@ -172,22 +173,71 @@ class AdapterStorage(optuna.storages.RDBStorage):
         if trial_id_greater_than > -1:  # as Optuna selects: the unfinished it knows, and newer
             included = [i for i in included_trial_ids if i <= trial_id_greater_than]
             newer = t.trial_id > trial_id_greater_than
-            conditions.append(or_(t.trial_id.in_(included), newer) if included else newer)
+            known = among(self.engine.dialect.name, t.trial_id, included)
+            conditions.append(or_(known, newer) if included else newer)
             # The same trials, bounded below, so that the server can walk the primary key
             # from the oldest of them whatever its statistics say (on stale ones it read
             # the study's whole index: 2 ms a call at 100,000 trials).
             conditions.append(t.trial_id >= min(included, default=trial_id_greater_than + 1))
+        return self._read_where(study_id, conditions)[0]
+
+    def _changed_trials(
+        self,
+        study_id: int,
+        unfinished_ids: Collection[int],
+        last_finished_id: int,
+        wanted: Collection[TrialState],
+    ) -> tuple[list[FrozenTrial], list[int]]:
+        """What a reader of finished trials and of the ``wanted`` unfinished states must
+        see anew, for :class:`~cellsearch.search.optuna_adapter._trial_cache.TrialCache`.
+
+        Looked at: of the ``unfinished_ids``, those now finished or ``wanted``; and every
+        trial past ``last_finished_id`` not among them (new to the reader). Returned: the
+        ones finished or ``wanted``, read whole, and the ids of the others (new trials
+        in a state not wanted, whose contents the reader does not need)."""
+        t = TRIALS.c
+        unfinished = list(unfinished_ids)
+        kept = [state for state in TrialState if state.is_finished() or state in wanted]
+        newer = t.trial_id > last_finished_id
+        if unfinished:
+            known = among(self.engine.dialect.name, t.trial_id, unfinished)
+            changed = or_(and_(known, t.state.in_(kept)), and_(newer, ~known))
+        else:
+            changed = newer
+        lowest = min(unfinished, default=last_finished_id + 1)  # as in _get_trials
+        lowest = min(lowest, last_finished_id + 1)
+        conditions = [t.study_id == study_id, changed, t.trial_id >= lowest]
+        return self._read_where(study_id, conditions, kept)
+
+    def _read_where(
+        self, study_id: int, conditions: list[Any], built: Collection[TrialState] | None = None
+    ) -> tuple[list[FrozenTrial], list[int]]:
+        """The study's trials that meet ``conditions``, in id order (KeyError: no study):
+        those in a ``built`` state (all, for None) read whole, and the ids of the others."""
+        t = TRIALS.c
+        # from the study's row, the trials joined to it: no row at all is no study, and
+        # one row without a trial is a study with none to read (one round trip for both)
+        joined = STUDIES.outerjoin(TRIALS, and_(t.study_id == STUDIES.c.study_id, *conditions))
+        query = trial_columns().select_from(joined).where(STUDIES.c.study_id == study_id)
         with self._connection() as conn:
-            rows = conn.execute(trial_columns().where(*conditions).order_by(t.trial_id)).all()
-            # a study with trials exists: only an empty answer needs the check (a round
-            # trip fewer on most of the cache's reads)
-            if not rows and conn.scalar(_STUDY_EXISTS, {"study_id": study_id}) is None:
+            found = conn.execute(query.order_by(t.trial_id)).all()
+            if not found:
                 raise _no_study(study_id)
-            few = len(rows) <= _LISTED_IDS
-            chosen = (
-                [row.trial_id for row in rows] if few else select(t.trial_id).where(*conditions)
-            )
-            return build(conn, rows, chosen)
+            rows, others = [], []
+            for row in found:
+                if row.trial_id is None:
+                    continue
+                if built is None or row.state in built:
+                    rows.append(row)
+                else:
+                    others.append(row.trial_id)
+            if len(rows) <= _LISTED_IDS:
+                chosen: Any = [row.trial_id for row in rows]
+            else:
+                chosen = select(t.trial_id).where(*conditions)
+                if built is not None:
+                    chosen = chosen.where(t.state.in_(list(built)))
+            return build(conn, rows, chosen), others
 
     def _create_new_trial(
         self, study_id: int, template_trial: FrozenTrial | None = None

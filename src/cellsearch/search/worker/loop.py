@@ -37,7 +37,12 @@ import torch
 
 from cellsearch.search import record
 from cellsearch.search.errors import WorkerError
-from cellsearch.search.optuna_adapter import check_internals, record_attrs, take_waiting_trial
+from cellsearch.search.optuna_adapter import (
+    check_internals,
+    load_study,
+    record_attrs,
+    take_waiting_trial,
+)
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.tasks import TaskData, build_task
@@ -323,7 +328,7 @@ class Worker:
         if cached is not None and cached[1] == incarnation:
             self._studies.move_to_end(name)
             return cached[0]
-        study = optuna.load_study(study_name=name, storage=self.storage)
+        study = load_study(name, self.storage)
         self._studies[name] = (study, incarnation)
         while len(self._studies) > 8:
             self._studies.popitem(last=False)

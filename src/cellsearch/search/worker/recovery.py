@@ -24,6 +24,7 @@ from cellsearch.search import record
 from cellsearch.search.optuna_adapter import (
     running_heartbeats,
     study_id_of,
+    unfinished_trial_ids,
 )
 from cellsearch.search.study import reevaluation
 from cellsearch.search.study.spec import StudySpec
@@ -124,8 +125,7 @@ class StaleTrials:
         for name, incarnation, spec in active:
             study = self.study(name, incarnation)
             study_id = study_id_of(study)
-            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            beats = running_heartbeats(self.storage, study_id, [t._trial_id for t in running])
+            beats = running_heartbeats(self.storage, study_id, unfinished_trial_ids(study))
             stale = set(beats.stale)
             for trial_id in beats.silent:
                 first_seen = self._silent_since.get(trial_id, now)
