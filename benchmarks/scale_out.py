@@ -70,6 +70,7 @@ class Run:
     trials: int
     mode: str  # direct | pooler
     trial_s: float
+    given_back: bool = False  # a unit given back before the run: no claim is fresh
 
 
 def trial_seconds(workers: int, rate: float, epochs: int) -> float:
@@ -158,6 +159,12 @@ def prepare_study(url: str, run: Run, epochs: int) -> str:
         # would be of the empty tables.
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
+    if run.given_back:  # as after one requeue: a unit claimed and given back
+        with connection_scope(engine) as conn:
+            conn.execute(
+                update(StudyRecord).where(StudyRecord.name == spec.name)
+                .values(issued=StudyRecord.issued + 1)
+            )  # fmt: skip
     dispose_all()
     return spec.name
 
@@ -263,6 +270,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+_GIVEN_BACK = "; every study started as after one requeue"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the plan's configurations on a server of the benchmark's own."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -274,13 +284,19 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--max-connections", type=int, default=100)
+    parser.add_argument(
+        "--given-back", action="store_true",
+        help="start each study as after one requeue (a unit given back): no claim is "
+        "fresh, every deal is picked under the ledger's deal lock",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     plan = PLANS[args.plan]
     if args.only:
         plan = [(int(n), int(s), int(t), m) for n, s, t, m in
                 (item.split(":") for item in args.only.split(","))]  # fmt: skip
-    runs = [Run(n, s, t, m, trial_seconds(n, args.rate, args.epochs)) for n, s, t, m in plan]
+    runs = [Run(n, s, t, m, trial_seconds(n, args.rate, args.epochs), args.given_back)
+            for n, s, t, m in plan]  # fmt: skip
     sim_worker.prepare(epoch_s=0.0)  # replaced per run below
     rows = []
     with (
@@ -295,9 +311,10 @@ def main(argv: list[str] | None = None) -> None:
                 row = {**run.__dict__, "failed": str(exc).strip().splitlines()[-1][:160]}
             rows.append(row)
             print(json.dumps(row), flush=True)
+    given_back = _GIVEN_BACK if args.given_back else ""
     print(f"\nScale-out (simulated training, {args.epochs} epochs per trial, the workers "
           f"offering about {args.rate:g} trials/s; server max_connections "
-          f"{args.max_connections}; {os.cpu_count()} CPUs)\n")  # fmt: skip
+          f"{args.max_connections}; {os.cpu_count()} CPUs{given_back})\n")  # fmt: skip
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
