@@ -13,7 +13,8 @@ few hundred (``benchmarks/cache_refresh.py``, ``benchmarks/WORKERS.md``).
 Here a reader that asks for no running trial (``states`` without ``RUNNING``) re-reads
 only the trials that could be in its answer and are not in the cache for good: of the
 trials the cache holds as unfinished, those now finished or in a state it asked for;
-and every trial newer than the cache knows. One query, a few rows. A reader that asks
+and every trial newer than the cache knows. One query of a few rows (and one for the
+child rows of the trials it reads, when it reads any). A reader that asks
 for running trials (or for all) gets Optuna's own refresh, so it sees every running
 trial as it is now. The cache's bookkeeping after either read is Optuna's: a trial read
 finished is kept for good, and one read unfinished is read again.
@@ -76,7 +77,7 @@ class TrialCache(_CachedStorage):
             with self._lock:
                 self._read_changed(study_id, [])
                 return sorted(self._studies[study_id].unfinished_trial_ids)
-        self._read_trials_from_remote_storage(study_id)
+        super().get_all_trials(study_id, deepcopy=False)  # Optuna's refresh
         with self._lock:
             return sorted(self._studies[study_id].unfinished_trial_ids)
 
