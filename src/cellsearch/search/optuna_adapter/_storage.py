@@ -204,8 +204,7 @@ class AdapterStorage(optuna.storages.RDBStorage):
             changed = or_(and_(known, t.state.in_(kept)), and_(newer, ~known))
         else:
             changed = newer
-        lowest = min(unfinished, default=last_finished_id + 1)  # as in _get_trials
-        lowest = min(lowest, last_finished_id + 1)
+        lowest = min([*unfinished, last_finished_id + 1])  # a bound below, as in _get_trials
         conditions = [t.study_id == study_id, changed, t.trial_id >= lowest]
         return self._read_where(study_id, conditions, kept)
 
