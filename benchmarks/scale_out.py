@@ -152,7 +152,7 @@ def prepare_study(url: str, run: Run, epochs: int) -> str:
         with connection_scope(engine) as conn:
             conn.execute(
                 update(StudyRecord).where(StudyRecord.name == spec.name)
-                .values(claimed=done, issued=done)
+                .values(claimed=done, issued=done, dealt=done)
             )  # fmt: skip
         # A study that grew to this size over days was vacuumed and analyzed on the way
         # (autovacuum); one written in a minute was not yet: the planner's statistics

@@ -140,9 +140,72 @@ def test_a_requeued_copy_keeps_its_deal_after_a_pause(
     assert worker.step() is None  # paused
     monkeypatch.setattr(objective, "train", train)
     change_status(engine=engine, name=study.study_name, action="resume")
+    reads = []  # no claim is fresh now: each new trial takes the ledger counter's deal,
+    monkeypatch.setattr(deals, "held_deals", lambda *a, **k: reads.append(a))  # no read
     drain(worker)
+    assert reads == []
     (interrupted,) = [t for t in study.trials if t.user_attrs.get("failure_kind")]
     assert interrupted.user_attrs["failure_kind"] == "interrupted"
+    assert_exactly_dealt(study, 6)
+    assert dealt_count(migrated, study.study_name) == 6
+
+
+def dealt_count(settings: Settings, name: str) -> int | None:
+    with engine_for(settings).connect() as conn:
+        query = text("SELECT dealt FROM cellsearch_studies WHERE name = :name")
+        return conn.scalar(query, {"name": name})
+
+
+def test_the_counter_hands_out_each_deal_once_then_none(migrated: Settings) -> None:
+    """Fresh claims hand out their indices; the counter goes on from there, each deal to
+    one caller however many ask at once, and none past the budget or during the
+    re-evaluation."""
+    study = make_study(migrated, budget={"n_trials": 40, "max_epochs": 1}, **BALANCED)
+    name = study.study_name
+    _, ledger = make_worker(migrated)
+    assert [ledger.claim().index for _ in range(3)] == [0, 1, 2]  # type: ignore[union-attr]
+    assert dealt_count(migrated, name) == 3
+    ledger.release(name, reclaims=0)  # a requeue: no claim is fresh from now on
+    claim = ledger.claim()
+    assert claim is not None and not claim.fresh and dealt_count(migrated, name) == 3
+    handed: list[int | None] = []
+    threads = [
+        threading.Thread(target=lambda: handed.extend(ledger.new_deal(name) for _ in range(20)))
+        for _ in range(4)
+    ]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(d for d in handed if d is not None) == list(range(3, 40))
+    assert handed.count(None) == 80 - 37 and ledger.new_deal(name) is None
+    assert ledger.new_deal("no such study") is None
+
+
+def test_a_study_without_a_counter_picks_deals_by_reading_its_trials(
+    migrated: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study made before the counter was kept (NULL): a claim that is not fresh picks
+    its deal from the trials, as before; a fresh one starts the counter."""
+    study = make_study(migrated, budget={"n_trials": 6, "max_epochs": 1}, **BALANCED)
+    name = study.study_name
+    worker, ledger = make_worker(migrated)
+    with engine_for(migrated).begin() as conn:
+        conn.execute(text("UPDATE cellsearch_studies SET dealt = NULL"))
+    assert ledger.new_deal(name) is None
+    assert worker.step() is not None and dealt_count(migrated, name) == 1  # fresh: counts
+    with engine_for(migrated).begin() as conn:  # given back before the counter was kept
+        conn.execute(text("UPDATE cellsearch_studies SET dealt = NULL, issued = issued + 1"))
+    reads: list[int] = []
+    held = deals.held_deals
+
+    def reading(*args: Any, **kwargs: Any) -> dict[int, list[int]]:
+        reads.append(1)
+        return held(*args, **kwargs)
+
+    monkeypatch.setattr(deals, "held_deals", reading)
+    drain(worker)
+    assert len(reads) >= 5 and dealt_count(migrated, name) is None
     assert_exactly_dealt(study, 6)
 
 

@@ -25,8 +25,10 @@ from fastapi.testclient import TestClient
 
 from cellsearch.search.record import Attr
 from cellsearch.service.settings import Settings
+from cellsearch.service.store.db import engine_for
 from cellsearch.service.store.migrate import upgrade
-from cellsearch.service.travel import layout
+from cellsearch.service.studies.operations import get_study
+from cellsearch.service.travel import importer, layout
 from tests.conftest import app_client, auth
 from tests.service.test_artifacts import drain, submit, worker_of
 
@@ -164,6 +166,8 @@ def test_a_name_clash_is_409_unless_a_new_name_is_given(origin: Origin) -> None:
         assert "--name" in response.json()["detail"]
         made = imported(client, archive, name="trip-copy")
         assert made["name"] == "trip-copy"
+        record = get_study(engine=engine_for(origin.settings), name="trip-copy")
+        assert record.dealt == 4  # past every deal its trials hold: new ones come after
         copy = seen(client, "trip-copy")
         assert copy["models"] == before["models"]  # new artifact ids, the same files
         assert [t["number"] for t in copy["trials"]] == [t["number"] for t in before["trials"]]
@@ -173,6 +177,16 @@ def test_a_name_clash_is_409_unless_a_new_name_is_given(origin: Origin) -> None:
         # the copy is a study of its own: deleting it leaves the original whole
         assert client.delete(f"{V1}/studies/trip-copy").status_code == 204
         assert seen(client) == before
+
+
+def test_an_imported_deal_that_is_not_a_whole_number_leaves_no_counter() -> None:
+    def trial(deal: object) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(value=1.0, user_attrs={Attr.DEAL: deal})
+
+    assert importer._dealt([trial(0), trial(5), optuna.trial.create_trial(value=1.0)]) == 6
+    assert importer._dealt([]) == 0
+    assert importer._dealt([trial(0), trial("5")]) is None  # deals picked by reading them
+    assert importer._dealt([trial(True)]) is None
 
 
 def test_export_needs_a_reader_and_import_a_submitter(

@@ -9,16 +9,25 @@ trials that will use it: running and waiting ones, counted finished ones, and a 
 failed to be requeued whose copy is not enqueued yet (:func:`~.recovery.requeue_pending`).
 
 A claim of the ledger comes with an index (the units in use before it). A worker first
-takes a waiting trial, if any (a requeued copy keeps its deal); otherwise it makes a new
-trial whose deal is the claim's index while no trial holds that, which is every claim
-of a study that nothing went wrong with. After a lost unit is reclaimed (a worker died
-between its claim and its trial), the claims that follow have indices already held;
-such a trial takes the smallest deal nobody holds instead, which is the lost one. Every
-claim but a fresh one picks and records its deal under the ledger's deal lock, so two
-workers repairing at once see each other's deal; it then checks that no trial with a
-lower number holds the same deal (a fresh take not yet recorded, which no lock orders),
-taking the next free one if one does. A fresh claim's new trial is made with its deal in
-one transaction, so only a fresh claim that took a waiting trial can be such a rival.
+takes a waiting trial, if any (a requeued copy keeps its deal). Otherwise its trial takes
+a deal nobody holds, and a new trial is made with it in one transaction:
+
+- a *fresh* claim (no unit of the study was ever given back: every claim so far took its
+  own index) deals its index, which is every claim of a study nothing went wrong with;
+- any other takes the next deal of the ledger's counter
+  (:meth:`~.protocol.StudyLedger.new_deal`). The ledger counts the deals handed out (a
+  fresh claim hands out its index as it is claimed), and a deal past the count was never
+  handed out, so no trial holds it: no lock, no read of the study.
+
+A deal handed out but never used is left over when its worker died between its claim and
+its trial (the ledger reclaims the unit), or when a fresh claim took a waiting trial
+instead. Once the counter is spent, the claims that such units come back as take the
+smallest deal nobody holds, which is a lost one. Such a claim picks and records its deal
+under the ledger's deal lock, so two workers repairing at once see each other's deal; it
+then checks that no trial with a lower number holds the same deal (a fresh take of a
+waiting copy without a deal, not yet recorded, which no lock orders), taking the next
+free one if one does. A study made before the counter was kept picks the deal of every
+claim that is not fresh this way.
 So a study ends with each deal used by exactly one counted trial, whatever failed and
 whenever.
 
@@ -97,12 +106,14 @@ def free_deal(held: dict[int, list[int]], index: int, *, exclude: Iterable[int] 
 @dataclass(frozen=True)
 class Taken:
     """A search trial just taken, armed with the sampler of ``deal``; ``recorded``: the
-    trial carried its deal already (a requeued copy), else :func:`record_deal` records it."""
+    trial carried its deal already (a requeued copy), else :func:`record_deal` records it;
+    ``own``: the deal is the take's own (a fresh claim's index or the ledger counter's),
+    recorded as it is, without the deal lock."""
 
     trial: optuna.Trial
     deal: int
     recorded: bool
-    fresh: bool = False
+    own: bool = False
 
 
 def take_search_trial(
@@ -113,16 +124,19 @@ def take_search_trial(
     *,
     grace_period: float,
     fresh: bool = False,
+    new_deal: Callable[[], int | None] = lambda: None,
 ) -> Taken:
     """The trial of a search claim with ``index``, armed with its deal's sampler and the
     study's pruner (:func:`record_deal` then records the deal).
 
     A waiting trial (a requeued copy) is taken first and keeps the deal it carries; a copy
     of a trial that died before recording one is dealt as a new trial is. A ``fresh``
-    claim (no unit of the study was ever given back: every claim took its own index) deals
-    its index without reading which deals are held, and its new trial is made with the
-    deal's attributes, in one transaction (so it is recorded as taken, and no other trial
-    can see it without its deal).
+    claim (no unit of the study was ever given back: every claim took its own index)
+    deals its index; any other takes ``new_deal()``, the next deal of the ledger's counter.
+    Either is no trial's deal, so it is taken without reading which deals are held, and a
+    new trial is made with the deal's attributes in one transaction (so it is recorded as
+    taken, and no other trial can see it without its deal). Only when the counter is
+    spent is the deal picked from the deals held (see the module docstring).
     """
     waiting = pop_waiting_trial_id(study)
     if waiting is not None:
@@ -130,16 +144,17 @@ def take_search_trial(
         if carried is not None:
             _arm(study, spec, int(carried))
             return Taken(trial_of(study, waiting), int(carried), recorded=True)
-    if fresh and waiting is None:  # the deal is made with the trial, in one transaction
-        _arm(study, spec, index)
-        return Taken(new_trial(study, deal_attrs(study, spec, index)), index, recorded=True)
-    if fresh:
-        deal = index
-    else:
-        deal = free_deal(held_deals(study.get_trials(deepcopy=False), grace_period), index)
+    deal = index if fresh else new_deal()
+    if deal is not None:
+        _arm(study, spec, deal)
+        if waiting is None:  # the deal is made with the trial, in one transaction
+            return Taken(new_trial(study, deal_attrs(study, spec, deal)), deal, recorded=True)
+        # a copy without a deal: record_deal records this one, without the deal lock
+        return Taken(trial_of(study, waiting), deal, recorded=False, own=True)
+    deal = free_deal(held_deals(study.get_trials(deepcopy=False), grace_period), index)
     _arm(study, spec, deal)
     trial = new_trial(study) if waiting is None else trial_of(study, waiting)
-    return Taken(trial, deal, recorded=False, fresh=fresh)
+    return Taken(trial, deal, recorded=False)
 
 
 def record_deal(
@@ -151,19 +166,19 @@ def record_deal(
     grace_period: float,
     lock: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> optuna.Trial:
-    """Record the deal of a trial just taken (and, fresh, its kind of draw); returns the
-    trial to run (re-made when its deal changed).
+    """Record the deal of a trial just taken; returns the trial to run (re-made when its
+    deal changed).
 
-    A ``fresh`` take records its claim's index. Any other take picks its deal again and
+    A take with a deal of its own records it. Any other take picks its deal again and
     records it under ``lock`` (the ledger's :meth:`~.protocol.StudyLedger.deal_lock`), so
     that of two workers repairing at once the second sees the first's deal: without it,
     a lower-numbered trial that recorded only after a higher one had checked kept the
-    same deal (seen under a server restart). A rival the lock cannot order (a fresh take
-    not yet recorded) is still checked for afterwards (see the module docstring).
+    same deal (seen under a server restart). A rival the lock cannot order (a fresh take of
+    a waiting copy, not yet recorded) is still checked for afterwards (see the module docstring).
     """
     if taken.recorded:
         return taken.trial
-    if taken.fresh:
+    if taken.own:
         _record_deal(taken.trial, spec, taken.deal)
         return taken.trial
     trial, deal = taken.trial, taken.deal

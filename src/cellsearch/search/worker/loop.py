@@ -247,7 +247,7 @@ class Worker:
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
             return take_search_trial(
                 study, self.storage, spec, claim.index, grace_period=self.grace_period,
-                fresh=claim.fresh,
+                fresh=claim.fresh, new_deal=lambda: self.ledger.new_deal(claim.study_name),
             )  # fmt: skip
 
     def _failed_before_training(

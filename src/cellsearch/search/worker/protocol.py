@@ -81,6 +81,10 @@ class StudyLedger(Protocol):
         """Give one unit back (its trial was requeued), unless the ledger's reclaim count
         is no longer ``reclaims`` (a reclaim freed the unit already)."""
 
+    def new_deal(self, study_name: str) -> int | None:
+        """Hand out the study's next deal never handed out before (:mod:`.deals`), or
+        ``None`` when there is none left (or the study keeps no such count)."""
+
     def reclaims(self, study_name: str) -> int | None:
         """The ledger's reclaim count, or ``None`` if the study no longer exists."""
 
@@ -88,7 +92,7 @@ class StudyLedger(Protocol):
         """The study's lifecycle status, or ``None`` if it no longer exists."""
 
     def deal_lock(self, study_name: str) -> AbstractContextManager[None]:
-        """Held while a worker picks and records a deal other than its claim's index
+        """Held while a worker picks and records a deal by reading the study's trials
         (:mod:`.deals`): one worker of the study at a time, on every host."""
 
     def settle(self, study_name: str, count_finished: Callable[[], Finished | None]) -> None:

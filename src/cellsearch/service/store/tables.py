@@ -84,6 +84,9 @@ class StudyRecord(Base):
     reevaluations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # ``issued`` when the re-evaluation began; NULL while the search runs
     reevaluation_base: Mapped[int | None] = mapped_column(Integer)
+    # the deal counter: deals from here on were never handed out and no trial holds one;
+    # NULL for a study made before it was kept (cellsearch.search.worker.deals)
+    dealt: Mapped[int | None] = mapped_column(Integer)
     # the suite that made the study (service/suites/operations.py); None for a study submitted alone
     suite_id: Mapped[int | None] = mapped_column(
         ForeignKey("cellsearch_suites.id", ondelete="SET NULL"), index=True
@@ -105,6 +108,7 @@ class StudyRecord(Base):
             status="running",
             n_trials=spec.budget.n_trials,
             claimed=0,
+            dealt=0,
             suite_id=suite_id,
             created_by=created_by,
             dataset_id=getattr(spec.task, "dataset_id", None),

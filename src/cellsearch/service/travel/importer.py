@@ -44,7 +44,7 @@ from cellsearch.search.optuna_adapter import (
     listed_artifacts,
     relisted_artifacts,
 )
-from cellsearch.search.record import cell_of, is_counted
+from cellsearch.search.record import Attr, cell_of, is_counted
 from cellsearch.search.study.limits import parse_spec
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.service.artifacts.store import new_artifact_id
@@ -318,7 +318,18 @@ def _record(plan: _Plan, dataset_id: str | None, created_by: str | None) -> Stud
     record.issued = max(entry.issued, counted)
     record.reevaluations = entry.reevaluations
     record.reevaluation_base = entry.reevaluation_base
+    record.dealt = _dealt(plan.trials)
     return record
+
+
+def _dealt(trials: list[FrozenTrial]) -> int | None:
+    """The ledger's deal counter for the trials brought in: past every deal they hold (a
+    deal in between that none holds was lost, and is found by reading the trials); no
+    counter (None) when a deal is not a whole number."""
+    deals = [t.user_attrs[Attr.DEAL] for t in trials if Attr.DEAL in t.user_attrs]
+    if not all(type(deal) is int for deal in deals):
+        return None
+    return max(deals, default=-1) + 1
 
 
 def _optuna_rows(session: Session, plan: _Plan, new_ids: dict[str, str]) -> None:

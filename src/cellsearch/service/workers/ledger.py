@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, and_, case, func, select, update
 
 from cellsearch.search.study.spec import StudySpec
 from cellsearch.search.worker.protocol import ActiveStudy, Claim, Finished
@@ -66,6 +66,9 @@ class SqlStudyLedger:
     def claim(self) -> Claim | None:
         budget = StudyRecord.n_trials + StudyRecord.reevaluations
         runnable = (StudyRecord.status == "running", StudyRecord.claimed < budget)
+        fresh_claim = and_(
+            StudyRecord.claimed == StudyRecord.issued, StudyRecord.reevaluation_base.is_(None)
+        )
         candidate = (
             select(StudyRecord.id).where(*runnable).order_by(StudyRecord.id).limit(1)
         ).scalar_subquery()
@@ -75,6 +78,8 @@ class SqlStudyLedger:
             .values(
                 claimed=StudyRecord.claimed + 1,
                 issued=StudyRecord.issued + 1,
+                # a fresh claim hands out its index as its deal (the old values on the right)
+                dealt=case((fresh_claim, StudyRecord.issued + 1), else_=StudyRecord.dealt),
                 last_claim_at=utcnow(),
             )
             .returning(
@@ -122,6 +127,23 @@ class SqlStudyLedger:
             ).rowcount
             if released:
                 notify_work(conn, study_name)
+
+    def new_deal(self, study_name: str) -> int | None:
+        """The next deal of the study's counter, handed out in one statement, or ``None``
+        when every deal was handed out (or the study keeps no counter)."""
+        statement = (
+            update(StudyRecord)
+            .where(
+                StudyRecord.name == study_name,
+                StudyRecord.dealt < StudyRecord.n_trials,
+                StudyRecord.reevaluation_base.is_(None),
+            )
+            .values(dealt=StudyRecord.dealt + 1)
+            .returning(StudyRecord.dealt)
+        )
+        with connection_scope(self.engine, autocommit=True) as conn:
+            dealt = conn.scalar(statement)
+        return None if dealt is None else dealt - 1
 
     def reclaims(self, study_name: str) -> int | None:
         with connection_scope(self.engine, autocommit=True) as conn:
