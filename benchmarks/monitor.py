@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -137,19 +139,24 @@ def _database_counters(conn: Any) -> dict[str, int]:
 def worker_stats(folder: Path, measured: dict[str, Any]) -> dict[str, Any]:
     """The workers' own measurements (claims, trials, logged warnings), per trial."""
     claims: list[float] = []
+    later: list[float] = []  # each worker's claims but its first (made while all start)
     trials = errors = 0
+    said: Counter[str] = Counter()  # what the warnings said, numbers left out
     for path in sorted(folder.glob("worker-*.json")):
         stats = json.loads(path.read_text())
         claims.extend(stats["claims"])
+        later.extend(stats["claims"][1:])
         trials += stats["trials"]
         errors += len(stats["errors"])
+        said.update(re.sub(r"\d+", "N", message)[:300] for message in stats["errors"])
     claims.sort()
     ran = max(trials, 1)
     return {
         "trials_run": trials,
         "trials_per_s": trials / measured["seconds"],
         "claim_p50_ms": 1e3 * statistics.median(claims) if claims else float("nan"),
-        "claim_p99_ms": 1e3 * claims[int(0.99 * (len(claims) - 1))] if claims else float("nan"),
+        "claim_p99_ms": _p99_ms(claims),
+        "claim_p99_after_first_ms": _p99_ms(sorted(later)),
         "statements_per_trial": measured["statements"] / ran,
         "server_ms_per_trial": measured["server_ms"] / ran,
         "server_ms_per_trial_after_first_reads": (
@@ -157,7 +164,12 @@ def worker_stats(folder: Path, measured: dict[str, Any]) -> dict[str, Any]:
         ),
         "transactions_per_trial": measured["transactions"] / ran,
         "errors": errors,
+        "errors_said": said.most_common(3),
     }
+
+
+def _p99_ms(ordered: list[float]) -> float:
+    return 1e3 * ordered[int(0.99 * (len(ordered) - 1))] if ordered else float("nan")
 
 
 def integrity(url: str, name: str, size: int) -> dict[str, Any]:

@@ -181,7 +181,10 @@ def run_child(settings: Any, stats_path: Path) -> None:
     class Count(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if record.levelno >= logging.WARNING:
-                errors.append(record.getMessage()[:200])
+                lines = record.getMessage().splitlines() or [""]  # a traceback: its end
+                errors.append(
+                    lines[0][:200] + ("" if len(lines) == 1 else f" ... {lines[-1][:200]}")
+                )
 
     logging.getLogger().addHandler(Count())
     storage = optuna_storage(settings, worker=True)
