@@ -20,6 +20,7 @@ from cellsearch.search.optuna_adapter import (
     AdapterStorage,
     TrialCache,
     load_study,
+    settled_trials,
     take_waiting_trial,
     unfinished_trial_ids,
 )
@@ -62,7 +63,7 @@ def test_every_read_through_the_cache_is_what_optuna_reads(db_url: str, seed: in
     rng = np.random.default_rng(seed)
     running: list[tuple[optuna.Study, optuna.Trial]] = []
     ends = [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL]
-    paths = {"narrow": 0, "optunas": 0}
+    paths = {"narrow": 0, "optunas": 0, "settled": 0, "running": 0}
     for _ in range(70):
         step = rng.choice(["ask", "ask", "report", "end", "end", "enqueue", "take"])
         if step == "ask":
@@ -88,9 +89,48 @@ def test_every_read_through_the_cache_is_what_optuna_reads(db_url: str, seed: in
         states = READS[int(rng.integers(len(READS)))]
         paths["optunas" if states is None or TrialState.RUNNING in states else "narrow"] += 1
         assert_same_trials(_read(ours, states), truth.get_all_trials(ours._study_id, states=states))
-    assert min(paths.values()) > 10  # both kinds of read were checked, many times
+        if rng.random() < 0.5:  # the settle's question: every trial, unless one runs
+            paths["settled" if _check_settled(ours, truth) else "running"] += 1
+    while running:  # the last ones end: the study settles
+        study, trial = running.pop(int(rng.integers(len(running))))
+        study.tell(trial, 1.0)
+        paths["settled" if _check_settled(ours, truth) else "running"] += 1
+    settled = paths.pop("settled")
+    assert settled > 0 and min(paths.values()) > 5  # each kind checked (most many times)
     for states in READS:
         assert_same_trials(_read(ours, states), truth.get_all_trials(ours._study_id, states=states))
+
+
+def _check_settled(ours: optuna.Study, truth: optuna.storages.RDBStorage) -> bool:
+    """settled_trials is None while a trial runs, else Optuna's plain read of all."""
+    every = truth.get_all_trials(ours._study_id)
+    settled = settled_trials(ours)
+    if any(t.state == TrialState.RUNNING for t in every):
+        assert settled is None
+        return False
+    assert settled is not None
+    assert_same_trials(settled, every)
+    return True
+
+
+def test_a_trial_read_waiting_then_taken_elsewhere_is_running(db_url: str) -> None:
+    """The settle's read reads no running trial: a trial this cache saw waiting and another
+    worker took since is known running by its id alone."""
+    ours, other, truth = _studies(db_url, "settle")
+    other.tell(other.ask(), 1.0)
+    other.enqueue_trial({"cell_type": "gru"})
+    assert _check_settled(ours, truth)  # a waiting trial runs not: settled
+    taken = take_waiting_trial(other)
+    assert taken is not None and not _check_settled(ours, truth)
+    other.tell(taken, 2.0)
+    fresh = other.ask()  # new to this cache, running
+    assert not _check_settled(ours, truth)
+    other.tell(fresh, state=TrialState.PRUNED)
+    assert _check_settled(ours, truth)
+    plain = optuna.load_study(study_name="settle", storage=optuna.storages.RDBStorage(db_url))
+    assert_same_trials(settled_trials(plain) or [], truth.get_all_trials(ours._study_id))
+    plain.ask()
+    assert settled_trials(plain) is None
 
 
 class _Counting:

@@ -47,7 +47,8 @@ Surface (every name the rest of cellsearch may use), and the Optuna internals ea
   around an :class:`AdapterStorage`, where a read of no running trial re-reads only the
   trials that finished, or are in a state it asked for, or are new (Optuna's refresh
   re-reads every unfinished trial); :func:`unfinished_trial_ids`: the ids of the trials
-  that may be running, from the cache's books. Relies on ``_CachedStorage``
+  that may be running, from the cache's books; :func:`settled_trials`: every trial when
+  none is running, no running one read. Relies on ``_CachedStorage``
   (``_backend``, ``_lock``, ``_studies``, ``_add_trials_to_cache``, ``get_all_trials``) and
   its per-study books (``trials`` by number, ``unfinished_trial_ids``,
   ``last_finished_trial_id``).
@@ -130,6 +131,7 @@ from cellsearch.search.optuna_adapter._study import (
 from cellsearch.search.optuna_adapter._trial_cache import (
     TrialCache,
     load_study,
+    settled_trials,
     unfinished_trial_ids,
 )
 from cellsearch.search.optuna_adapter._trials_study import TrialsStudy
@@ -165,6 +167,7 @@ __all__ = [
     "resampled",
     "running_heartbeats",
     "seeded_view",
+    "settled_trials",
     "study_artifacts",
     "study_id_of",
     "study_system_attr",

@@ -37,6 +37,8 @@ from optuna.trial import FrozenTrial, TrialState
 from cellsearch.search.optuna_adapter._storage import AdapterStorage
 from cellsearch.search.optuna_adapter._writes import _CachedStorage
 
+_NOT_RUNNING: list[TrialState] = [s for s in TrialState if s != TrialState.RUNNING]
+
 
 class TrialCache(_CachedStorage):
     """Optuna's trial cache around an :class:`AdapterStorage`, a read of no running trial
@@ -81,6 +83,25 @@ class TrialCache(_CachedStorage):
         with self._lock:
             return sorted(self._studies[study_id].unfinished_trial_ids)
 
+    def settled(self, study_id: int) -> list[FrozenTrial] | None:
+        """Every trial of the study if none is running, else None (see
+        :func:`settled_trials`): one read of what changed, no running trial read."""
+        if study_id not in self._studies or not self._adapter._hot():
+            return _unless_running(super().get_all_trials(study_id, deepcopy=False))
+        with self._lock:
+            fresh = self._read_changed(study_id, _NOT_RUNNING)
+            study = self._studies[study_id]
+            trials = study.trials.items()
+            waiting = {t._trial_id for n, t in trials if n in fresh and not t.state.is_finished()}
+            # unfinished and not read now as waiting: running (or new, in no state wanted)
+            if study.unfinished_trial_ids - waiting:
+                return None
+            return [
+                trial
+                for number, trial in sorted(study.trials.items())
+                if trial.state.is_finished() or number in fresh
+            ]
+
     def _read_changed(self, study_id: int, wanted: list[TrialState]) -> set[int]:
         """Read the study's trials that finished or are now in a ``wanted`` state (of
         those the cache holds unfinished, and of those new to it); keep the books as
@@ -110,6 +131,20 @@ def unfinished_trial_ids(study: optuna.Study) -> list[int]:
         return storage.unfinished_ids(study._study_id)
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     return [trial._trial_id for trial in running]
+
+
+def settled_trials(study: optuna.Study) -> list[FrozenTrial] | None:
+    """Every trial of ``study`` (not copied) when none is running, else None: on a
+    :class:`TrialCache` the trials that changed are read, and no running one (its id in
+    the books tells); on any other storage, every trial."""
+    storage = study._storage
+    if isinstance(storage, TrialCache):
+        return storage.settled(study._study_id)
+    return _unless_running(study.get_trials(deepcopy=False))
+
+
+def _unless_running(trials: list[FrozenTrial]) -> list[FrozenTrial] | None:
+    return None if any(t.state == TrialState.RUNNING for t in trials) else trials
 
 
 def load_study(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:

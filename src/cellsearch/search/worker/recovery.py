@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial
 from cellsearch.search import record
 from cellsearch.search.optuna_adapter import (
     running_heartbeats,
+    settled_trials,
     study_id_of,
     unfinished_trial_ids,
 )
@@ -50,10 +51,8 @@ def settle(
     """
 
     def count_finished() -> Finished | None:
-        trials = study.get_trials(deepcopy=False)
-        if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-            return None
-        if requeue_pending(trials, grace_period):
+        trials = settled_trials(study)  # None while one runs (no running trial read)
+        if trials is None or requeue_pending(trials, grace_period):
             return None
         counted = sum(record.is_counted(t) for t in trials)
         return Finished(counted, len(reevaluation.plan(spec, trials)))
