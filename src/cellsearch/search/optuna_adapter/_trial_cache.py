@@ -54,28 +54,17 @@ class TrialCache(_CachedStorage):
         deepcopy: bool = True,
         states: Container[TrialState] | None = None,
     ) -> list[FrozenTrial]:
-        if (
-            states is None
-            or TrialState.RUNNING in states
-            or study_id not in self._studies  # the first read is the whole study anyway
-            or not self._adapter._hot()
-        ):
+        if states is None or TrialState.RUNNING in states or not self._narrow(study_id):
             return super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
-        wanted = [state for state in TrialState if state in states]
         with self._lock:
-            fresh = self._read_changed(study_id, wanted)
-            trials = [
-                trial
-                for number, trial in sorted(self._studies[study_id].trials.items())
-                if trial.state in wanted and (trial.state.is_finished() or number in fresh)
-            ]
+            trials = self._changed_answer(study_id, [s for s in TrialState if s in states])
             return copy.deepcopy(trials) if deepcopy else trials
 
     def unfinished_ids(self, study_id: int) -> list[int]:
         """The ids of the study's trials that were unfinished (running or waiting) when
         read: the trials that finished since the last read are read, no other (the
         first read of a study is the whole study)."""
-        if study_id in self._studies and self._adapter._hot():
+        if self._narrow(study_id):
             with self._lock:
                 self._read_changed(study_id, [])
                 return sorted(self._studies[study_id].unfinished_trial_ids)
@@ -86,21 +75,30 @@ class TrialCache(_CachedStorage):
     def settled(self, study_id: int) -> list[FrozenTrial] | None:
         """Every trial of the study if none is running, else None (see
         :func:`settled_trials`): one read of what changed, no running trial read."""
-        if study_id not in self._studies or not self._adapter._hot():
+        if not self._narrow(study_id):
             return _unless_running(super().get_all_trials(study_id, deepcopy=False))
         with self._lock:
-            fresh = self._read_changed(study_id, _NOT_RUNNING)
-            study = self._studies[study_id]
-            trials = study.trials.items()
-            waiting = {t._trial_id for n, t in trials if n in fresh and not t.state.is_finished()}
+            trials = self._changed_answer(study_id, _NOT_RUNNING)
+            waiting = {t._trial_id for t in trials if not t.state.is_finished()}
             # unfinished and not read now as waiting: running (or new, in no state wanted)
-            if study.unfinished_trial_ids - waiting:
+            if self._studies[study_id].unfinished_trial_ids - waiting:
                 return None
-            return [
-                trial
-                for number, trial in sorted(study.trials.items())
-                if trial.state.is_finished() or number in fresh
-            ]
+            return trials
+
+    def _narrow(self, study_id: int) -> bool:
+        """Whether a read may re-read only what changed: the cache has read the study
+        (a first read is the whole study anyway) and the adapter's SQL runs here."""
+        return study_id in self._studies and self._adapter._hot()
+
+    def _changed_answer(self, study_id: int, wanted: list[TrialState]) -> list[FrozenTrial]:
+        """The study's trials in a ``wanted`` state (none running), in number order, after
+        reading what changed (:meth:`_read_changed`). Under the lock."""
+        fresh = self._read_changed(study_id, wanted)
+        return [
+            trial
+            for number, trial in sorted(self._studies[study_id].trials.items())
+            if trial.state in wanted and (trial.state.is_finished() or number in fresh)
+        ]
 
     def _read_changed(self, study_id: int, wanted: list[TrialState]) -> set[int]:
         """Read the study's trials that finished or are now in a ``wanted`` state (of
